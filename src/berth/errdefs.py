@@ -1,0 +1,79 @@
+"""Error classes, as moby's errdefs package (moby/errdefs/defs.go).
+
+The daemon and subsystems raise these with dockerd's exact message; the API layer
+maps the class to an HTTP status in one place (berth.api.httpstatus). An exception
+that is none of these is a 500, which is also what dockerd answers for an untyped
+error. Standard library only.
+"""
+from __future__ import annotations
+
+
+class DockerError(Exception):
+    """Base of every classified error; `str(err)` is the message clients see."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFound(DockerError):
+    """404: the object asked for does not exist."""
+
+
+class InvalidParameter(DockerError):
+    """400: the request is malformed or its settings are invalid."""
+
+
+class Conflict(DockerError):
+    """409: the request conflicts with the current state (name in use, container running)."""
+
+
+class Unauthorized(DockerError):
+    """401."""
+
+
+class Unavailable(DockerError):
+    """503: the feature is not available (e.g. not a swarm node)."""
+
+
+class Forbidden(DockerError):
+    """403."""
+
+
+class NotModified(DockerError):
+    """304: nothing to do (start of a running container); no body is sent."""
+
+
+class NotImplemented(DockerError):  # noqa: A001 - dockerd's class name
+    """501."""
+
+
+class System(DockerError):
+    """500: an internal failure (disk, runtime)."""
+
+
+class Unknown(DockerError):
+    """500: an error of unknown class."""
+
+
+class DataLoss(DockerError):
+    """500."""
+
+
+class Cancelled(DockerError):
+    """500: the operation was cancelled."""
+
+
+class Deadline(DockerError):
+    """500: the operation timed out."""
+
+
+class Untyped(DockerError):
+    """An error dockerd raises without a class (fmt.Errorf): the API answers 500.
+
+    Kept as its own class so that code can say "dockerd gives this one no class"
+    rather than raising a bare Exception.
+    """
