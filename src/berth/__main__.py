@@ -1,0 +1,247 @@
+"""berthd: flags and daemon.json → DaemonConfig → Daemon → API server (moby/cmd/dockerd).
+
+The one module that imports both the API and the daemon.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import grp
+import logging
+import os
+import signal
+import ssl
+import sys
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from . import ENGINE_VERSION
+from .api import server
+from .api.backend import BACKEND
+from .api.router import container as container_router
+from .api.router import system as system_router
+from .config import DaemonConfig, Runtime
+
+log = logging.getLogger("berthd")
+DEFAULT_HOST = "unix:///run/berth/berth.sock"
+DEFAULT_CONFIG_FILE = "/etc/berth/daemon.json"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="berthd", description="A Docker-compatible container engine daemon")
+    p.add_argument("-H", "--host", action="append", default=None, help="daemon socket(s) to listen on")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--exec-root", default=None)
+    p.add_argument("-p", "--pidfile", default=None)
+    p.add_argument("-l", "--log-level", default=None, choices=["debug", "info", "warn", "error", "fatal"])
+    p.add_argument("-D", "--debug", action="store_true", default=None)
+    p.add_argument("-s", "--storage-driver", default=None)
+    p.add_argument("--config-file", default=DEFAULT_CONFIG_FILE)
+    p.add_argument("--tlsverify", action="store_true", default=None)
+    p.add_argument("--tlscacert", default=None)
+    p.add_argument("--tlscert", default=None)
+    p.add_argument("--tlskey", default=None)
+    p.add_argument("-G", "--group", default=None)
+    p.add_argument("--default-runtime", default=None)
+    p.add_argument("--add-runtime", action="append", default=[], help="NAME=PATH")
+    p.add_argument("--log-driver", default=None)
+    p.add_argument("--log-opt", action="append", default=[], help="KEY=VALUE")
+    p.add_argument("--default-shm-size", default=None)
+    p.add_argument("--default-ipc-mode", default=None)
+    p.add_argument("--default-cgroupns-mode", default=None)
+    p.add_argument("--live-restore", action="store_true", default=None)
+    p.add_argument("--no-new-privileges", action="store_true", default=None)
+    p.add_argument("-b", "--bridge", default=None)
+    p.add_argument("--bip", default=None)
+    p.add_argument("--init", action="store_true", default=None)
+    p.add_argument("-v", "--version", action="store_true")
+    return p.parse_args(argv)
+
+
+def load_config(args: argparse.Namespace) -> DaemonConfig:
+    """daemon.json, then flags on top; a key given both ways is an error, as in dockerd."""
+    raw: dict[str, Any] = {}
+    if os.path.exists(args.config_file):
+        with open(args.config_file, "rb") as f:
+            data = f.read()
+        if data.strip():
+            try:
+                raw = msgspec.json.decode(data)
+            except msgspec.DecodeError as e:
+                raise SystemExit(f"unable to configure the Docker daemon with file {args.config_file}: {e}")
+    flags: dict[str, Any] = {}
+    for key in ("host", "data_root", "exec_root", "pidfile", "log_level", "debug", "storage_driver", "tlsverify",
+                "tlscacert", "tlscert", "tlskey", "group", "default_runtime", "log_driver",
+                "default_ipc_mode", "default_cgroupns_mode", "live_restore", "no_new_privileges", "bridge", "bip",
+                "init"):
+        v = getattr(args, key)
+        if v is not None:
+            flags["hosts" if key == "host" else key.replace("_", "-")] = v
+    if args.default_shm_size:
+        from .pkg.units import ram_in_bytes
+
+        flags["default-shm-size"] = ram_in_bytes(args.default_shm_size)
+    if args.log_opt:
+        flags["log-opts"] = dict(o.split("=", 1) for o in args.log_opt)
+    conflicts = sorted(set(flags) & set(raw))
+    if conflicts:
+        raise SystemExit(
+            "unable to configure the Docker daemon with file "
+            f"{args.config_file}: the following directives are specified both as a flag and in the "
+            f"configuration file: {', '.join(conflicts)}"
+        )
+    merged = {**raw, **flags}
+    cfg = msgspec.convert(merged, DaemonConfig)
+    for spec in args.add_runtime:
+        name, _, path = spec.partition("=")
+        cfg.runtimes[name] = Runtime(path=path or name)
+    if not cfg.hosts:
+        cfg.hosts = [DEFAULT_HOST]
+    return cfg
+
+
+class PidfileLock:
+    """Refuse a second daemon: lock the pidfile and a lock file in the data root."""
+
+    def __init__(self, pidfile: str, data_root: str) -> None:
+        self.pidfile = pidfile
+        self._fds: list[int] = []
+        for path in (pidfile, os.path.join(data_root, "berthd.lock")):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                self.release()
+                if path == pidfile:
+                    raise SystemExit(f"pid file found, ensure docker is not running or delete {pidfile}")
+                raise SystemExit(f"data root {data_root} is in use by another daemon")
+            self._fds.append(fd)
+        os.ftruncate(self._fds[0], 0)
+        os.write(self._fds[0], str(os.getpid()).encode())
+
+    def release(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        if self._fds:
+            try:
+                os.unlink(self.pidfile)
+            except FileNotFoundError:
+                pass
+        self._fds = []
+
+
+def _ssl_context(cfg: DaemonConfig) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=cfg.tlscacert)
+    ctx.load_cert_chain(cfg.tlscert, cfg.tlskey)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+async def _start_sites(runner: web.AppRunner, cfg: DaemonConfig) -> None:
+    for host in cfg.hosts:
+        if host.startswith("unix://") or host.startswith("/"):
+            path = host[len("unix://"):] if host.startswith("unix://") else host
+            os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            site = web.UnixSite(runner, path)
+            await site.start()
+            os.chmod(path, 0o660)
+            try:
+                os.chown(path, 0, grp.getgrnam(cfg.group).gr_gid)
+            except KeyError:
+                pass
+        elif host.startswith("tcp://"):
+            if not (cfg.tlsverify and cfg.tlscacert and cfg.tlscert and cfg.tlskey):
+                raise SystemExit(
+                    f"refusing to listen on {host} without TLS: use --tlsverify --tlscacert --tlscert --tlskey"
+                )
+            addr = host[len("tcp://"):]
+            h, _, port = addr.rpartition(":")
+            site = web.TCPSite(runner, h or "0.0.0.0", int(port or 2376), ssl_context=_ssl_context(cfg))
+            await site.start()
+        else:
+            raise SystemExit(f"invalid daemon host: {host}")
+
+
+def _routes() -> list[server.Route]:
+    routes: list[server.Route] = []
+    routes += system_router.ROUTES
+    routes += container_router.ROUTES
+    for mod in ("events", "image", "volume"):
+        try:
+            m = __import__(f"berth.api.router.{mod}", fromlist=["ROUTES"])
+        except ImportError as e:  # a router still being written must not stop the daemon
+            log.warning("router %s unavailable: %s", mod, e)
+            continue
+        routes += m.ROUTES
+    return routes
+
+
+async def serve(cfg: DaemonConfig) -> None:
+    from .daemon.daemon import Daemon
+
+    os.makedirs(cfg.exec_root, mode=0o700, exist_ok=True)
+    os.makedirs(cfg.data_root, mode=0o710, exist_ok=True)
+    lock = PidfileLock(cfg.pidfile_path, cfg.data_root)
+    try:
+        d = Daemon(cfg)
+        await d.restore()
+        state: dict[web.AppKey[Any], Any] = {BACKEND: d}
+        for mod, key, value in (
+            ("events", "EVENTS", d.events),
+            ("image", "IMAGE_SERVICE", d.images),
+            ("image", "IMAGE_USED_BY", d.containers_using_image),
+            ("volume", "VOLUME_SERVICE", d.volumes),
+        ):
+            try:
+                m = __import__(f"berth.api.router.{mod}", fromlist=[key])
+                state[getattr(m, key)] = value
+            except (ImportError, AttributeError):
+                pass
+        app = server.build_app(_routes(), state)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
+        await runner.setup()
+        await _start_sites(runner, cfg)
+        log.info("berthd %s: API listen on %s", ENGINE_VERSION, ", ".join(cfg.hosts))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        await runner.cleanup()
+        await d.shutdown()
+    finally:
+        lock.release()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.version:
+        print(f"Berth version {ENGINE_VERSION}")
+        return
+    cfg = load_config(args)
+    level = "debug" if cfg.debug else cfg.log_level
+    logging.basicConfig(
+        level={"warn": logging.WARNING, "fatal": logging.CRITICAL}.get(level, getattr(logging, level.upper(), 20)),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import uvloop  # type: ignore[import-not-found]
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""What the routers need from the daemon, one Protocol per role
+(moby/api/server/router/container/backend.go, system/backend.go)."""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from ..types.container import ContainerCreateCreatedBody
+from ..types.filters import Args
+
+
+class ContainerBackend(Protocol):
+    cgroup_v2: bool
+
+    async def container_create(self, params: Any) -> ContainerCreateCreatedBody: ...
+    async def list_containers(self, all_: bool, limit: int, size: bool, filters: Args) -> list[Any]: ...
+    async def container_inspect(self, name: str, size: bool) -> Any: ...
+    async def container_rm(self, name: str, force: bool, remove_volume: bool, remove_link: bool) -> None: ...
+    async def container_rename(self, old: str, new: str) -> None: ...
+    async def containers_prune(self, filters: Args) -> tuple[list[str], int]: ...
+
+
+class SystemBackend(Protocol):
+    async def system_info(self) -> Any: ...
+    async def system_version(self) -> Any: ...
+    async def system_disk_usage(self) -> Any: ...
+
+
+class Backend(ContainerBackend, SystemBackend, Protocol):
+    pass
+
+
+BACKEND = web.AppKey("backend", Backend)

@@ -1,0 +1,101 @@
+"""Request helpers shared by the routers (moby/api/server/httputils)."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .. import errdefs
+
+# The negotiated API version of a request, as put there by the version middleware.
+API_VERSION_KEY = "berth.api_version"
+
+DEFAULT_VERSION = "1.41"
+MIN_VERSION = "1.12"
+
+
+def version_from_request(request: web.Request) -> str:
+    """The request's API version; unversioned paths get the default (`1.41`)."""
+    return request.get(API_VERSION_KEY) or DEFAULT_VERSION
+
+
+def _components(v: str) -> list[int]:
+    out = []
+    for part in v.split("."):
+        try:
+            out.append(int(part))
+        except ValueError:  # strconv.Atoi failure counts as 0, as in versions.compare
+            out.append(0)
+    return out
+
+
+def compare_versions(a: str, b: str) -> int:
+    """moby/api/types/versions/compare.go: component-wise integer comparison."""
+    ca, cb = _components(a), _components(b)
+    n = max(len(ca), len(cb))
+    ca += [0] * (n - len(ca))
+    cb += [0] * (n - len(cb))
+    return (ca > cb) - (ca < cb)
+
+
+def version_less_than(v: str, other: str) -> bool:
+    return compare_versions(v, other) < 0
+
+
+def version_at_least(v: str, other: str) -> bool:
+    return compare_versions(v, other) >= 0
+
+
+_FALSE = {"", "0", "no", "false", "none"}
+
+
+def bool_value(request: web.Request, key: str) -> bool:
+    """httputils.BoolValue: false for "", 0, no, false, none (trimmed, any case)."""
+    return request.query.get(key, "").strip().lower() not in _FALSE
+
+
+def bool_value_or_default(request: web.Request, key: str, default: bool) -> bool:
+    if key not in request.query:
+        return default
+    return bool_value(request, key)
+
+
+def int64_value_or_zero(request: web.Request, key: str) -> int:
+    try:
+        return int(request.query.get(key, ""))
+    except ValueError:
+        return 0
+
+
+def int64_value_or_default(request: web.Request, key: str, default: int) -> int:
+    raw = request.query.get(key, "")
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise errdefs.InvalidParameter(f'strconv.ParseInt: parsing "{raw}": invalid syntax') from None
+
+
+def check_for_json(request: web.Request) -> None:
+    """httputils.CheckForJSON: a body must come as application/json.
+
+    No Content-Type with an empty body is fine. Parameters (`; charset=utf-8`)
+    and case do not matter, as with Go's mime.ParseMediaType.
+    """
+    ct = request.headers.get("Content-Type")
+    if ct is None and (request.content_length in (None, 0)) and not request.body_exists:
+        return
+    if ct is None and request.content_length == 0:
+        return
+    media = (ct or "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise errdefs.InvalidParameter(f"Content-Type specified ({ct or ''}) must be 'application/json'")
+
+
+def json_body(obj: Any, status: int = 200) -> web.Response:
+    """A WriteJSON-style response from already-encoded bytes or an object."""
+    from ..types import gojson
+
+    data = obj if isinstance(obj, bytes) else gojson.encode_response(obj)
+    return web.Response(body=data, status=status, content_type="application/json")

@@ -1,0 +1,188 @@
+"""Image routes (moby/api/server/router/image/image_routes.go).
+
+Thin: parse the form, make one ImageService call in a worker thread, write the
+answer. Request bodies (load, import) are spooled to a temporary file first so the
+unpacking thread never reads from the event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from aiohttp import web
+
+from ... import errdefs
+from ...image import ImageService
+from ...image.progress import error_message, status_message
+from ..httputils import bool_value, bool_value_or_default
+
+IMAGE_SERVICE = web.AppKey("image_service", ImageService)
+# The daemon's answer to "which containers use image X": (container id, running) pairs.
+IMAGE_USED_BY = web.AppKey("image_used_by", Callable[[str], list[tuple[str, bool]]])  # type: ignore[arg-type]
+
+
+def _svc(request: web.Request) -> ImageService:
+    return request.app[IMAGE_SERVICE]
+
+
+def _json(obj: Any, status: int = 200) -> web.Response:
+    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def _parse_filters(raw: str) -> dict[str, list[str]]:
+    """filters.FromJSON: `{"k":{"v":true}}` or the legacy `{"k":["v"]}`."""
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError as e:
+        raise errdefs.InvalidParameter(str(e)) from None
+    out: dict[str, list[str]] = {}
+    for k, v in (doc or {}).items():
+        if isinstance(v, dict):
+            out[k] = [x for x, on in v.items() if on]
+        elif isinstance(v, list):
+            out[k] = [str(x) for x in v]
+    return out
+
+
+async def _spool_body(request: web.Request, svc: ImageService) -> str:
+    fd, path = tempfile.mkstemp(prefix="berth-body-", dir=svc.tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                await asyncio.to_thread(f.write, chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+async def _stream_lines(request: web.Request, lines: Iterator[bytes]) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200)
+    resp.content_type = "application/json"
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    sentinel = object()
+    while True:
+        item = await asyncio.to_thread(next, lines, sentinel)  # type: ignore[call-overload]
+        if item is sentinel:
+            break
+        await resp.write(item)
+    await resp.write_eof()
+    return resp
+
+
+async def post_images_load(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    quiet = bool_value_or_default(request, "quiet", True)  # dockerd's default is quiet
+    path = await _spool_body(request, svc)
+    try:
+        return await _stream_lines(request, svc.load(path, quiet))
+    finally:
+        os.unlink(path)
+
+
+async def post_images_create(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    q = request.query
+    if q.get("fromSrc", "") != "-":
+        if q.get("fromSrc"):
+            raise errdefs.NotImplemented("importing from a URL is not supported")
+        raise errdefs.NotImplemented("pulling images is not supported")
+    path = await _spool_body(request, svc)
+    try:
+        def run() -> str:
+            with open(path, "rb") as f:
+                return svc.import_image(f, q.get("repo", ""), q.get("tag", ""), q.getall("changes", []),
+                                        q.get("message", ""))
+
+        image_id = await asyncio.to_thread(run)
+    finally:
+        os.unlink(path)
+    resp = web.StreamResponse(status=200)
+    resp.content_type = "application/json"
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    await resp.write(status_message(image_id))
+    await resp.write_eof()
+    return resp
+
+
+async def get_images_json(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    filters = _parse_filters(request.query.get("filters", ""))
+    # API < 1.28 had `filter=<reference>`; kept as dockerd does.
+    if request.query.get("filter"):
+        filters.setdefault("reference", []).append(request.query["filter"])
+    images = await asyncio.to_thread(svc.list_images, bool_value(request, "all"), filters,
+                                     bool_value(request, "digests"))
+    return _json(images)
+
+
+async def get_images_by_name(request: web.Request) -> web.StreamResponse:
+    return _json(await asyncio.to_thread(_svc(request).inspect, request.match_info["name"]))
+
+
+async def get_images_history(request: web.Request) -> web.StreamResponse:
+    return _json(await asyncio.to_thread(_svc(request).history, request.match_info["name"]))
+
+
+async def post_images_tag(request: web.Request) -> web.StreamResponse:
+    await asyncio.to_thread(_svc(request).tag, request.match_info["name"], request.query.get("repo", ""),
+                            request.query.get("tag", ""))
+    return web.Response(status=201)
+
+
+async def delete_images(request: web.Request) -> web.StreamResponse:
+    used_by = request.app.get(IMAGE_USED_BY)
+    records = await asyncio.to_thread(_svc(request).delete, request.match_info["name"],
+                                      bool_value(request, "force"), not bool_value(request, "noprune"), used_by)
+    return _json(records)
+
+
+async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
+    svc = _svc(request)
+    fd, path = tempfile.mkstemp(prefix="berth-save-", dir=svc.tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            await asyncio.to_thread(svc.save, names, f)
+        resp = web.StreamResponse(status=200)
+        resp.content_type = "application/x-tar"
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        with open(path, "rb") as f:
+            while chunk := await asyncio.to_thread(f.read, 1 << 20):
+                await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+    finally:
+        os.unlink(path)
+
+
+async def get_images_get(request: web.Request) -> web.StreamResponse:
+    return await _save(request, request.query.getall("names", []))
+
+
+async def get_images_name_get(request: web.Request) -> web.StreamResponse:
+    return await _save(request, [request.match_info["name"]])
+
+
+ROUTES: list[tuple[str, str, Callable[[web.Request], Any]]] = [
+    ("GET", "/images/json", get_images_json),
+    ("GET", "/images/get", get_images_get),
+    ("GET", "/images/{name:.*}/get", get_images_name_get),
+    ("GET", "/images/{name:.*}/history", get_images_history),
+    ("GET", "/images/{name:.*}/json", get_images_by_name),
+    ("POST", "/images/load", post_images_load),
+    ("POST", "/images/create", post_images_create),
+    ("POST", "/images/{name:.*}/tag", post_images_tag),
+    ("DELETE", "/images/{name:.*}", delete_images),
+]
+
+__all__ = ["IMAGE_SERVICE", "IMAGE_USED_BY", "ROUTES", "error_message"]

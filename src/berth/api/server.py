@@ -1,0 +1,129 @@
+"""The HTTP server: routes, the version middleware and the error renderer.
+
+moby/api/server/server.go (createMux: every route twice, with and without the
+`/v{version}` prefix), moby/api/server/middleware/version.go,
+moby/api/server/middleware/experimental.go and moby/api/server/errorhandler.go.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_urldispatcher import MatchInfoError
+
+from .. import ENGINE_VERSION, errdefs
+from . import httpstatus
+from .httputils import API_VERSION_KEY, DEFAULT_VERSION, MIN_VERSION, compare_versions
+
+log = logging.getLogger("berth.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Route = tuple[str, str, Handler]
+
+# The newest API version served; requests above it are refused.
+MAX_VERSION = DEFAULT_VERSION
+
+_SERVER = f"Docker/{ENGINE_VERSION} (linux)"
+_HEADERS_KEY = "berth.headers"  # 1: Server/Api-Version/Ostype; 2: also Docker-Experimental
+
+
+def _error_response(request: web.Request, status: int, message: str) -> web.Response:
+    """errorhandler.go: JSON `{"message":…}` unless the URL version is 1.23 or lower."""
+    version = request.get(API_VERSION_KEY, "") or request.match_info.get("version", "")
+    if status == 304:
+        return web.Response(status=304, content_type="application/json")
+    if version and compare_versions(version, "1.23") <= 0:
+        resp = web.Response(status=status, text=message + "\n", content_type="text/plain", charset="utf-8")
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        return resp
+    from ..types import gojson
+
+    body = gojson.encode_response({"message": message})
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+def _path_version(request: web.Request) -> str | None:
+    """The `{version}` of a versioned URL, also for unmatched paths (for the error format)."""
+    path = request.path
+    if path.startswith("/v"):
+        head = path[2:].split("/", 1)[0]
+        if head and all(c.isdigit() or c == "." for c in head):
+            return head
+    return None
+
+
+@web.middleware
+async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method == "OPTIONS":  # system router optionsHandler: any path, 200, empty
+        request[_HEADERS_KEY] = 2
+        return web.Response(status=200)
+    if isinstance(request.match_info, MatchInfoError):
+        # pageNotFoundError bypasses the middleware chain: no version headers, no version check.
+        v = _path_version(request)
+        if v:
+            request[API_VERSION_KEY] = v
+        return _error_response(request, 404, "page not found")
+    request[_HEADERS_KEY] = 1
+    version = request.match_info.get("version", "")
+    if version:
+        request[API_VERSION_KEY] = version
+        if compare_versions(version, MIN_VERSION) < 0:
+            return _error_response(
+                request,
+                400,
+                f"client version {version} is too old. Minimum supported API version is {MIN_VERSION}, "
+                "please upgrade your client to a newer version",
+            )
+        if compare_versions(version, MAX_VERSION) > 0:
+            return _error_response(
+                request, 400, f"client version {version} is too new. Maximum supported API version is {MAX_VERSION}"
+            )
+    request[_HEADERS_KEY] = 2
+    try:
+        return await handler(request)
+    except errdefs.DockerError as err:
+        status = httpstatus.from_error(err)
+        if status >= 500:
+            log.error("Handler for %s %s returned error: %s", request.method, request.path, err)
+        return _error_response(request, status, str(err))
+    except web.HTTPException:
+        raise
+    except (ConnectionResetError, OSError) as err:
+        if request.transport is None or request.transport.is_closing():
+            raise
+        log.exception("Handler for %s %s failed", request.method, request.path)
+        return _error_response(request, 500, str(err))
+    except Exception as err:  # an untyped error is a 500, as in dockerd
+        log.exception("Handler for %s %s failed", request.method, request.path)
+        return _error_response(request, 500, str(err))
+
+
+async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers of the version and experimental middlewares; set before any streamed byte."""
+    level = request.get(_HEADERS_KEY, 0)
+    if level:
+        response.headers["Api-Version"] = DEFAULT_VERSION
+        response.headers["Ostype"] = "linux"
+        response.headers["Server"] = _SERVER
+        if level == 2:
+            response.headers["Docker-Experimental"] = "false"
+    else:
+        response.headers.popall("Server", None)
+
+
+def build_app(routes: Iterable[Route], state: dict[web.AppKey[Any], Any]) -> web.Application:
+    """The aiohttp application serving `routes`, each under `/v{version}` and bare."""
+    app = web.Application(middlewares=[_middleware], client_max_size=0)
+    for key, value in state.items():
+        app[key] = value
+    for method, path, handler in routes:
+        app.router.add_route(method, "/v{version:[0-9.]+}" + path, handler)
+        app.router.add_route(method, path, handler)
+        if method == "GET":
+            # Go's mux answers HEAD through the GET route only where registered; dockerd
+            # registers HEAD explicitly where it has one (/_ping, archive).
+            pass
+    app.on_response_prepare.append(_on_prepare)
+    return app

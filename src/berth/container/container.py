@@ -1,0 +1,137 @@
+"""The container record (moby/container/container.go).
+
+`Container` is the shape of `config.v2.json`, field for field; the HostConfig
+lives beside it in `hostconfig.json`. Runtime-only attributes (root path, host
+config, lock) hang off the instance (msgspec `dict=True`) and are never encoded.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import msgspec
+from msgspec import Struct
+
+from ..pkg import atomicfile
+from ..types import gojson
+from ..types.container import Config, EndpointSettings, HostConfig
+from ..volume.mounts import MountPoint
+from .state import ZERO_TIME, State
+
+CONFIG_FILE = "config.v2.json"
+HOST_CONFIG_FILE = "hostconfig.json"
+
+
+class StreamConfig(Struct):
+    """Always `{}` on disk: the stream objects are not serialisable."""
+
+
+class NetworkEndpoint(EndpointSettings):
+    """network.EndpointSettings as stored: the API struct plus IPAMOperational."""
+
+    IPAMOperational: bool = False
+
+
+class NetworkSettings(Struct):
+    """daemon/network/settings.go Settings, as stored in config.v2.json."""
+
+    Bridge: str = ""
+    SandboxID: str = ""
+    HairpinMode: bool = False
+    LinkLocalIPv6Address: str = ""
+    LinkLocalIPv6PrefixLen: int = 0
+    Networks: dict[str, NetworkEndpoint] | None = None
+    Service: Any = None
+    Ports: dict[str, Any] | None = None
+    SandboxKey: str = ""
+    SecondaryIPAddresses: list[Any] | None = None
+    SecondaryIPv6Addresses: list[Any] | None = None
+    IsAnonymousEndpoint: bool = False
+    HasSwarmEndpoint: bool = False
+
+
+class LocalLogCacheMeta(Struct):
+    HaveNotifyEnabled: bool = False
+
+
+class Container(Struct, dict=True):
+    """One container, as persisted in `<root>/config.v2.json`."""
+
+    StreamConfig: StreamConfig = msgspec.field(default_factory=StreamConfig)
+    State: State = msgspec.field(default_factory=State)
+    ID: str = ""
+    Created: str = ZERO_TIME
+    Managed: bool = False
+    Path: str = ""
+    Args: list[str] = msgspec.field(default_factory=list)
+    Config: Config = msgspec.field(default_factory=Config)
+    Image: str = ""
+    NetworkSettings: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
+    LogPath: str = ""
+    Name: str = ""
+    Driver: str = ""
+    OS: str = "linux"
+    MountLabel: str = ""
+    ProcessLabel: str = ""
+    RestartCount: int = 0
+    HasBeenStartedBefore: bool = False
+    HasBeenManuallyStopped: bool = False
+    MountPoints: dict[str, MountPoint] = msgspec.field(default_factory=dict)
+    SecretReferences: Any = None
+    ConfigReferences: Any = None
+    AppArmorProfile: str = ""
+    HostnamePath: str = ""
+    HostsPath: str = ""
+    ShmPath: str = ""
+    ResolvConfPath: str = ""
+    SeccompProfile: str = ""
+    NoNewPrivileges: bool = False
+    LocalLogCacheMeta: LocalLogCacheMeta = msgspec.field(default_factory=LocalLogCacheMeta)
+
+    def attach(self, root: str, host_config: HostConfig) -> "Container":
+        """Set the runtime-only attributes; called once after creation or load."""
+        self.root = root
+        self.host_config = host_config
+        self.lock = asyncio.Lock()
+        return self
+
+    def name_without_slash(self) -> str:
+        return self.Name[1:] if self.Name.startswith("/") else self.Name
+
+    def to_disk(self) -> None:
+        """Write config.v2.json and hostconfig.json atomically (container.CheckpointTo).
+
+        Blocking: both writes and their fsyncs happen in this one call, so the daemon
+        pays one thread hop for a checkpoint. The directory is synced once at the end.
+        """
+        config = gojson.encode_stream(self)
+        host = gojson.encode_stream(self.host_config)
+        atomicfile.write_file(os.path.join(self.root, CONFIG_FILE), config, 0o600, sync_dir=False)
+        atomicfile.write_file(os.path.join(self.root, HOST_CONFIG_FILE), host, 0o644, sync_dir=False)
+        atomicfile.fsync_dir(self.root)
+
+
+_container_decoder = msgspec.json.Decoder(Container)
+_host_config_decoder = msgspec.json.Decoder(HostConfig)
+
+
+def from_disk(root: str) -> Container:
+    """Load a container from its directory (daemon/container.go load + ReadHostConfig)."""
+    with open(os.path.join(root, CONFIG_FILE), "rb") as f:
+        ctr = _container_decoder.decode(f.read())
+    try:
+        with open(os.path.join(root, HOST_CONFIG_FILE), "rb") as f:
+            hc = _host_config_decoder.decode(f.read())
+    except FileNotFoundError:
+        hc = HostConfig()
+    # InitDNSHostConfig: nil DNS lists become empty ones after a restart.
+    if hc.Dns is None:
+        hc.Dns = []
+    if hc.DnsSearch is None:
+        hc.DnsSearch = []
+    if hc.DnsOptions is None:
+        hc.DnsOptions = []
+    if not ctr.OS:
+        ctr.OS = "linux"
+    return ctr.attach(root, hc)

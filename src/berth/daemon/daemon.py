@@ -1,0 +1,241 @@
+"""The Daemon: owns the stores and services; start (restore) and shutdown
+(moby/daemon/daemon.go). Operations live in their own modules.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+from .. import errdefs
+from ..config import DaemonConfig
+from ..container.container import Container, from_disk
+from ..events import Events
+from ..image.service import ImageService
+from ..layer import LayerStore
+from ..pkg.registrar import Registrar
+from ..pkg.truncindex import AmbiguousPrefix, TruncIndex
+from ..volume.service import VolumeService
+from . import sysinfo
+
+log = logging.getLogger("berth.daemon")
+T = TypeVar("T")
+
+
+class Daemon:
+    """State owner. Nobody else mutates the container map, names or ID index."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.root = config.data_root
+        self.repository = os.path.join(self.root, "containers")
+        self.tmp_dir = os.path.join(self.root, "tmp")
+        for d in (self.root, self.repository, self.tmp_dir):
+            os.makedirs(d, mode=0o710 if d == self.root else 0o700, exist_ok=True)
+        self.containers: dict[str, Container] = {}
+        self.names = Registrar()
+        self.ids = TruncIndex()
+        self.sysinfo = sysinfo.probe()
+        self.events = Events()
+        driver = config.storage_driver or "overlay2"
+        self.layers = LayerStore(os.path.join(self.root, "image", driver, "layerdb"), driver, graph_root=self.root)
+        self.images = ImageService(os.path.join(self.root, "image", driver), self.layers, emit=self._image_event,
+                                   tmp_dir=self.tmp_dir)
+        self.volumes = VolumeService(os.path.join(self.root, "volumes"), emit=self._volume_event)
+        self.default_runtime = config.default_runtime or "runc"
+        self.runtimes: set[str] = {"runc", "crun", *config.runtimes.keys()}
+        # Blocking disk work goes here, bounded, as trio's to_thread limiter.
+        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="berth-io")
+
+    # -- plumbing -----------------------------------------------------------------
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking `fn` on the I/O pool; the awaiting task waits for it even when
+        cancelled, so an undo never races the work it undoes."""
+        fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            await asyncio.wait([fut])
+            raise
+
+    def _image_event(self, action: str, image_id: str, attributes: dict[str, str]) -> None:
+        self.events.log(action, "image", image_id, attributes)
+
+    def _volume_event(self, action: str, name: str, attributes: dict[str, str]) -> None:
+        self.events.log(action, "volume", name, attributes)
+
+    def log_container_event(self, ctr: Container, action: str, extra: dict[str, str] | None = None) -> None:
+        """LogContainerEventWithAttributes: labels, then image, then name, then extras."""
+        attrs: dict[str, str] = dict(ctr.Config.Labels or {})
+        if ctr.Config.Image:
+            attrs["image"] = ctr.Config.Image
+        attrs["name"] = ctr.name_without_slash()
+        if extra:
+            attrs.update(extra)
+        self.events.log(action, "container", ctr.ID, attrs)
+
+    # -- lookup ---------------------------------------------------------------------
+    def get_container(self, prefix_or_name: str) -> Container:
+        """GetContainer: full ID, then exact name, then unique ID prefix."""
+        if not prefix_or_name:
+            raise errdefs.InvalidParameter('invalid name or ID supplied: ""')
+        ctr = self.containers.get(prefix_or_name)
+        if ctr is not None:
+            return ctr
+        name = prefix_or_name if prefix_or_name.startswith("/") else "/" + prefix_or_name
+        id_ = self.names.get(name)
+        if id_ is not None and id_ in self.containers:
+            return self.containers[id_]
+        try:
+            id_ = self.ids.get(prefix_or_name)
+        except AmbiguousPrefix:
+            raise errdefs.Untyped(f"Multiple IDs found with provided prefix: {prefix_or_name}") from None
+        if id_ is None or id_ not in self.containers:
+            raise errdefs.NotFound(f"No such container: {prefix_or_name}")
+        return self.containers[id_]
+
+    def register(self, ctr: Container) -> None:
+        """Make a container visible: in the map and the ID index (its name is reserved already)."""
+        self.containers[ctr.ID] = ctr
+        self.ids.add(ctr.ID)
+
+    def unregister(self, ctr: Container) -> None:
+        self.containers.pop(ctr.ID, None)
+        self.ids.delete(ctr.ID)
+        self.names.delete(ctr.ID)
+
+    def containers_using_image(self, image_id: str) -> list[tuple[str, bool]]:
+        """(container ID, running) of each container made from the image, for image delete."""
+        return [(c.ID, c.State.Running) for c in self.containers.values() if c.Image == image_id]
+
+    # -- start and stop -------------------------------------------------------------
+    async def restore(self) -> None:
+        """Load every container from disk (daemon.go restore), in one thread hop."""
+        loaded = await self.run_blocking(self._load_all)
+        for ctr in loaded:
+            name = ctr.Name
+            if not name:
+                from .names import generate_new_name
+
+                ctr.Name = generate_new_name(self, ctr.ID)
+            else:
+                try:
+                    self.names.reserve(name, ctr.ID)
+                except Exception:
+                    log.error("container %s: name %s already in use; skipped", ctr.ID, name)
+                    continue
+            if not ctr.host_config.LogConfig.Type:
+                ctr.host_config.LogConfig.Type = self.config.log_driver
+            self.register(ctr)
+            for mp in ctr.MountPoints.values():
+                if mp.Type == "volume" and mp.Name:
+                    try:
+                        self.volumes.acquire(mp.Name, ctr.ID)
+                    except errdefs.DockerError:
+                        log.warning("container %s: volume %s is missing", ctr.ID, mp.Name)
+
+    def _load_all(self) -> list[Container]:
+        out = []
+        for entry in os.listdir(self.repository):
+            root = os.path.join(self.repository, entry)
+            if not os.path.exists(os.path.join(root, "config.v2.json")):
+                # A create that died before its first write: nothing was acknowledged.
+                log.info("removing incomplete container directory %s", root)
+                shutil.rmtree(root, ignore_errors=True)
+                try:
+                    self.layers.remove_rw_layer(entry)
+                except Exception:
+                    pass
+                continue
+            try:
+                ctr = from_disk(root)
+            except Exception as e:
+                log.error("failed to load container %s: %s", entry, e)
+                continue
+            if ctr.ID != entry:
+                log.error("Container %s is stored at %s", ctr.ID, entry)
+                continue
+            if ctr.Driver != self.layers.driver_name:
+                log.error("container %s uses storage driver %s; skipped", ctr.ID, ctr.Driver)
+                continue
+            out.append(ctr)
+        return out
+
+    async def shutdown(self) -> None:
+        self.executor.shutdown(wait=True)
+
+    # -- the backend the API routers call (api/backend.py) ---------------------------
+    @property
+    def cgroup_v2(self) -> bool:
+        return self.sysinfo.cgroup_v2
+
+    @property
+    def engine_id(self) -> str:
+        """A stable ID for /info, made once per data root (dockerd's engine-id file)."""
+        path = os.path.join(self.root, "engine-id")
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            import uuid
+
+            from ..pkg import atomicfile
+
+            value = str(uuid.uuid4())
+            atomicfile.write_file(path, value.encode(), 0o600)
+            return value
+
+    async def container_create(self, params: Any) -> Any:
+        from .create import container_create
+
+        return await container_create(self, params)
+
+    async def list_containers(self, all_: bool, limit: int, size: bool, filters: Any) -> list[Any]:
+        from .list import containers
+
+        return await containers(self, all_, limit, size, filters)
+
+    async def container_inspect(self, name: str, size: bool) -> Any:
+        from .inspect import container_inspect
+
+        return await container_inspect(self, name, size)
+
+    async def container_rm(self, name: str, force: bool, remove_volume: bool, remove_link: bool) -> None:
+        from .delete import container_rm
+
+        await container_rm(self, name, force, remove_volume, remove_link)
+
+    async def container_rename(self, old: str, new: str) -> None:
+        from .rename import container_rename
+
+        await container_rename(self, old, new)
+
+    async def containers_prune(self, filters: Any) -> tuple[list[str], int]:
+        from .prune import containers_prune
+
+        return await containers_prune(self, filters)
+
+    async def system_info(self) -> Any:
+        from .info import system_info
+
+        return await self.run_blocking(system_info, self)
+
+    async def system_version(self, api_version: str, min_version: str) -> Any:
+        from .info import system_version
+
+        return system_version(self, api_version, min_version)
+
+    async def system_disk_usage(self) -> Any:
+        from .disk_usage import system_disk_usage
+
+        return await system_disk_usage(self)
+
+    async def kill_for_removal(self, ctr: Container) -> None:
+        """Stop a running container before a forced removal (no runtime yet: nothing runs)."""
+        ctr.State.Running = False
+
+    def on_container_removed(self, ctr: Container) -> None:
+        """Hook for waiters on `removed` (wait endpoint)."""

@@ -1,0 +1,33 @@
+"""GET /system/df (moby/daemon/disk_usage.go SystemDiskUsage)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
+
+from ..types.filters import Args
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+
+class DiskUsage(Struct):
+    LayersSize: int
+    Images: list[Any]
+    Containers: list[Any]
+    Volumes: list[Any]
+    BuildCache: Any
+    BuilderSize: int
+
+
+async def system_disk_usage(d: "Daemon") -> DiskUsage:
+    from .list import containers
+
+    ctrs = await containers(d, True, 0, True, Args())
+    images = await d.run_blocking(lambda: d.images.list_images(all=False))
+    for img in images:
+        img["Containers"] = len(d.containers_using_image(img["Id"]))
+    layers_size = await d.run_blocking(lambda: sum(layer.size for layer in d.layers.layers()))
+    vols = await d.run_blocking(d.volumes.local_volumes_size)
+    return DiskUsage(LayersSize=layers_size, Images=images, Containers=ctrs, Volumes=vols, BuildCache=None,
+                     BuilderSize=0)

@@ -1,0 +1,259 @@
+"""GET /info, GET /version, GET /system/df (moby/daemon/info.go, info_unix.go, disk_usage.go)."""
+from __future__ import annotations
+
+import os
+import platform as _platform
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from msgspec import Struct
+
+from .. import ENGINE_VERSION
+from ..types import gojson
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+GIT_COMMIT = "berth"
+GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+
+
+class Commit(Struct):
+    ID: str
+    Expected: str
+
+
+class IndexInfo(Struct):
+    Name: str
+    Mirrors: list[str]
+    Secure: bool
+    Official: bool
+
+
+class RegistryConfig(Struct):
+    AllowNondistributableArtifactsCIDRs: list[str]
+    AllowNondistributableArtifactsHostnames: list[str]
+    InsecureRegistryCIDRs: list[str]
+    IndexConfigs: dict[str, IndexInfo]
+    Mirrors: list[str]
+
+
+class SwarmInfo(Struct):
+    NodeID: str = ""
+    NodeAddr: str = ""
+    LocalNodeState: str = "inactive"
+    ControlAvailable: bool = False
+    Error: str = ""
+    RemoteManagers: Any = None
+
+
+class PluginsInfo(Struct):
+    Volume: list[str]
+    Network: list[str]
+    Authorization: list[str] | None
+    Log: list[str]
+
+
+class Info(Struct):
+    ID: str
+    Containers: int
+    ContainersRunning: int
+    ContainersPaused: int
+    ContainersStopped: int
+    Images: int
+    Driver: str
+    DriverStatus: list[list[str]]
+    Plugins: PluginsInfo
+    MemoryLimit: bool
+    SwapLimit: bool
+    KernelMemory: bool
+    KernelMemoryTCP: bool
+    CpuCfsPeriod: bool
+    CpuCfsQuota: bool
+    CPUShares: bool
+    CPUSet: bool
+    PidsLimit: bool
+    IPv4Forwarding: bool
+    BridgeNfIptables: bool
+    BridgeNfIp6tables: bool
+    Debug: bool
+    NFd: int
+    OomKillDisable: bool
+    NGoroutines: int
+    SystemTime: str
+    LoggingDriver: str
+    CgroupDriver: str
+    CgroupVersion: str
+    NEventsListener: int
+    KernelVersion: str
+    OperatingSystem: str
+    OSVersion: str
+    OSType: str
+    Architecture: str
+    IndexServerAddress: str
+    RegistryConfig: RegistryConfig
+    NCPU: int
+    MemTotal: int
+    GenericResources: Any
+    DockerRootDir: str
+    HttpProxy: str
+    HttpsProxy: str
+    NoProxy: str
+    Name: str
+    Labels: list[str]
+    ExperimentalBuild: bool
+    ServerVersion: str
+    Runtimes: dict[str, dict[str, str]]
+    DefaultRuntime: str
+    Swarm: SwarmInfo
+    LiveRestoreEnabled: bool
+    Isolation: str
+    InitBinary: str
+    ContainerdCommit: Commit
+    RuncCommit: Commit
+    InitCommit: Commit
+    SecurityOptions: list[str]
+    Warnings: list[str] | None
+
+
+def _os_release() -> tuple[str, str]:
+    name, version = "Linux", ""
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                v = v.strip('"')
+                if k == "PRETTY_NAME":
+                    name = v
+                elif k == "VERSION_ID":
+                    version = v
+    except OSError:
+        pass
+    return name, version
+
+
+def _mem_total() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _driver_status(d: "Daemon") -> list[list[str]]:
+    if d.layers.driver_name != "overlay2":
+        return []
+    return [["Backing Filesystem", _backing_fs(d.root)], ["Supports d_type", "true"],
+            ["Native Overlay Diff", "true"], ["userxattr", "false"]]
+
+
+def _backing_fs(path: str) -> str:
+    """The filesystem type of `path`, from the longest matching mount point."""
+    best, fs = "", "unknown"
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                mp = parts[1]
+                if (real == mp or real.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+                    best, fs = mp, parts[2]
+    except OSError:
+        pass
+    return {"ext4": "extfs", "ext3": "extfs", "ext2": "extfs"}.get(fs, fs)
+
+
+def system_info(d: "Daemon") -> Info:
+    si = d.sysinfo
+    running = sum(1 for c in d.containers.values() if c.State.Running and not c.State.Paused)
+    paused = sum(1 for c in d.containers.values() if c.State.Paused)
+    total = len(d.containers)
+    os_name, os_version = _os_release()
+    return Info(
+        ID=d.engine_id, Containers=total, ContainersRunning=running, ContainersPaused=paused,
+        ContainersStopped=total - running - paused, Images=len(d.images.list_images(all=True)),
+        Driver=d.layers.driver_name, DriverStatus=_driver_status(d),
+        Plugins=PluginsInfo(Volume=["local"], Network=["bridge", "host", "null"], Authorization=None,
+                            Log=["json-file", "local", "none"]),
+        MemoryLimit=si.memory_limit, SwapLimit=si.swap_limit, KernelMemory=si.kernel_memory,
+        KernelMemoryTCP=si.kernel_memory_tcp, CpuCfsPeriod=si.cpu_cfs, CpuCfsQuota=si.cpu_cfs,
+        CPUShares=si.cpu_shares, CPUSet=si.cpuset, PidsLimit=si.pids_limit,
+        IPv4Forwarding=not si.ipv4_forwarding_disabled,
+        BridgeNfIptables=_read("/proc/sys/net/bridge/bridge-nf-call-iptables") == "1",
+        BridgeNfIp6tables=_read("/proc/sys/net/bridge/bridge-nf-call-ip6tables") == "1",
+        Debug=d.config.debug, NFd=len(os.listdir("/proc/self/fd")), OomKillDisable=si.oom_kill_disable,
+        NGoroutines=len(os.listdir("/proc/self/task")), SystemTime=gojson.format_go_time(time.time_ns()),
+        LoggingDriver=d.config.log_driver, CgroupDriver="cgroupfs", CgroupVersion="2" if si.cgroup_v2 else "1",
+        NEventsListener=d.events.subscriber_count() if hasattr(d.events, "subscriber_count") else 0,
+        KernelVersion=os.uname().release, OperatingSystem=os_name, OSVersion=os_version, OSType="linux",
+        Architecture=os.uname().machine, IndexServerAddress="https://index.docker.io/v1/",
+        RegistryConfig=RegistryConfig(
+            AllowNondistributableArtifactsCIDRs=[], AllowNondistributableArtifactsHostnames=[],
+            InsecureRegistryCIDRs=["127.0.0.0/8"],
+            IndexConfigs={"docker.io": IndexInfo(Name="docker.io", Mirrors=[], Secure=True, Official=True)},
+            Mirrors=[],
+        ),
+        NCPU=os.cpu_count() or 1, MemTotal=_mem_total(), GenericResources=None, DockerRootDir=d.root,
+        HttpProxy=os.environ.get("HTTP_PROXY", ""), HttpsProxy=os.environ.get("HTTPS_PROXY", ""),
+        NoProxy=os.environ.get("NO_PROXY", ""), Name=socket.gethostname(), Labels=[], ExperimentalBuild=False,
+        ServerVersion=ENGINE_VERSION,
+        Runtimes={name: {"path": name} for name in sorted(d.runtimes)}, DefaultRuntime=d.default_runtime,
+        Swarm=SwarmInfo(), LiveRestoreEnabled=d.config.live_restore, Isolation="", InitBinary="docker-init",
+        ContainerdCommit=Commit(ID="", Expected=""), RuncCommit=Commit(ID="", Expected=""),
+        InitCommit=Commit(ID="", Expected=""), SecurityOptions=["name=seccomp,profile=default"], Warnings=None,
+    )
+
+
+class ComponentVersion(Struct):
+    Name: str
+    Version: str
+    Details: dict[str, str] | None = None
+
+
+class PlatformName(Struct):
+    Name: str
+
+
+class Version(Struct):
+    Platform: PlatformName
+    Components: list[ComponentVersion]
+    Version: str
+    ApiVersion: str
+    MinAPIVersion: str
+    GitCommit: str
+    GoVersion: str
+    Os: str
+    Arch: str
+    KernelVersion: str
+    BuildTime: str
+
+
+def system_version(d: "Daemon", api_version: str, min_version: str) -> Version:
+    kernel = os.uname().release
+    py = "python" + _platform.python_version()
+    return Version(
+        Platform=PlatformName(Name="Berth"),
+        Components=[ComponentVersion(Name="Engine", Version=ENGINE_VERSION, Details={
+            "ApiVersion": api_version, "Arch": GO_ARCH, "BuildTime": "", "Experimental": "false",
+            "GitCommit": GIT_COMMIT, "GoVersion": py, "KernelVersion": kernel, "MinAPIVersion": min_version,
+            "Os": "linux",
+        })],
+        Version=ENGINE_VERSION, ApiVersion=api_version, MinAPIVersion=min_version, GitCommit=GIT_COMMIT,
+        GoVersion=py, Os="linux", Arch=GO_ARCH, KernelVersion=kernel, BuildTime="",
+    )
+
+
+__all__ = ["system_info", "system_version", "msgspec"]

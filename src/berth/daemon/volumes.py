@@ -1,0 +1,180 @@
+"""A container's mount points (moby/daemon/volumes.go registerMountPoints,
+daemon/create_unix.go image volumes, daemon/volumes_unix.go populateVolumes).
+
+Split in two for the event loop: `plan_mount_points` parses and validates every
+spec and looks up `VolumesFrom` containers (pure, on the loop); `register_mount_points`
+makes the volumes (disk, in the create path's worker thread).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .. import errdefs
+from ..pkg import stringid, symlink
+from ..types import mount as mt
+from ..types.container import HostConfig, NetworkingConfig
+from ..volume import mounts
+from ..volume.mounts import MountPoint
+
+if TYPE_CHECKING:
+    from ..container.container import Container
+    from .daemon import Daemon
+
+log = logging.getLogger("berth.daemon")
+
+
+@dataclass
+class MountPlan:
+    """Mount points parsed from the request, in dockerd's precedence order."""
+
+    points: dict[str, MountPoint] = field(default_factory=dict)
+    # (destination, volume name, driver, driver options, labels) to create or reuse
+    volumes: list[tuple[str, str, str, dict[str, str] | None, dict[str, str] | None]] = field(default_factory=list)
+    networking_config: NetworkingConfig | None = None
+
+
+class _VolumeRef:
+    """The `Volume` a mount point holds (volumeWrapper): gives its path."""
+
+    def __init__(self, name: str, mountpoint: str) -> None:
+        self.name = name
+        self.mountpoint = mountpoint
+
+    def path(self) -> str:
+        return self.mountpoint
+
+
+def plan_mount_points(d: "Daemon", ctr: "Container", hc: HostConfig) -> MountPlan:
+    plan = MountPlan()
+    points = plan.points
+    # 2. VolumesFrom: every mount point of the source container, RW only if both allow it.
+    for spec in hc.VolumesFrom or []:
+        try:
+            cid, mode = mounts.parse_volumes_from(spec)
+        except errdefs.DockerError as e:
+            raise errdefs.InvalidParameter(str(e)) from None
+        except ValueError as e:
+            raise errdefs.InvalidParameter(str(e)) from None
+        try:
+            src = d.get_container(cid)
+        except errdefs.NotFound as e:
+            raise errdefs.InvalidParameter(str(e)) from None
+        for m in src.MountPoints.values():
+            cp = MountPoint(
+                Source=m.Source, Destination=m.Destination, RW=m.RW and mounts.read_write(mode),
+                Name=m.Name, Driver=m.Driver, Type=m.Type, Propagation=m.Propagation, Spec=m.Spec,
+            )
+            if m.Type == mt.TYPE_VOLUME and m.Name:
+                plan.volumes.append((m.Destination, m.Name, m.Driver, None, None))
+            points[cp.Destination] = cp
+    binds: set[str] = set()
+    tmpfs = set((hc.Tmpfs or {}).keys()) if isinstance(hc.Tmpfs, dict) else set()
+    # 3. Binds
+    for raw in hc.Binds or []:
+        bind = mounts.parse_mount_raw(raw, hc.VolumeDriver)
+        if mounts.validate_bind_daemon_root(bind.Spec, d.root):
+            bind.Propagation = mt.PROPAGATION_RSLAVE
+        if bind.Destination in binds or bind.Destination in tmpfs:
+            raise errdefs.InvalidParameter(f"Duplicate mount point: {bind.Destination}")
+        if bind.Type == mt.TYPE_VOLUME:
+            plan.volumes.append((bind.Destination, bind.Name, bind.Driver, None, None))
+        binds.add(bind.Destination)
+        points[bind.Destination] = bind
+    # 4. Mounts
+    for cfg in hc.Mounts or []:
+        mp = mounts.parse_mount_spec(cfg)
+        if mounts.validate_bind_daemon_root(mp.Spec, d.root):
+            mp.Propagation = mt.PROPAGATION_RSLAVE
+        if mp.Destination in binds:
+            raise errdefs.InvalidParameter(f"Duplicate mount point: {mt.text(cfg.Target)}")
+        if mp.Type == mt.TYPE_VOLUME:
+            opts = labels = None
+            vo = cfg.VolumeOptions
+            if mt.is_set(vo):
+                if mt.is_set(vo.DriverConfig) and isinstance(vo.DriverConfig.Options, dict):  # type: ignore[union-attr]
+                    opts = vo.DriverConfig.Options  # type: ignore[union-attr]
+                if isinstance(vo.Labels, dict):  # type: ignore[union-attr]
+                    labels = vo.Labels  # type: ignore[union-attr]
+            plan.volumes.append((mp.Destination, mp.Name, mp.Driver, opts, labels))
+        if mp.Type == mt.TYPE_BIND:
+            mp.SkipMountpointCreation = True
+        binds.add(mp.Destination)
+        points[mp.Destination] = mp
+    return plan
+
+
+def register_mount_points(d: "Daemon", ctr: "Container", plan: MountPlan) -> None:
+    """Create or reuse the named volumes of the plan and attach them (blocking)."""
+    for dest, name, driver, opts, labels in plan.volumes:
+        mp = plan.points[dest]
+        v = d.volumes.create(name or "", driver or "local", opts, labels, reference=ctr.ID)
+        mp.Volume = _VolumeRef(v.Name, v.Mountpoint)
+        mp.Name = v.Name
+        mp.Driver = v.Driver
+        mp.Source = v.Mountpoint
+        if mp.Driver == "local" and not mt.text(mp.Mode):
+            mp.Mode = "z"
+    ctr.MountPoints = plan.points
+
+
+def create_image_volumes(d: "Daemon", ctr: "Container", rootfs: str) -> None:
+    """One anonymous volume per Config.Volumes key not already mounted, then copy the
+    image's content into fresh ones (populateVolumes)."""
+    for spec in ctr.Config.Volumes or {}:
+        dest = os.path.normpath(spec)
+        if dest in ctr.MountPoints:
+            continue
+        path = symlink.follow_symlink_in_scope(os.path.join(rootfs, dest.lstrip("/")), rootfs)
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise errdefs.Untyped(f"cannot mount volume over existing file, file exists {path}")
+        v = d.volumes.create(stringid.generate_random_id(), ctr.host_config.VolumeDriver or "local", None, None,
+                             reference=ctr.ID)
+        mp = MountPoint(Destination=dest, RW=True, Name=v.Name, Driver=v.Driver, Type=mt.TYPE_VOLUME)
+        mp.Volume = _VolumeRef(v.Name, v.Mountpoint)
+        mp.CopyData = True
+        ctr.MountPoints[dest] = mp
+    for mp in ctr.MountPoints.values():
+        if mp.Type != mt.TYPE_VOLUME or mp.Volume is None or not getattr(mp, "CopyData", False):
+            continue
+        if isinstance(mp.Spec.VolumeOptions, mt.VolumeOptions) and mp.Spec.VolumeOptions.NoCopy is True:
+            continue
+        src = symlink.follow_symlink_in_scope(os.path.join(rootfs, mp.Destination.lstrip("/")), rootfs)
+        if os.path.isdir(src):
+            d.volumes.copy_image_content(src, mp.Volume.path())
+
+
+def release_mount_points(d: "Daemon", ctr: "Container", remove_anonymous: bool) -> None:
+    """Drop the container's volume references; remove anonymous ones if asked
+    (daemon/mounts.go removeMountPoints)."""
+    for mp in list(ctr.MountPoints.values()):
+        if mp.Type != mt.TYPE_VOLUME or not mp.Name:
+            continue
+        try:
+            d.volumes.release(mp.Name, ctr.ID)
+        except errdefs.DockerError:
+            continue
+        # Named mount points (`-v name:/foo`) are kept; anonymous ones have no Spec.Source.
+        if remove_anonymous and mt.text(mp.Spec.Source) == "":
+            try:
+                d.volumes.remove(mp.Name)
+            except errdefs.DockerError as e:
+                log.warning("cannot remove anonymous volume %s: %s", mp.Name, e)
+
+
+def attach_volumes(d: "Daemon", ctr: "Container") -> None:
+    """On restore: hold references and paths for the container's volumes."""
+    for mp in ctr.MountPoints.values():
+        if mp.Type == mt.TYPE_VOLUME and mp.Name:
+            try:
+                v = d.volumes.get(mp.Name)
+            except errdefs.DockerError:
+                continue
+            d.volumes.acquire(mp.Name, ctr.ID)
+            mp.Volume = _VolumeRef(v.Name, v.Mountpoint)
+
+
+__all__ = ["MountPlan", "plan_mount_points", "register_mount_points", "Any", "shutil"]

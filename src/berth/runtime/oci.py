@@ -1,0 +1,225 @@
+"""The OCI runtime CLI (runc or crun), driven with asyncio subprocesses.
+
+What containerd's runc shim does for dockerd (containerd/go-runc), and podman's
+libpod/oci_conmon_common.go does with exec.Command: `state`, `start`, `kill`, `delete`,
+`pause`, `resume`, `update`, `ps`, each a child process we own and wait for. The runtime's
+stderr goes into the error message, because dockerd's start errors quote the runtime's text
+("OCI runtime create failed: ..."). `create` itself goes through conmon (runtime/conmon.py) so
+that the container's monitor outlives the daemon.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal as _signal
+import tempfile
+import threading
+
+import msgspec
+
+from berth import errdefs
+from berth.runtime import spec as _spec
+from berth.runtime import specs
+
+# runc logs errors as logfmt: time="..." level=error msg="container does not exist"
+_LOGFMT_MSG = re.compile(r'level=(?:error|fatal) msg="((?:[^"\\]|\\.)*)"')
+
+
+class OCIRuntimeError(errdefs.System):
+    """The runtime exited non-zero; the message is its error text (500 unless translated)."""
+
+    def __init__(self, message: str, *, stderr: str = "", returncode: int = 0) -> None:
+        super().__init__(message)
+        self.stderr = stderr
+        self.returncode = returncode
+
+
+class ContainerNotExist(OCIRuntimeError):
+    """The runtime has no container by that ID (its state dir is gone)."""
+
+
+def runtime_error_message(stderr: str) -> str:
+    """The human part of a runtime's stderr: runc's logfmt `msg`, or crun's plain lines."""
+    msgs = [bytes(m, "utf-8").decode("unicode_escape") for m in _LOGFMT_MSG.findall(stderr)]
+    if msgs:
+        return msgs[-1]
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _is_not_exist(msg: str) -> bool:
+    return "does not exist" in msg or "container not found" in msg or "No such file" in msg
+
+
+async def run_process(*argv: str, stdin: bytes | None = None, cwd: str | None = None,
+                      env: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
+    """Run a helper to completion and return (returncode, stdout, stderr).
+
+    The child is ours: if we are cancelled it gets SIGKILL and is reaped before the
+    CancelledError goes on (trio/_subprocess.py's rule), so no zombie or orphan is left.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd, env=env)
+    try:
+        out, err = await proc.communicate(stdin)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.shield(proc.wait())
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out, err
+
+
+class OCIRuntime:
+    """One runtime binary with its own state directory (`--root`)."""
+
+    def __init__(self, path: str, name: str, root: str) -> None:
+        self.path = path
+        self.name = name
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"OCIRuntime({self.path!r}, {self.name!r}, {self.root!r})"
+
+    def global_args(self) -> list[str]:
+        """Flags that go before the subcommand (also passed to conmon as --runtime-arg)."""
+        return ["--root", self.root]
+
+    async def _run(self, *args: str, stdin: bytes | None = None) -> bytes:
+        rc, out, err = await run_process(self.path, *self.global_args(), *args, stdin=stdin)
+        if rc != 0:
+            text = err.decode("utf-8", "replace")
+            msg = runtime_error_message(text) or f"{self.name} {args[0]} exited with status {rc}"
+            cls = ContainerNotExist if _is_not_exist(msg) else OCIRuntimeError
+            raise cls(msg, stderr=text, returncode=rc)
+        return out
+
+    async def state(self, id: str) -> specs.State:
+        """`runtime state`: status is created, running, paused or stopped."""
+        return msgspec.json.decode(await self._run("state", id), type=specs.State)
+
+    async def start(self, id: str) -> None:
+        await self._run("start", id)
+
+    async def kill(self, id: str, signal: int = _signal.SIGTERM, all: bool = False) -> None:
+        """Signal the container's init (or, with `all`, every process in its cgroup)."""
+        args = ["kill", "--all", id, str(int(signal))] if all else ["kill", id, str(int(signal))]
+        await self._run(*args)
+
+    async def delete(self, id: str, force: bool = False) -> None:
+        """Remove the runtime's state and cgroup; a container already gone is not an error."""
+        try:
+            await self._run("delete", "--force", id) if force else await self._run("delete", id)
+        except ContainerNotExist:
+            pass
+
+    async def pause(self, id: str) -> None:
+        await self._run("pause", id)
+
+    async def resume(self, id: str) -> None:
+        await self._run("resume", id)
+
+    async def update(self, id: str, resources: specs.LinuxResources) -> None:
+        """Change cgroup limits of a live container (`update --resources -`)."""
+        await self._run("update", "--resources", "-", id, stdin=msgspec.json.encode(resources))
+
+    async def ps(self, id: str) -> list[int]:
+        """Host pids of every process in the container."""
+        out = await self._run("ps", "--format", "json", id)
+        return msgspec.json.decode(out or b"[]", type=list[int] | None) or []
+
+    async def list(self) -> list[specs.State]:
+        out = await self._run("list", "--format", "json")
+        return msgspec.json.decode(out or b"[]", type=list[specs.State] | None) or []
+
+    async def run(self, id: str, bundle: str) -> int:
+        """`runtime run` in the foreground with no stdio; returns the container's exit status.
+
+        Only for probing: real containers are created through conmon.
+        """
+        rc, _, err = await run_process(
+            self.path, *self.global_args(), "run", "--bundle", bundle, id, cwd=bundle)
+        if rc != 0 and err:
+            text = err.decode("utf-8", "replace")
+            raise OCIRuntimeError(runtime_error_message(text), stderr=text, returncode=rc)
+        return rc
+
+
+_probe_lock = threading.Lock()
+_probe_cache: dict[tuple[str, ...], str] = {}
+
+
+def _probe_spec(rootfs: str, cgroup: str) -> specs.Spec:
+    """A bundle that exercises what ours do (namespaces, cgroups, seccomp) and runs /bin/true
+    from the host's own /usr, bind-mounted read-only (so we need no image)."""
+    s = _spec.default_linux_spec()
+    assert s.process is not None and s.linux is not None
+    s.process.args = ["/bin/true"]
+    s.process.env = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
+    s.root = specs.Root(path=rootfs, readonly=True)
+    s.linux.namespaces = [n for n in s.linux.namespaces if n.type != "network"]
+    s.linux.cgroups_path = cgroup
+    s.linux.seccomp = _spec.default_seccomp_profile(_spec.default_capabilities())
+    binds = []
+    for d in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"):
+        if os.path.exists(d):
+            binds.append(specs.Mount(destination=d, type="bind", source=os.path.realpath(d),
+                                     options=["rbind", "ro", "rprivate"]))
+    s.mounts = _spec.with_mounts(s.mounts, binds, shm_size=1 << 20)
+    return s
+
+
+async def probe_runtime(path: str, name: str, workdir: str) -> str | None:
+    """Run a trivial container with `path`; None if it works, else the runtime's error."""
+    base = tempfile.mkdtemp(prefix=f"probe-{name}-", dir=workdir)
+    cid = "berth-probe-" + os.path.basename(base).rsplit("-", 1)[-1]
+    rt = OCIRuntime(path, name, os.path.join(base, "state"))
+    try:
+        rootfs = os.path.join(base, "rootfs")
+        os.mkdir(rootfs)
+        with open(os.path.join(base, "config.json"), "wb") as f:
+            f.write(specs.encode(_probe_spec(rootfs, "/" + cid)))
+        try:
+            rc = await rt.run(cid, base)
+        except OCIRuntimeError as e:
+            return str(e) or f"{name} failed"
+        except OSError as e:
+            return str(e)
+        return None if rc == 0 else f"{name}: probe container exited with status {rc}"
+    finally:
+        with contextlib.suppress(OCIRuntimeError, OSError):
+            await rt.delete(cid, force=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def probe_default_runtime(candidates: tuple[str, ...] = ("crun", "runc"),
+                                workdir: str | None = None) -> str:
+    """Choose the default runtime at daemon start: the first candidate that can really run
+    a container with cgroups here. crun 1.8 refuses hybrid cgroup v1/v2 hosts ("cgroups in
+    hybrid mode not supported") though `crun --version` works, hence a real run. Returns
+    the runtime's path; the answer is cached for the process. Raises errdefs.System with
+    every candidate's error when none works.
+    """
+    key = tuple(candidates)
+    with _probe_lock:
+        if key in _probe_cache:
+            return _probe_cache[key]
+    errors = []
+    for cand in candidates:
+        path = cand if os.path.isabs(cand) else shutil.which(cand)
+        if path is None:
+            errors.append(f"{cand}: not found")
+            continue
+        err = await probe_runtime(path, os.path.basename(cand), workdir or tempfile.gettempdir())
+        if err is None:
+            with _probe_lock:
+                _probe_cache[key] = path
+            return path
+        errors.append(f"{cand}: {err}")
+    raise errdefs.System("no usable OCI runtime: " + "; ".join(errors))

@@ -1,0 +1,272 @@
+"""Container API types (moby/api/types/container/config.go, host_config.go,
+moby/api/types/network/network.go, moby/api/types/strslice).
+
+Fields are in Go declaration order with Go's wire names: msgspec writes them in
+that order, and `docker inspect` shows the raw body, so key order is visible.
+Go's `omitempty` is written as a default of `UNSET` (msgspec never writes UNSET);
+`normalize_omitempty` turns empty values back into UNSET before encoding.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+from msgspec import UNSET, Struct, UnsetType
+
+from .gojson import GoType, StrSlice
+
+# Go integer types, named so that decode errors say what dockerd says ("of type int64").
+Int64 = Annotated[int, GoType("int64")]
+Uint16 = Annotated[int, GoType("uint16")]
+Uint64 = Annotated[int, GoType("uint64")]
+Duration = Annotated[int, GoType("time.Duration", "int64")]
+
+
+class GoStruct(Struct, omit_defaults=False):
+    """Base of the API structs: `_go_name` is the Go type name used in decode errors;
+    `_omitempty_ptr` names omitempty pointer fields, dropped only when nil."""
+
+    _go_name: ClassVar[str] = ""
+    _omitempty_ptr: ClassVar[frozenset[str]] = frozenset()
+
+    def normalize_omitempty(self) -> None:
+        """Replace empty omitempty values by UNSET so they are not written (Go omitempty)."""
+        for name, default in zip(self.__struct_fields__, _defaults(type(self))):
+            if default is not UNSET:
+                continue
+            value = getattr(self, name)
+            if value is UNSET:
+                continue
+            if name in self._omitempty_ptr:
+                if value is None:
+                    setattr(self, name, UNSET)
+            elif not value:
+                setattr(self, name, UNSET)
+
+
+_DEFAULTS_CACHE: dict[type, tuple[Any, ...]] = {}
+
+
+def _defaults(cls: type) -> tuple[Any, ...]:
+    """Each field's default (msgspec.NODEFAULT where none), in field order."""
+    got = _DEFAULTS_CACHE.get(cls)
+    if got is None:
+        fields = cls.__struct_fields__  # type: ignore[attr-defined]
+        defs = cls.__struct_defaults__  # type: ignore[attr-defined]
+        got = (msgspec.NODEFAULT,) * (len(fields) - len(defs)) + tuple(defs)
+        _DEFAULTS_CACHE[cls] = got
+    return got
+
+
+class HealthConfig(GoStruct):
+    """container.HealthConfig; every field omitempty; durations in nanoseconds."""
+
+    _go_name = "container.HealthConfig"
+    Test: list[str] | None | UnsetType = UNSET
+    Interval: Duration | UnsetType = UNSET
+    Timeout: Duration | UnsetType = UNSET
+    StartPeriod: Duration | UnsetType = UNSET
+    Retries: int | UnsetType = UNSET
+
+
+class Config(GoStruct):
+    """container.Config: the portable part of a container's configuration."""
+
+    _go_name = "container.Config"
+    _omitempty_ptr = frozenset({"Healthcheck", "StopTimeout"})
+    Hostname: str = ""
+    Domainname: str = ""
+    User: str = ""
+    AttachStdin: bool = False
+    AttachStdout: bool = False
+    AttachStderr: bool = False
+    ExposedPorts: Annotated[dict[str, Any] | None, GoType("nat.PortSet")] | UnsetType = UNSET
+    Tty: bool = False
+    OpenStdin: bool = False
+    StdinOnce: bool = False
+    Env: list[str] | None = None
+    Cmd: StrSlice = None
+    Healthcheck: HealthConfig | None | UnsetType = UNSET
+    ArgsEscaped: bool | UnsetType = UNSET
+    Image: str = ""
+    Volumes: dict[str, Any] | None = None
+    WorkingDir: str = ""
+    Entrypoint: StrSlice = None
+    NetworkDisabled: bool | UnsetType = UNSET
+    MacAddress: str | UnsetType = UNSET
+    OnBuild: list[str] | None = None
+    Labels: dict[str, str] | None = None
+    StopSignal: str | UnsetType = UNSET
+    StopTimeout: int | None | UnsetType = UNSET
+    Shell: StrSlice | UnsetType = UNSET
+
+
+class LogConfig(GoStruct):
+    _go_name = "container.LogConfig"
+    Type: str = ""
+    Config: dict[str, str] | None = None
+
+
+class RestartPolicy(GoStruct):
+    _go_name = "container.RestartPolicy"
+    Name: str = ""
+    MaximumRetryCount: int = 0
+
+
+class PortBinding(GoStruct):
+    _go_name = "nat.PortBinding"
+    HostIp: str = ""
+    HostPort: str = ""
+
+
+class WeightDevice(GoStruct):
+    _go_name = "blkiodev.WeightDevice"
+    Path: str = ""
+    Weight: Uint16 = 0
+
+
+class ThrottleDevice(GoStruct):
+    _go_name = "blkiodev.ThrottleDevice"
+    Path: str = ""
+    Rate: Uint64 = 0
+
+
+class DeviceMapping(GoStruct):
+    _go_name = "container.DeviceMapping"
+    PathOnHost: str = ""
+    PathInContainer: str = ""
+    CgroupPermissions: str = ""
+
+
+class DeviceRequest(GoStruct):
+    _go_name = "container.DeviceRequest"
+    Driver: str = ""
+    Count: int = 0
+    DeviceIDs: list[str] | None = None
+    Capabilities: list[list[str]] | None = None
+    Options: dict[str, str] | None = None
+
+
+class Ulimit(GoStruct):
+    _go_name = "units.Ulimit"
+    Name: str = ""
+    Hard: Int64 = 0
+    Soft: Int64 = 0
+
+
+class HostConfig(GoStruct):
+    """container.HostConfig with container.Resources inlined at its embedding position."""
+
+    _go_name = "container.HostConfig"
+    _omitempty_ptr = frozenset({"Init"})
+    Binds: list[str] | None = None
+    ContainerIDFile: str = ""
+    LogConfig: LogConfig = msgspec.field(default_factory=LogConfig)
+    NetworkMode: Annotated[str, GoType("container.NetworkMode", "string")] = ""
+    PortBindings: Annotated[dict[str, Annotated[list[PortBinding] | None, GoType("[]nat.PortBinding")]] | None, GoType("nat.PortMap")] = None
+    RestartPolicy: RestartPolicy = msgspec.field(default_factory=RestartPolicy)
+    AutoRemove: bool = False
+    VolumeDriver: str = ""
+    VolumesFrom: list[str] | None = None
+    CapAdd: StrSlice = None
+    CapDrop: StrSlice = None
+    CgroupnsMode: Annotated[str, GoType("container.CgroupnsMode", "string")] = ""
+    Dns: list[str] | None = None
+    DnsOptions: list[str] | None = None
+    DnsSearch: list[str] | None = None
+    ExtraHosts: list[str] | None = None
+    GroupAdd: list[str] | None = None
+    IpcMode: Annotated[str, GoType("container.IpcMode", "string")] = ""
+    Cgroup: Annotated[str, GoType("container.CgroupSpec", "string")] = ""
+    Links: list[str] | None = None
+    OomScoreAdj: int = 0
+    PidMode: Annotated[str, GoType("container.PidMode", "string")] = ""
+    Privileged: bool = False
+    PublishAllPorts: bool = False
+    ReadonlyRootfs: bool = False
+    SecurityOpt: list[str] | None = None
+    StorageOpt: dict[str, str] | None | UnsetType = UNSET
+    Tmpfs: dict[str, str] | None | UnsetType = UNSET
+    UTSMode: Annotated[str, GoType("container.UTSMode", "string")] = ""
+    UsernsMode: Annotated[str, GoType("container.UsernsMode", "string")] = ""
+    ShmSize: Int64 = 0
+    Sysctls: dict[str, str] | None | UnsetType = UNSET
+    Runtime: str | UnsetType = UNSET
+    ConsoleSize: Annotated[list[int], GoType("[2]uint", "uint", 2)] = msgspec.field(default_factory=lambda: [0, 0])
+    Isolation: Annotated[str, GoType("container.Isolation", "string")] = ""
+    # Resources
+    CpuShares: Int64 = 0
+    Memory: Int64 = 0
+    NanoCpus: Int64 = 0
+    CgroupParent: str = ""
+    BlkioWeight: Uint16 = 0
+    BlkioWeightDevice: list[WeightDevice] | None = None
+    BlkioDeviceReadBps: list[ThrottleDevice] | None = None
+    BlkioDeviceWriteBps: list[ThrottleDevice] | None = None
+    BlkioDeviceReadIOps: list[ThrottleDevice] | None = None
+    BlkioDeviceWriteIOps: list[ThrottleDevice] | None = None
+    CpuPeriod: Int64 = 0
+    CpuQuota: Int64 = 0
+    CpuRealtimePeriod: Int64 = 0
+    CpuRealtimeRuntime: Int64 = 0
+    CpusetCpus: str = ""
+    CpusetMems: str = ""
+    Devices: list[DeviceMapping] | None = None
+    DeviceCgroupRules: list[str] | None = None
+    DeviceRequests: list[DeviceRequest] | None = None
+    KernelMemory: Int64 = 0
+    KernelMemoryTCP: Int64 = 0
+    MemoryReservation: Int64 = 0
+    MemorySwap: Int64 = 0
+    MemorySwappiness: Int64 | None = None
+    OomKillDisable: bool | None = None
+    PidsLimit: Int64 | None = None
+    Ulimits: list[Ulimit] | None = None
+    CpuCount: Int64 = 0
+    CpuPercent: Int64 = 0
+    IOMaximumIOps: Uint64 = 0
+    IOMaximumBandwidth: Uint64 = 0
+    # end of Resources
+    Mounts: list[Mount] | None | UnsetType = UNSET
+    MaskedPaths: list[str] | None = None
+    ReadonlyPaths: list[str] | None = None
+    Init: bool | None | UnsetType = UNSET
+
+
+class EndpointIPAMConfig(GoStruct):
+    _go_name = "network.EndpointIPAMConfig"
+    IPv4Address: str | UnsetType = UNSET
+    IPv6Address: str | UnsetType = UNSET
+    LinkLocalIPs: list[str] | None | UnsetType = UNSET
+
+
+class EndpointSettings(GoStruct):
+    """network.EndpointSettings, as the API and inspect show it."""
+
+    _go_name = "network.EndpointSettings"
+    IPAMConfig: EndpointIPAMConfig | None = None
+    Links: list[str] | None = None
+    Aliases: list[str] | None = None
+    NetworkID: str = ""
+    EndpointID: str = ""
+    Gateway: str = ""
+    IPAddress: str = ""
+    IPPrefixLen: int = 0
+    IPv6Gateway: str = ""
+    GlobalIPv6Address: str = ""
+    GlobalIPv6PrefixLen: int = 0
+    MacAddress: str = ""
+    DriverOpts: dict[str, str] | None = None
+
+
+class NetworkingConfig(GoStruct):
+    _go_name = "network.NetworkingConfig"
+    EndpointsConfig: dict[str, EndpointSettings | None] | None = None
+
+
+from .mount import Mount  # noqa: E402  (mount.py builds on GoStruct above)
+
+
+class ContainerCreateCreatedBody(Struct):
+    Id: str
+    Warnings: list[str]

@@ -1,0 +1,242 @@
+"""LayerStore: unpacking, whiteouts, sharing, tar-split round trips, RW layers, escapes.
+
+Needs root (overlay mounts, mknod, chown); each test works in its own temp dir.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from berth import errdefs
+from berth.layer import LayerStore, chain_id_of
+sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper importable
+from imagetar import Entry, layer_tar, sha256  # noqa: E402
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+BASE = layer_tar([
+    Entry("etc", kind="dir"), Entry("etc/a", data=b"hello"), Entry("etc/keep", data=b"k"),
+    Entry("bin", kind="dir"), Entry("bin/x", data=b"x" * 1000, mode=0o755), Entry("bin/z", data=b"z"),
+    Entry("lnk", kind="symlink", linkname="/etc/a"), Entry("hard", kind="hardlink", linkname="etc/a"),
+    Entry("dev", kind="dir"), Entry("dev/null", kind="chardev"), Entry("fifo", kind="fifo"),
+    Entry("owned", data=b"o", uid=1000, gid=1001, mode=0o4750),
+    Entry("xa", data=b"", pax={"SCHILY.xattr.user.test": "v"}),
+])
+TOP = layer_tar([
+    Entry("etc", kind="dir"), Entry("etc/.wh.a"), Entry("bin/.wh..wh..opq"), Entry("bin/y", data=b"y"),
+])
+
+
+@pytest.fixture(params=["overlay2", "vfs"])
+def store(request: pytest.FixtureRequest) -> Iterator[LayerStore]:
+    root = tempfile.mkdtemp(prefix="berth-layertest-")
+    ls = LayerStore(os.path.join(root, "image", request.param, "layerdb"), driver=request.param)
+    assert ls.driver_name == request.param
+    try:
+        yield ls
+    finally:
+        for rw in list(ls._mounts):
+            try:
+                ls.remove_rw_layer(rw)
+            except errdefs.DockerError:
+                pass
+        shutil.rmtree(root)
+
+
+def _tree(path: str) -> set[str]:
+    out = set()
+    for d, dirs, files in os.walk(path):
+        for n in dirs + files:
+            out.add(os.path.relpath(os.path.join(d, n), path))
+    return out
+
+
+def test_register_ids_sizes_and_metadata(store: LayerStore) -> None:
+    base = store.register(io.BytesIO(BASE), None)
+    assert base.diff_id == sha256(BASE)
+    assert base.chain_id == base.diff_id
+    top = store.register(io.BytesIO(TOP), base.chain_id)
+    assert top.chain_id == chain_id_of([sha256(BASE), sha256(TOP)])
+    assert top.parent is base and top.diff_ids() == [sha256(BASE), sha256(TOP)]
+    d = store.driver.diff_dir(base.cache_id)
+    st = os.lstat(os.path.join(d, "owned"))
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1001, 0o4750)
+    assert os.readlink(os.path.join(d, "lnk")) == "/etc/a"
+    assert os.stat(os.path.join(d, "hard")).st_ino == os.stat(os.path.join(d, "etc/a")).st_ino
+    assert stat.S_ISCHR(os.lstat(os.path.join(d, "dev/null")).st_mode)
+    assert stat.S_ISFIFO(os.lstat(os.path.join(d, "fifo")).st_mode)
+    assert os.lstat(os.path.join(d, "bin/x")).st_mtime == 1700000000
+    assert os.lstat(os.path.join(d, "etc")).st_mtime == 1700000000  # dir times set last
+    assert os.getxattr(os.path.join(d, "xa"), "user.test") == b"v"
+
+
+def test_whiteouts(store: LayerStore) -> None:
+    base = store.register(io.BytesIO(BASE), None)
+    top = store.register(io.BytesIO(TOP), base.chain_id)
+    d = store.driver.diff_dir(top.cache_id)
+    if store.driver_name == "overlay2":
+        st = os.lstat(os.path.join(d, "etc/a"))
+        assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+        assert os.getxattr(os.path.join(d, "bin"), "trusted.overlay.opaque") == b"y"
+        assert not os.path.exists(os.path.join(d, "bin/.wh..wh..opq"))
+    else:
+        assert not os.path.lexists(os.path.join(d, "etc/a"))
+        assert os.path.exists(os.path.join(d, "etc/keep"))
+        assert sorted(os.listdir(os.path.join(d, "bin"))) == ["y"]
+    rw = store.create_rw_layer("c" * 64, top.chain_id)
+    root = rw.mount()
+    try:
+        assert not os.path.exists(os.path.join(root, "etc/a"))
+        assert os.path.exists(os.path.join(root, "etc/keep"))
+        assert sorted(os.listdir(os.path.join(root, "bin"))) == ["y"]
+    finally:
+        rw.unmount()
+
+
+def test_idempotent_register_and_release(store: LayerStore) -> None:
+    a = store.register(io.BytesIO(BASE), None)
+    b = store.register(io.BytesIO(BASE), None)
+    assert a is b and a.references == 2
+    top = store.register(io.BytesIO(TOP), a.chain_id)
+    assert store.release(a.chain_id) == [] and store.release(a.chain_id) == []  # the child holds one
+    assert store.release(top.chain_id) == [top.chain_id, a.chain_id]
+    assert os.listdir(os.path.join(store.root, "sha256")) == []
+    home = os.path.dirname(store.driver.dir("x"))
+    assert [n for n in os.listdir(home) if n != "l"] == []
+
+
+def test_tar_split_round_trip(store: LayerStore) -> None:
+    a = store.register(io.BytesIO(BASE), None)
+    top = store.register(io.BytesIO(TOP), a.chain_id)
+    for layer, data in ((a, BASE), (top, TOP)):
+        out = io.BytesIO()
+        store.tar_stream(layer.chain_id, out)
+        assert out.getvalue() == data
+
+
+def test_gzip_layer(store: LayerStore) -> None:
+    import gzip
+
+    layer = store.register(io.BytesIO(gzip.compress(BASE)), None)
+    assert layer.diff_id == sha256(BASE)  # digest of the uncompressed tar
+
+
+def test_restore_keeps_layers_and_mounts(store: LayerStore) -> None:
+    a = store.register(io.BytesIO(BASE), None)
+    store.create_rw_layer("d" * 64, a.chain_id)
+    again = LayerStore(store.root, driver=store.driver_name,
+                       graph_root=os.path.dirname(os.path.dirname(os.path.dirname(store.root))))
+    layer = again.lookup(a.chain_id)
+    assert layer is not None and layer.size == a.size and layer.references == 1  # the mount's
+    assert again.get_rw_layer("d" * 64).mount_id == store.get_rw_layer("d" * 64).mount_id
+
+
+def test_rw_layer_init_and_changes(store: LayerStore) -> None:
+    a = store.register(io.BytesIO(BASE), None)
+    rw = store.create_rw_layer("e" * 64, a.chain_id)
+    with pytest.raises(errdefs.Conflict):
+        store.create_rw_layer("e" * 64, a.chain_id)
+    data = rw.graph_driver_data()
+    if store.driver_name == "overlay2":
+        assert data is not None and list(data) == ["LowerDir", "MergedDir", "UpperDir", "WorkDir"]
+        lowers = data["LowerDir"].split(":")
+        assert lowers[0].endswith(rw.mount_id + "-init/diff")
+        assert lowers[1] == store.driver.diff_dir(a.cache_id)
+    else:
+        assert data is None
+    root = rw.mount()
+    try:
+        for p in ("etc/hosts", "etc/hostname", "etc/resolv.conf", ".dockerenv", "dev/console"):
+            assert os.path.isfile(os.path.join(root, p)), p
+        assert os.readlink(os.path.join(root, "etc/mtab")) == "/proc/mounts"
+        for p in ("proc", "sys", "dev/pts", "dev/shm"):
+            assert os.path.isdir(os.path.join(root, p))
+        with open(os.path.join(root, "etc/new"), "w") as f:
+            f.write("12345")
+        os.unlink(os.path.join(root, "etc/keep"))
+        changes = {(c.Path, c.Kind) for c in rw.changes()}
+        assert ("/etc/new", 1) in changes and ("/etc/keep", 2) in changes and ("/etc", 0) in changes
+        assert rw.diff_size() >= 5
+    finally:
+        rw.unmount()
+    assert store.remove_rw_layer("e" * 64) == []
+    with pytest.raises(errdefs.NotFound):
+        store.get_rw_layer("e" * 64)
+
+
+# -- escapes ------------------------------------------------------------------------------
+
+@pytest.fixture
+def outside() -> Iterator[str]:
+    d = tempfile.mkdtemp(prefix="berth-layertest-outside-")
+    yield d
+    shutil.rmtree(d)
+
+
+def _assert_clean(store: LayerStore) -> None:
+    assert os.listdir(os.path.join(store.root, "sha256")) == []
+    home = os.path.dirname(store.driver.dir("x"))
+    assert [n for n in os.listdir(home) if n != "l" and not n.startswith(".")] == []
+    if store.driver_name == "overlay2":
+        assert os.listdir(os.path.join(home, "l")) == []
+
+
+def test_dotdot_and_absolute_names_are_contained(store: LayerStore, outside: str) -> None:
+    # dockerd unpacks in a chroot: "../x" and "/x" both land at <layer>/x.
+    evil = os.path.relpath(os.path.join(outside, "evil"), "/")
+    layer = store.register(io.BytesIO(layer_tar([
+        Entry("../../../../../../../../" + evil, data=b"x"), Entry("/abs", data=b"y")])), None)
+    d = store.driver.diff_dir(layer.cache_id)
+    assert os.listdir(outside) == []
+    assert os.path.isfile(os.path.join(d, evil)) and os.path.isfile(os.path.join(d, "abs"))
+
+
+@pytest.mark.parametrize("target", ["absolute", "relative"])
+def test_symlink_parent_escape_is_refused(store: LayerStore, outside: str, target: str) -> None:
+    link = outside if target == "absolute" else "../../../../../../../.." + outside
+    tar = layer_tar([Entry("lnk", kind="symlink", linkname=link), Entry("lnk/evil", data=b"x")])
+    with pytest.raises(errdefs.System) as exc:
+        store.register(io.BytesIO(tar), None)
+    assert str(exc.value) == "Error processing tar file(exit status 1): open /lnk/evil: no such file or directory"
+    assert os.listdir(outside) == []
+    _assert_clean(store)
+
+
+def test_symlink_parent_is_resolved_inside(store: LayerStore) -> None:
+    tar = layer_tar([Entry("etc", kind="dir"), Entry("lnk", kind="symlink", linkname="/etc"),
+                     Entry("lnk/passwd", data=b"p")])
+    layer = store.register(io.BytesIO(tar), None)
+    with open(os.path.join(store.driver.diff_dir(layer.cache_id), "etc/passwd"), "rb") as f:
+        assert f.read() == b"p"
+
+
+@pytest.mark.parametrize("linkname", ["../../../../../../etc/passwd", "/etc/passwd"])
+def test_hardlink_escape_is_refused(store: LayerStore, linkname: str) -> None:
+    with pytest.raises(errdefs.System) as exc:
+        store.register(io.BytesIO(layer_tar([Entry("hl", kind="hardlink", linkname=linkname)])), None)
+    assert str(exc.value) == "Error processing tar file(exit status 1): link /etc/passwd /hl: no such file or directory"
+    _assert_clean(store)
+
+
+def test_hardlink_through_symlink_stays_inside(store: LayerStore, outside: str) -> None:
+    with open(os.path.join(outside, "secret"), "w") as f:
+        f.write("s")
+    tar = layer_tar([Entry("lnk", kind="symlink", linkname=outside), Entry("hl", kind="hardlink",
+                                                                          linkname="lnk/secret")])
+    with pytest.raises(errdefs.System):
+        store.register(io.BytesIO(tar), None)
+    assert os.stat(os.path.join(outside, "secret")).st_nlink == 1
+    _assert_clean(store)
+
+
+def test_garbage_is_refused(store: LayerStore) -> None:
+    with pytest.raises(errdefs.System, match=r"^Error processing tar file\(exit status 1\): unexpected EOF$"):
+        store.register(io.BytesIO(b"garbage\n"), None)
+    _assert_clean(store)
