@@ -162,7 +162,15 @@ class Events:
         """
         now = time.time_ns()
         attrs = None if attributes is None else {k: attributes[k] for k in sorted(attributes)}
+        status = msg_id = from_ = ""
+        if event_type == CONTAINER_EVENT_TYPE:
+            status, msg_id, from_ = action, actor_id, (attrs or {}).get("image", "")
+        elif event_type == IMAGE_EVENT_TYPE:
+            status, msg_id = action, actor_id
         msg = Message(
+            status=status,
+            id=msg_id,
+            From=from_,
             Type=event_type,
             Action=action,
             Actor=Actor(ID=actor_id, Attributes=attrs),
@@ -170,10 +178,6 @@ class Events:
             time=now // 1_000_000_000,
             timeNano=now,
         )
-        if event_type == CONTAINER_EVENT_TYPE:
-            msg.id, msg.status, msg.From = actor_id, action, (attrs or {}).get("image", "")
-        elif event_type == IMAGE_EVENT_TYPE:
-            msg.id, msg.status = actor_id, action
         self.publish_message(msg)
         return msg
 

@@ -114,6 +114,7 @@ class Daemon:
     # -- start and stop -------------------------------------------------------------
     async def restore(self) -> None:
         """Load every container from disk (daemon.go restore), in one thread hop."""
+        self.events.bind_loop()
         loaded = await self.run_blocking(self._load_all)
         for ctr in loaded:
             name = ctr.Name

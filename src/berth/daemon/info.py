@@ -197,7 +197,7 @@ def system_info(d: "Daemon") -> Info:
         Debug=d.config.debug, NFd=len(os.listdir("/proc/self/fd")), OomKillDisable=si.oom_kill_disable,
         NGoroutines=len(os.listdir("/proc/self/task")), SystemTime=gojson.format_go_time(time.time_ns()),
         LoggingDriver=d.config.log_driver, CgroupDriver="cgroupfs", CgroupVersion="2" if si.cgroup_v2 else "1",
-        NEventsListener=d.events.subscriber_count() if hasattr(d.events, "subscriber_count") else 0,
+        NEventsListener=d.events.subscribers_count(),
         KernelVersion=os.uname().release, OperatingSystem=os_name, OSVersion=os_version, OSType="linux",
         Architecture=os.uname().machine, IndexServerAddress="https://index.docker.io/v1/",
         RegistryConfig=RegistryConfig(

@@ -261,11 +261,12 @@ class Conmon:
         return args
 
     async def _spawn(self, args: list[str], cwd: str, stderr_path: str,
-                     extra: dict[str, socket.socket]) -> None:
-        """Start the conmon launcher with the given pipes and reap it (it exits as soon as
-        it has forked the real monitor into its own session)."""
+                     extra: dict[str, socket.socket], start: socket.socket) -> None:
+        """Start the conmon launcher with the given pipes, let it go on (one byte on the
+        start pipe, which it reads before forking) and reap it: it exits as soon as it has
+        forked the real monitor into its own session."""
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("NOTIFY_SOCKET=", "_OCI_", "LISTEN_"))}
+               if not k.startswith(("NOTIFY_SOCKET", "_OCI_", "LISTEN_"))}
         for name, s in extra.items():
             env[name] = str(s.fileno())
         # stderr is a file, not a pipe: the forked monitor keeps it open for its whole life.
@@ -275,6 +276,10 @@ class Conmon:
                 stdout=asyncio.subprocess.DEVNULL, stderr=errf, start_new_session=True,
                 pass_fds=[s.fileno() for s in extra.values()])
         try:
+            for s in extra.values():
+                s.close()
+            with contextlib.suppress(BrokenPipeError):
+                start.send(b"\0")  # podman sends this once conmon is in its cgroup
             rc = await proc.wait()
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
@@ -328,12 +333,11 @@ class Conmon:
         try:
             try:
                 await self._spawn(args, bundle_dir, os.path.join(persist_dir, "conmon.stderr"),
-                                  {"_OCI_SYNCPIPE": child_sync, "_OCI_STARTPIPE": child_start})
+                                  {"_OCI_SYNCPIPE": child_sync, "_OCI_STARTPIPE": child_start},
+                                  parent_start)
             finally:
                 child_sync.close()
                 child_start.close()
-            with contextlib.suppress(BrokenPipeError):
-                parent_start.send(b"\0")  # podman sends this once conmon is in its cgroup
             parent_start.close()
             try:
                 msg = await _recv_json(parent_sync, _CREATE_TIMEOUT)
@@ -414,12 +418,11 @@ class Conmon:
         stream: AttachStream | None = None
         try:
             try:
-                await self._spawn(args, exec_dir, os.path.join(exec_dir, "conmon.stderr"), pipes)
+                await self._spawn(args, exec_dir, os.path.join(exec_dir, "conmon.stderr"), pipes,
+                                  parent_start)
             finally:
                 for s in (child_sync, child_start, child_attach):
                     s.close()
-            with contextlib.suppress(BrokenPipeError):
-                parent_start.send(b"\0")
             if attach:
                 await _recv_json(parent_attach, _CREATE_TIMEOUT)  # socket is listening
                 stream = await AttachStream.connect(os.path.join(exec_dir, "attach"))

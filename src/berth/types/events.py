@@ -22,7 +22,7 @@ SECRET_EVENT_TYPE = "secret"
 CONFIG_EVENT_TYPE = "config"
 
 
-class Actor(msgspec.Struct):
+class Actor(msgspec.Struct, frozen=True):
     """What generated the event: its ID and a set of attributes (labels, name, ...).
 
     Go's `map[string]string` encodes with sorted keys; `berth.events` builds
@@ -33,11 +33,12 @@ class Actor(msgspec.Struct):
     Attributes: dict[str, str] | None = None
 
 
-class Message(msgspec.Struct, omit_defaults=True, kw_only=True, rename={"From": "from"}):
+class Message(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, rename={"From": "from"}):
     """One event. `status`/`id`/`from` are the deprecated JSONMessage fields.
 
     Only container events carry all three (`from` = the `image` attribute) and image
     events carry `status` and `id`; every other type leaves them empty, so omitted.
+    Frozen: one Message is shared by the ring buffer and every subscriber.
     """
 
     status: str = ""
