@@ -70,7 +70,7 @@ def test_bad_settings_messages(berthd):
         (["--restart", "sometimes"], "invalid restart policy 'sometimes'"),
         (["-m", "1m"], "Minimum memory limit allowed is 6MB"),
         (["-w", "rel"], "the working directory 'rel' is invalid, it needs to be an absolute path"),
-        (["--rm", "--restart", "always"], "can't create 'AutoRemove' container with restart policy"),
+        (["--oom-score-adj", "2000"], "Invalid value 2000, range for oom score adj is [-1000, 1000]"),
         (["--cap-add", "FOO"], 'invalid CapAdd: unknown capability: "CAP_FOO"'),
         (["--log-opt", "bogus=1"], "unknown log opt 'bogus' for json-file log driver"),
     ]

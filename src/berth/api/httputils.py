@@ -1,11 +1,13 @@
 """Request helpers shared by the routers (moby/api/server/httputils)."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
 
 from .. import errdefs
+from ..types import gojson
 
 # The negotiated API version of a request, as put there by the version middleware.
 API_VERSION_KEY = "berth.api_version"
@@ -29,6 +31,7 @@ def _components(v: str) -> list[int]:
     return out
 
 
+@functools.lru_cache(maxsize=256)
 def compare_versions(a: str, b: str) -> int:
     """moby/api/types/versions/compare.go: component-wise integer comparison."""
     ca, cb = _components(a), _components(b)
@@ -95,7 +98,5 @@ def check_for_json(request: web.Request) -> None:
 
 def json_body(obj: Any, status: int = 200) -> web.Response:
     """A WriteJSON-style response from already-encoded bytes or an object."""
-    from ..types import gojson
-
     data = obj if isinstance(obj, bytes) else gojson.encode_response(obj)
     return web.Response(body=data, status=status, content_type="application/json")

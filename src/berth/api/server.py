@@ -7,11 +7,12 @@ moby/api/server/middleware/experimental.go and moby/api/server/errorhandler.go.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_urldispatcher import MatchInfoError
+from aiohttp.web_urldispatcher import AbstractRoute, MatchInfoError, UrlMappingMatchInfo
 
 from .. import ENGINE_VERSION, errdefs
 from . import httpstatus
@@ -113,17 +114,71 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
         response.headers.popall("Server", None)
 
 
+_VERSIONED = re.compile(r"^/v([0-9.]+)(/.*)$")
+_PARAM = re.compile(r"\{(\w+)(?::([^{}]*))?\}")
+
+
+class _Router(web.UrlDispatcher):
+    """createMux's routing: every route bare and under `/v{version}`, found by a dict
+    lookup for fixed paths and a per-method regex list for the rest.
+
+    aiohttp's own resolver would try every resource's regex in turn for every request,
+    twice over with the versioned copies; this keeps resolution off the hot path. What
+    is not found here goes to aiohttp's resolver, which answers 404/405 (both become
+    dockerd's "page not found").
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fixed: dict[tuple[str, str], AbstractRoute] = {}
+        self._patterns: dict[str, list[tuple[re.Pattern[str], AbstractRoute]]] = {}
+
+    def add_api_route(self, method: str, path: str, handler: Handler) -> None:
+        route = self.add_route(method, path, handler)
+        if "{" not in path:
+            self._fixed[(method, path)] = route
+            return
+        regex = _template_regex(path)
+        self._patterns.setdefault(method, []).append((re.compile(regex), route))
+
+    async def resolve(self, request: web.Request) -> UrlMappingMatchInfo:  # type: ignore[override]
+        path = request.path
+        version = ""
+        m = _VERSIONED.match(path)
+        if m:
+            version, path = m.group(1), m.group(2)
+        method = request.method
+        route = self._fixed.get((method, path))
+        if route is not None:
+            return UrlMappingMatchInfo({"version": version} if version else {}, route)
+        for regex, route in self._patterns.get(method, ()):
+            mm = regex.fullmatch(path)
+            if mm:
+                found = mm.groupdict()
+                if version:
+                    found["version"] = version
+                return UrlMappingMatchInfo(found, route)
+        return await super().resolve(request)  # type: ignore[return-value]
+
+
+def _template_regex(path: str) -> str:
+    """`/containers/{name:.*}/json` → `/containers/(?P<name>.*)/json`."""
+    out, pos = [], 0
+    for m in _PARAM.finditer(path):
+        out.append(re.escape(path[pos:m.start()]))
+        out.append(f"(?P<{m.group(1)}>{m.group(2) or '[^{}/]+'})")
+        pos = m.end()
+    out.append(re.escape(path[pos:]))
+    return "".join(out)
+
+
 def build_app(routes: Iterable[Route], state: dict[web.AppKey[Any], Any]) -> web.Application:
     """The aiohttp application serving `routes`, each under `/v{version}` and bare."""
-    app = web.Application(middlewares=[_middleware], client_max_size=0)
+    router = _Router()
+    app = web.Application(router=router, middlewares=[_middleware], client_max_size=0)
     for key, value in state.items():
         app[key] = value
     for method, path, handler in routes:
-        app.router.add_route(method, "/v{version:[0-9.]+}" + path, handler)
-        app.router.add_route(method, path, handler)
-        if method == "GET":
-            # Go's mux answers HEAD through the GET route only where registered; dockerd
-            # registers HEAD explicitly where it has one (/_ping, archive).
-            pass
+        router.add_api_route(method, path, handler)
     app.on_response_prepare.append(_on_prepare)
     return app

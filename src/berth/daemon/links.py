@@ -64,11 +64,8 @@ def register_links(d: "Daemon", ctr: "Container", hc: HostConfig) -> None:
 def links_for(d: "Daemon", ctr: "Container") -> list[str] | None:
     """Inspect's `HostConfig.Links`: `/<child>:/<parent>/<alias>` from the name table."""
     out = []
-    prefix = ctr.Name + "/"
-    for child_id, names_ in d.names.all_names().items():
-        for n in names_:
-            if n.startswith(prefix) and "/" not in n[len(prefix):]:
-                child = d.containers.get(child_id)
-                if child is not None:
-                    out.append(f"{child.Name}:{n}")
+    for link_name, child_id in sorted(d.names.children(ctr.Name).items()):
+        child = d.containers.get(child_id)
+        if child is not None:
+            out.append(f"{child.Name}:{link_name}")
     return out or None

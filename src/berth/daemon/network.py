@@ -41,3 +41,19 @@ def update_container_network_settings(d: "Daemon", ctr: "Container", nc: Network
     else:
         networks[name] = NetworkEndpoint()
     ctr.NetworkSettings.Networks = networks
+
+
+async def initialize_networking(d: "Daemon", ctr: "Container") -> str | None:
+    """Set up the container's network before its spec is built (daemon/container_operations.go
+    initializeNetworking). Returns the network namespace path the container joins, or None
+    to let the runtime make a fresh one (or use the host's, for `host` mode).
+
+    Stub until networks exist: every non-host container gets a private namespace with only
+    loopback.
+    """
+    return None
+
+
+async def release_network(d: "Daemon", ctr: "Container") -> None:
+    """Tear down what initialize_networking made (releaseNetwork)."""
+    return None

@@ -93,8 +93,14 @@ class RWLayer:
         self.parent = parent
 
     def graph_driver_data(self) -> dict[str, str] | None:
-        """GraphDriver.Data of container inspect; None (JSON null) for vfs."""
-        return self._store.driver.metadata(self.mount_id)
+        """GraphDriver.Data of container inspect; None (JSON null) for vfs.
+
+        A layer's lower chain never changes, so it is read from disk once (inspect is hot).
+        """
+        cached = getattr(self, "_gdd", None)
+        if cached is None:
+            cached = self._gdd = self._store.driver.metadata(self.mount_id)
+        return dict(cached) if cached is not None else None
 
     def mount(self) -> str:
         """Mount (refcounted) and return the root filesystem path."""

@@ -31,30 +31,27 @@ class GoStruct(Struct, omit_defaults=False):
 
     def normalize_omitempty(self) -> None:
         """Replace empty omitempty values by UNSET so they are not written (Go omitempty)."""
-        for name, default in zip(self.__struct_fields__, _defaults(type(self))):
-            if default is not UNSET:
-                continue
+        for name, is_ptr in _omitempty_fields(type(self)):
             value = getattr(self, name)
             if value is UNSET:
                 continue
-            if name in self._omitempty_ptr:
-                if value is None:
-                    setattr(self, name, UNSET)
-            elif not value:
+            if (value is None) if is_ptr else (not value):
                 setattr(self, name, UNSET)
 
 
-_DEFAULTS_CACHE: dict[type, tuple[Any, ...]] = {}
+_OMITEMPTY_CACHE: dict[type, tuple[tuple[str, bool], ...]] = {}
 
 
-def _defaults(cls: type) -> tuple[Any, ...]:
-    """Each field's default (msgspec.NODEFAULT where none), in field order."""
-    got = _DEFAULTS_CACHE.get(cls)
+def _omitempty_fields(cls: type) -> tuple[tuple[str, bool], ...]:
+    """(field name, is a pointer) for each field defaulting to UNSET, computed once per class."""
+    got = _OMITEMPTY_CACHE.get(cls)
     if got is None:
         fields = cls.__struct_fields__  # type: ignore[attr-defined]
         defs = cls.__struct_defaults__  # type: ignore[attr-defined]
-        got = (msgspec.NODEFAULT,) * (len(fields) - len(defs)) + tuple(defs)
-        _DEFAULTS_CACHE[cls] = got
+        defaults = (msgspec.NODEFAULT,) * (len(fields) - len(defs)) + tuple(defs)
+        ptrs = cls._omitempty_ptr  # type: ignore[attr-defined]
+        got = tuple((n, n in ptrs) for n, d in zip(fields, defaults) if d is UNSET)
+        _OMITEMPTY_CACHE[cls] = got
     return got
 
 
