@@ -61,8 +61,9 @@ class Network(msgspec.Struct):
 
     @property
     def predefined(self) -> bool:
-        return self.Name in PREDEFINED and self.Driver in ("bridge", "host", "null") and self.Options.get(
-            "com.docker.network.bridge.default_bridge", "true" if self.Name != "bridge" else "") == "true"
+        if self.Driver in ("host", "null"):
+            return True
+        return self.Options.get("com.docker.network.bridge.default_bridge") == "true"
 
     @property
     def user_defined(self) -> bool:
@@ -308,6 +309,6 @@ def _ambiguous(term: str, count: int, how: str, route_style: bool) -> errdefs.Do
 
 
 def now_go() -> str:
-    import datetime
+    import time
 
-    return gojson.format_go_time(datetime.datetime.now(datetime.timezone.utc))
+    return gojson.format_go_time(time.time_ns())

@@ -1,0 +1,178 @@
+"""Network namespaces and the netavark/aardvark-dns plumbing (containers/netavark v1.4
+src/network/types.rs; podman v4.3.1 vendor/github.com/containers/common/libnetwork/netavark/run.go).
+
+Berth makes each sandbox's namespace itself, bind-mounted at `<exec-root>/netns/<sandbox[:12]>`
+as dockerd does, so the runtime joins it and it outlives a daemon restart. netavark is called
+once per (container, network): `netavark --config <exec-root>/netavark setup <netns>` with the
+JSON on stdin; the exact JSON is kept under `<exec-root>/netavark/endpoints/` because
+teardown must be given the same input. The netavark network `name` is Berth's network ID, so
+its per-network firewall chains (named from a hash of it) and aardvark-dns files never
+collide with another berthd or podman; the config directory is per daemon, so is the
+aardvark-dns instance.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+from typing import Any
+
+from .. import errdefs
+from ..pkg import atomicfile
+
+log = logging.getLogger("berth.network")
+
+_CANDIDATES = ("/usr/lib/podman/netavark", "/usr/libexec/podman/netavark", "/usr/local/libexec/podman/netavark")
+_AARDVARK = ("/usr/lib/podman/aardvark-dns", "/usr/libexec/podman/aardvark-dns",
+             "/usr/local/libexec/podman/aardvark-dns")
+
+
+def _find(cands: tuple[str, ...], name: str) -> str | None:
+    for c in cands:
+        if os.access(c, os.X_OK):
+            return c
+    return shutil.which(name)
+
+
+class Netavark:
+    def __init__(self, exec_root: str) -> None:
+        self.binary = _find(_CANDIDATES, "netavark")
+        self.aardvark = _find(_AARDVARK, "aardvark-dns")
+        self.config_dir = os.path.join(exec_root, "netavark")
+        self.ep_dir = os.path.join(self.config_dir, "endpoints")
+        self.netns_dir = os.path.join(exec_root, "netns")
+        for d in (self.config_dir, self.ep_dir, os.path.join(self.config_dir, "aardvark-dns"), self.netns_dir):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+
+    # -- namespaces -------------------------------------------------------------------
+    def netns_path(self, sandbox_id: str) -> str:
+        return os.path.join(self.netns_dir, sandbox_id[:12])
+
+    def create_netns(self, sandbox_id: str) -> str:
+        """A new network namespace with loopback up, bind-mounted at the sandbox key."""
+        path = self.netns_path(sandbox_id)
+        if os.path.ismount(path):
+            return path
+        with open(path, "w"):
+            pass
+        r = subprocess.run(["unshare", f"--net={path}", "ip", "link", "set", "lo", "up"], capture_output=True)
+        if r.returncode != 0:
+            _unlink(path)
+            raise errdefs.System(f"failed to create network namespace: {r.stderr.decode().strip()}")
+        return path
+
+    def remove_netns(self, path: str) -> None:
+        if not path.startswith(self.netns_dir + "/"):
+            return  # never touch a namespace Berth did not make (container:/host modes)
+        if os.path.ismount(path):
+            r = subprocess.run(["umount", "-l", path], capture_output=True)
+            if r.returncode != 0:
+                log.warning("umount %s: %s", path, r.stderr.decode().strip())
+        _unlink(path)
+
+    # -- netavark ------------------------------------------------------------------------
+    def _ep_file(self, container_id: str, network_id: str) -> str:
+        return os.path.join(self.ep_dir, f"{container_id}-{network_id[:12]}.json")
+
+    def _run(self, cmd: str, netns: str, data: bytes) -> dict[str, Any]:
+        if self.binary is None:
+            raise errdefs.System("netavark binary not found: install the netavark package")
+        argv = [self.binary, "--config", self.config_dir]
+        if self.aardvark:
+            argv += ["--aardvark-binary", self.aardvark]
+        r = subprocess.run([*argv, cmd, netns], input=data, capture_output=True)
+        out = r.stdout.decode(errors="replace").strip()
+        if r.returncode != 0:
+            msg = out or r.stderr.decode(errors="replace").strip()
+            try:
+                msg = json.loads(msg)["error"]
+            except (ValueError, KeyError, TypeError):
+                pass
+            raise errdefs.System(f"netavark: {msg}")
+        if not out:
+            return {}
+        try:
+            return json.loads(out)
+        except ValueError:
+            return {}
+
+    def setup(self, netns: str, opts: dict[str, Any]) -> dict[str, Any]:
+        """Attach the namespace to one network; returns netavark's StatusBlock for it."""
+        data = json.dumps(opts).encode()
+        (net_name,) = opts["networks"].keys()
+        path = self._ep_file(opts["container_id"], net_name)
+        # Written first: if setup half-fails, the teardown below (or a later one) undoes it.
+        atomicfile.write_file(path, json.dumps({"netns": netns, "opts": opts}).encode(), 0o600)
+        try:
+            res = self._run("setup", netns, data)
+        except errdefs.DockerError:
+            try:
+                self._run("teardown", netns, data)
+            except errdefs.DockerError:
+                pass
+            _unlink(path)
+            raise
+        return res.get(net_name, {})
+
+    def teardown(self, container_id: str, network_id: str) -> None:
+        path = self._ep_file(container_id, network_id)
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError):
+            return
+        try:
+            self._run("teardown", saved["netns"], json.dumps(saved["opts"]).encode())
+        except errdefs.DockerError as e:
+            log.warning("teardown of %s on %s: %s", container_id[:12], network_id[:12], e)
+        _unlink(path)
+
+    def attached(self, container_id: str) -> list[str]:
+        """Network IDs (12-char) the container has live netavark state for."""
+        pre = container_id + "-"
+        return [f[len(pre):-5] for f in os.listdir(self.ep_dir) if f.startswith(pre) and f.endswith(".json")]
+
+    def all_attached(self) -> list[tuple[str, str]]:
+        out = []
+        for f in os.listdir(self.ep_dir):
+            if f.endswith(".json") and "-" in f:
+                cid, nid = f[:-5].rsplit("-", 1)
+                out.append((cid, nid))
+        return out
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def network_config(n: Any) -> dict[str, Any]:
+    """The netavark Network JSON for a Berth network (types.rs Network)."""
+    subnets = []
+    for p in n.Pools:
+        s: dict[str, Any] = {"subnet": p.Subnet}
+        if p.Gateway:
+            s["gateway"] = p.Gateway
+        subnets.append(s)
+    opts: dict[str, str] = {}
+    mtu = n.Options.get("com.docker.network.driver.mtu")
+    if mtu and mtu != "1500":
+        opts["mtu"] = mtu
+    return {
+        "name": n.Id,
+        "id": n.Id,
+        "driver": "bridge",
+        "network_interface": n.Interface,
+        "created": n.Created,
+        "subnets": subnets,
+        "ipv6_enabled": any(":" in p.Subnet for p in n.Pools),
+        "internal": n.Internal,
+        # The default bridge has no embedded DNS in dockerd; user networks do.
+        "dns_enabled": n.user_defined,
+        "options": opts,
+        "ipam_options": {"driver": "host-local"},
+    }
