@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
@@ -109,9 +109,10 @@ async def containers(d: "Daemon", all_: bool, limit: int, size: bool, filters: A
             except errdefs.DockerError:
                 continue
     names = d.names.all_names()
+    image_id = _image_ids(d)
     out: list[ContainerSummary] = []
     now = time.time_ns()
-    ordered = sorted(d.containers.values(), key=lambda c: c.Created, reverse=True)
+    ordered = sorted(d.containers.values(), key=_created_unix_ns, reverse=True)
     before_seen = before is None
     for ctr in ordered:
         st = ctr.State
@@ -156,8 +157,15 @@ async def containers(d: "Daemon", all_: bool, limit: int, size: bool, filters: A
             continue
         if expose is not None and not (expose & _exposed(ctr)):
             continue
-        out.append(await _transform(d, ctr, names, size, now))
+        out.append(await _transform(d, ctr, names, size, now, image_id))
     return out
+
+
+def _created_unix_ns(ctr: Container) -> int:
+    cached = ctr.__dict__.get("_created_ns")
+    if cached is None:
+        cached = ctr.__dict__["_created_ns"] = gojson.parse_go_time(ctr.Created)
+    return cached
 
 
 def _lookup(d: "Daemon", v: str) -> Container:
@@ -216,14 +224,35 @@ def _summary_ports(ctr: Container) -> list[Port]:
     return out
 
 
-async def _transform(d: "Daemon", ctr: Container, names: dict[str, list[str]], size: bool, now: int) -> ContainerSummary:
+def _image_ids(d: "Daemon") -> "Callable[[str], str | None]":
+    """Resolve image references to IDs, memoised for one listing: thousands of
+    containers usually name a handful of images."""
+    memo: dict[str, str | None] = {}
+
+    def resolve(ref: str) -> str | None:
+        if ref not in memo:
+            try:
+                memo[ref] = d.images.get_image(ref).id
+            except errdefs.DockerError:
+                memo[ref] = None
+        return memo[ref]
+
+    return resolve
+
+
+def _created_unix(ctr: Container) -> int:
+    """Created as Unix seconds, parsed once per container."""
+    cached = ctr.__dict__.get("_created_unix")
+    if cached is None:
+        cached = ctr.__dict__["_created_unix"] = gojson.parse_go_time(ctr.Created) // 1_000_000_000
+    return cached
+
+
+async def _transform(d: "Daemon", ctr: Container, names: dict[str, list[str]], size: bool, now: int,
+                     image_id: "Callable[[str], str | None]") -> ContainerSummary:
     image = ctr.Config.Image
-    if image != ctr.Image:
-        try:
-            if d.images.get_image(image).id != ctr.Image:
-                image = ctr.Image
-        except errdefs.DockerError:
-            image = ctr.Image
+    if image != ctr.Image and image_id(image) != ctr.Image:
+        image = ctr.Image
     nets: dict[str, EndpointSettings] = {}
     for name, ep in (ctr.NetworkSettings.Networks or {}).items():
         ipam = None
@@ -237,7 +266,7 @@ async def _transform(d: "Daemon", ctr: Container, names: dict[str, list[str]], s
         )
     s = ContainerSummary(
         Id=ctr.ID, Names=list(names.get(ctr.ID) or []), Image=image, ImageID=ctr.Image, Command=_command(ctr),
-        Created=gojson.parse_go_time(ctr.Created) // 1_000_000_000, Ports=_summary_ports(ctr),
+        Created=_created_unix(ctr), Ports=_summary_ports(ctr),
         Labels=ctr.Config.Labels, State=ctr.State.state_string(),
         Status=state_status(ctr.State, now, gojson.parse_go_time),
         HostConfig=SummaryHostConfig(NetworkMode=ctr.host_config.NetworkMode),
