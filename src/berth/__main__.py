@@ -175,7 +175,7 @@ def _routes() -> list[server.Route]:
     routes: list[server.Route] = []
     routes += system_router.ROUTES
     routes += container_router.ROUTES
-    for mod in ("events", "image", "volume"):
+    for mod in ("events", "image", "volume", "network", "container_run"):
         try:
             m = __import__(f"berth.api.router.{mod}", fromlist=["ROUTES"])
         except ImportError as e:  # a router still being written must not stop the daemon
@@ -194,6 +194,7 @@ async def serve(cfg: DaemonConfig) -> None:
     try:
         d = Daemon(cfg)
         await d.restore()
+        await d.init_lifecycle()  # LIFECYCLE: runtime probe, live restore, restart policies
         state: dict[web.AppKey[Any], Any] = {BACKEND: d}
         for mod, key, value in (
             ("events", "EVENTS", d.events),
@@ -218,6 +219,7 @@ async def serve(cfg: DaemonConfig) -> None:
         await stop.wait()
         log.info("shutting down")
         await runner.cleanup()
+        await d.shutdown_lifecycle()
         await d.shutdown()
     finally:
         lock.release()

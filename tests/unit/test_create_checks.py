@@ -150,7 +150,7 @@ def test_log_config():
     assert lc.Type == "json-file" and lc.Config == {}
     for cfg, msg in [
         (LogConfig(Type="json-file", Config={"bogus": "1"}), "unknown log opt 'bogus' for json-file log driver"),
-        (LogConfig(Type="nosuch"), "logger: no log driver named 'nosuch' is registered"),
+        (LogConfig(Type="nosuch"), 'error looking up logging plugin nosuch: plugin "nosuch" not found'),
         (LogConfig(Type="json-file", Config={"mode": "x"}), "logger: logging mode not supported: x"),
         (LogConfig(Type="json-file", Config={"max-buffer-size": "1m"}),
          "logger: max-buffer-size option is only supported with 'mode=non-blocking'"),

@@ -77,7 +77,7 @@ def test_volume_routes_end_to_end(tmp: str) -> None:
         ("DELETE", "/v1.41/volumes/nosuchbv", {}),
         ("DELETE", "/v1.41/volumes/nosuchbv?force=1", {}),
         ("DELETE", "/v1.41/volumes/bv5", {}),
-        ("POST", "/volumes/prune", {}),
+        ("POST", "/v1.41/volumes/prune", {}),
         ("GET", "/volumes", {}),
     ])
     root = os.path.join(tmp, "volumes")

@@ -10,14 +10,17 @@ from .. import errdefs
 from ..types import gojson
 
 # The negotiated API version of a request, as put there by the version middleware.
-API_VERSION_KEY = "berth.api_version"
+API_VERSION_KEY = web.RequestKey("berth.api_version", str)
 
-DEFAULT_VERSION = "1.41"
+# api.DefaultVersion: the newest version served, and the version of a request whose
+# path carries none (as dockerd 29). api/versions.py adapts answers for 1.42 and up;
+# 1.41 and below answer exactly as dockerd 20.10.
+DEFAULT_VERSION = "1.52"
 MIN_VERSION = "1.12"
 
 
 def version_from_request(request: web.Request) -> str:
-    """The request's API version; unversioned paths get the default (`1.41`)."""
+    """The request's API version; unversioned paths get the default (`1.52`)."""
     return request.get(API_VERSION_KEY) or DEFAULT_VERSION
 
 

@@ -7,12 +7,14 @@ moby/api/server/middleware/experimental.go and moby/api/server/errorhandler.go.
 from __future__ import annotations
 
 import logging
+import posixpath
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute, MatchInfoError, UrlMappingMatchInfo
+from yarl import URL
 
 from .. import ENGINE_VERSION, errdefs
 from . import httpstatus
@@ -23,11 +25,12 @@ log = logging.getLogger("berth.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Route = tuple[str, str, Handler]
 
-# The newest API version served; requests above it are refused.
+# The newest API version served (1.52, dockerd 29); requests above it are refused.
 MAX_VERSION = DEFAULT_VERSION
 
 _SERVER = f"Docker/{ENGINE_VERSION} (linux)"
-_HEADERS_KEY = "berth.headers"  # 1: Server/Api-Version/Ostype; 2: also Docker-Experimental
+# 1: Server/Api-Version/Ostype; 2: also Docker-Experimental
+_HEADERS_KEY = web.RequestKey("berth.headers", int)
 
 
 def _error_response(request: web.Request, status: int, message: str) -> web.Response:
@@ -55,8 +58,31 @@ def _path_version(request: web.Request) -> str | None:
     return None
 
 
+def clean_path(p: str) -> str:
+    """gorilla/mux cleanPath: path.Clean, keeping a trailing slash."""
+    if not p:
+        return "/"
+    if p[0] != "/":
+        p = "/" + p
+    np = posixpath.normpath(p)
+    if np.startswith("//"):  # posixpath keeps a leading "//"; Go's path.Clean does not
+        np = "/" + np.lstrip("/")
+    if p[-1] == "/" and np != "/":
+        np += "/"
+    return np
+
+
 @web.middleware
 async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # mux.Router.ServeHTTP redirects to the cleaned path before any route or middleware
+    # runs (so no version headers), keeping the query string.
+    path = request.path
+    if ("//" in path or "/." in path) and clean_path(path) != path:
+        cleaned = clean_path(path)
+        location = URL.build(path=cleaned).raw_path
+        if request.rel_url.raw_query_string:
+            location += "?" + request.rel_url.raw_query_string
+        return web.Response(status=301, headers={"Location": location, "Content-Length": "0"})
     if request.method == "OPTIONS":  # system router optionsHandler: any path, 200, empty
         request[_HEADERS_KEY] = 2
         return web.Response(status=200)

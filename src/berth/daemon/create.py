@@ -25,6 +25,7 @@ import msgspec
 from .. import errdefs
 from ..container.container import Container, NetworkSettings
 from ..pkg import symlink
+from ..pkg.platforms import Platform
 from ..types import gojson
 from ..types.container import (
     Config,
@@ -61,7 +62,7 @@ class ContainerCreateConfig(msgspec.Struct):
     host_config: HostConfig | None
     networking_config: NetworkingConfig | None
     adjust_cpu_shares: bool = False
-    platform: str = ""
+    platform: Platform | None = None
 
 
 async def container_create(d: "Daemon", params: ContainerCreateConfig) -> ContainerCreateCreatedBody:
@@ -71,7 +72,7 @@ async def container_create(d: "Daemon", params: ContainerCreateConfig) -> Contai
     img: Image | None = None
     if params.config.Image:
         try:
-            img = d.images.get_image(params.config.Image)
+            img = d.images.get_image(params.config.Image, params.platform)
         except errdefs.DockerError:
             img = None
     warnings = verify_container_settings(
@@ -181,7 +182,7 @@ async def create(d: "Daemon", params: ContainerCreateConfig) -> Container:
     config = params.config
     hc = params.host_config
     assert config is not None and hc is not None
-    img = d.images.get_image(config.Image) if config.Image else None
+    img = d.images.get_image(config.Image, params.platform) if config.Image else None
     image_config = merge.image_container_config(img) if img is not None else None
     merge_and_verify_config(config, image_config)
     merge_and_verify_log_config(hc.LogConfig, d.config.log_driver, d.config.log_opts)
@@ -190,6 +191,7 @@ async def create(d: "Daemon", params: ContainerCreateConfig) -> Container:
         set_security_options(d, ctr, hc)
         # Parse and validate the mount specs on the loop (pure), make things in one hop.
         plan = volumes.plan_mount_points(d, ctr, hc)
+        plan.networking_config = params.networking_config
         links.register_links(d, ctr, hc)
         await d.run_blocking(_create_on_disk, d, ctr, img, plan)
     except BaseException:

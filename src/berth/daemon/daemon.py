@@ -235,8 +235,89 @@ class Daemon:
         return await system_disk_usage(self)
 
     async def kill_for_removal(self, ctr: Container) -> None:
-        """Stop a running container before a forced removal (no runtime yet: nothing runs)."""
-        ctr.State.Running = False
+        """Kill a running container for a forced removal; the caller holds ctr.lock."""
+        from .kill import kill_for_removal
+
+        await kill_for_removal(self, ctr)
 
     def on_container_removed(self, ctr: Container) -> None:
-        """Hook for waiters on `removed` (wait endpoint)."""
+        """Wake the `removed` waiters (wait endpoint)."""
+        from .wait import notify_removed
+
+        notify_removed(ctr)
+
+    # ==== LIFECYCLE helper: runtimes, start/stop/kill/restart/pause/wait/logs =========
+    # (daemon/start.py, stop.py, kill.py, restart.py, pause.py, wait.py, logs.py, monitor.py)
+    @property
+    def lifecycle(self) -> Any:
+        """The daemon's Runtimes (daemon/runtimes.py), made on first use."""
+        rts = self.__dict__.get("_lifecycle")
+        if rts is None:
+            from .runtimes import Runtimes
+
+            rts = self.__dict__["_lifecycle"] = Runtimes(self)
+        return rts
+
+    async def init_lifecycle(self) -> None:
+        """At daemon start, after restore(): choose the default runtime by probing, then
+        re-attach running containers and apply restart policies (monitor.restore_containers)."""
+        from .monitor import restore_containers
+
+        self.default_runtime = await self.lifecycle.probe()
+        self.runtimes |= set(self.lifecycle.paths)
+        await restore_containers(self)
+
+    async def container_start(self, name: str, checkpoint: str = "", checkpoint_dir: str = "") -> None:
+        from .start import container_start
+
+        await container_start(self, name, checkpoint, checkpoint_dir)
+
+    async def container_stop(self, name: str, timeout: int | None) -> None:
+        from .stop import container_stop
+
+        await container_stop(self, name, timeout)
+
+    async def container_kill(self, name: str, signal: str) -> None:
+        from .kill import container_kill
+
+        await container_kill(self, name, signal)
+
+    async def container_restart(self, name: str, timeout: int | None) -> None:
+        from .restart import container_restart
+
+        await container_restart(self, name, timeout)
+
+    async def container_pause(self, name: str) -> None:
+        from .pause import container_pause
+
+        await container_pause(self, name)
+
+    async def container_unpause(self, name: str) -> None:
+        from .pause import container_unpause
+
+        await container_unpause(self, name)
+
+    async def container_wait(self, name: str, condition: str) -> Any:
+        """Look up now (errors before headers), return an awaitable StateStatus."""
+        from .wait import container_wait
+
+        return await container_wait(self, name, condition)
+
+    def wait_condition(self, ctr: Container, condition: str) -> Any:
+        from .wait import wait_condition
+
+        return wait_condition(ctr, condition)
+
+    async def container_logs(self, name: str, config: Any) -> Any:
+        from .logs import container_logs
+
+        return await container_logs(self, name, config)
+
+    async def shutdown_lifecycle(self) -> None:
+        """Live restore: leave containers running; stop our monitor and health tasks."""
+        for ctr in self.containers.values():
+            for attr in ("monitor_task", "health_task"):
+                task = getattr(ctr, attr, None)
+                if task is not None:
+                    task.cancel()
+    # ==== end LIFECYCLE helper ========================================================

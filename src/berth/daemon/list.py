@@ -134,7 +134,8 @@ async def containers(d: "Daemon", all_: bool, limit: int, size: bool, filters: A
             break
         if limit > 0 and len(out) == limit:
             break
-        if exited and (st.Running or st.ExitCode not in exited):
+        # only containers that have run can have exited (StartedAt non-zero)
+        if exited and (st.Running or st.ExitCode not in exited or st.StartedAt == gojson.GO_ZERO_TIME):
             continue
         if not filters.match("status", st.state_string()):
             continue
@@ -153,9 +154,7 @@ async def containers(d: "Daemon", all_: bool, limit: int, size: bool, filters: A
             for n, ep in (ctr.NetworkSettings.Networks or {}).items()
         ):
             continue
-        if publish is not None and not (publish & _published(ctr)):
-            continue
-        if expose is not None and not (expose & _exposed(ctr)):
+        if (publish is not None or expose is not None) and not _port_matches(ctr, publish, expose):
             continue
         out.append(await _transform(d, ctr, names, size, now, image_id))
     return out
@@ -184,23 +183,14 @@ def _match_volume(filters: Args, ctr: Container) -> bool:
     return False
 
 
-def _published(ctr: Container) -> set[tuple[int, str]]:
-    out = set()
-    for port, bindings in (ctr.NetworkSettings.Ports or {}).items():
-        for b in bindings or []:
-            hp = b.get("HostPort", "") if isinstance(b, dict) else ""
-            if hp.isdigit():
-                out.add((int(hp), port.partition("/")[2] or "tcp"))
-    return out
-
-
-def _exposed(ctr: Container) -> set[tuple[int, str]]:
-    out = set()
-    for port in (ctr.Config.ExposedPorts or {}):
-        n, _, proto = port.partition("/")
-        if n.isdigit():
-            out.add((int(n), proto or "tcp"))
-    return out
+def _port_matches(ctr: Container, publish: set[tuple[int, str]] | None,
+                  expose: set[tuple[int, str]] | None) -> bool:
+    """list.go: the snapshot's Ports (from NetworkSettings.Ports, empty until started)
+    must hold a published port in `publish` or a container port in `expose`."""
+    for p in _summary_ports(ctr):
+        if (p.PublicPort, p.Type) in (publish or ()) or (p.PrivatePort, p.Type) in (expose or ()):
+            return True
+    return False
 
 
 def _command(ctr: Container) -> str:
@@ -275,7 +265,12 @@ async def _transform(d: "Daemon", ctr: Container, names: dict[str, list[str]], s
     if size:
         from .inspect import _sizes
 
-        s.SizeRw, s.SizeRootFs = await d.run_blocking(_sizes, d, ctr)
+        size_rw, size_root = await d.run_blocking(_sizes, d, ctr)
+        # types.Container: both are `json:",omitempty"`
+        if size_rw:
+            s.SizeRw = size_rw
+        if size_root:
+            s.SizeRootFs = size_root
     return s
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .. import errdefs
+from ..logger.validate import validate_driver_opts
 from ..types.container import Config, HealthConfig, LogConfig
 
 if TYPE_CHECKING:
@@ -93,13 +94,8 @@ def merge_and_verify_config(config: Config, image_config: Config | None) -> None
         raise errdefs.InvalidParameter("No command specified")
 
 
-# Option names each driver accepts (daemon/logger/*/ ValidateLogOpt).
+# Options every driver accepts; the factory filters them out before the driver's own check.
 _BUILTIN_OPTS = {"mode", "max-buffer-size", "cache-disabled", "cache-max-file", "cache-max-size", "cache-compress"}
-_DRIVER_OPTS: dict[str, set[str]] = {
-    "json-file": {"max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"},
-    "local": {"max-file", "max-size", "compress"},
-    "none": set(),
-}
 _CACHE_KEYS = ("cache-disabled", "cache-max-file", "cache-max-size", "cache-compress")
 
 
@@ -137,11 +133,4 @@ def validate_log_opts(name: str, opts: dict[str, str]) -> None:
         "1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"
     ):
         raise errdefs.InvalidParameter(f"invalid value for option cache-disabled: {opts['cache-disabled']}")
-    accepted = _DRIVER_OPTS.get(name)
-    if accepted is None:
-        raise errdefs.InvalidParameter(f"logger: no log driver named '{name}' is registered")
-    for key in opts:
-        if key in _BUILTIN_OPTS:
-            continue
-        if key not in accepted:
-            raise errdefs.InvalidParameter(f"unknown log opt '{key}' for {name} log driver")
+    validate_driver_opts(name, {k: v for k, v in opts.items() if k not in _BUILTIN_OPTS})

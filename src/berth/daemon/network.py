@@ -1,19 +1,66 @@
-"""Network settings at create (moby/daemon/container_operations.go
-updateContainerNetworkSettings, runconfig SetDefaultNetModeIfBlank)."""
+"""Container networking (moby v20.10.24 daemon/container_operations.go: updateContainerNetworkSettings,
+initializeNetworking, allocateNetwork, connectToNetwork, releaseNetwork, ConnectToNetwork,
+DisconnectFromNetwork; daemon/network.go for the network API).
+
+Berth owns network objects and IPAM (berth.network.store); netavark wires each (container,
+network) pair into a namespace Berth creates (berth.network.netavark). Blocking work runs on
+the daemon's I/O pool; these async functions are what the start path and API call.
+
+For the LIFECYCLE start path:
+    path = await initialize_networking(d, ctr)   # netns to join; None = host's namespace
+    hosts = build_hosts(d, ctr); resolv = build_resolv_conf(d, ctr)   # file contents
+    ...
+    await release_network(d, ctr)                # at exit/stop/kill/removal; idempotent
+At daemon start, after containers are loaded: `await restore_networking(d)`.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import ipaddress
+import logging
+import os
+import subprocess
+import threading
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from .. import errdefs
 from ..container.container import NetworkEndpoint
+from ..network import etcfiles
+from ..network.netavark import Netavark, network_config
+from ..network.ports import PortAllocator, PortError, host_has_ipv6, plan
+from ..network.store import Network, NetworkStore, now_go
+from ..pkg.stringid import generate_random_id, truncate_id
 from ..types.container import NetworkingConfig
 
 if TYPE_CHECKING:
     from ..container.container import Container
     from .daemon import Daemon
 
+log = logging.getLogger("berth.network")
 DEFAULT_NETWORK = "bridge"
+_INIT_LOCK = threading.Lock()
+
+
+class Controller:
+    """Per-daemon network state: the store, netavark, and published-port reservations."""
+
+    def __init__(self, d: "Daemon") -> None:
+        self.store = NetworkStore(d.config, now_go)
+        self.nv = Netavark(d.config.exec_root)
+        self.ports = PortAllocator()
+        self.lock = threading.RLock()
+
+
+def controller(d: "Daemon") -> Controller:
+    ctl = d.__dict__.get("_berth_network")
+    if ctl is None:
+        with _INIT_LOCK:
+            ctl = d.__dict__.get("_berth_network")
+            if ctl is None:
+                ctl = Controller(d)
+                d.__dict__["_berth_network"] = ctl
+    return ctl
 
 
 def network_name(d: "Daemon", mode: str) -> str:
@@ -35,7 +82,7 @@ def update_container_network_settings(d: "Daemon", ctr: "Container", nc: Network
         for key, ep in nc.EndpointsConfig.items():
             if ep is None:
                 continue
-            if key == "default":
+            if key == "default" and mode == "default":  # only the default mode's own key moves
                 key = DEFAULT_NETWORK
             networks[key] = msgspec.convert(msgspec.to_builtins(ep), NetworkEndpoint)
     else:
@@ -43,17 +90,370 @@ def update_container_network_settings(d: "Daemon", ctr: "Container", nc: Network
     ctr.NetworkSettings.Networks = networks
 
 
+def emit(d: "Daemon", n: Network, action: str, container_id: str = "") -> None:
+    """LogNetworkEventWithAttributes: container (connect/disconnect), name, type."""
+    attrs = {"container": container_id} if container_id else {}
+    attrs.update(name=n.Name, type=n.Driver)
+    d.events.log(action, "network", n.Id, attrs)
+
+
+# -- start ------------------------------------------------------------------------------
 async def initialize_networking(d: "Daemon", ctr: "Container") -> str | None:
-    """Set up the container's network before its spec is built (daemon/container_operations.go
-    initializeNetworking). Returns the network namespace path the container joins, or None
-    to let the runtime make a fresh one (or use the host's, for `host` mode).
-
-    Stub until networks exist: every non-host container gets a private namespace with only
-    loopback.
-    """
-    return None
+    """Set up the container's network before its spec is built. Returns the network
+    namespace path the container joins: a fresh one Berth made (bridge networks, `none`),
+    the other container's for `container:<id>`, or None for the host's namespace."""
+    return await d.run_blocking(_initialize, d, ctr)
 
 
+def _initialize(d: "Daemon", ctr: "Container") -> str | None:
+    hc = ctr.host_config
+    mode = hc.NetworkMode or "default"
+    ns = ctr.NetworkSettings
+    ctl = controller(d)
+    if mode.startswith("container:"):
+        target = d.get_container(mode.split(":", 1)[1])
+        if not target.State.Running:
+            raise errdefs.Conflict(f"cannot join network of a non running container: {target.ID}")
+        if target.host_config.NetworkMode == "host":
+            return None
+        return target.NetworkSettings.SandboxKey or None
+    ns.SandboxID = generate_random_id()
+    ns.Ports = {}
+    if mode == "host":
+        ns.SandboxKey = os.path.join(ctl.nv.netns_dir, "default")
+        for name, ep in (ns.Networks or {}).items():
+            n = ctl.store.find(name)
+            ep.NetworkID, ep.EndpointID = n.Id, generate_random_id()
+            emit(d, n, "connect", ctr.ID)
+        return None
+    path = ctl.nv.create_netns(ns.SandboxID)
+    ns.SandboxKey = path
+    try:
+        first = True
+        for name, ep in list((ns.Networks or {}).items()):
+            _attach(d, ctl, ctr, name, ep, path, publish=first)
+            first = False
+        _dns_redirect(d, ctr)
+    except BaseException:
+        _release(d, ctr)
+        raise
+    return path
+
+
+def _mac_for(ip: str) -> str:
+    """genMAC: 02:42 then the IPv4 address."""
+    b = ipaddress.IPv4Address(ip).packed
+    return "02:42:" + ":".join(f"{x:02x}" for x in b)
+
+
+def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: NetworkEndpoint, netns: str,
+            publish: bool) -> None:
+    n = ctl.store.find(name)
+    if n.Driver == "null":
+        ep.NetworkID, ep.EndpointID = n.Id, generate_random_id()
+        emit(d, n, "connect", ctr.ID)
+        return
+    if n.Driver != "bridge":
+        raise errdefs.InvalidParameter(f"container cannot be connected to network {n.Name} of driver {n.Driver}")
+    eid = generate_random_id()
+    ipam_cfg = ep.IPAMConfig
+    want4 = (ipam_cfg.IPv4Address or "") if ipam_cfg is not None and isinstance(ipam_cfg.IPv4Address, str) else ""
+    want6 = (ipam_cfg.IPv6Address or "") if ipam_cfg is not None and isinstance(ipam_cfg.IPv6Address, str) else ""
+    allocs = ctl.store.allocate(n, eid, want4, want6)
+    try:
+        v4 = next((a for a in allocs if ":" not in a[0]), None)
+        v6 = next((a for a in allocs if ":" in a[0]), None)
+        mac = ep.MacAddress or (ctr.Config.MacAddress if publish and getattr(ctr.Config, "MacAddress", "") else "")
+        if not mac and v4:
+            mac = _mac_for(v4[0])
+        short = truncate_id(ctr.ID)
+        aliases: list[str] = list(ep.Aliases or [])
+        if n.user_defined:
+            for extra in (short, ctr.Config.Hostname):
+                if extra and extra not in aliases:
+                    aliases.append(extra)
+        per_net: dict[str, Any] = {
+            "static_ips": [a[0] for a in allocs],
+            "interface_name": _free_interface(ctl, ctr),
+            "static_mac": mac,
+        }
+        if n.user_defined:
+            per_net["aliases"] = [ctr.name_without_slash(), *aliases]
+        opts: dict[str, Any] = {
+            "container_id": ctr.ID,
+            "container_name": ctr.name_without_slash(),
+            "networks": {n.Id: per_net},
+            "network_info": {n.Id: network_config(n)},
+        }
+        if publish and n.Driver == "bridge":
+            opts["port_mappings"] = _publish(ctl, ctr, eid)
+        ctl.nv.setup(netns, opts)
+    except BaseException:
+        ctl.store.release_endpoint(n, eid)
+        if publish:
+            ctl.ports.release(ctr.ID)
+        raise
+    ep.NetworkID, ep.EndpointID = n.Id, eid
+    ep.Aliases = aliases or None
+    ep.MacAddress = mac
+    ep.IPAddress, ep.IPPrefixLen, ep.Gateway = (v4[0], v4[1], v4[2]) if v4 else ("", 0, "")
+    ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = (v6[0], v6[1], v6[2]) if v6 else ("", 0, "")
+    emit(d, n, "connect", ctr.ID)
+
+
+def _free_interface(ctl: Controller, ctr: "Container") -> str:
+    used = set()
+    import json
+
+    for nid in ctl.nv.attached(ctr.ID):
+        try:
+            with open(os.path.join(ctl.nv.ep_dir, f"{ctr.ID}-{nid}.json")) as f:
+                for pn in json.load(f)["opts"]["networks"].values():
+                    used.add(pn["interface_name"])
+        except (OSError, ValueError, KeyError):
+            pass
+    i = 0
+    while f"eth{i}" in used:
+        i += 1
+    return f"eth{i}"
+
+
+def _publish(ctl: Controller, ctr: "Container", eid: str) -> list[dict[str, Any]]:
+    """Reserve host ports and fill NetworkSettings.Ports; returns netavark port mappings."""
+    hc = ctr.host_config
+    exposed = ctr.Config.ExposedPorts if isinstance(ctr.Config.ExposedPorts, dict) else None
+    bindings = msgspec.to_builtins(hc.PortBindings) if hc.PortBindings else None
+    ports: dict[str, Any] = {}
+    mappings: list[dict[str, Any]] = []
+    v6 = host_has_ipv6()
+    try:
+        for key, pairs in plan(exposed, bindings, bool(hc.PublishAllPorts)):
+            cport, proto = int(key.split("/")[0]), key.split("/")[1]
+            if not pairs:
+                ports[key] = None
+                continue
+            shown = []
+            for host_ip, host_port in pairs:
+                lo, _, hi = (host_port or "").partition("-")
+                want, want_end = (int(lo) if lo else 0), (int(hi) if hi else 0)
+                ips = [host_ip] if host_ip else (["0.0.0.0", "::"] if v6 else ["0.0.0.0"])
+                got = 0
+                for ip in ips:
+                    if ip == "::" and got:
+                        try:
+                            got6 = ctl.ports.allocate(ctr.ID, proto, ip, got, 0)
+                        except PortError:
+                            continue  # dockerd skips the IPv6 binding when its port is taken
+                        shown.append({"HostIp": ip, "HostPort": str(got6)})
+                        continue
+                    got = ctl.ports.allocate(ctr.ID, proto, ip, want, want_end)
+                    shown.append({"HostIp": ip, "HostPort": str(got)})
+                    if proto in ("tcp", "udp", "sctp"):
+                        mappings.append({"host_ip": "" if ip == "0.0.0.0" else ip, "container_port": cport,
+                                         "host_port": got, "range": 1, "protocol": proto})
+            ports[key] = shown
+    except PortError as e:
+        ctl.ports.release(ctr.ID)
+        raise errdefs.System(f"driver failed programming external connectivity on endpoint "
+                             f"{ctr.name_without_slash()} ({eid}): {e}") from None
+    ctr.NetworkSettings.Ports = ports
+    return mappings
+
+
+def _dns_redirect(d: "Daemon", ctr: "Container") -> None:
+    """Point 127.0.0.11:53 (dockerd's embedded DNS address) at aardvark-dns on the first
+    user-defined network's gateway, with rules inside the container's own namespace
+    (they vanish with it), as dockerd's resolver does."""
+    ctl = controller(d)
+    target = None
+    for name, ep in (ctr.NetworkSettings.Networks or {}).items():
+        if not ep.IPAddress or not ep.Gateway:
+            continue
+        try:
+            n = ctl.store.find(name)
+        except errdefs.DockerError:
+            continue
+        if n.user_defined:
+            target = (ep.Gateway, ep.IPAddress)
+            break
+    if target is None or not ctr.NetworkSettings.SandboxKey:
+        return
+    gw, cip = target
+    rules = ["*nat", ":BERTH-DNS-OUT - [0:0]", ":BERTH-DNS-POST - [0:0]", "-F BERTH-DNS-OUT", "-F BERTH-DNS-POST"]
+    for proto in ("udp", "tcp"):
+        rules.append(f"-A BERTH-DNS-OUT -d {etcfiles.EMBEDDED_DNS}/32 -p {proto} --dport 53 "
+                     f"-j DNAT --to-destination {gw}:53")
+        rules.append(f"-A BERTH-DNS-POST -s 127.0.0.0/8 -d {gw}/32 -p {proto} --dport 53 -j SNAT --to-source {cip}")
+    rules.append("COMMIT")
+    script = (
+        "for f in /proc/sys/net/ipv4/conf/*/route_localnet; do echo 1 > $f; done; "
+        "iptables-restore --noflush <&0 && "
+        "{ iptables -t nat -C OUTPUT -j BERTH-DNS-OUT 2>/dev/null || iptables -t nat -A OUTPUT -j BERTH-DNS-OUT; } && "
+        "{ iptables -t nat -C POSTROUTING -j BERTH-DNS-POST 2>/dev/null || "
+        "iptables -t nat -A POSTROUTING -j BERTH-DNS-POST; }"
+    )
+    r = subprocess.run(["nsenter", f"--net={ctr.NetworkSettings.SandboxKey}", "sh", "-c", script],
+                       input=("\n".join(rules) + "\n").encode(), capture_output=True)
+    if r.returncode != 0:
+        log.warning("container %s: embedded DNS redirect: %s", ctr.ID[:12], r.stderr.decode().strip())
+
+
+# -- stop -------------------------------------------------------------------------------------
 async def release_network(d: "Daemon", ctr: "Container") -> None:
-    """Tear down what initialize_networking made (releaseNetwork)."""
+    """Tear down what initialize_networking made (releaseNetwork); safe to call twice."""
+    await d.run_blocking(_release, d, ctr)
+
+
+def _release(d: "Daemon", ctr: "Container") -> None:
+    ctl = controller(d)
+    ns = ctr.NetworkSettings
+    mode = ctr.host_config.NetworkMode or "default"
+    with ctl.lock:
+        live = set(ctl.nv.attached(ctr.ID))
+        for name, ep in (ns.Networks or {}).items():
+            n = _find_quiet(ctl, name, ep.NetworkID)
+            if n is not None and n.Id[:12] in live:
+                ctl.nv.teardown(ctr.ID, n.Id)
+                live.discard(n.Id[:12])
+            if n is not None:
+                ctl.store.release_endpoint(n, ep.EndpointID)
+                if ep.EndpointID:
+                    emit(d, n, "disconnect", ctr.ID)
+            _clear_endpoint(ep)
+        for nid in live:  # a network no longer in the settings (disconnected while down)
+            n = _find_quiet(ctl, "", nid)
+            ctl.nv.teardown(ctr.ID, n.Id if n else nid)
+        ctl.ports.release(ctr.ID)
+        if not mode.startswith("container:") and ns.SandboxKey and os.path.basename(ns.SandboxKey) != "default":
+            ctl.nv.remove_netns(ns.SandboxKey)
+        ns.Ports = {}
+
+
+def _clear_endpoint(ep: NetworkEndpoint) -> None:
+    """cleanOperationalData: keep NetworkID, aliases and IPAM config; drop the rest."""
+    ep.EndpointID = ep.Gateway = ep.IPAddress = ep.IPv6Gateway = ep.GlobalIPv6Address = ep.MacAddress = ""
+    ep.IPPrefixLen = ep.GlobalIPv6PrefixLen = 0
+
+
+def _find_quiet(ctl: Controller, name: str, nid: str) -> Network | None:
+    for term in (nid, name):
+        if not term:
+            continue
+        try:
+            return ctl.store.find(term)
+        except errdefs.DockerError:
+            continue
     return None
+
+
+async def restore_networking(d: "Daemon") -> None:
+    """At daemon start: keep running containers' networking (re-reserve their host ports),
+    tear down what dead containers left (namespaces, netavark state, addresses)."""
+    await d.run_blocking(_restore, d)
+
+
+def _restore(d: "Daemon") -> None:
+    ctl = controller(d)
+    live_eps: set[str] = set()
+    for ctr in list(d.containers.values()):
+        if ctr.State.Running:
+            for ep in (ctr.NetworkSettings.Networks or {}).values():
+                live_eps.add(ep.EndpointID)
+            for key, bs in (ctr.NetworkSettings.Ports or {}).items():
+                proto = key.split("/")[1]
+                for b in bs or []:
+                    try:
+                        ctl.ports.allocate(ctr.ID, proto, b["HostIp"], int(b["HostPort"]), 0)
+                    except (PortError, KeyError, ValueError) as e:
+                        log.warning("container %s: cannot re-reserve %s: %s", ctr.ID[:12], key, e)
+        elif ctr.NetworkSettings.SandboxKey or ctl.nv.attached(ctr.ID):
+            _release(d, ctr)
+    for cid, nid in ctl.nv.all_attached():
+        c = d.containers.get(cid)
+        if c is None or not c.State.Running:
+            ctl.nv.teardown(cid, nid)
+    for n in ctl.store.list():
+        stale = [a for a, e in n.Allocated.items() if e not in live_eps]
+        if stale:
+            for a in stale:
+                del n.Allocated[a]
+            ctl.store.save(n)
+    for f in os.listdir(ctl.nv.netns_dir):
+        path = os.path.join(ctl.nv.netns_dir, f)
+        if not any(c.NetworkSettings.SandboxKey == path and c.State.Running for c in d.containers.values()):
+            ctl.nv.remove_netns(path)
+
+
+# -- /etc/hosts and /etc/resolv.conf ---------------------------------------------------------
+def build_hosts(d: "Daemon", ctr: "Container") -> str:
+    """The content of the container's /etc/hosts (buildHostsFile + updateHostsFile), after
+    initialize_networking. `host` mode copies the host's file. For `container:<id>` dockerd
+    uses the other container's files (its HostsPath/ResolvConfPath): use those paths."""
+    mode = ctr.host_config.NetworkMode or "default"
+    if mode == "host":
+        try:
+            with open("/etc/hosts") as f:
+                return f.read()
+        except OSError:
+            return etcfiles.DEFAULT_HOSTS
+    if mode.startswith("container:"):
+        return build_hosts(d, d.get_container(mode.split(":", 1)[1]))
+    extra: list[tuple[str, str]] = []
+    for h in ctr.host_config.ExtraHosts or []:
+        host, _, ip = h.partition(":")
+        extra.append((host, ip))
+    if mode in ("default", "bridge"):
+        extra += _link_records(d, ctr)
+    ips = [ep.IPAddress for ep in (ctr.NetworkSettings.Networks or {}).values() if ep.IPAddress]
+    return etcfiles.build_hosts(ips, ctr.Config.Hostname, ctr.Config.Domainname, extra)
+
+
+def _link_records(d: "Daemon", ctr: "Container") -> list[tuple[str, str]]:
+    out = []
+    for link_name, child_id in sorted(d.names.children(ctr.Name).items()):
+        child = d.containers.get(child_id)
+        if child is None:
+            continue
+        ep = (child.NetworkSettings.Networks or {}).get(DEFAULT_NETWORK)
+        if ep is None or not ep.IPAddress:
+            continue
+        alias = link_name.rsplit("/", 1)[-1]
+        names = f"{alias} {child.Config.Hostname}"
+        if alias != child.name_without_slash():
+            names += " " + child.name_without_slash()
+        out.append((names, ep.IPAddress))
+    return out
+
+
+def uses_embedded_dns(d: "Daemon", ctr: "Container") -> bool:
+    ctl = controller(d)
+    for name in (ctr.NetworkSettings.Networks or {}):
+        n = _find_quiet(ctl, name, "")
+        if n is not None and n.Driver == "bridge" and n.user_defined:
+            return True
+    return False
+
+
+def build_resolv_conf(d: "Daemon", ctr: "Container") -> str:
+    """The content of the container's /etc/resolv.conf (setupDNS / rebuildDNS)."""
+    mode = ctr.host_config.NetworkMode or "default"
+    if mode.startswith("container:"):
+        return build_resolv_conf(d, d.get_container(mode.split(":", 1)[1]))
+    host = etcfiles.read_host_resolv()
+    hc = ctr.host_config
+    if mode == "host" and not (hc.Dns or hc.DnsSearch or hc.DnsOptions):
+        return host
+    return etcfiles.build_resolv(host, hc.Dns, hc.DnsSearch, hc.DnsOptions, uses_embedded_dns(d, ctr))
+
+
+def rewrite_etc_files(d: "Daemon", ctr: "Container") -> None:
+    """After a live connect/disconnect: rewrite in place, since the files are bind-mounted
+    into the running container (a rename would leave it the old inode)."""
+    for path, fn in ((ctr.HostsPath, build_hosts), (ctr.ResolvConfPath, build_resolv_conf)):
+        if path and os.path.exists(path):
+            try:
+                with open(path, "w") as f:
+                    f.write(fn(d, ctr))
+            except OSError as e:
+                log.warning("container %s: rewrite %s: %s", ctr.ID[:12], path, e)
+

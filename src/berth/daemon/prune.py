@@ -1,7 +1,6 @@
 """POST /containers/prune (moby/daemon/prune.go ContainersPrune)."""
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from .. import errdefs
@@ -19,7 +18,7 @@ async def containers_prune(d: "Daemon", filters: Args) -> tuple[list[str], int]:
     filters.validate(ACCEPTED)
     until_ns: int | None = None
     for v in filters.get("until"):
-        ts = get_timestamp(v, time.time())
+        ts = get_timestamp(v)
         sec, nsec = parse_timestamps(ts, 0)
         until_ns = sec * 1_000_000_000 + nsec
     deleted: list[str] = []

@@ -16,6 +16,8 @@ from typing import Any
 
 from .. import errdefs
 from ..layer import LayerStore, chain_id_of
+from ..pkg import platforms
+from ..pkg.platforms import Platform
 from . import reference as refmod
 from .image import Image, normalize_config, parse_go_time, unix_seconds
 from .store import ImageStore, ReferenceStore
@@ -184,8 +186,23 @@ class ImageService:
 
     # -- lookups -------------------------------------------------------------------------
 
-    def get_image(self, ref_or_id: str) -> Image:
-        """GetImage: digest/ID, then tag or digest reference, then unique ID prefix."""
+    def get_image(self, ref_or_id: str, platform: Platform | None = None) -> Image:
+        """GetImage: digest/ID, then tag or digest reference, then unique ID prefix.
+
+        With a `platform`, an image of another platform is NotFound (the deferred check
+        in daemon/images/image.go GetImage; Berth keeps no manifest lists to consult).
+        """
+        img = self._get_image(ref_or_id)
+        if platform is not None:
+            have = Platform(img.os, img.architecture, img.variant)
+            if not platforms.only_with_fallback_match(platform, have):
+                raise errdefs.NotFound(
+                    f"image with reference {ref_or_id} was found but does not match the specified platform: "
+                    f"wanted {platforms.format_platform(platform)}, actual: {platforms.format_platform(have)}"
+                )
+        return img
+
+    def _get_image(self, ref_or_id: str) -> Image:
         try:
             ref = refmod.parse_any_reference(ref_or_id)
         except refmod.ReferenceError as e:

@@ -4,27 +4,26 @@ Handlers are thin: parse, adjust for the API version, one backend call, write.
 """
 from __future__ import annotations
 
-import re
+import json
 
 import msgspec
 from aiohttp import web
 
 from ... import errdefs
 from ...daemon.create import ContainerCreateConfig
+from ...pkg import platforms
 from ...runconfig.config import decode_container_config
 from ...types.filters import Args
+from .. import versions
 from ..backend import BACKEND
 from ..httputils import (
     bool_value,
     check_for_json,
-    int64_value_or_zero,
     json_body,
     version_at_least,
     version_from_request,
     version_less_than,
 )
-
-_PLATFORM = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,2}$")
 
 
 async def post_containers_create(request: web.Request) -> web.StreamResponse:
@@ -52,34 +51,55 @@ async def post_containers_create(request: web.Request) -> web.StreamResponse:
             hc.CgroupnsMode = "host"
         if hc.PidsLimit is not None and hc.PidsLimit <= 0:
             hc.PidsLimit = None
-    platform = ""
+    warnings: list[str] = []
+    if versions.newer_than_legacy(version):
+        # 1.42+ gates read fields the daemon's types do not carry: use the raw document.
+        try:
+            raw = json.loads(body) if body else None
+        except ValueError:  # Go accepted it (e.g. invalid UTF-8): the structs still apply
+            raw = None
+        warnings = versions.container_create(version, raw, config, hc, nc)
+    platform = None
     if version_at_least(version, "1.41"):
-        platform = request.query.get("platform", "")
-        if platform and not _PLATFORM.match(platform):
-            raise errdefs.InvalidParameter(f'"{platform}": unknown operating system or architecture: invalid argument')
+        if spec := request.query.get("platform", ""):
+            platform = platforms.parse(spec)
     result = await backend.container_create(
         ContainerCreateConfig(
             name=name, config=config, host_config=hc, networking_config=nc,
             adjust_cpu_shares=adjust_cpu_shares, platform=platform,
         )
     )
-    return json_body(result, status=201)
+    return json_body(versions.container_create_response(result, version, warnings), status=201)
+
+
+def _atoi_form(request: web.Request, key: str) -> int:
+    """getContainersJSON's strconv.Atoi: a bad value is an untyped error (500)."""
+    raw = request.query.get(key, "")
+    if not raw:
+        return 0
+    sign = raw[1:] if raw[:1] in "+-" else raw
+    if not (sign.isascii() and sign.isdigit()):
+        raise errdefs.Untyped(f'strconv.Atoi: parsing "{raw}": invalid syntax')
+    n = int(raw)
+    if not -(1 << 63) <= n < (1 << 63):
+        raise errdefs.Untyped(f'strconv.Atoi: parsing "{raw}": value out of range')
+    return n
 
 
 async def get_containers_json(request: web.Request) -> web.StreamResponse:
     filters = Args.from_json(request.query.get("filters", ""))
     result = await request.app[BACKEND].list_containers(
         all_=bool_value(request, "all"),
-        limit=int64_value_or_zero(request, "limit"),
+        limit=_atoi_form(request, "limit"),
         size=bool_value(request, "size"),
         filters=filters,
     )
-    return json_body(result)
+    return json_body(versions.container_list(result, version_from_request(request)))
 
 
 async def get_containers_by_name(request: web.Request) -> web.StreamResponse:
     result = await request.app[BACKEND].container_inspect(request.match_info["name"], bool_value(request, "size"))
-    return json_body(result)
+    return json_body(versions.container_inspect(result, version_from_request(request)))
 
 
 async def delete_containers(request: web.Request) -> web.StreamResponse:

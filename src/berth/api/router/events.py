@@ -18,6 +18,8 @@ from ...events import Events, Filter
 from ...types import gojson
 from ...types.filters import Args
 from ...types.timestamp import parse_timestamps
+from .. import versions
+from ..httputils import version_from_request
 
 EVENTS = web.AppKey("events", Events)
 
@@ -58,14 +60,25 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     ef = Args.from_json(request.query.get("filters", ""))
 
     events = request.app[EVENTS]
+    version = version_from_request(request)
+    media = versions.events_media_type(request.headers.get("Accept", ""), version)
+    # 1.52: without the legacy status/id/from; json-seq records start with RS (RFC 7464).
+    prefix = b"\x1e" if media == "application/json-seq" else b""
+    modern = versions.at_least(version, "1.52")
+
+    def encode(ev: object) -> bytes:
+        if not modern:
+            return gojson.encode_stream(ev)
+        return prefix + versions.event(ev, version)
+
     resp = web.StreamResponse(status=200)
-    resp.content_type = "application/json"
+    resp.content_type = media
     await resp.prepare(request)  # StreamResponse sends its headers right away
 
     sub = events.subscribe_topic(since, until, Filter(ef))
     try:
         for ev in sub.buffered:
-            await resp.write(gojson.encode_stream(ev))
+            await resp.write(encode(ev))
         if only_past_events:
             return resp
         while True:
@@ -83,7 +96,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
                 continue
             if ev is None:  # evicted: the daemon is shutting down
                 return resp
-            await resp.write(gojson.encode_stream(ev))
+            await resp.write(encode(ev))
     except ConnectionResetError:
         return resp  # the client went away, as ctx.Done() in Go
     finally:

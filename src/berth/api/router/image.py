@@ -18,7 +18,8 @@ from aiohttp import web
 from ... import errdefs
 from ...image import ImageService
 from ...image.progress import error_message, status_message
-from ..httputils import bool_value, bool_value_or_default
+from .. import versions
+from ..httputils import bool_value, bool_value_or_default, version_from_request
 
 IMAGE_SERVICE = web.AppKey("image_service", ImageService)
 # The daemon's answer to "which containers use image X": (container id, running) pairs.
@@ -117,16 +118,17 @@ async def post_images_create(request: web.Request) -> web.StreamResponse:
 async def get_images_json(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     filters = _parse_filters(request.query.get("filters", ""))
-    # API < 1.28 had `filter=<reference>`; kept as dockerd does.
-    if request.query.get("filter"):
+    # API < 1.28 had `filter=<reference>`; dockerd 20.10 keeps it for 1.40 and below only.
+    if request.query.get("filter") and versions.before(version_from_request(request), "1.41"):
         filters.setdefault("reference", []).append(request.query["filter"])
     images = await asyncio.to_thread(svc.list_images, bool_value(request, "all"), filters,
                                      bool_value(request, "digests"))
-    return _json(images)
+    return _json(versions.image_list(images, version_from_request(request), request.app.get(IMAGE_USED_BY)))
 
 
 async def get_images_by_name(request: web.Request) -> web.StreamResponse:
-    return _json(await asyncio.to_thread(_svc(request).inspect, request.match_info["name"]))
+    doc = await asyncio.to_thread(_svc(request).inspect, request.match_info["name"])
+    return _json(versions.image_inspect(doc, version_from_request(request)))
 
 
 async def get_images_history(request: web.Request) -> web.StreamResponse:

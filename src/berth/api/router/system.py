@@ -4,13 +4,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from ... import errdefs
+from .. import versions
 from ..backend import BACKEND
-from ..httputils import MIN_VERSION, json_body
+from ..httputils import MIN_VERSION, json_body, version_from_request
+from . import unserved
 
 
 async def ping(request: web.Request) -> web.StreamResponse:
     headers = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"}
+    if versions.newer_than_legacy(version_from_request(request)):
+        # 1.42: the Swarm header (unversioned in dockerd 29; 20.10 had none). No
+        # Builder-Version: Berth has no builder to recommend.
+        headers["Swarm"] = "inactive"
     if request.method == "HEAD":
+        # Go's server sends Content-Length: 0 for a HEAD whose handler wrote nothing.
+        headers["Content-Length"] = "0"
         return web.Response(status=200, headers=headers, content_type="text/plain", charset="utf-8")
     return web.Response(status=200, text="OK", headers=headers, content_type="text/plain", charset="utf-8")
 
@@ -22,22 +30,16 @@ async def get_version(request: web.Request) -> web.StreamResponse:
 
 
 async def get_info(request: web.Request) -> web.StreamResponse:
-    return json_body(await request.app[BACKEND].system_info())
+    backend = request.app[BACKEND]
+    info = await backend.system_info()
+    return json_body(versions.system_info(info, version_from_request(request), getattr(backend, "cgroup_v2", False)))
 
 
 async def get_disk_usage(request: web.Request) -> web.StreamResponse:
-    return json_body(await request.app[BACKEND].system_disk_usage())
-
-
-async def not_a_swarm(request: web.Request) -> web.StreamResponse:
-    """Swarm endpoints on a daemon that is not a swarm node."""
-    raise errdefs.Unavailable(
-        "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."
-    )
-
-
-async def swarm_leave(request: web.Request) -> web.StreamResponse:
-    raise errdefs.Unavailable("This node is not part of a swarm")
+    version = version_from_request(request)
+    types = versions.df_types(request.query.getall("type", []), version)
+    usage = await request.app[BACKEND].system_disk_usage()
+    return json_body(versions.system_df(usage, version, types))
 
 
 ROUTES = [
@@ -46,5 +48,5 @@ ROUTES = [
     ("GET", "/version", get_version),
     ("GET", "/info", get_info),
     ("GET", "/system/df", get_disk_usage),
-    ("POST", "/swarm/leave", swarm_leave),
+    *unserved.ROUTES,
 ]

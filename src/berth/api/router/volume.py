@@ -22,7 +22,8 @@ from ...types import gojson
 from ...types.filters import Args
 from ...types.volume import VolumeCreateBody, VolumeListOKBody
 from ...volume.service import VolumeService
-from ..httputils import bool_value, check_for_json, json_body
+from .. import versions
+from ..httputils import bool_value, check_for_json, json_body, version_from_request
 
 VOLUME_SERVICE = web.AppKey("volume_service", VolumeService)
 
@@ -64,6 +65,7 @@ async def post_volumes_create(request: web.Request) -> web.StreamResponse:
 async def post_volumes_prune(request: web.Request) -> web.StreamResponse:
     """`POST /volumes/prune`: `{"VolumesDeleted":[...],"SpaceReclaimed":N}`."""
     filters = Args.from_json(request.query.get("filters", ""))  # errors stay untyped (500)
+    filters = versions.volume_prune_filters(filters, version_from_request(request))
     service = request.app[VOLUME_SERVICE]
     report = await asyncio.to_thread(service.prune, filters)
     return json_body(report)

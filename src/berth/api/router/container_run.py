@@ -1,0 +1,170 @@
+"""Container run-time routes: start, stop, kill, restart, pause, unpause, wait, logs
+(moby api/server/router/container/container_routes.go)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from ... import errdefs
+from ...daemon.logs import LogsConfig, format_timestamp, frame
+from ...pkg.signal import parse_signal
+from ...types import gojson
+from ..backend import BACKEND
+from .. import versions
+from ..httputils import bool_value, version_from_request, version_less_than
+
+_RAW_STREAM = "application/vnd.docker.raw-stream"
+
+
+def _wrap(err: errdefs.DockerError, prefix: str) -> errdefs.DockerError:
+    """errors.Wrapf: the same class (so the same status), the message prefixed."""
+    return type(err)(f"{prefix}: {err}")
+
+
+def _seconds(request: web.Request) -> int | None:
+    """`t`: strconv.Atoi, whose error is untyped (500)."""
+    raw = request.query.get("t", "")
+    if raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise errdefs.Untyped(f'strconv.Atoi: parsing "{raw}": invalid syntax') from None
+
+
+async def post_containers_start(request: web.Request) -> web.StreamResponse:
+    # A non-nil JSON object is at least 7 bytes; chunked means unknown length (Go's -1).
+    length = request.content_length
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if (length is not None and length > 7) or chunked:
+        if not version_less_than(version_from_request(request), "1.24"):
+            raise errdefs.InvalidParameter(
+                "starting container with non-empty request body was deprecated since API v1.22 "
+                "and removed in v1.24")
+        await request.read()
+    await request.app[BACKEND].container_start(
+        request.match_info["name"], request.query.get("checkpoint", ""), request.query.get("checkpoint-dir", ""))
+    return web.Response(status=204)
+
+
+async def post_containers_stop(request: web.Request) -> web.StreamResponse:
+    await request.app[BACKEND].container_stop(request.match_info["name"], _seconds(request))
+    return web.Response(status=204)
+
+
+async def post_containers_kill(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    sig = request.query.get("signal", "")
+    if sig:
+        try:
+            parse_signal(sig)
+        except ValueError as e:
+            raise errdefs.InvalidParameter(str(e)) from None
+    try:
+        await request.app[BACKEND].container_kill(name, sig)
+    except errdefs.DockerError as e:
+        stopped = isinstance(e, errdefs.Conflict)
+        if not version_less_than(version_from_request(request), "1.20") or not stopped:
+            raise _wrap(e, f"Cannot kill container: {name}") from None
+    return web.Response(status=204)
+
+
+async def post_containers_restart(request: web.Request) -> web.StreamResponse:
+    await request.app[BACKEND].container_restart(request.match_info["name"], _seconds(request))
+    return web.Response(status=204)
+
+
+async def post_containers_pause(request: web.Request) -> web.StreamResponse:
+    await request.app[BACKEND].container_pause(request.match_info["name"])
+    return web.Response(status=204)
+
+
+async def post_containers_unpause(request: web.Request) -> web.StreamResponse:
+    await request.app[BACKEND].container_unpause(request.match_info["name"])
+    return web.Response(status=204)
+
+
+def _wait_body(status: object) -> bytes:
+    code, error = status  # type: ignore[misc]
+    body = {"Error": {"Message": error} if error else None, "StatusCode": code}
+    return gojson.encode_stream(body)
+
+
+async def post_containers_wait(request: web.Request) -> web.StreamResponse:
+    """Headers go out at once for API >= 1.30 (the CLI waits for them before it starts
+    the container), the body when the condition is met."""
+    version = version_from_request(request)
+    legacy = version_less_than(version, "1.30")
+    condition = "not-running"
+    legacy_removal = False
+    if not legacy:
+        c = versions.wait_condition(request.query, version)  # 1.42+: 400 on an unknown one
+        if c in ("next-exit", "removed"):
+            condition = c
+            legacy_removal = c == "removed" and version_less_than(version, "1.34")
+    fut = await request.app[BACKEND].container_wait(request.match_info["name"], condition)
+    if legacy:
+        status = await fut
+        return web.Response(body=_wait_body(status), content_type="application/json")
+    resp = web.StreamResponse(status=200)
+    resp.content_type = "application/json"
+    await resp.prepare(request)
+    try:
+        status = await fut
+    finally:
+        if not fut.done():
+            fut.cancel()
+    try:
+        if not (legacy_removal and status[1]):
+            await resp.write(_wait_body(status))
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass  # the client went away; the wait ended with it
+    return resp
+
+
+async def get_containers_logs(request: web.Request) -> web.StreamResponse:
+    stdout, stderr = bool_value(request, "stdout"), bool_value(request, "stderr")
+    if not (stdout or stderr):
+        raise errdefs.InvalidParameter("Bad parameters: you must choose at least one stream")
+    cfg = LogsConfig(stdout=stdout, stderr=stderr, since=request.query.get("since", ""),
+                     until=request.query.get("until", ""), timestamps=bool_value(request, "timestamps"),
+                     follow=bool_value(request, "follow"), tail=request.query.get("tail", ""),
+                     details=bool_value(request, "details"))
+    msgs, tty = await request.app[BACKEND].container_logs(request.match_info["name"], cfg)
+    resp = web.StreamResponse(status=200)
+    # 1.42+: moby's multiplexed/raw stream media types (api/versions.py)
+    resp.content_type = versions.stream_content_type(version_from_request(request), not tty) or _RAW_STREAM
+    await resp.prepare(request)
+    buf = bytearray()
+    try:
+        async for m in msgs:
+            line = m.line
+            if cfg.details:
+                line = b" " + line
+            if cfg.timestamps:
+                line = format_timestamp(m.time_ns).encode() + b" " + line
+            buf += line if tty else frame(m.stream, line)
+            if not cfg.follow and len(buf) < 65536:
+                continue  # batch a plain read; a follow flushes every line
+            await resp.write(bytes(buf))
+            buf.clear()
+        if buf:
+            await resp.write(bytes(buf))
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass  # `docker logs -f` interrupted
+    finally:
+        await msgs.aclose()
+    return resp
+
+
+ROUTES = [
+    ("POST", "/containers/{name:.*}/start", post_containers_start),
+    ("POST", "/containers/{name:.*}/stop", post_containers_stop),
+    ("POST", "/containers/{name:.*}/kill", post_containers_kill),
+    ("POST", "/containers/{name:.*}/restart", post_containers_restart),
+    ("POST", "/containers/{name:.*}/pause", post_containers_pause),
+    ("POST", "/containers/{name:.*}/unpause", post_containers_unpause),
+    ("POST", "/containers/{name:.*}/wait", post_containers_wait),
+    ("GET", "/containers/{name:.*}/logs", get_containers_logs),
+]

@@ -1,0 +1,96 @@
+"""The network routes (moby v20.10.24 api/server/router/network/network.go, network_routes.go).
+
+    GET    /networks                 getNetworksList
+    GET    /networks/{id:.*}         getNetwork
+    POST   /networks/create          postNetworkCreate
+    POST   /networks/{id:.*}/connect     postNetworkConnect
+    POST   /networks/{id:.*}/disconnect  postNetworkDisconnect
+    POST   /networks/prune           postNetworksPrune
+    DELETE /networks/{id:.*}         deleteNetwork
+"""
+from __future__ import annotations
+
+from aiohttp import web
+
+from ... import errdefs
+from ...network import api
+from ...network.types import NetworkConnect, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnect, \
+    NetworksPruneReport
+from ...types import gojson
+from ...types.filters import Args
+from ..backend import BACKEND
+from ..httputils import check_for_json, json_body
+
+
+def _decode(body: bytes, typ: type, go_name: str):  # type: ignore[no-untyped-def]
+    try:
+        return gojson.decode(body, typ, go_type_name=go_name)
+    except gojson.GoJSONError as e:
+        if str(e) == "EOF":
+            raise errdefs.InvalidParameter("got EOF while reading request body") from None
+        raise errdefs.InvalidParameter(str(e)) from None
+
+
+async def get_networks_list(request: web.Request) -> web.StreamResponse:
+    try:
+        filters = Args.from_json(request.query.get("filters", ""))
+    except errdefs.InvalidParameter:
+        raise
+    except errdefs.DockerError as e:
+        raise errdefs.Untyped(str(e)) from None
+    d = request.app[BACKEND]
+    return json_body(await d.run_blocking(api.list_networks, d, filters))
+
+
+async def get_network(request: web.Request) -> web.StreamResponse:
+    d = request.app[BACKEND]
+    return json_body(await d.run_blocking(api.inspect_network, d, request.match_info["id"]))
+
+
+async def post_network_create(request: web.Request) -> web.StreamResponse:
+    check_for_json(request)
+    req = _decode(await request.read(), NetworkCreateRequest, "types.NetworkCreateRequest")
+    d = request.app[BACKEND]
+    nid, warning = await d.run_blocking(api.create_network, d, req)
+    return json_body(NetworkCreateResponse(Id=nid, Warning=warning), status=201)
+
+
+async def post_network_connect(request: web.Request) -> web.StreamResponse:
+    check_for_json(request)
+    req = _decode(await request.read(), NetworkConnect, "types.NetworkConnect")
+    d = request.app[BACKEND]
+    await d.run_blocking(api.connect, d, request.match_info["id"], req.Container,
+                         api.decode_endpoint(req.EndpointConfig))
+    return web.Response(status=200)
+
+
+async def post_network_disconnect(request: web.Request) -> web.StreamResponse:
+    check_for_json(request)
+    req = _decode(await request.read(), NetworkDisconnect, "types.NetworkDisconnect")
+    d = request.app[BACKEND]
+    await d.run_blocking(api.disconnect, d, request.match_info["id"], req.Container, req.Force)
+    return web.Response(status=200)
+
+
+async def delete_network(request: web.Request) -> web.StreamResponse:
+    d = request.app[BACKEND]
+    await d.run_blocking(api.remove_network, d, request.match_info["id"])
+    return web.Response(status=204)
+
+
+async def post_networks_prune(request: web.Request) -> web.StreamResponse:
+    filters = Args.from_json(request.query.get("filters", ""))
+    d = request.app[BACKEND]
+    deleted = await d.run_blocking(api.prune_networks, d, filters)
+    return json_body(NetworksPruneReport(NetworksDeleted=deleted))
+
+
+ROUTES = [
+    ("GET", "/networks", get_networks_list),
+    ("GET", "/networks/{id:.*}", get_network),
+    ("POST", "/networks/create", post_network_create),
+    ("POST", "/networks/prune", post_networks_prune),
+    ("POST", "/networks/{id:.*}/connect", post_network_connect),
+    ("POST", "/networks/{id:.*}/disconnect", post_network_disconnect),
+    ("DELETE", "/networks/{id:.*}", delete_network),
+]

@@ -1,0 +1,346 @@
+"""Exit handling, restart policies and live restore (moby daemon/monitor.go
+handleContainerExit, restartmanager/restartmanager.go, daemon/daemon.go restore).
+
+One asyncio task per running container waits on its conmon (a pidfd, no polling). When the
+container exits: State stopped (or restarting), `waitStop` waiters woken, cleanup (runtime
+state, cgroup, rootfs mount, network), checkpoint, `die` event, then the restart policy or
+AutoRemove. Exit handling is keyed on the ContainerProcess: whoever handles an exit first
+(the monitor, or a forced removal that already holds the container lock) clears
+`ctr.process`, and the other finds nothing to do.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+from typing import TYPE_CHECKING
+
+from .. import errdefs
+from ..runtime.conmon import EXIT_UNKNOWN, ContainerProcess
+from ..types import gojson
+from . import network, wait
+
+if TYPE_CHECKING:
+    from ..container.container import Container
+    from ..runtime.oci import OCIRuntime
+    from .daemon import Daemon
+
+log = logging.getLogger("berth.daemon")
+
+BACKOFF_MULTIPLIER = 2
+DEFAULT_TIMEOUT = 0.1  # 100 ms
+MAX_RESTART_TIMEOUT = 60.0
+
+
+class RestartCanceled(Exception):
+    """restartmanager.ErrRestartCanceled"""
+
+
+class RestartManager:
+    """restartmanager.RestartManager: policy, back-off (100 ms doubling to 1 min, reset
+    after 10 s of running) and a cancel that stops any pending or future restart."""
+
+    def __init__(self, policy_name: str, max_retry: int, restart_count: int) -> None:
+        self.policy = policy_name
+        self.max_retry = max_retry
+        self.restart_count = restart_count
+        self.timeout = 0.0
+        self.active = False
+        self.canceled = False
+        self._cancel = asyncio.Event()
+
+    def should_restart(self, exit_code: int, manually_stopped: bool, duration: float) -> bool:
+        if self.canceled or self.active:
+            return False
+        if duration >= 10:
+            self.timeout = 0.0
+        if self.timeout == 0:
+            self.timeout = DEFAULT_TIMEOUT
+        elif self.timeout < MAX_RESTART_TIMEOUT:
+            self.timeout *= BACKOFF_MULTIPLIER
+        self.timeout = min(self.timeout, MAX_RESTART_TIMEOUT)
+        restart = False
+        if self.policy == "always":
+            restart = True
+        elif self.policy == "unless-stopped" and not manually_stopped:
+            restart = True
+        elif self.policy == "on-failure":
+            if self.max_retry == 0 or self.restart_count < self.max_retry:
+                restart = exit_code != 0
+        if not restart:
+            self.active = False
+            return False
+        self.restart_count += 1
+        self.active = True
+        return True
+
+    async def wait(self) -> None:
+        """Sleep the back-off; raises RestartCanceled if cancelled meanwhile."""
+        try:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._cancel.wait(), self.timeout)
+            if self.canceled:
+                raise RestartCanceled("restart canceled")
+        finally:
+            self.active = False
+
+    def cancel(self) -> None:
+        self.canceled = True
+        self._cancel.set()
+
+
+def restart_manager(ctr: "Container") -> RestartManager:
+    rm = getattr(ctr, "restart_manager", None)
+    if rm is None:
+        rp = ctr.host_config.RestartPolicy
+        rm = RestartManager(rp.Name or "no", rp.MaximumRetryCount or 0, ctr.RestartCount)
+        ctr.restart_manager = rm
+    return rm
+
+
+def reset_restart_manager(ctr: "Container") -> None:
+    """ResetRestartManager(true): a fresh manager, restart count back to 0."""
+    old = getattr(ctr, "restart_manager", None)
+    if old is not None:
+        old.cancel()
+    ctr.restart_manager = None
+    ctr.RestartCount = 0
+    restart_manager(ctr)
+
+
+def watch(d: "Daemon", ctr: "Container", proc: ContainerProcess) -> None:
+    """Start the task that waits for `proc` to exit and handles it."""
+    ctr.monitor_task = asyncio.get_running_loop().create_task(_watch(d, ctr, proc))
+
+
+async def _watch(d: "Daemon", ctr: "Container", proc: ContainerProcess) -> None:
+    try:
+        code = await proc.wait_exit()
+    except asyncio.CancelledError:
+        return
+    try:
+        async with ctr.lock:
+            await handle_exit_locked(d, ctr, proc, code)
+    except Exception:
+        log.exception("handling the exit of %s failed", ctr.ID)
+
+
+def _oom_killed(proc: ContainerProcess) -> bool:
+    """conmon leaves an `oom` file in its persist dir (the bundle) when the kernel's OOM
+    killer hit the container (podman reads the same file)."""
+    return os.path.exists(os.path.join(proc.state.bundle, "oom"))
+
+
+async def handle_exit_locked(d: "Daemon", ctr: "Container", proc: ContainerProcess, code: int,
+                             auto_remove: bool = True, exited_at_ns: int | None = None) -> None:
+    """handleContainerExit, with the container lock held by the caller."""
+    if getattr(ctr, "process", None) is not proc:
+        return  # someone else handled this exit already
+    ctr.process = None
+    from . import health
+
+    health.stop_health_checks(ctr)
+    oom = _oom_killed(proc)
+    s = ctr.State
+    started = getattr(ctr, "started_monotonic", None)
+    duration = time.monotonic() - started if started is not None else 0.0
+    rm = restart_manager(ctr)
+    restart = not getattr(ctr, "removing_now", False) and rm.should_restart(code, ctr.HasBeenManuallyStopped, duration)
+    now = gojson.format_go_time(exited_at_ns if exited_at_ns is not None else time.time_ns())
+    if restart:
+        ctr.RestartCount += 1
+        s.Running, s.Restarting, s.Paused, s.Pid = True, True, False, 0
+    else:
+        s.Running, s.Restarting, s.Paused, s.Pid = False, False, False, 0
+    s.FinishedAt = now
+    s.ExitCode = code
+    s.OOMKilled = oom
+    if oom:
+        d.log_container_event(ctr, "oom")
+    d.log_container_event(ctr, "die", {"exitCode": str(code)})
+    await cleanup(d, ctr)
+    await d.run_blocking(ctr.to_disk)
+    # dockerd's waiters take the container lock to read the result, so they wake only
+    # after handleContainerExit (and its `die` event): `stop` follows `die`.
+    wait.notify_stop(ctr)
+    if restart:
+        asyncio.get_running_loop().create_task(_restart_later(d, ctr, rm, code))
+    elif auto_remove and ctr.host_config.AutoRemove:
+        asyncio.get_running_loop().create_task(auto_remove_task(d, ctr))
+
+
+def auto_remove_task(d: "Daemon", ctr: "Container") -> "asyncio.Future[None]":
+    return auto_remove(d, ctr)
+
+
+async def _restart_later(d: "Daemon", ctr: "Container", rm: RestartManager, code: int) -> None:
+    from .start import start_container
+
+    err: BaseException | None = None
+    try:
+        await rm.wait()
+        await start_container(d, ctr, reset_restart_manager=False)
+    except RestartCanceled as e:
+        err = e
+    except Exception as e:
+        log.debug("failed to restart container %s: %s", ctr.ID, e)
+        err = e
+    if err is not None:
+        async with ctr.lock:
+            if ctr.State.Restarting:
+                s = ctr.State
+                s.Running, s.Restarting, s.Paused, s.Pid = False, False, False, 0
+                s.FinishedAt = gojson.format_go_time(time.time_ns())
+                wait.notify_stop(ctr)
+                await d.run_blocking(ctr.to_disk)
+        if ctr.host_config.AutoRemove:
+            await auto_remove(d, ctr)
+
+
+async def auto_remove(d: "Daemon", ctr: "Container") -> None:
+    """autoRemove: ContainerRm with force and its anonymous volumes."""
+    if ctr.ID not in d.containers:
+        return
+    try:
+        await d.container_rm(ctr.ID, True, True, False)
+    except errdefs.DockerError as e:
+        if "already in progress" not in str(e):
+            log.error("error removing container %s: %s", ctr.ID, e)
+
+
+async def cleanup(d: "Daemon", ctr: "Container") -> None:
+    """daemon.Cleanup: runtime state and cgroup, conmon's files, rootfs mount, network."""
+    rts = d.lifecycle
+    runtime = rts.get(ctr.host_config.Runtime if isinstance(ctr.host_config.Runtime, str) else "")
+    # `runtime delete` (state dir and cgroup of a dead container) costs ~20 ms of runc's
+    # start-up; nothing waits for it but the next start of the same container
+    # (await_runtime_cleanup), so it runs beside the rest instead of before it.
+    ctr.runtime_cleanup = asyncio.get_running_loop().create_task(_runtime_delete(runtime, ctr.ID))
+    try:
+        await network.release_network(d, ctr)
+    except Exception as e:
+        log.warning("container %s: releasing its network failed: %s", ctr.ID, e)
+    await d.run_blocking(_cleanup_files, d, ctr)
+
+
+async def _runtime_delete(runtime: "OCIRuntime", cid: str) -> None:
+    try:
+        await runtime.delete(cid, force=True)
+    except Exception as e:
+        log.warning("runtime delete of %s failed: %s", cid, e)
+
+
+async def await_runtime_cleanup(ctr: "Container") -> None:
+    """Before a container is created in the runtime again, its last delete must be done."""
+    task = getattr(ctr, "runtime_cleanup", None)
+    if task is not None:
+        ctr.runtime_cleanup = None
+        await asyncio.shield(task)
+
+
+def _cleanup_files(d: "Daemon", ctr: "Container") -> None:
+    shutil.rmtree(d.lifecycle.bundle_dir(ctr.ID), ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(d.lifecycle.exits_dir, ctr.ID))
+    if getattr(ctr, "rootfs_mounted", False):
+        ctr.rootfs_mounted = False
+        try:
+            d.layers.get_rw_layer(ctr.ID).unmount()
+        except Exception as e:
+            log.warning("unmount of %s failed: %s", ctr.ID, e)
+
+
+# -- live restore (daemon.go restore) -------------------------------------------------
+async def restore_containers(d: "Daemon") -> None:
+    """Re-attach running containers, account for those that exited while we were down,
+    then restart what the policies say and remove AutoRemove leftovers."""
+    to_restart: list[Container] = []
+    to_remove: list[Container] = []
+    for ctr in list(d.containers.values()):
+        s = ctr.State
+        if s.Running or s.Restarting:
+            try:
+                await _restore_one(d, ctr)
+            except Exception:
+                log.exception("failed to restore container %s", ctr.ID)
+                continue
+        if not ctr.State.Running:
+            if _should_restart_at_start(ctr):
+                to_restart.append(ctr)
+            elif ctr.host_config.AutoRemove and ctr.HasBeenStartedBefore:
+                to_remove.append(ctr)
+    for ctr in to_restart:
+        from .start import start_container
+
+        try:
+            await start_container(d, ctr, reset_restart_manager=False)
+        except Exception as e:
+            log.error("failed to start container %s: %s", ctr.ID, e)
+    for ctr in to_remove:
+        await auto_remove(d, ctr)
+
+
+def _should_restart_at_start(ctr: "Container") -> bool:
+    """container.ShouldRestart as the restore loop asks it (AutoRestart)."""
+    rp = ctr.host_config.RestartPolicy
+    if rp.Name == "always":
+        return True
+    if rp.Name == "unless-stopped":
+        return not ctr.HasBeenManuallyStopped
+    if rp.Name == "on-failure":
+        return ctr.State.ExitCode != 0 and (not rp.MaximumRetryCount or ctr.RestartCount < rp.MaximumRetryCount)
+    return False
+
+
+async def _restore_one(d: "Daemon", ctr: "Container") -> None:
+    rts = d.lifecycle
+    bundle = rts.bundle_dir(ctr.ID)
+    try:
+        proc = rts.conmon.reattach(bundle)
+    except FileNotFoundError:
+        proc = None
+    # The rootfs mount survives us, but its reference count lives in memory: take one.
+    try:
+        await d.run_blocking(d.layers.get_rw_layer(ctr.ID).mount)
+        ctr.rootfs_mounted = True
+    except Exception as e:
+        log.warning("container %s: cannot mount its rootfs: %s", ctr.ID, e)
+    if proc is not None and proc.conmon_alive():
+        ctr.process = proc
+        ctr.started_monotonic = time.monotonic()
+        if ctr.State.Restarting:
+            ctr.State.Restarting = False
+        watch(d, ctr, proc)
+        from . import health
+
+        health.init_health_monitor(d, ctr)
+        log.info("container %s re-attached (pid %d)", ctr.ID, proc.pid)
+        return
+    # It exited while we were down: its real status is in conmon's exit file.
+    if proc is not None:
+        code = proc.exit_code()
+        code = EXIT_UNKNOWN if code is None else code
+        try:
+            exited_at = os.stat(proc.exit_file).st_mtime_ns
+        except OSError:
+            exited_at = None
+    else:
+        code, exited_at = EXIT_UNKNOWN, None
+    async with ctr.lock:
+        await _exit_while_down(d, ctr, code, exited_at)
+
+
+async def _exit_while_down(d: "Daemon", ctr: "Container", code: int, exited_at: int | None) -> None:
+    ctr.process = None
+    s = ctr.State
+    s.Running, s.Restarting, s.Paused, s.Pid = False, False, False, 0
+    s.ExitCode = code
+    s.FinishedAt = gojson.format_go_time(exited_at if exited_at is not None else time.time_ns())
+    d.log_container_event(ctr, "die", {"exitCode": str(code)})
+    await cleanup(d, ctr)
+    await d.run_blocking(ctr.to_disk)
+    wait.notify_stop(ctr)
+    ctr.restart_manager = None

@@ -1,0 +1,42 @@
+"""Pausing containers with the cgroup freezer (moby daemon/pause.go, unpause.go)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import errdefs
+from ..runtime.oci import OCIRuntimeError
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+
+async def container_pause(d: "Daemon", name: str) -> None:
+    ctr = d.get_container(name)
+    async with ctr.lock:
+        if not ctr.State.Running:
+            raise errdefs.Conflict(f"Container {ctr.ID} is not running")
+        if ctr.State.Paused:
+            raise errdefs.Conflict(f"Container {ctr.ID} is already paused")
+        if ctr.State.Restarting:
+            raise errdefs.Conflict(f"Container {ctr.ID} is restarting, wait until the container is running")
+        try:
+            await ctr.process.runtime.pause(ctr.ID)
+        except OCIRuntimeError as e:
+            raise errdefs.System(f"Cannot pause container {name}: {e}") from None
+        ctr.State.Paused = True
+        await d.run_blocking(ctr.to_disk)
+    d.log_container_event(ctr, "pause")
+
+
+async def container_unpause(d: "Daemon", name: str) -> None:
+    ctr = d.get_container(name)
+    async with ctr.lock:
+        if not ctr.State.Paused:
+            raise errdefs.Conflict(f"Container {ctr.ID} is not paused")
+        try:
+            await ctr.process.runtime.resume(ctr.ID)
+        except OCIRuntimeError as e:
+            raise errdefs.System(f"Cannot unpause container {name}: {e}") from None
+        ctr.State.Paused = False
+        await d.run_blocking(ctr.to_disk)
+    d.log_container_event(ctr, "unpause")

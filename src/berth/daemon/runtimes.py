@@ -1,0 +1,70 @@
+"""OCI runtimes of the daemon and where each container's run-time files live
+(moby daemon/runtime_unix.go, libcontainerd paths).
+
+Everything a running container needs to be found again after a daemon restart lives under
+the exec-root: `<exec-root>/runtime-<name>` (the runtime's --root), `<exec-root>/containers/<id>`
+(bundle, conmon's persist dir, attach socket, ctl fifo) and `<exec-root>/exits/<id>` (conmon's
+exit file). A container that exits while the daemon is down leaves its exit file there.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from typing import TYPE_CHECKING
+
+from .. import errdefs
+from ..runtime import conmon as _conmon
+from ..runtime.oci import OCIRuntime, probe_default_runtime
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+log = logging.getLogger("berth.daemon")
+
+
+class Runtimes:
+    """The configured runtimes by name, and the chosen default."""
+
+    def __init__(self, d: "Daemon") -> None:
+        self.exec_root = d.config.exec_root
+        self.paths: dict[str, str] = {}
+        for name in ("runc", "crun"):
+            p = shutil.which(name)
+            if p:
+                self.paths[name] = p
+        for name, rt in d.config.runtimes.items():
+            self.paths[name] = rt.path
+        self.default = d.config.default_runtime or ""
+        self.conmon = _conmon.Conmon()
+        self._cache: dict[str, OCIRuntime] = {}
+        os.makedirs(self.exits_dir, 0o700, exist_ok=True)
+        os.makedirs(os.path.join(self.exec_root, "containers"), 0o700, exist_ok=True)
+
+    async def probe(self) -> str:
+        """Pick the default runtime unless one was configured: the first of crun, runc that
+        really runs a container on this host (crun refuses hybrid cgroups)."""
+        if not self.default:
+            path = await probe_default_runtime(("crun", "runc"), workdir=self.exec_root)
+            self.default = os.path.basename(path)
+            self.paths.setdefault(self.default, path)
+            log.info("default OCI runtime: %s (%s)", self.default, path)
+        return self.default
+
+    @property
+    def exits_dir(self) -> str:
+        return os.path.join(self.exec_root, "exits")
+
+    def bundle_dir(self, cid: str) -> str:
+        return os.path.join(self.exec_root, "containers", cid)
+
+    def get(self, name: str) -> OCIRuntime:
+        """The runtime called `name` ("" = default), with its state root under the exec-root."""
+        name = name or self.default or "runc"
+        rt = self._cache.get(name)
+        if rt is None:
+            path = self.paths.get(name)
+            if path is None:
+                raise errdefs.InvalidParameter(f"Unknown runtime specified {name}")
+            rt = self._cache[name] = OCIRuntime(path, name, os.path.join(self.exec_root, f"runtime-{name}"))
+        return rt

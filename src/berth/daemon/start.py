@@ -1,0 +1,206 @@
+"""Starting a container (moby daemon/start.go ContainerStart, containerStart;
+daemon/errors.go translateContainerdStartErr).
+
+The run: mount the RW layer, network files and networking, the OCI spec into a bundle under
+the exec-root, `runtime create` under a new conmon (which outlives us), the pre-start hooks
+(attach clients connect to conmon's socket here so no output is lost), `runtime start`,
+then State running and a monitor task that waits for the exit (monitor.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from .. import errdefs
+from ..runtime import specs
+from ..runtime.oci import OCIRuntimeError, runtime_error_message
+from ..types import gojson
+from . import etcfiles, network, oci
+from . import monitor as _monitor
+from .verify import verify_container_settings
+
+if TYPE_CHECKING:
+    from ..container.container import Container
+    from .daemon import Daemon
+
+log = logging.getLogger("berth.daemon")
+
+# Hooks run after `runtime create`, before `runtime start`: fn(ctr) (attach uses this).
+PreStartHook = Callable[["Container"], Awaitable[None]]
+
+
+def log_path(ctr: "Container") -> str:
+    """Where conmon writes the container's output, in the CRI (k8s-file) format.
+
+    Why not json-file: conmon writes this file itself, also while berthd is down, so a
+    daemon restart loses no line and needs no catch-up; `docker logs` converts it on read
+    (daemon/logs.py), which is cheap next to the HTTP framing. The name says the format.
+    """
+    return os.path.join(ctr.root, f"{ctr.ID}-cri.log")
+
+
+async def container_start(d: "Daemon", name: str, checkpoint: str = "", checkpoint_dir: str = "") -> None:
+    """ContainerStart: the checks in dockerd's order, then containerStart."""
+    if checkpoint and not d.config.experimental:
+        raise errdefs.InvalidParameter("checkpoint is only supported in experimental mode")
+    ctr = d.get_container(name)
+    if ctr.State.Paused:
+        raise errdefs.Conflict("cannot start a paused container, try unpause instead")
+    if ctr.State.Running:
+        raise errdefs.NotModified("Container is already started")
+    if ctr.State.RemovalInProgress or ctr.State.Dead:
+        raise errdefs.Conflict("container is marked for removal and cannot be started")
+    if checkpoint_dir:
+        raise errdefs.Forbidden("custom checkpointdir is not supported")
+    verify_container_settings(ctr.host_config, None, d.sysinfo, d.default_runtime, d.runtimes)
+    await start_container(d, ctr, reset_restart_manager=True)
+
+
+def translate_start_error(ctr: "Container", message: str) -> errdefs.DockerError:
+    """translateContainerdStartErr: exit code 126/127 and a 400 for what the user got wrong."""
+    status = 0
+    err_cls: type[errdefs.DockerError] = errdefs.Unknown
+    if any(s in message for s in ("executable file not found", "no such file or directory",
+                                  "system cannot find the file specified",
+                                  "failed to run runc create/exec call")):
+        status, err_cls = 127, errdefs.InvalidParameter
+    elif "permission denied" in message:
+        status, err_cls = 126, errdefs.InvalidParameter
+    if "not a directory" in message:
+        status, err_cls = 127, errdefs.InvalidParameter
+        message += (": Are you trying to mount a directory onto a file (or vice-versa)? "
+                    "Check if the specified host path exists and is the expected type")
+    if status:
+        ctr.State.ExitCode = status
+    return err_cls(message)
+
+
+def _runtime_message(e: OCIRuntimeError) -> str:
+    """containerd's wording around the runtime's error, as dockerd quotes it."""
+    text = str(e).strip()
+    # conmon passes runc's stderr through: logfmt `msg="..."` lines; keep the message.
+    text = runtime_error_message(text) or text
+    return f"failed to create shim task: OCI runtime create failed: {text}: unknown"
+
+
+async def start_container(d: "Daemon", ctr: "Container", reset_restart_manager: bool) -> None:
+    """containerStart: with the container lock held for the whole start."""
+    async with ctr.lock:
+        if reset_restart_manager and ctr.State.Running:
+            return
+        if ctr.State.RemovalInProgress or ctr.State.Dead:
+            raise errdefs.Conflict("container is marked for removal and cannot be started")
+        try:
+            await _start_locked(d, ctr, reset_restart_manager)
+        except BaseException as err:
+            await _start_failed(d, ctr, err)
+            raise
+    d.log_container_event(ctr, "start")
+
+
+async def _start_failed(d: "Daemon", ctr: "Container", err: BaseException) -> None:
+    """The deferred cleanup of containerStart: error into State, exit code 128 if none,
+    checkpoint, unmount, and AutoRemove."""
+    if isinstance(err, errdefs.DockerError):
+        ctr.State.Error = str(err)
+    elif not isinstance(err, asyncio.CancelledError):
+        ctr.State.Error = str(err)
+    if ctr.State.ExitCode == 0:
+        ctr.State.ExitCode = 128
+    ctr.process = None
+    await _monitor.cleanup(d, ctr)
+    await d.run_blocking(ctr.to_disk)
+    if ctr.host_config.AutoRemove:
+        # containerStart unlocks around ContainerRm; we are still inside `async with`, so
+        # the removal runs as its own task once the lock is free.
+        asyncio.get_running_loop().create_task(_monitor.auto_remove(d, ctr))
+
+
+def _prepare_bundle(d: "Daemon", ctr: "Container", bundle: str, netns: str | None) -> tuple[str, specs.Spec]:
+    """The blocking part of a start, in one thread hop: rootfs mount, network files,
+    spec, bundle directory and config.json."""
+    rw = d.layers.get_rw_layer(ctr.ID)
+    rootfs = rw.mount()
+    ctr.rootfs_mounted = True  # runtime-only: monitor.cleanup unmounts exactly once
+    etcfiles.write_network_files(d, ctr)
+    if ctr.Config.WorkingDir not in ("", "/"):
+        # dockerd creates the working directory at start too (setupWorkingDirectory).
+        from .create import _setup_working_directory
+
+        _setup_working_directory(rootfs, ctr.Config.WorkingDir)
+    spec = oci.create_spec(d, ctr, rootfs, netns)
+    shutil.rmtree(bundle, ignore_errors=True)
+    os.makedirs(bundle, 0o700)
+    with open(os.path.join(bundle, "config.json"), "wb") as f:
+        f.write(specs.encode(spec))
+    try:
+        os.unlink(os.path.join(d.lifecycle.exits_dir, ctr.ID))
+    except FileNotFoundError:
+        pass
+    if not ctr.LogPath:
+        ctr.LogPath = log_path(ctr)
+    return rootfs, spec
+
+
+async def _start_locked(d: "Daemon", ctr: "Container", reset_restart_manager: bool) -> None:
+    rts = d.lifecycle
+    hc = ctr.host_config
+    runtime = rts.get(hc.Runtime if isinstance(hc.Runtime, str) else "")
+    await _monitor.await_runtime_cleanup(ctr)
+    netns = await network.initialize_networking(d, ctr)
+    bundle = rts.bundle_dir(ctr.ID)
+    await d.run_blocking(_prepare_bundle, d, ctr, bundle, netns)
+    if reset_restart_manager:
+        _monitor.reset_restart_manager(ctr)
+        ctr.HasBeenManuallyStopped = False
+    log_driver = "none" if hc.LogConfig.Type == "none" else "k8s-file"
+    try:
+        proc = await rts.conmon.create_container(
+            ctr.ID, bundle, runtime, exit_dir=rts.exits_dir, persist_dir=bundle,
+            log_path=log_path(ctr), log_driver=log_driver, terminal=bool(ctr.Config.Tty),
+            stdin=bool(ctr.Config.OpenStdin))
+    except OCIRuntimeError as e:
+        await _delete_runtime(runtime, ctr.ID)
+        raise translate_start_error(ctr, _runtime_message(e)) from None
+    try:
+        for hook in list(getattr(ctr, "pre_start_hooks", None) or []):
+            try:
+                await hook(ctr)
+            except Exception:
+                log.exception("pre-start hook of %s failed", ctr.ID)
+        await proc.start()
+    except OCIRuntimeError as e:
+        await _delete_runtime(runtime, ctr.ID)
+        raise translate_start_error(ctr, f"failed to start task: {e}: unknown") from None
+    except BaseException:
+        await _delete_runtime(runtime, ctr.ID)
+        raise
+    ctr.process = proc
+    s = ctr.State
+    s.Error = ""
+    s.Paused = False
+    s.Running = True
+    s.Restarting = False
+    s.ExitCode = 0
+    s.Pid = proc.pid
+    s.StartedAt = gojson.format_go_time(time.time_ns())
+    ctr.HasBeenStartedBefore = True
+    ctr.started_monotonic = time.monotonic()
+    # The monitor starts before the checkpoint so a container that exits at once is seen.
+    _monitor.watch(d, ctr, proc)
+    await d.run_blocking(ctr.to_disk)
+    from . import health
+
+    health.init_health_monitor(d, ctr)
+
+
+async def _delete_runtime(runtime: object, cid: str) -> None:
+    try:
+        await runtime.delete(cid, force=True)  # type: ignore[attr-defined]
+    except Exception as e:  # the error the user sees is the start error
+        log.warning("cleanup of failed start of %s: %s", cid, e)

@@ -1,0 +1,67 @@
+"""Waiting for state changes (moby container/state.go Wait, daemon/wait.go ContainerWait).
+
+Each container keeps two lists of futures, the `waitStop` and `waitRemove` channels of
+dockerd: every stop (or restart) resolves the first, removal resolves the second. A
+waiter gets the exit code and error message at the moment it is woken.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from ..container.container import Container
+    from .daemon import Daemon
+
+NOT_RUNNING, NEXT_EXIT, REMOVED = "not-running", "next-exit", "removed"
+
+
+class StateStatus(NamedTuple):
+    exit_code: int
+    error: str
+
+
+def _waiters(ctr: "Container", kind: str) -> list[asyncio.Future[StateStatus]]:
+    attr = "_wait_" + kind
+    lst = getattr(ctr, attr, None)
+    if lst is None:
+        lst = []
+        setattr(ctr, attr, lst)
+    return lst
+
+
+def wait_condition(ctr: "Container", condition: str) -> asyncio.Future[StateStatus]:
+    """State.Wait: unknown conditions mean not-running, which is answered at once when the
+    container is not running (also when it was never started)."""
+    fut: asyncio.Future[StateStatus] = asyncio.get_running_loop().create_future()
+    if condition not in (NEXT_EXIT, REMOVED) and not ctr.State.Running:
+        fut.set_result(StateStatus(ctr.State.ExitCode, ctr.State.Error))
+        return fut
+    _waiters(ctr, "remove" if condition == REMOVED else "stop").append(fut)
+    return fut
+
+
+def _notify(ctr: "Container", kind: str, error: str | None = None) -> None:
+    lst = _waiters(ctr, kind)
+    status = StateStatus(ctr.State.ExitCode, ctr.State.Error if error is None else error)
+    for fut in lst:
+        if not fut.done():
+            fut.set_result(status)
+    lst.clear()
+
+
+def notify_stop(ctr: "Container") -> None:
+    """SetStopped / SetRestarting closing waitStop."""
+    _notify(ctr, "stop")
+
+
+def notify_removed(ctr: "Container") -> None:
+    """SetRemoved: removal wakes `removed` waiters (and any left waiting for a stop)."""
+    _notify(ctr, "remove")
+    _notify(ctr, "stop")
+
+
+async def container_wait(d: "Daemon", name: str, condition: str) -> "asyncio.Future[StateStatus]":
+    """ContainerWait: look the container up now (404 before any header is sent), wait later."""
+    ctr = d.get_container(name)
+    return wait_condition(ctr, condition)

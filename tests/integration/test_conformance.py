@@ -1,0 +1,45 @@
+"""Every case of tests/conformance/cases_create.json, run against a real berthd, must
+observe exactly what dockerd 20.10 observed when the golden file was recorded
+(tests/conformance/golden_create.json; re-record with `conform.py record REF_SOCK`).
+
+Cases marked `host_specific` depend on the recording host (CPU count, cgroup version,
+architecture) and are skipped here.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from typing import Any
+
+import pytest
+
+from berthd_harness import Berthd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location(
+    "berth_conform", os.path.join(HERE, os.pardir, "conformance", "conform.py")
+)
+assert _spec is not None and _spec.loader is not None
+conform = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(conform)
+
+CASES: list[dict[str, Any]] = conform.load_cases(None)
+GOLDEN: dict[str, list[dict[str, Any]]] = conform.load_golden()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_case_matches_dockerd(berthd: Berthd, case: dict[str, Any]) -> None:
+    if case.get("host_specific"):
+        pytest.skip("observations depend on the recording host")
+    want = GOLDEN.get(case["name"])
+    assert want is not None, f"no golden observations for {case['name']}: re-record"
+    got = conform.accept(case, want, conform.run_case(berthd.sock, case))
+    assert got == want, "\n".join(conform.differences(want, got)) + "\n" + json.dumps(case)[:2000]
+
+
+def test_every_golden_case_exists() -> None:
+    """A golden entry without a case is stale: the files were edited apart."""
+    names = {c["name"] for c in CASES}
+    assert sorted(set(GOLDEN) - names) == []
+    assert len(names) == len(CASES), "duplicate case names"
