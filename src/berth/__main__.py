@@ -175,7 +175,8 @@ def _routes() -> list[server.Route]:
     routes: list[server.Route] = []
     routes += system_router.ROUTES
     routes += container_router.ROUTES
-    for mod in ("events", "image", "volume", "network", "container_run"):
+    for mod in ("events", "image", "volume", "network", "container_run",
+                "attach", "exec", "archive", "container_stats"):  # STREAMS helper routers
         try:
             m = __import__(f"berth.api.router.{mod}", fromlist=["ROUTES"])
         except ImportError as e:  # a router still being written must not stop the daemon
@@ -195,6 +196,9 @@ async def serve(cfg: DaemonConfig) -> None:
         d = Daemon(cfg)
         await d.restore()
         await d.init_lifecycle()  # LIFECYCLE: runtime probe, live restore, restart policies
+        from .daemon import network as daemon_network
+
+        await daemon_network.restore_networking(d)  # keep live containers' networks, drop dead ones'
         state: dict[web.AppKey[Any], Any] = {BACKEND: d}
         for mod, key, value in (
             ("events", "EVENTS", d.events),

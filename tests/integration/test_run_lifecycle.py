@@ -294,18 +294,25 @@ def test_live_restore(lc: Berthd, request: pytest.FixtureRequest) -> None:
     st2 = inspect(lc, exits)["State"]
     assert st2["Status"] == "exited" and st2["ExitCode"] == 7
     assert lc.docker("logs", exits).stdout == b"a\nb\n"
-    # a container that exits while the daemon is down shows its real status
+    # a container that exits while the daemon is down shows its real status, and one with
+    # `--restart always` that died meanwhile is started again when the daemon comes back
     downer = run_d(lc, "busybox", "sh", "-c", "sleep 0.5; exit 9")
+    always = run_d(lc, "--restart", "always", "busybox", "sleep", "300")
+    always_pid = inspect(lc, always)["State"]["Pid"]
     lc.proc.send_signal(signal.SIGKILL)
     lc.proc.wait(20)
+    os.kill(always_pid, signal.SIGKILL)
     time.sleep(1.0)
     nb = start_berthd(tmp=lc.tmp)
     lc.proc = nb.proc
     st3 = inspect(lc, downer)["State"]
     assert st3["Status"] == "exited" and st3["ExitCode"] == 9
+    # the restart passes through "restarting" (Running with Restarting set) before "running"
+    st4 = wait_for(lambda: (s := inspect(lc, always)["State"])["Status"] == "running" and s["Pid"] != always_pid and s)
+    assert st4["Running"] is True
     lc.docker("stop", "-t", "0", running)
     assert inspect(lc, running)["State"]["ExitCode"] == 137
-    lc.docker("rm", running, exits, downer)
+    lc.docker("rm", "-f", running, exits, downer, always)
 
 
 @pytest.mark.skipif(not ATTACH_READY, reason="attach (streams helper) not there yet")
@@ -314,3 +321,18 @@ def test_cli_run_rm_echo(lc: Berthd) -> None:
     assert r.stdout == b"hi\n" and r.returncode == 0
     r = lc.docker("run", "--rm", "busybox", "sh", "-c", "exit 5", check=False)
     assert r.returncode == 5
+
+
+def test_shared_namespaces_and_ipc(lc: Berthd) -> None:
+    donor = run_d(lc, "--ipc", "shareable", "busybox", "sh", "-c", "echo hi > /dev/shm/x; sleep 300")
+    wait_for(lambda: inspect(lc, donor)["State"]["Running"])
+    time.sleep(0.2)
+    r = lc.docker("run", "--rm", "--pid", f"container:{donor}", "--net", f"container:{donor}", "--ipc",
+                  f"container:{donor}", "busybox", "sh", "-c", "hostname; cat /dev/shm/x; ps -o comm | grep -c sleep")
+    assert r.stdout.decode().split() == [donor[:12], "hi", "1"]
+    private = run_d(lc, "busybox", "sleep", "300")
+    r = lc.docker("run", "--rm", "--ipc", f"container:{private}", "busybox", "true", check=False)
+    assert (f"can't join IPC of container {private}: non-shareable IPC (hint: use IpcMode:shareable for the "
+            "donor container)") in r.stderr.decode()
+    lc.docker("rm", "-f", donor, private)
+    assert not os.path.ismount(os.path.join(lc.data_root, "containers", donor, "mounts", "shm"))

@@ -105,6 +105,10 @@ class Daemon:
     def unregister(self, ctr: Container) -> None:
         self.containers.pop(ctr.ID, None)
         self.ids.delete(ctr.ID)
+        # cleanupContainer: linkIndex.delete gives the links this container is the
+        # parent of, and their `/parent/alias` names are released with its own.
+        for link_name in self.names.children(ctr.Name):
+            self.names.release(link_name)
         self.names.delete(ctr.ID)
 
     def containers_using_image(self, image_id: str) -> list[tuple[str, bool]]:
@@ -203,6 +207,11 @@ class Daemon:
         from .inspect import container_inspect
 
         return await container_inspect(self, name, size)
+
+    async def container_inspect_legacy(self, name: str, pre120: bool) -> bytes:
+        from .inspect_legacy import container_inspect_legacy
+
+        return await container_inspect_legacy(self, name, pre120)
 
     async def container_rm(self, name: str, force: bool, remove_volume: bool, remove_link: bool) -> None:
         from .delete import container_rm
@@ -314,10 +323,99 @@ class Daemon:
         return await container_logs(self, name, config)
 
     async def shutdown_lifecycle(self) -> None:
-        """Live restore: leave containers running; stop our monitor and health tasks."""
+        """Live restore (the default): leave containers running, stop our monitor and health
+        tasks. Without it, stop every running container first, as dockerd's Shutdown does."""
+        self.shutting_down = True
+        if not self.config.live_restore:
+            import asyncio
+
+            from .stop import container_stop_inner, stop_timeout
+
+            running = [c for c in self.containers.values() if c.State.Running]
+            await asyncio.gather(*(container_stop_inner(self, c, stop_timeout(c)) for c in running),
+                                 return_exceptions=True)
         for ctr in self.containers.values():
             for attr in ("monitor_task", "health_task"):
                 task = getattr(ctr, attr, None)
                 if task is not None:
                     task.cancel()
     # ==== end LIFECYCLE helper ========================================================
+
+    # ==== STREAMS helper: attach, exec, archive, export, changes, top, stats, update ====
+    # (daemon/attach.py, exec.py, archive.py, changes.py, top.py, stats.py, update.py)
+    async def container_attach(self, name: str, config: Any) -> None:
+        from .attach import container_attach
+
+        await container_attach(self, name, config)
+
+    async def container_resize(self, name: str, height: int, width: int) -> None:
+        from .attach import container_resize
+
+        await container_resize(self, name, height, width)
+
+    async def container_exec_create(self, name: str, config: Any) -> str:
+        from .exec import container_exec_create
+
+        return container_exec_create(self, name, config)
+
+    async def exec_exists(self, name: str) -> bool:
+        from .exec import exec_exists
+
+        return exec_exists(self, name)
+
+    async def container_exec_start(self, name: str, get_streams: Any, multiplexed: bool,
+                                   console: list[int] | None = None) -> None:
+        from .exec import container_exec_start
+
+        await container_exec_start(self, name, get_streams, multiplexed, console)
+
+    async def container_exec_inspect(self, id_: str) -> Any:
+        from .exec import container_exec_inspect
+
+        return container_exec_inspect(self, id_)
+
+    async def container_exec_resize(self, name: str, height: int, width: int) -> None:
+        from .exec import container_exec_resize
+
+        await container_exec_resize(self, name, height, width)
+    async def container_stat_path(self, name: str, path: str) -> Any:
+        from .archive import container_stat_path
+
+        return await container_stat_path(self, name, path)
+
+    async def container_archive_path(self, name: str, path: str) -> Any:
+        from .archive import container_archive_path
+
+        return await container_archive_path(self, name, path)
+
+    async def container_extract_to_dir(self, name: str, path: str, copy_uid_gid: bool,
+                                       no_overwrite_dir_non_dir: bool, body: Any) -> None:
+        from .archive import container_extract_to_dir
+
+        await container_extract_to_dir(self, name, path, copy_uid_gid, no_overwrite_dir_non_dir, body)
+
+    async def container_export(self, name: str) -> Any:
+        from .archive import container_export
+
+        return await container_export(self, name)
+
+    async def container_changes(self, name: str) -> Any:
+        from .changes import container_changes
+
+        return await container_changes(self, name)
+
+    async def container_top(self, name: str, ps_args: str) -> Any:
+        from .top import container_top
+
+        return await container_top(self, name, ps_args)
+
+    async def container_stats(self, name: str, stream: bool, one_shot: bool) -> Any:
+        from .stats import container_stats
+
+        return await container_stats(self, name, stream, one_shot)
+
+    async def container_update(self, name: str, body: Any) -> Any:
+        from .update import container_update
+
+        return await container_update(self, name, body)
+    # ==== end STREAMS helper ==========================================================

@@ -65,6 +65,9 @@ async def cleanup_container(d: "Daemon", ctr: Container, force: bool, remove_vol
             ctr.State.RemovalInProgress = False
             raise
         d.unregister(ctr)
+        from .exec import forget_container_execs
+
+        forget_container_execs(d, ctr)
         ctr.State.Dead = True
     d.log_container_event(ctr, "destroy")
     d.on_container_removed(ctr)

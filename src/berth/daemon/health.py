@@ -136,6 +136,11 @@ async def _probe(d: "Daemon", ctr: "Container", cmd: list[str]) -> tuple[int, st
     exec_id = stringid.generate_random_id()
     exec_dir = os.path.join(d.lifecycle.exec_root, "exec", exec_id)
     out = bytearray()
+    # dockerd runs probes as execs, with their events (checked on the reference).
+    label = " ".join(cmd)
+    d.log_container_event(ctr, f"exec_create: {label}", {"execID": exec_id})
+    d.log_container_event(ctr, f"exec_start: {label}", {"execID": exec_id})
+    code = -1
     try:
         eproc, stream = await d.lifecycle.conmon.exec(proc, exec_id, process, exec_dir, attach=True)
         if stream is not None:
@@ -149,6 +154,7 @@ async def _probe(d: "Daemon", ctr: "Container", cmd: list[str]) -> tuple[int, st
             finally:
                 stream.close()
         code = await eproc.wait_exit()
+        d.log_container_event(ctr, "exec_die", {"execID": exec_id, "exitCode": str(code)})
     finally:
         import shutil
 

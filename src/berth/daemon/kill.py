@@ -71,8 +71,9 @@ async def _kill_with_signal_locked(d: "Daemon", ctr: "Container", sig: int) -> N
     else:
         monitor.restart_manager(ctr).cancel()
         unpause = ctr.State.Paused
-    ctr.HasBeenManuallyStopped = True
-    await d.run_blocking(ctr.to_disk)
+    if not getattr(d, "shutting_down", False):  # a daemon shutdown is no user's stop
+        ctr.HasBeenManuallyStopped = True
+        await d.run_blocking(ctr.to_disk)
     if ctr.State.Restarting:
         return
     proc = getattr(ctr, "process", None)
@@ -148,4 +149,4 @@ async def kill_for_removal(d: "Daemon", ctr: "Container") -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(ctr.State.Pid, _signal.SIGKILL)
         code = await proc.wait_exit()
-    await monitor.handle_exit_locked(d, ctr, proc, code, auto_remove=False)
+    await monitor.handle_exit_locked(d, ctr, proc, code, allow_auto_remove=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import os
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, NamedTuple
@@ -166,7 +166,7 @@ async def _stream(d: "Daemon", ctr: "Container", cfg: LogsConfig, since: int, un
                     yield m
             if done:
                 return
-            if until and _now_ns() > until:
+            if until and time.time_ns() > until:
                 return
             try:
                 await asyncio.wait_for(asyncio.shield(stopped), _FOLLOW_POLL)  # type: ignore[arg-type]
@@ -178,15 +178,9 @@ async def _stream(d: "Daemon", ctr: "Container", cfg: LogsConfig, since: int, un
             stopped.cancel()
 
 
-def _now_ns() -> int:
-    import time
-
-    return time.time_ns()
-
-
 def frame(stream: int, data: bytes) -> bytes:
     """stdcopy's 8-byte header: stream, three zero bytes, big-endian length."""
     return bytes((stream, 0, 0, 0)) + len(data).to_bytes(4, "big") + data
 
 
-__all__ = ["LogsConfig", "LogMessage", "container_logs", "format_timestamp", "frame", "os"]
+__all__ = ["LogsConfig", "LogMessage", "container_logs", "format_timestamp", "frame"]

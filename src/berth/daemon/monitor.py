@@ -101,6 +101,16 @@ def restart_manager(ctr: "Container") -> RestartManager:
     return rm
 
 
+def update_restart_policy(ctr: "Container") -> None:
+    """UpdateMonitor: after HostConfig.RestartPolicy changed (`docker update --restart`),
+    the running container's manager follows the new policy, keeping its count."""
+    rm = getattr(ctr, "restart_manager", None)
+    if rm is not None:
+        rp = ctr.host_config.RestartPolicy
+        rm.policy = rp.Name or "no"
+        rm.max_retry = rp.MaximumRetryCount or 0
+
+
 def reset_restart_manager(ctr: "Container") -> None:
     """ResetRestartManager(true): a fresh manager, restart count back to 0."""
     old = getattr(ctr, "restart_manager", None)
@@ -135,7 +145,7 @@ def _oom_killed(proc: ContainerProcess) -> bool:
 
 
 async def handle_exit_locked(d: "Daemon", ctr: "Container", proc: ContainerProcess, code: int,
-                             auto_remove: bool = True, exited_at_ns: int | None = None) -> None:
+                             allow_auto_remove: bool = True, exited_at_ns: int | None = None) -> None:
     """handleContainerExit, with the container lock held by the caller."""
     if getattr(ctr, "process", None) is not proc:
         return  # someone else handled this exit already
@@ -162,18 +172,17 @@ async def handle_exit_locked(d: "Daemon", ctr: "Container", proc: ContainerProce
         d.log_container_event(ctr, "oom")
     d.log_container_event(ctr, "die", {"exitCode": str(code)})
     await cleanup(d, ctr)
-    await d.run_blocking(ctr.to_disk)
     # dockerd's waiters take the container lock to read the result, so they wake only
-    # after handleContainerExit (and its `die` event): `stop` follows `die`.
+    # after handleContainerExit (and its `die` event): `stop` follows `die`. The
+    # checkpoint may follow the wake-up: anything the woken client does next that
+    # touches the container waits for our lock, and a crash in between is recovered
+    # from conmon's exit file.
     wait.notify_stop(ctr)
+    await d.run_blocking(ctr.to_disk)
     if restart:
         asyncio.get_running_loop().create_task(_restart_later(d, ctr, rm, code))
-    elif auto_remove and ctr.host_config.AutoRemove:
-        asyncio.get_running_loop().create_task(auto_remove_task(d, ctr))
-
-
-def auto_remove_task(d: "Daemon", ctr: "Container") -> "asyncio.Future[None]":
-    return auto_remove(d, ctr)
+    elif allow_auto_remove and ctr.host_config.AutoRemove:
+        asyncio.get_running_loop().create_task(auto_remove(d, ctr))
 
 
 async def _restart_later(d: "Daemon", ctr: "Container", rm: RestartManager, code: int) -> None:
@@ -219,11 +228,12 @@ async def cleanup(d: "Daemon", ctr: "Container") -> None:
     # start-up; nothing waits for it but the next start of the same container
     # (await_runtime_cleanup), so it runs beside the rest instead of before it.
     ctr.runtime_cleanup = asyncio.get_running_loop().create_task(_runtime_delete(runtime, ctr.ID))
-    try:
-        await network.release_network(d, ctr)
-    except Exception as e:
-        log.warning("container %s: releasing its network failed: %s", ctr.ID, e)
-    await d.run_blocking(_cleanup_files, d, ctr)
+    # The network teardown and the unmount are independent: do them side by side.
+    results = await asyncio.gather(network.release_network(d, ctr), d.run_blocking(_cleanup_files, d, ctr),
+                                   return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            log.warning("container %s: cleanup failed: %s", ctr.ID, r)
 
 
 async def _runtime_delete(runtime: "OCIRuntime", cid: str) -> None:
@@ -245,6 +255,12 @@ def _cleanup_files(d: "Daemon", ctr: "Container") -> None:
     shutil.rmtree(d.lifecycle.bundle_dir(ctr.ID), ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(d.lifecycle.exits_dir, ctr.ID))
+    shm = os.path.join(ctr.root, "mounts", "shm")
+    if ctr.ShmPath == shm and os.path.ismount(shm):
+        # unmountIpcMount: a shareable container's /dev/shm goes with its run
+        import subprocess
+
+        subprocess.run(["umount", shm], capture_output=True)
     if getattr(ctr, "rootfs_mounted", False):
         ctr.rootfs_mounted = False
         try:

@@ -253,7 +253,7 @@ def namespaces(d: "Daemon", ctr: "Container", netns: str | None) -> tuple[list[s
         private["network"] = net_mode
     add("uts", hc.UTSMode or "", "uts", "uts")
     add("pid", hc.PidMode or "", "pid", "pid")
-    add("ipc", hc.IpcMode or "private", "IPC namespace", "ipc")
+    add("ipc", hc.IpcMode or "private", "IPC", "ipc")
     if hc.CgroupnsMode == "private":
         out.append(specs.LinuxNamespace(type="cgroup"))
     return out, private
@@ -343,6 +343,30 @@ def _host_devices(ctr: "Container") -> tuple[list[specs.LinuxDevice], list[specs
     return devs, rules
 
 
+_SKIP_DEV_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
+
+
+def host_devices(root: str = "/dev") -> list[specs.LinuxDevice]:
+    """Every device node of the host (libcontainer devices.HostDevices), for --privileged."""
+    out: list[specs.LinuxDevice] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [n for n in dirnames if not (dirpath == root and n in _SKIP_DEV_DIRS)]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if path == "/dev/console":
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            typ = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else ""
+            if not typ:
+                continue
+            out.append(specs.LinuxDevice(path=path, type=typ, major=os.major(st.st_rdev), minor=os.minor(st.st_rdev),
+                                         file_mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid))
+    return out
+
+
 # -- seccomp ---------------------------------------------------------------------------
 @functools.lru_cache(maxsize=16)
 def _default_seccomp(caps: tuple[str, ...]) -> bytes:
@@ -423,14 +447,16 @@ def create_spec(d: "Daemon", ctr: "Container", rootfs: str, netns: str | None = 
         umounts.append(specs.Mount(destination=INIT_PATH_IN_CONTAINER, type="bind", source=tini,
                                    options=["bind", "ro"]))
     ipc_mode = hc.IpcMode or "private"
-    if ipc_mode.startswith("container:") and not any(m.destination == "/dev/shm" for m in umounts):
-        # The joined IPC namespace's /dev/shm lives in the other container's mount namespace.
-        pid = _join_path(d, ipc_mode, "IPC namespace", "ipc").split("/")[2]
-        umounts.append(specs.Mount(destination="/dev/shm", type="bind", source=f"/proc/{pid}/root/dev/shm",
+    has_shm = any(m.destination == "/dev/shm" for m in umounts)
+    if not has_shm and (ipc_mode == "shareable" or ipc_mode.startswith("container:")):
+        # setupIpcDirs: a shareable container's /dev/shm is a tmpfs in its directory, which
+        # joiners bind-mount (start.setup_ipc_dirs made it / checked the donor's).
+        umounts.append(specs.Mount(destination="/dev/shm", type="bind", source=ctr.ShmPath,
                                    options=["rbind", "rprivate"]))
-    elif ipc_mode == "host" and not any(m.destination == "/dev/shm" for m in umounts):
+    elif not has_shm and ipc_mode == "host":
         umounts.append(specs.Mount(destination="/dev/shm", type="bind", source="/dev/shm",
                                    options=["rbind", "rprivate"]))
+    umounts.sort(key=lambda m: _mount_depth(m.destination))
     s.mounts = rspec.with_mounts(s.mounts, umounts, shm_size=hc.ShmSize or d.config.default_shm_size,
                                  ipc_none=ipc_mode == "none", readonly_rootfs=hc.ReadonlyRootfs,
                                  privileged=hc.Privileged)
@@ -449,6 +475,8 @@ def create_spec(d: "Daemon", ctr: "Container", rootfs: str, netns: str | None = 
     if hc.Privileged:
         dev_rules = [specs.LinuxDeviceCgroup(allow=True, access="rwm")]
     devs, rules = _host_devices(ctr)
+    if hc.Privileged:
+        devs = host_devices() + devs
     s.linux.devices = devs
     try:
         dev_rules = rspec.append_device_permissions_from_cgroup_rules(dev_rules + rules, hc.DeviceCgroupRules or [])

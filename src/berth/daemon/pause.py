@@ -32,7 +32,7 @@ async def container_unpause(d: "Daemon", name: str) -> None:
     ctr = d.get_container(name)
     async with ctr.lock:
         if not ctr.State.Paused:
-            raise errdefs.Conflict(f"Container {ctr.ID} is not paused")
+            raise errdefs.Untyped(f"Container {ctr.ID} is not paused")  # errors.Errorf: 500
         try:
             await ctr.process.runtime.resume(ctr.ID)
         except OCIRuntimeError as e:

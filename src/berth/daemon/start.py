@@ -95,17 +95,24 @@ async def start_container(d: "Daemon", ctr: "Container", reset_restart_manager: 
             return
         if ctr.State.RemovalInProgress or ctr.State.Dead:
             raise errdefs.Conflict("container is marked for removal and cannot be started")
+        failed: BaseException | None = None
         try:
             await _start_locked(d, ctr, reset_restart_manager)
         except BaseException as err:
             await _start_failed(d, ctr, err)
-            raise
+            failed = err
+    if failed is not None:
+        if ctr.host_config.AutoRemove and not isinstance(failed, asyncio.CancelledError):
+            # containerStart unlocks and removes before it returns its error: a client
+            # waiting for `removed` is woken, and the next lookup is a 404.
+            await _monitor.auto_remove(d, ctr)
+        raise failed
     d.log_container_event(ctr, "start")
 
 
 async def _start_failed(d: "Daemon", ctr: "Container", err: BaseException) -> None:
     """The deferred cleanup of containerStart: error into State, exit code 128 if none,
-    checkpoint, unmount, and AutoRemove."""
+    checkpoint, unmount (AutoRemove follows once the lock is released)."""
     if isinstance(err, errdefs.DockerError):
         ctr.State.Error = str(err)
     elif not isinstance(err, asyncio.CancelledError):
@@ -115,10 +122,6 @@ async def _start_failed(d: "Daemon", ctr: "Container", err: BaseException) -> No
     ctr.process = None
     await _monitor.cleanup(d, ctr)
     await d.run_blocking(ctr.to_disk)
-    if ctr.host_config.AutoRemove:
-        # containerStart unlocks around ContainerRm; we are still inside `async with`, so
-        # the removal runs as its own task once the lock is free.
-        asyncio.get_running_loop().create_task(_monitor.auto_remove(d, ctr))
 
 
 def _prepare_bundle(d: "Daemon", ctr: "Container", bundle: str, netns: str | None) -> tuple[str, specs.Spec]:
@@ -128,6 +131,7 @@ def _prepare_bundle(d: "Daemon", ctr: "Container", bundle: str, netns: str | Non
     rootfs = rw.mount()
     ctr.rootfs_mounted = True  # runtime-only: monitor.cleanup unmounts exactly once
     etcfiles.write_network_files(d, ctr)
+    setup_ipc_dirs(d, ctr)
     if ctr.Config.WorkingDir not in ("", "/"):
         # dockerd creates the working directory at start too (setupWorkingDirectory).
         from .create import _setup_working_directory
@@ -159,11 +163,12 @@ async def _start_locked(d: "Daemon", ctr: "Container", reset_restart_manager: bo
         _monitor.reset_restart_manager(ctr)
         ctr.HasBeenManuallyStopped = False
     log_driver = "none" if hc.LogConfig.Type == "none" else "k8s-file"
+    log_size_max = _log_size_max(hc.LogConfig.Config or {})
     try:
         proc = await rts.conmon.create_container(
             ctr.ID, bundle, runtime, exit_dir=rts.exits_dir, persist_dir=bundle,
             log_path=log_path(ctr), log_driver=log_driver, terminal=bool(ctr.Config.Tty),
-            stdin=bool(ctr.Config.OpenStdin))
+            stdin=bool(ctr.Config.OpenStdin), log_size_max=log_size_max)
     except OCIRuntimeError as e:
         await _delete_runtime(runtime, ctr.ID)
         raise translate_start_error(ctr, _runtime_message(e)) from None
@@ -197,6 +202,56 @@ async def _start_locked(d: "Daemon", ctr: "Container", reset_restart_manager: bo
     from . import health
 
     health.init_health_monitor(d, ctr)
+
+
+def setup_ipc_dirs(d: "Daemon", ctr: "Container") -> None:
+    """setupIpcDirs (blocking): a `shareable` container gets a tmpfs of ShmSize at
+    `<root>/mounts/shm`; `container:<id>` uses the donor's, which must be shareable."""
+    import subprocess
+
+    mode = ctr.host_config.IpcMode or "private"
+    if mode.startswith("container:"):
+        target = mode.split(":", 1)[1]
+        msg = f"can't join IPC of container {target}"
+        try:
+            donor = d.get_container(target)
+        except errdefs.DockerError as e:
+            raise errdefs.Untyped(f"{msg}: {e}") from None
+        if not donor.State.Running:
+            raise errdefs.Untyped(f"{msg}: Container {donor.ID} is not running")
+        if donor.State.Restarting:
+            raise errdefs.Untyped(f"{msg}: Container {donor.ID} is restarting, wait until the container is running")
+        if not donor.ShmPath or not os.path.isdir(donor.ShmPath):
+            raise errdefs.Untyped(f"{msg}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)")
+        ctr.ShmPath = donor.ShmPath
+        return
+    if mode != "shareable":
+        ctr.ShmPath = ""
+        return
+    path = os.path.join(ctr.root, "mounts", "shm")
+    os.makedirs(path, 0o700, exist_ok=True)
+    if not os.path.ismount(path):
+        size = ctr.host_config.ShmSize or d.config.default_shm_size
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"mode=1777,size={size},nosuid,nodev,noexec", "shm", path],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise errdefs.System(f"mounting shm tmpfs: {r.stderr.strip()}")
+    ctr.ShmPath = path
+
+
+def _log_size_max(opts: dict[str, str]) -> int | None:
+    """json-file/local `max-size`: conmon caps the file at that size (it starts the file
+    over rather than rotating into `max-file` backups, so older lines go: a known gap)."""
+    raw = opts.get("max-size")
+    if not raw:
+        return None
+    from ..pkg.units import ram_in_bytes
+
+    try:
+        size = ram_in_bytes(raw)
+    except Exception:
+        return None
+    return size if size > 0 else None
 
 
 async def _delete_runtime(runtime: object, cid: str) -> None:

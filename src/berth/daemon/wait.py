@@ -56,7 +56,10 @@ def notify_stop(ctr: "Container") -> None:
 
 
 def notify_removed(ctr: "Container") -> None:
-    """SetRemoved: removal wakes `removed` waiters (and any left waiting for a stop)."""
+    """SetRemoved = SetRemovalError(nil), which clears State.Error first: waiters woken by a
+    removal get `"Error":null` (the CLI's `run --rm` of a missing command relies on it).
+    Removal also wakes whoever still waits for a stop (a created container never stops)."""
+    ctr.State.Error = ""
     _notify(ctr, "remove")
     _notify(ctr, "stop")
 

@@ -44,9 +44,14 @@ def host_routes() -> list[ipaddress.IPv4Network]:
     return out
 
 
-def choose_pool(in_use: Iterable[Net]) -> ipaddress.IPv4Network:
+def choose_pool(in_use: Iterable[Net], offset: int = 0) -> ipaddress.IPv4Network:
+    """The first default pool overlapping nothing in use or routed, starting at `offset`
+    (a daemon on another data root starts elsewhere, so two berthds starting at once do
+    not both take 172.18.0.0/16 before either has made its bridge)."""
     used = list(in_use) + list(host_routes())
-    for pool in default_pools():
+    pools = default_pools()
+    offset %= len(pools)
+    for pool in pools[offset:] + pools[:offset]:
         if not any(pool.version == u.version and pool.overlaps(u) for u in used):
             return pool
     raise errdefs.Forbidden("could not find an available, non-overlapping IPv4 address pool among the defaults "

@@ -111,6 +111,13 @@ class NetworkStore:
             return "berth0"
         return "berth-" + hashlib.sha256(os.path.abspath(self.config.data_root).encode()).hexdigest()[:8]
 
+    def _pool_offset(self) -> int:
+        """Where this daemon starts in the default pools: 0 for the default data root."""
+        root = os.path.abspath(self.config.data_root)
+        if root == DEFAULT_DATA_ROOT:
+            return 0
+        return int(hashlib.sha256(root.encode()).hexdigest()[:8], 16)
+
     def _by_name(self, name: str) -> Network | None:
         for n in self.networks.values():
             if n.Name == name:
@@ -141,7 +148,7 @@ class NetworkStore:
                     subnet, gateway = iface_net.network, str(iface_net.ip)
                     cfg = IPAMConfig(Subnet=str(subnet), Gateway=gateway)
                 else:
-                    subnet = ipam.choose_pool(self._in_use())
+                    subnet = ipam.choose_pool(self._in_use(), self._pool_offset())
                     gateway = str(subnet.network_address + 1)
                     cfg = IPAMConfig(Subnet=str(subnet))
                 br = Network(
@@ -244,7 +251,7 @@ class NetworkStore:
             pools.append(Pool(Subnet=str(subnet), Gateway=gw, IPRange=str(rng) if rng else "", Aux=aux))
             in_use.append(subnet)
         if not any(ipaddress.ip_network(p.Subnet).version == 4 for p in pools):
-            subnet = ipam.choose_pool(in_use)
+            subnet = ipam.choose_pool(in_use, self._pool_offset())
             pools.insert(0, Pool(Subnet=str(subnet), Gateway=str(subnet.network_address + 1)))
         if ipv6 and not any(ipaddress.ip_network(p.Subnet).version == 6 for p in pools):
             raise errdefs.NotFound("could not find an available, non-overlapping IPv6 address pool among the "

@@ -98,6 +98,10 @@ async def get_containers_json(request: web.Request) -> web.StreamResponse:
 
 
 async def get_containers_by_name(request: web.Request) -> web.StreamResponse:
+    version = version_from_request(request)
+    if version_less_than(version, "1.21"):  # ContainerInspect: the v1p19 and v1p20 shapes
+        pre120 = version_less_than(version, "1.20")
+        return json_body(await request.app[BACKEND].container_inspect_legacy(request.match_info["name"], pre120))
     result = await request.app[BACKEND].container_inspect(request.match_info["name"], bool_value(request, "size"))
     return json_body(versions.container_inspect(result, version_from_request(request)))
 

@@ -12,7 +12,16 @@ from ..backend import BACKEND
 from .. import versions
 from ..httputils import bool_value, version_from_request, version_less_than
 
-_RAW_STREAM = "application/vnd.docker.raw-stream"
+
+class _UntypedStreamResponse(web.StreamResponse):
+    """A streamed body without a Content-Type header, as dockerd 20.10 sends logs.
+    aiohttp adds `application/octet-stream` to any body in _prepare_headers; the signal
+    hooks run after it, so the header is dropped right there."""
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        if not getattr(self, "keep_content_type", False):
+            self.headers.popall("Content-Type", None)
 
 
 def _wrap(err: errdefs.DockerError, prefix: str) -> errdefs.DockerError:
@@ -131,9 +140,13 @@ async def get_containers_logs(request: web.Request) -> web.StreamResponse:
                      follow=bool_value(request, "follow"), tail=request.query.get("tail", ""),
                      details=bool_value(request, "details"))
     msgs, tty = await request.app[BACKEND].container_logs(request.match_info["name"], cfg)
-    resp = web.StreamResponse(status=200)
+    resp = _UntypedStreamResponse(status=200)
     # 1.42+: moby's multiplexed/raw stream media types (api/versions.py)
-    resp.content_type = versions.stream_content_type(version_from_request(request), not tty) or _RAW_STREAM
+    # Up to 1.41 dockerd sends no Content-Type at all on logs.
+    ctype = versions.stream_content_type(version_from_request(request), not tty)
+    if ctype:
+        resp.content_type = ctype
+        resp.keep_content_type = True
     await resp.prepare(request)
     buf = bytearray()
     try:

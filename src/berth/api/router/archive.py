@@ -1,0 +1,83 @@
+"""docker cp and export routes (moby api/server/router/container/copy.go
+headContainersArchive, getContainersArchive, putContainersArchive;
+container_routes.go getContainersExport)."""
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ... import errdefs
+from ...types import gojson
+from ..backend import BACKEND
+from ..httputils import bool_value
+
+
+def _archive_form_values(request: web.Request) -> tuple[str, str]:
+    """httputils.ArchiveFormValues (the missing space is dockerd's)."""
+    path = request.query.get("path", "")
+    if path == "":
+        raise errdefs.InvalidParameter("bad parameter: pathcannot be empty")
+    return request.match_info["name"], path
+
+
+def _stat_header(stat: object) -> str:
+    """setContainerPathStatHeader: base64 of json.Marshal(stat)."""
+    return base64.b64encode(gojson.encode_stream(stat).rstrip(b"\n")).decode()
+
+
+async def head_containers_archive(request: web.Request) -> web.StreamResponse:
+    name, path = _archive_form_values(request)
+    stat = await request.app[BACKEND].container_stat_path(name, path)
+    return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": _stat_header(stat)})
+
+
+async def _write_stream(request: web.Request, resp: web.StreamResponse, chunks: AsyncIterator[bytes]) -> None:
+    try:
+        await resp.prepare(request)
+        async for chunk in chunks:
+            await resp.write(chunk)
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
+async def get_containers_archive(request: web.Request) -> web.StreamResponse:
+    name, path = _archive_form_values(request)
+    chunks, stat = await request.app[BACKEND].container_archive_path(name, path)
+    resp = web.StreamResponse(status=200)
+    resp.headers["X-Docker-Container-Path-Stat"] = _stat_header(stat)
+    resp.content_type = "application/x-tar"
+    await _write_stream(request, resp, chunks)
+    return resp
+
+
+async def _body(request: web.Request) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_chunked(65536):
+        yield chunk
+
+
+async def put_containers_archive(request: web.Request) -> web.StreamResponse:
+    name, path = _archive_form_values(request)
+    await request.app[BACKEND].container_extract_to_dir(
+        name, path, bool_value(request, "copyUIDGID"), bool_value(request, "noOverwriteDirNonDir"), _body(request))
+    return web.Response(status=200)
+
+
+async def get_containers_export(request: web.Request) -> web.StreamResponse:
+    chunks = await request.app[BACKEND].container_export(request.match_info["name"])
+    resp = web.StreamResponse(status=200)
+    resp.content_type = "application/x-tar"
+    await _write_stream(request, resp, chunks)
+    return resp
+
+
+ROUTES = [
+    ("HEAD", "/containers/{name:.*}/archive", head_containers_archive),
+    ("GET", "/containers/{name:.*}/archive", get_containers_archive),
+    ("PUT", "/containers/{name:.*}/archive", put_containers_archive),
+    ("GET", "/containers/{name:.*}/export", get_containers_export),
+]

@@ -1,0 +1,214 @@
+"""docker cp and export (moby daemon/archive.go ContainerStatPath, ContainerArchivePath,
+ContainerExtractToDir, daemon/archive_unix.go, daemon/export.go ContainerExport).
+
+The file work happens in a child process chrooted into the container's root
+(archive_child.py), as dockerd's chrootarchive does, so symlinks inside the container never
+resolve on the host. A running container's root is `/proc/<pid>/root`, which shows its
+volumes and bind mounts as the container sees them; a stopped container's RW layer is
+mounted for the operation (its volumes are then not visible: a gap next to dockerd, which
+mounts them too).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import posixpath
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from .. import errdefs
+from ..types import gojson
+
+if TYPE_CHECKING:
+    from ..container.container import Container
+    from .daemon import Daemon
+
+_CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "archive_child.py")
+_CHUNK = 65536
+
+
+class ContainerPathStat(msgspec.Struct):
+    """types.ContainerPathStat (the X-Docker-Container-Path-Stat header, base64 JSON)."""
+
+    name: str
+    size: int
+    mode: int
+    mtime: str
+    linkTarget: str
+
+
+class _ChildStat(msgspec.Struct):
+    name: str
+    size: int
+    mode: int
+    mtime_ns: int
+    linkTarget: str
+    dir: bool
+
+
+class _Root:
+    """The container's root for one operation; release() undoes a temporary mount."""
+
+    def __init__(self, path: str, release: Callable[[], None] | None) -> None:
+        self.path = path
+        self._release = release
+
+    def release(self) -> None:
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+
+async def _open_root(d: "Daemon", ctr: "Container") -> _Root:
+    """openContainerFS: the running container's view, or its mounted RW layer."""
+    if ctr.State.Running and ctr.State.Pid > 0 and os.path.exists(f"/proc/{ctr.State.Pid}/root"):
+        return _Root(f"/proc/{ctr.State.Pid}/root", None)
+    rw = d.layers.get_rw_layer(ctr.ID)
+    path = await d.run_blocking(rw.mount)
+    return _Root(path, rw.unmount)
+
+
+async def _spawn(op: str, root: str, *args: str, stdin: int | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-I", _CHILD, op, root, *args, stdin=stdin if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+def _not_found(path: str, name: str) -> errdefs.DockerError:
+    return errdefs.NotFound(f"Could not find the file {path} in container {name}")
+
+
+async def _stat(root: _Root, path: str, name: str) -> _ChildStat:
+    proc = await _spawn("stat", root.path, path)
+    out, err = await proc.communicate()
+    if proc.returncode == 2:
+        raise _not_found(path, name)
+    if proc.returncode != 0:
+        raise errdefs.System(err.decode(errors="replace").strip() or "stat failed")
+    return msgspec.json.decode(out, type=_ChildStat)
+
+
+def _public(st: _ChildStat) -> ContainerPathStat:
+    return ContainerPathStat(name=st.name, size=st.size, mode=st.mode, mtime=gojson.format_go_time(st.mtime_ns),
+                             linkTarget=st.linkTarget)
+
+
+async def container_stat_path(d: "Daemon", name: str, path: str) -> ContainerPathStat:
+    """ContainerStatPath (HEAD archive)."""
+    ctr = d.get_container(name)
+    root = await _open_root(d, ctr)
+    try:
+        return _public(await _stat(root, path, name))
+    finally:
+        await d.run_blocking(root.release)
+
+
+async def _stream(proc: asyncio.subprocess.Process, done: Callable[[], object]) -> AsyncIterator[bytes]:
+    try:
+        assert proc.stdout is not None
+        while True:
+            chunk = await proc.stdout.read(_CHUNK)
+            if not chunk:
+                break
+            yield chunk
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        await asyncio.shield(asyncio.ensure_future(_call(done)))
+
+
+async def _call(fn: Callable[[], object]) -> None:
+    r = fn()
+    if asyncio.iscoroutine(r):
+        await r
+
+
+async def container_archive_path(d: "Daemon", name: str, path: str) -> tuple[AsyncIterator[bytes], ContainerPathStat]:
+    """ContainerArchivePath (GET archive): the stat, then the tar of the resource."""
+    ctr = d.get_container(name)
+    root = await _open_root(d, ctr)
+    try:
+        st = await _stat(root, path, name)
+        proc = await _spawn("archive", root.path, path)
+    except BaseException:
+        await d.run_blocking(root.release)
+        raise
+    d.log_container_event(ctr, "archive-path")
+    return _stream(proc, lambda: d.run_blocking(root.release)), _public(st)
+
+
+def _in_volume(ctr: "Container", abs_path: str) -> tuple[bool, bool]:
+    """checkIfPathIsInAVolume: (in a volume, that volume is writable)."""
+    for mp in ctr.MountPoints.values():
+        dest = getattr(mp, "Destination", "")
+        if dest and (abs_path == dest or abs_path.startswith(dest.rstrip("/") + "/")):
+            return True, bool(getattr(mp, "RW", True))
+    return False, True
+
+
+async def container_extract_to_dir(d: "Daemon", name: str, path: str, copy_uid_gid: bool,
+                                   no_overwrite_dir_non_dir: bool, body: AsyncIterator[bytes]) -> None:
+    """ContainerExtractToDir (PUT archive): PATH must be a directory."""
+    ctr = d.get_container(name)
+    abs_path = posixpath.normpath(posixpath.join("/", path))
+    in_volume, rw = _in_volume(ctr, abs_path)
+    if in_volume and not rw:
+        raise errdefs.InvalidParameter("mounted volume is marked read-only")
+    if not in_volume and ctr.host_config.ReadonlyRootfs:
+        raise errdefs.InvalidParameter("container rootfs is marked read-only")
+    root = await _open_root(d, ctr)
+    try:
+        uid = gid = -1
+        if copy_uid_gid:
+            from .oci import get_user
+
+            user = await d.run_blocking(get_user, root.path, ctr.Config.User, None)
+            uid, gid = user.uid, user.gid
+        proc = await _spawn("extract", root.path, path, "1" if no_overwrite_dir_non_dir else "0", str(uid), str(gid),
+                            stdin=asyncio.subprocess.PIPE)
+        assert proc.stdin is not None
+        try:
+            async for chunk in body:
+                proc.stdin.write(chunk)
+                await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the child stopped reading: its exit status says why
+        finally:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                proc.stdin.close()
+        _, err = await proc.communicate()
+    finally:
+        await d.run_blocking(root.release)
+    if proc.returncode == 2:
+        raise _not_found(path, name)
+    if proc.returncode == 3:
+        raise errdefs.InvalidParameter("extraction point is not a directory")
+    if proc.returncode != 0:
+        raise errdefs.Untyped(err.decode(errors="replace").strip() or "extract failed")
+    d.log_container_event(ctr, "extract-to-dir")
+
+
+async def container_export(d: "Daemon", name: str) -> AsyncIterator[bytes]:
+    """ContainerExport: a tar of the container's root filesystem (its RW layer mounted over
+    the image; volumes are not part of it)."""
+    ctr = d.get_container(name)
+    if ctr.State.Dead:
+        raise errdefs.Conflict(f"You cannot export container {ctr.ID} which is Dead")
+    if ctr.State.RemovalInProgress:
+        raise errdefs.Conflict(f"You cannot export container {ctr.ID} which is being removed")
+    rw = d.layers.get_rw_layer(ctr.ID)
+    path = await d.run_blocking(rw.mount)
+    try:
+        proc = await _spawn("export", path)
+    except BaseException:
+        await d.run_blocking(rw.unmount)
+        raise
+    d.log_container_event(ctr, "export")
+    return _stream(proc, lambda: d.run_blocking(rw.unmount))

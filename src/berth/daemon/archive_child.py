@@ -1,0 +1,159 @@
+"""The part of `docker cp`/export that runs inside the container's root (moby
+pkg/chrootarchive: dockerd re-executes itself, chroots and untars there, so that symlinks
+in the container resolve inside it and never on the host).
+
+Run as `python -I archive_child.py OP ROOT ...` by daemon/archive.py; standard library only,
+everything imported before the chroot. OPs:
+  stat PATH                       → JSON stat of PATH (container.ResolvePath + StatPath)
+  archive PATH                    → tar of PATH on stdout (TarResourceRebase)
+  extract PATH NOOVERWRITE UID GID → untar stdin into directory PATH (UID -1: keep the tar's)
+  export                          → tar of the whole root on stdout
+Exit 2 = not found, 3 = not a directory, 4 = other error (message on stderr).
+"""
+import json
+import os
+import posixpath
+import shutil
+import stat
+import sys
+import tarfile
+
+_GO_MODE = ((stat.S_IFDIR, 1 << 31), (stat.S_IFLNK, 1 << 27), (stat.S_IFBLK, 1 << 26),
+            (stat.S_IFCHR, (1 << 26) | (1 << 21)), (stat.S_IFIFO, 1 << 25), (stat.S_IFSOCK, 1 << 24))
+
+
+def go_mode(m):
+    """os.FileMode of a stat mode (os/stat_linux.go fillFileStatFromSys)."""
+    out = m & 0o777
+    for kind, bit in _GO_MODE:
+        if stat.S_IFMT(m) == kind:
+            out |= bit
+    if m & stat.S_ISUID:
+        out |= 1 << 23
+    if m & stat.S_ISGID:
+        out |= 1 << 22
+    if m & stat.S_ISVTX:
+        out |= 1 << 20
+    return out
+
+
+def preserve_trailing(cleaned, original):
+    """archive.PreserveTrailingDotOrSeparator."""
+    if original.endswith("/.") and not cleaned.endswith("/."):
+        return cleaned.rstrip("/") + "/."
+    if original.endswith("/") and not cleaned.endswith("/"):
+        return cleaned + "/"
+    return cleaned
+
+
+def resolve(path):
+    abs_path = preserve_trailing(posixpath.normpath(posixpath.join("/", path)), path)
+    d, base = posixpath.split(abs_path)
+    resolved_dir = os.path.realpath(d or "/")
+    return (resolved_dir.rstrip("/") + "/" + base), abs_path
+
+
+def do_stat(path):
+    resolved, abs_path = resolve(path)
+    st = os.lstat(resolved)
+    link = ""
+    if stat.S_ISLNK(st.st_mode):
+        link = os.path.realpath(abs_path)
+    base = posixpath.basename(abs_path.rstrip("/")) if abs_path not in ("/",) else "/"
+    if abs_path.endswith("/."):
+        base = "."
+    return {"name": base, "size": st.st_size, "mode": go_mode(st.st_mode), "mtime_ns": st.st_mtime_ns,
+            "linkTarget": link, "dir": stat.S_ISDIR(st.st_mode)}
+
+
+def _add_tree(tf, src, arc):
+    tf.add(src, arcname=arc, recursive=False)
+    if os.path.isdir(src) and not os.path.islink(src):
+        for name in sorted(os.listdir(src)):
+            _add_tree(tf, os.path.join(src, name), arc + "/" + name if arc else name)
+
+
+def _tar_out():
+    return tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT)
+
+
+def do_archive(path):
+    info = do_stat(path)
+    _, abs_path = resolve(path)
+    rebase = posixpath.basename(abs_path.rstrip("/")) or "/"
+    if abs_path.endswith("/."):
+        rebase = "."
+    with _tar_out() as tf:
+        if info["dir"]:
+            src = abs_path
+            tf.add(src, arcname=rebase, recursive=False)
+            for name in sorted(os.listdir(src)):
+                _add_tree(tf, os.path.join(src, name), rebase + "/" + name)
+        else:
+            tf.add(abs_path, arcname=rebase, recursive=False)
+
+
+def do_export():
+    with _tar_out() as tf:
+        for name in sorted(os.listdir("/")):
+            _add_tree(tf, "/" + name, name)
+
+
+def do_extract(path, no_overwrite, uid, gid):
+    dest = os.path.realpath(posixpath.join("/", path))
+    st = os.lstat(dest)  # FileNotFoundError → 2
+    if not stat.S_ISDIR(st.st_mode):
+        sys.exit(3)
+    with tarfile.open(fileobj=sys.stdin.buffer, mode="r|*") as tf:
+        for m in tf:
+            name = posixpath.normpath("/" + m.name).lstrip("/")
+            if not name or name == ".":
+                continue
+            target = posixpath.join(dest, name)
+            parent = os.path.realpath(posixpath.dirname(target))
+            target = posixpath.join(parent, posixpath.basename(target))
+            if os.path.lexists(target):
+                is_dir = os.path.isdir(target) and not os.path.islink(target)
+                if no_overwrite and is_dir and not m.isdir():
+                    raise RuntimeError(f'cannot overwrite directory "{target}" with non-directory "{dest}"')
+                if no_overwrite and not is_dir and m.isdir():
+                    raise RuntimeError(f'cannot overwrite non-directory "{target}" with directory "{dest}"')
+                if not (is_dir and m.isdir()):
+                    if is_dir:
+                        shutil.rmtree(target)
+                    else:
+                        os.unlink(target)
+            m.name = posixpath.relpath(target, "/")
+            if m.islnk():
+                m.linkname = posixpath.relpath(posixpath.join(dest, posixpath.normpath("/" + m.linkname).lstrip("/")), "/")
+            if uid >= 0:
+                m.uid, m.gid = uid, gid
+            tf.extract(m, "/", set_attrs=True, numeric_owner=True, filter="fully_trusted")
+
+
+def main():
+    op, root = sys.argv[1], sys.argv[2]
+    os.chroot(root)
+    os.chdir("/")
+    try:
+        if op == "stat":
+            sys.stdout.write(json.dumps(do_stat(sys.argv[3])))
+        elif op == "archive":
+            do_archive(sys.argv[3])
+        elif op == "export":
+            do_export()
+        elif op == "extract":
+            do_extract(sys.argv[3], sys.argv[4] == "1", int(sys.argv[5]), int(sys.argv[6]))
+    except FileNotFoundError as e:
+        sys.stderr.write(str(e))
+        sys.exit(2)
+    except NotADirectoryError as e:
+        sys.stderr.write(str(e))
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - the parent reports it
+        sys.stderr.write(str(e))
+        sys.exit(4)
+
+
+if __name__ == "__main__":
+    main()
