@@ -67,7 +67,14 @@ def start_berthd(tmp: str | None = None, extra: list[str] | None = None) -> Bert
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
     b = Berthd(proc, tmp, sock, data_root, exec_root, log_path)
-    wait_ping(b)
+    try:
+        wait_ping(b)
+    except BaseException:
+        # a daemon that never answered is still ours to stop
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
     return b
 
 

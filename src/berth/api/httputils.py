@@ -103,3 +103,15 @@ def json_body(obj: Any, status: int = 200) -> web.Response:
     """A WriteJSON-style response from already-encoded bytes or an object."""
     data = obj if isinstance(obj, bytes) else gojson.encode_response(obj)
     return web.Response(body=data, status=status, content_type="application/json")
+
+
+async def read_json(request: web.Request, typ: Any, go_name: str) -> Any:
+    """json.NewDecoder(r.Body).Decode for routes where dockerd turns a bad body into a 400
+    (exec, networks, swarm): an empty body reads "got EOF while reading request body"."""
+    body = await request.read()
+    try:
+        return gojson.decode(body, typ, go_type_name=go_name)
+    except gojson.GoJSONError as e:
+        if str(e) == "EOF":
+            raise errdefs.InvalidParameter("got EOF while reading request body") from None
+        raise errdefs.InvalidParameter(str(e)) from None

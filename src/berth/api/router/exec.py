@@ -7,31 +7,19 @@ import logging
 from aiohttp import web
 
 from ... import ENGINE_VERSION, errdefs
-from ...types import gojson
 from ...types.exec import ExecConfig, ExecStartCheck
 from .. import versions
 from ..backend import BACKEND
 from ..hijack import HijackedConn, HijackedResponse, upgrade_requested
-from ..httputils import DEFAULT_VERSION, check_for_json, json_body, version_from_request, version_less_than
+from ..httputils import DEFAULT_VERSION, check_for_json, json_body, read_json, version_from_request, version_less_than
 from .attach import atoi
 
 log = logging.getLogger("berth.api")
 
 
-async def _decode(request: web.Request, typ: type, go_name: str) -> object:
-    """json.NewDecoder(r.Body).Decode: EOF and every other decode error are 400s here."""
-    body = await request.read()
-    try:
-        return gojson.decode(body, typ, go_type_name=go_name)
-    except gojson.GoJSONError as e:
-        if str(e) == "EOF":
-            raise errdefs.InvalidParameter("got EOF while reading request body") from None
-        raise errdefs.InvalidParameter(str(e)) from None
-
-
 async def post_container_exec_create(request: web.Request) -> web.StreamResponse:
     check_for_json(request)
-    config = await _decode(request, ExecConfig, "types.ExecConfig")
+    config = await read_json(request, ExecConfig, "types.ExecConfig")
     assert isinstance(config, ExecConfig)
     version = version_from_request(request)
     config.ConsoleSize = versions.exec_console_size(version, config.ConsoleSize) or None
@@ -56,7 +44,7 @@ async def post_container_exec_start(request: web.Request) -> web.StreamResponse:
     version = version_from_request(request)
     if not version_less_than(version, "1.22"):
         check_for_json(request)
-    check = await _decode(request, ExecStartCheck, "types.ExecStartCheck")
+    check = await read_json(request, ExecStartCheck, "types.ExecStartCheck")
     assert isinstance(check, ExecStartCheck)
     name = request.match_info["name"]
     backend = request.app[BACKEND]

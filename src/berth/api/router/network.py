@@ -16,19 +16,9 @@ from ... import errdefs
 from ...network import api
 from ...network.types import NetworkConnect, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnect, \
     NetworksPruneReport
-from ...types import gojson
 from ...types.filters import Args
 from ..backend import BACKEND
-from ..httputils import check_for_json, json_body
-
-
-def _decode(body: bytes, typ: type, go_name: str):  # type: ignore[no-untyped-def]
-    try:
-        return gojson.decode(body, typ, go_type_name=go_name)
-    except gojson.GoJSONError as e:
-        if str(e) == "EOF":
-            raise errdefs.InvalidParameter("got EOF while reading request body") from None
-        raise errdefs.InvalidParameter(str(e)) from None
+from ..httputils import check_for_json, json_body, read_json
 
 
 async def get_networks_list(request: web.Request) -> web.StreamResponse:
@@ -49,7 +39,7 @@ async def get_network(request: web.Request) -> web.StreamResponse:
 
 async def post_network_create(request: web.Request) -> web.StreamResponse:
     check_for_json(request)
-    req = _decode(await request.read(), NetworkCreateRequest, "types.NetworkCreateRequest")
+    req = await read_json(request, NetworkCreateRequest, "types.NetworkCreateRequest")
     d = request.app[BACKEND]
     nid, warning = await d.run_blocking(api.create_network, d, req)
     return json_body(NetworkCreateResponse(Id=nid, Warning=warning), status=201)
@@ -57,7 +47,7 @@ async def post_network_create(request: web.Request) -> web.StreamResponse:
 
 async def post_network_connect(request: web.Request) -> web.StreamResponse:
     check_for_json(request)
-    req = _decode(await request.read(), NetworkConnect, "types.NetworkConnect")
+    req = await read_json(request, NetworkConnect, "types.NetworkConnect")
     d = request.app[BACKEND]
     await d.run_blocking(api.connect, d, request.match_info["id"], req.Container,
                          api.decode_endpoint(req.EndpointConfig))
@@ -66,7 +56,7 @@ async def post_network_connect(request: web.Request) -> web.StreamResponse:
 
 async def post_network_disconnect(request: web.Request) -> web.StreamResponse:
     check_for_json(request)
-    req = _decode(await request.read(), NetworkDisconnect, "types.NetworkDisconnect")
+    req = await read_json(request, NetworkDisconnect, "types.NetworkDisconnect")
     d = request.app[BACKEND]
     await d.run_blocking(api.disconnect, d, request.match_info["id"], req.Container, req.Force)
     return web.Response(status=200)

@@ -25,7 +25,7 @@ from ... import errdefs
 from ...types import gojson
 from ...types.filters import Args
 from .. import versions
-from ..httputils import bool_value, version_from_request
+from ..httputils import bool_value, read_json, version_from_request
 
 NOT_A_MANAGER = (
     'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node '
@@ -40,17 +40,6 @@ class _InitRequest(msgspec.Struct):
 
 class _Object(msgspec.Struct):
     """Any JSON object: a Go struct whose fields Berth does not need."""
-
-
-async def _read_json(request: web.Request, typ: Any, go_name: str) -> Any:
-    """json.NewDecoder(r.Body).Decode: EOF and syntax errors are 400s."""
-    body = await request.read()
-    try:
-        return gojson.decode(body, typ, go_type_name=go_name)
-    except gojson.GoJSONError as e:
-        if str(e) == "EOF":
-            raise errdefs.InvalidParameter("got EOF while reading request body") from None
-        raise errdefs.InvalidParameter(str(e)) from None
 
 
 def _check_version(request: web.Request, kind: str, with_detail: bool = True) -> None:
@@ -74,7 +63,7 @@ async def swarm_leave(request: web.Request) -> web.StreamResponse:
 
 
 async def swarm_init_or_join(request: web.Request) -> web.StreamResponse:
-    req = await _read_json(request, _InitRequest, "swarm.InitRequest")
+    req = await read_json(request, _InitRequest, "swarm.InitRequest")
     if not req.ListenAddr:
         raise errdefs.InvalidParameter('invalid ListenAddr "": invalid empty address')
     raise errdefs.NotImplemented("swarm mode is not supported by Berth")
@@ -84,7 +73,7 @@ def _decode_then(kind: str | None, detail: bool = True) -> Any:
     """A handler that reads the JSON body (and the `version` of an update), then 503."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        await _read_json(request, _Object, "swarm.Spec")
+        await read_json(request, _Object, "swarm.Spec")
         if kind is not None:
             _check_version(request, kind, detail)
         raise errdefs.Unavailable(NOT_A_MANAGER)
@@ -135,7 +124,7 @@ async def plugin_enable(request: web.Request) -> web.StreamResponse:
 
 
 async def plugin_set(request: web.Request) -> web.StreamResponse:
-    await _read_json(request, list[str], "[]string")
+    await read_json(request, list[str], "[]string")
     raise _plugin_not_found(request.match_info["name"])
 
 
