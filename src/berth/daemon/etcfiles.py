@@ -12,21 +12,13 @@ import re
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..network.etcfiles import _LOCALHOST_NS, DEFAULT_HOSTS  # one copy of libnetwork's defaults
 
 if TYPE_CHECKING:
     from ..container.container import Container
     from .daemon import Daemon
 
-DEFAULT_HOSTS = (
-    "127.0.0.1\tlocalhost\n"
-    "::1\tlocalhost ip6-localhost ip6-loopback\n"
-    "fe00::0\tip6-localnet\n"
-    "ff00::0\tip6-mcastprefix\n"
-    "ff02::1\tip6-allnodes\n"
-    "ff02::2\tip6-allrouters\n"
-)
 DEFAULT_DNS = ["8.8.8.8", "8.8.4.4"]
-_LOCALHOST_NS = re.compile(r"^\s*nameserver\s+((127\.\d+\.\d+\.\d+)|(::1))\s*$", re.M)
 _NS_LINE = re.compile(r"^\s*nameserver\s+(\S+)\s*$", re.M)
 _SEARCH = re.compile(r"^\s*search\s+(.*)$", re.M)
 _OPTIONS = re.compile(r"^\s*options\s+(.*)$", re.M)
