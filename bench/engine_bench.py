@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side Engine API benchmarks: any two sockets, interleaved, ratios printed.
 
-    python3 bench/engine_bench.py REF_SOCK CAND_SOCK [--n 300] [--scale 0] [--only create,inspect,list,run]
+    python3 bench/engine_bench.py REF_SOCK CAND_SOCK [--n 300] [--scale 0] [--only create,inspect,list,run,run-bridge]
 
 For each operation the two daemons are asked in turn (ref, cand, ref, cand, ...) so that
 machine noise hits both alike. Prints p50/p95 in ms per daemon and cand/ref ratios of p50.
@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("cand")
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--scale", type=int, default=0)
-    ap.add_argument("--only", default="create,inspect,list,run")
+    ap.add_argument("--only", default="create,inspect,list,run,run-bridge")
     a = ap.parse_args()
     clients = {"ref": Client(a.ref), "cand": Client(a.cand)}
     made: dict[str, list[str]] = {"ref": [], "cand": []}
@@ -101,25 +101,29 @@ def main() -> None:
             for _ in range(max(20, a.n // 10)):
                 for side in clients:
                     results["list"][side].append(timed(lambda: clients[side].call("GET", "/containers/json?all=1")))
-        if "run" in ops:
-            results["run"] = {s: [] for s in clients}
+        # run-to-exit: create + start + wait + delete of busybox `true`, without networking
+        # (`run`) and on the default bridge (`run-bridge`, where network setup/teardown count).
+        for op, mode in (("run", "none"), ("run-bridge", "default")):
+            if op not in ops:
+                continue
+            results[op] = {s: [] for s in clients}
             for _ in range(max(10, a.n // 10)):
                 for side in clients:
                     def run() -> None:
                         c = clients[side]
                         st, out = c.call("POST", "/containers/create", {"Image": "busybox", "Cmd": ["true"],
-                                                                         "HostConfig": {"NetworkMode": "none"}})
+                                                                         "HostConfig": {"NetworkMode": mode}})
                         assert st == 201, out
                         cid = json.loads(out)["Id"]
                         st, out = c.call("POST", f"/containers/{cid}/start")
                         assert st == 204, out
                         c.call("POST", f"/containers/{cid}/wait")
                         c.call("DELETE", f"/containers/{cid}?force=1")
-                    results["run"][side].append(timed(run))
-        print(f"{'op':<10}{'ref p50':>10}{'ref p95':>10}{'cand p50':>10}{'cand p95':>10}{'ratio':>8}")
+                    results[op][side].append(timed(run))
+        print(f"{'op':<12}{'ref p50':>10}{'ref p95':>10}{'cand p50':>10}{'cand p95':>10}{'ratio':>8}")
         for op, r in results.items():
             rp50, cp50 = statistics.median(r["ref"]), statistics.median(r["cand"])
-            print(f"{op:<10}{rp50:>10.2f}{pct(r['ref'], .95):>10.2f}{cp50:>10.2f}{pct(r['cand'], .95):>10.2f}"
+            print(f"{op:<12}{rp50:>10.2f}{pct(r['ref'], .95):>10.2f}{cp50:>10.2f}{pct(r['cand'], .95):>10.2f}"
                   f"{cp50 / rp50:>8.2f}")
     finally:
         for side, ids in made.items():

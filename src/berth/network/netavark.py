@@ -9,14 +9,21 @@ teardown must be given the same input. The netavark network `name` is Berth's ne
 its per-network firewall chains (named from a hash of it) and aardvark-dns files never
 collide with another berthd or podman; the config directory is per daemon, so is the
 aardvark-dns instance.
+
+Every netavark call holds one host-wide lock (an flock, as podman's libnetwork holds its
+`netavark.lock`): netavark 1.4 does not serialise itself, so a teardown that removes a
+network's last endpoint deletes that network's firewall chains while a concurrent setup is
+appending to them ("unable to append rule ... No chain/target/match by that name").
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import subprocess
+import threading
 from typing import Any
 
 from .. import errdefs
@@ -27,6 +34,12 @@ log = logging.getLogger("berth.network")
 _CANDIDATES = ("/usr/lib/podman/netavark", "/usr/libexec/podman/netavark", "/usr/local/libexec/podman/netavark")
 _AARDVARK = ("/usr/lib/podman/aardvark-dns", "/usr/libexec/podman/aardvark-dns",
              "/usr/local/libexec/podman/aardvark-dns")
+
+
+# /run/lock is the FHS place for host-wide locks; a host without it falls back to the
+# daemon's own config dir (serialising this daemon only).
+_HOST_LOCK_DIR = "/run/lock"
+_thread_lock = threading.Lock()
 
 
 def _find(cands: tuple[str, ...], name: str) -> str | None:
@@ -45,6 +58,8 @@ class Netavark:
         self.netns_dir = os.path.join(exec_root, "netns")
         for d in (self.config_dir, self.ep_dir, os.path.join(self.config_dir, "aardvark-dns"), self.netns_dir):
             os.makedirs(d, mode=0o700, exist_ok=True)
+        lock_dir = _HOST_LOCK_DIR if os.path.isdir(_HOST_LOCK_DIR) else self.config_dir
+        self.lock_path = os.path.join(lock_dir, "berth-netavark.lock")
 
     # -- namespaces -------------------------------------------------------------------
     def netns_path(self, sandbox_id: str) -> str:
@@ -82,7 +97,9 @@ class Netavark:
         argv = [self.binary, "--config", self.config_dir]
         if self.aardvark:
             argv += ["--aardvark-binary", self.aardvark]
-        r = subprocess.run([*argv, cmd, netns], input=data, capture_output=True)
+        with _thread_lock, open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            r = subprocess.run([*argv, cmd, netns], input=data, capture_output=True)
         out = r.stdout.decode(errors="replace").strip()
         if r.returncode != 0:
             msg = out or r.stderr.decode(errors="replace").strip()
