@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -115,3 +116,18 @@ async def read_json(request: web.Request, typ: Any, go_name: str) -> Any:
         if str(e) == "EOF":
             raise errdefs.InvalidParameter("got EOF while reading request body") from None
         raise errdefs.InvalidParameter(str(e)) from None
+
+
+async def write_stream(request: web.Request, resp: web.StreamResponse, chunks: AsyncIterator[bytes]) -> None:
+    """Send `resp`'s headers, then every chunk as it comes; a client that went away ends
+    the stream quietly, and the producer is always closed (it may hold a container lock
+    or a mounted filesystem)."""
+    try:
+        await resp.prepare(request)
+        async for chunk in chunks:
+            await resp.write(chunk)
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]

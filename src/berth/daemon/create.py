@@ -282,7 +282,6 @@ def _create_on_disk(d: "Daemon", ctr: Container, img: "Image | None", plan: "vol
     setHostConfig's mount points (volumes made here), createContainerOSSpecificSettings,
     network settings, then the one write of config.v2.json and hostconfig.json.
     """
-    hc = ctr.host_config
     made_layer = made_root = False
     try:
         d.layers.create_rw_layer(ctr.ID, img.top_layer if img is not None else None)

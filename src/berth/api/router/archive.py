@@ -11,7 +11,7 @@ from aiohttp import web
 from ... import errdefs
 from ...types import gojson
 from ..backend import BACKEND
-from ..httputils import bool_value
+from ..httputils import bool_value, write_stream
 
 
 def _archive_form_values(request: web.Request) -> tuple[str, str]:
@@ -33,25 +33,13 @@ async def head_containers_archive(request: web.Request) -> web.StreamResponse:
     return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": _stat_header(stat)})
 
 
-async def _write_stream(request: web.Request, resp: web.StreamResponse, chunks: AsyncIterator[bytes]) -> None:
-    try:
-        await resp.prepare(request)
-        async for chunk in chunks:
-            await resp.write(chunk)
-        await resp.write_eof()
-    except ConnectionResetError:
-        pass
-    finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
-
-
 async def get_containers_archive(request: web.Request) -> web.StreamResponse:
     name, path = _archive_form_values(request)
     chunks, stat = await request.app[BACKEND].container_archive_path(name, path)
     resp = web.StreamResponse(status=200)
     resp.headers["X-Docker-Container-Path-Stat"] = _stat_header(stat)
     resp.content_type = "application/x-tar"
-    await _write_stream(request, resp, chunks)
+    await write_stream(request, resp, chunks)
     return resp
 
 
@@ -71,7 +59,7 @@ async def get_containers_export(request: web.Request) -> web.StreamResponse:
     chunks = await request.app[BACKEND].container_export(request.match_info["name"])
     resp = web.StreamResponse(status=200)
     resp.content_type = "application/x-tar"
-    await _write_stream(request, resp, chunks)
+    await write_stream(request, resp, chunks)
     return resp
 
 

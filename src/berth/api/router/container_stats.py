@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..backend import BACKEND
-from ..httputils import bool_value, bool_value_or_default, json_body
+from ..httputils import bool_value, bool_value_or_default, json_body, write_stream
 
 
 async def get_containers_top(request: web.Request) -> web.StreamResponse:
@@ -23,15 +23,7 @@ async def get_containers_stats(request: web.Request) -> web.StreamResponse:
     docs = await request.app[BACKEND].container_stats(request.match_info["name"], stream, one_shot)
     resp = web.StreamResponse(status=200)
     resp.content_type = "application/json"
-    try:
-        await resp.prepare(request)
-        async for doc in docs:
-            await resp.write(doc)
-        await resp.write_eof()
-    except ConnectionResetError:
-        pass
-    finally:
-        await docs.aclose()
+    await write_stream(request, resp, docs)
     return resp
 
 
