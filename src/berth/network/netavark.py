@@ -28,6 +28,7 @@ from typing import Any
 
 from .. import errdefs
 from ..pkg import atomicfile
+from . import netns
 
 log = logging.getLogger("berth.network")
 
@@ -70,22 +71,19 @@ class Netavark:
         path = self.netns_path(sandbox_id)
         if os.path.ismount(path):
             return path
-        with open(path, "w"):
-            pass
-        r = subprocess.run(["unshare", f"--net={path}", "ip", "link", "set", "lo", "up"], capture_output=True)
-        if r.returncode != 0:
-            _unlink(path)
-            raise errdefs.System(f"failed to create network namespace: {r.stderr.decode().strip()}")
+        try:
+            netns.create(path)
+        except OSError as e:
+            raise errdefs.System(f"failed to create network namespace: {e}") from None
         return path
 
     def remove_netns(self, path: str) -> None:
         if not path.startswith(self.netns_dir + "/"):
             return  # never touch a namespace Berth did not make (container:/host modes)
-        if os.path.ismount(path):
-            r = subprocess.run(["umount", "-l", path], capture_output=True)
-            if r.returncode != 0:
-                log.warning("umount %s: %s", path, r.stderr.decode().strip())
-        _unlink(path)
+        try:
+            netns.remove(path)
+        except OSError as e:
+            log.warning("%s", e)
 
     # -- netavark ------------------------------------------------------------------------
     def _ep_file(self, container_id: str, network_id: str) -> str:
@@ -175,7 +173,10 @@ def network_config(n: Any) -> dict[str, Any]:
         if p.Gateway:
             s["gateway"] = p.Gateway
         subnets.append(s)
-    opts: dict[str, str] = {}
+    # dockerd keeps bridge networks apart (DOCKER-ISOLATION-STAGE-1/2); netavark does only
+    # for networks marked `isolate` (its NETAVARK_ISOLATION_1/2 chains). Without it the
+    # FORWARD accept of each subnet lets any two Berth networks reach each other.
+    opts: dict[str, str] = {"isolate": "true"}
     mtu = n.Options.get("com.docker.network.driver.mtu")
     if mtu and mtu != "1500":
         opts["mtu"] = mtu
