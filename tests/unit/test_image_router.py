@@ -65,6 +65,7 @@ async def _scenario(root: str) -> None:
                 assert records[0] == {"Untagged": "imgltest/r:1"} and records[1] == {"Deleted": image_id}
     finally:
         await runner.cleanup()
+        layers.close()
 
 
 def test_image_routes() -> None:

@@ -50,9 +50,13 @@ class Env:
 @pytest.fixture
 def env() -> Iterator[Env]:
     root = tempfile.mkdtemp(prefix="berth-imagetest-")
+    e = None
     try:
-        yield Env(root)
+        e = Env(root)
+        yield e
     finally:
+        if e is not None:
+            e.layers.close()
         shutil.rmtree(root)
 
 

@@ -26,6 +26,7 @@ import tempfile
 import threading
 
 from .. import errdefs
+from .trash import Trash
 
 _LINK_DIR = "l"
 _ID_LENGTH = 26  # overlay2 generateID: base32 of 16 random bytes, unpadded
@@ -66,6 +67,7 @@ class Overlay2Driver:
         self._refs: dict[str, int] = {}
         os.makedirs(os.path.join(home, _LINK_DIR), mode=0o700, exist_ok=True)
         os.chmod(home, 0o710)
+        self.trash = Trash(home)
 
     @staticmethod
     def probe(home: str) -> str | None:
@@ -135,7 +137,7 @@ class Overlay2Driver:
         merged = os.path.join(d, "merged")
         if os.path.ismount(merged):
             _unmount(merged)
-        shutil.rmtree(d, ignore_errors=True)
+        self.trash.discard(d)
 
     def _lower_dirs(self, id_: str) -> list[str]:
         try:
@@ -227,6 +229,7 @@ class VfsDriver:
         self.home = home
         self._parents: dict[str, str | None] = {}
         os.makedirs(os.path.join(home, "dir"), mode=0o710, exist_ok=True)
+        self.trash = Trash(home)
 
     def dir(self, id_: str) -> str:
         return os.path.join(self.home, "dir", id_)
@@ -246,7 +249,7 @@ class VfsDriver:
             raise errdefs.System(f"vfs: copying {parent}: {res.stderr.strip()}")
 
     def remove(self, id_: str) -> None:
-        shutil.rmtree(self.dir(id_), ignore_errors=True)
+        self.trash.discard(self.dir(id_))
 
     def metadata(self, id_: str) -> dict[str, str] | None:
         return None  # vfs has no metadata: GraphDriver.Data is null

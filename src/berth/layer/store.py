@@ -436,6 +436,10 @@ class LayerStore:
             raise errdefs.NotFound("mount does not exist")  # ErrMountDoesNotExist
         return rw
 
+    def close(self) -> None:
+        """Wait for deleted layer directories to be gone from the disk (driver trash)."""
+        self.driver.trash.wait_empty()
+
     def remove_rw_layer(self, container_id: str) -> list[str]:
         """Delete the RW and init layers; returns the read-only layers deleted with them."""
         with self._lock:
