@@ -23,7 +23,7 @@ from .api import server
 from .api.backend import BACKEND
 from .api.router import container as container_router
 from .api.router import system as system_router
-from .config import DaemonConfig, Runtime
+from .config import DaemonConfig, Runtime, Ulimit, parse_ulimit
 
 log = logging.getLogger("berthd")
 DEFAULT_HOST = "unix:///run/berth/berth.sock"
@@ -57,8 +57,37 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("-b", "--bridge", default=None)
     p.add_argument("--bip", default=None)
     p.add_argument("--init", action="store_true", default=None)
+    p.add_argument("--default-ulimit", action="append", default=[], type=_ulimit_flag,
+                   help="default ulimits for containers (name=soft[:hard])")
     p.add_argument("-v", "--version", action="store_true")
     return p.parse_args(argv)
+
+
+def _ulimit_flag(value: str) -> Ulimit:
+    """opts.NamedUlimitOpt.Set: go-units ParseUlimit."""
+    try:
+        return parse_ulimit(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f'invalid argument "{value}" for "--default-ulimit" flag: {e}') from None
+
+
+def _check_default_ulimits(cfg: DaemonConfig) -> None:
+    """A default ulimit whose hard limit is above the daemon's own, when the daemon cannot
+    raise limits (no CAP_SYS_RESOURCE), would make every container start fail in runc
+    ("error setting rlimit type N: operation not permitted"); the spec builder lowers it to
+    the daemon's limit instead (runtime/spec.py rlimits), and we say so once here."""
+    if not cfg.default_ulimits:
+        return
+    from .runtime.spec import daemon_hard_limits
+
+    ceilings = daemon_hard_limits()
+    for name, ul in sorted(cfg.default_ulimits.items()):
+        if not ul.Name:
+            ul.Name = name
+        ceiling = ceilings.get(ul.Name.lower())
+        if ceiling is not None and (ul.Hard & ((1 << 64) - 1)) > ceiling:
+            log.warning("default ulimit %s: hard limit %s is above the daemon's own hard limit %s and the daemon "
+                        "lacks CAP_SYS_RESOURCE: containers get %s", ul.Name, ul.Hard, ceiling, ceiling)
 
 
 def load_config(args: argparse.Namespace) -> DaemonConfig:
@@ -86,6 +115,8 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
         flags["default-shm-size"] = ram_in_bytes(args.default_shm_size)
     if args.log_opt:
         flags["log-opts"] = dict(o.split("=", 1) for o in args.log_opt)
+    if args.default_ulimit:
+        flags["default-ulimits"] = {u.Name: msgspec.to_builtins(u) for u in args.default_ulimit}
     conflicts = sorted(set(flags) & set(raw))
     if conflicts:
         raise SystemExit(
@@ -240,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         level={"warn": logging.WARNING, "fatal": logging.CRITICAL}.get(level, getattr(logging, level.upper(), 20)),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _check_default_ulimits(cfg)
     try:
         import uvloop  # type: ignore[import-not-found]
 

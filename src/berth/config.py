@@ -12,6 +12,50 @@ class Runtime(msgspec.Struct):
     runtimeArgs: list[str] | None = None
 
 
+class Ulimit(msgspec.Struct):
+    """go-units Ulimit, as a `default-ulimits` value in daemon.json."""
+
+    Name: str = ""
+    Hard: int = 0
+    Soft: int = 0
+
+
+# go-units ulimitNameMapping: the names ParseUlimit accepts.
+ULIMIT_NAMES = frozenset({"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+                          "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"})
+
+
+def _parse_int64(s: str) -> int:
+    """strconv.ParseInt(s, 10, 64) with its error text."""
+    body = s[1:] if s[:1] in "+-" else s
+    if not body or not (body.isascii() and body.isdigit()):
+        raise ValueError(f'strconv.ParseInt: parsing "{s}": invalid syntax')
+    v = int(s)
+    if not -(1 << 63) <= v < (1 << 63):
+        raise ValueError(f'strconv.ParseInt: parsing "{s}": value out of range')
+    return v
+
+
+def parse_ulimit(val: str) -> Ulimit:
+    """go-units ParseUlimit: `name=soft[:hard]` (hard defaults to soft). ValueError with
+    go-units' messages."""
+    name, sep, limits = val.partition("=")
+    if not sep:
+        raise ValueError(f"invalid ulimit argument: {val}")
+    if name not in ULIMIT_NAMES:
+        raise ValueError(f"invalid ulimit type: {name}")
+    parts = limits.split(":")
+    if len(parts) > 2:
+        raise ValueError(f"too many limit value arguments - {limits}, can only have up to two, `soft[:hard]`")
+    hard = _parse_int64(parts[1]) if len(parts) == 2 else None
+    soft = _parse_int64(parts[0])
+    if hard is None:
+        hard = soft
+    if hard != -1 and soft > hard:
+        raise ValueError(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
+    return Ulimit(Name=name, Hard=hard, Soft=soft)
+
+
 class DaemonConfig(msgspec.Struct, rename={
     "hosts": "hosts", "data_root": "data-root", "exec_root": "exec-root", "pidfile": "pidfile",
     "log_level": "log-level", "storage_driver": "storage-driver", "tlsverify": "tlsverify",
@@ -21,6 +65,7 @@ class DaemonConfig(msgspec.Struct, rename={
     "default_cgroupns_mode": "default-cgroupns-mode", "live_restore": "live-restore",
     "no_new_privileges": "no-new-privileges", "group": "group", "debug": "debug",
     "bridge": "bridge", "bip": "bip", "init": "init", "experimental": "experimental",
+    "default_ulimits": "default-ulimits",
 }, forbid_unknown_fields=False):
     hosts: list[str] = msgspec.field(default_factory=list)
     data_root: str = "/var/lib/berth"
@@ -47,6 +92,9 @@ class DaemonConfig(msgspec.Struct, rename={
     bip: str = ""
     init: bool = False
     experimental: bool = False
+    # --default-ulimit / "default-ulimits": applied to a container without a ulimit of
+    # that name (daemon/oci_linux.go mergeUlimits), keyed by name.
+    default_ulimits: dict[str, Ulimit] = msgspec.field(default_factory=dict)
 
     @property
     def pidfile_path(self) -> str:

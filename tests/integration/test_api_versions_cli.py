@@ -178,3 +178,69 @@ def test_docker_sdk(berthd, version) -> None:
             ctr.remove(force=True)
     finally:
         client.close()
+
+
+TRAP_INT = ["sh", "-c", 'trap "exit 42" INT; echo ready; while true; do sleep 0.1; done']
+
+
+@pytest.mark.parametrize("api", ["1.41", "1.42"])
+def test_cli_stop_signal(berthd, api) -> None:
+    """`docker stop -s SIGINT`: the CLI sends `signal` from 1.42; 1.41 ignores it (SIGTERM,
+    which PID 1 ignores, then SIGKILL after -t)."""
+    b, name = berthd, uniq()
+    b.docker("run", "-d", "--name", name, "busybox", *TRAP_INT, api=api)
+    try:
+        for _ in range(100):
+            if b"ready" in b.docker("logs", name).stdout:
+                break
+            time.sleep(0.1)
+        b.docker("stop", "-s", "SIGINT", "-t", "1", name, api=api)
+        code = b.docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.decode().strip()
+        assert code == ("137" if api == "1.41" else "42")
+        b.docker("start", name)
+        bad = b.docker("stop", "-s", "NOPE", name, api=api, check=False)
+        if api == "1.41":  # the 1.41 CLI side refuses nothing; the daemon ignores `signal`
+            assert bad.returncode == 0
+        else:
+            assert bad.stderr.decode().strip() == (
+                f"Error response from daemon: cannot stop container: {name}: Invalid signal: NOPE")
+    finally:
+        b.docker("rm", "-f", name)
+
+
+def test_volume_prune_anonymous_and_label(berthd) -> None:
+    b, named = berthd, uniq("vol")
+    b.docker("volume", "create", named)
+    cid = b.docker("create", "-v", "/anon", "-v", f"{named}:/n", "busybox").stdout.decode().strip()
+    mounts = json.loads(b.docker("inspect", cid).stdout)[0]["Mounts"]
+    anon = next(m["Name"] for m in mounts if m["Destination"] == "/anon")
+    b.docker("rm", cid)
+    try:
+        # 1.41 (20.10): no label; 1.42+: dockerd 23+'s anonymous label
+        _, _, body = call(b, "GET", f"/v1.41/volumes/{anon}")
+        assert json.loads(body)["Labels"] is None
+        _, _, body = call(b, "GET", f"/v1.42/volumes/{anon}")
+        assert json.loads(body)["Labels"] == {"com.docker.volume.anonymous": ""}
+        status, _, body = call(b, "POST", "/v1.42/volumes/prune")
+        deleted = json.loads(body)["VolumesDeleted"]
+        assert status == 200 and anon in deleted and named not in deleted
+        status, _, body = call(b, "POST", "/v1.42/volumes/prune?filters=%7B%22all%22%3A%5B%22maybe%22%5D%7D")
+        assert (status, json.loads(body)["message"]) == (
+            400, "invalid filter 'all': strconv.ParseBool: parsing \"maybe\": invalid syntax")
+        status, _, body = call(b, "POST", "/v1.41/volumes/prune?filters=%7B%22all%22%3A%5B%221%22%5D%7D")
+        assert status == 400  # 1.41: `all` is no filter of 20.10's
+    finally:
+        b.docker("volume", "rm", "-f", named)
+
+
+def test_system_df_versions(berthd) -> None:
+    _, _, body = call(berthd, "GET", "/v1.51/system/df?verbose=1")
+    assert "ImagesDiskUsage" not in json.loads(body) and "Images" in json.loads(body)
+    _, _, body = call(berthd, "GET", "/v1.52/system/df")
+    d = json.loads(body)
+    assert "Images" in d and d["ImagesDiskUsage"]["TotalCount"] >= 1 and d["BuildCacheDiskUsage"] == {}
+    _, _, body = call(berthd, "GET", "/v1.52/system/df?verbose=1&type=image")
+    d = json.loads(body)
+    assert list(d) == ["ImagesDiskUsage"] and d["ImagesDiskUsage"]["Items"][0]["RepoTags"] == ["busybox:latest"]
+    status, _, body = call(berthd, "GET", "/v1.52/system/df?type=bogus")
+    assert (status, json.loads(body)["message"]) == (400, "unknown object type: bogus")

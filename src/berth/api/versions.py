@@ -14,25 +14,35 @@ U = unversioned in dockerd (not gated; Berth keeps 20.10 behaviour at <= 1.41),
 G = gap: applies but not done yet, see the README section "API versions").
 
 v1.42
-  I  GET /system/df: no `BuilderSize`; `type` query parameter selects object types.
-  G  POST /containers/{id}/stop, /restart: `signal` query parameter: stop_options() reads it,
-     but the daemon's container_stop/restart take no signal yet (lifecycle owner).
+  I  GET /system/df: no `BuilderSize`; `type` query parameter selects object types
+     (the others omitted, as dockerd 29's legacyDiskUsage).
+  I  POST /containers/{id}/stop, /restart: `signal` query parameter (stop_options(); the daemon's
+     containerStop parses it: "cannot stop container: <n>: Invalid signal: <s>", a 500 as
+     dockerd's errdefs.System wrap; restart: "Cannot restart container <n>: ...", untyped).
   G  GET /images/json `shared-size`: SharedSize stays -1 (needs the layer sizes per image).
   U  GET /system/df concurrent; POST /images/create platform for fromSrc.
   I  POST /containers/{id}/wait: 400 on an invalid condition (wait_condition()).
   I  POST /containers/create: KernelMemory ignored; mount options must match the type
      (VolumeOptions/BindOptions/TmpfsOptions); ConsoleSize kept (ignored below 1.42).
+  G  POST /containers/create BindOptions.CreateMountpoint: types/mount.py has no such field
+     (dropped at every version, so a missing bind source still fails as in 20.10).
+  I  POST /containers/{id}/update: KernelMemory ignored (and KernelMemoryTCP from 1.52).
   I  GET /containers/{id}/json: KernelMemory, KernelMemoryTCP omitted when 0.
   I  GET /info: KernelMemory/KernelMemoryTCP omitted on cgroup v2.
   I  GET/HEAD /_ping: `Swarm: inactive` header (Builder-Version not sent: no builder).
   I  logs, attach, exec start: Content-Type multiplexed-stream / raw-stream
-     (stream_content_type(); the owners of those routers call it).
+     (stream_content_type() for logs; hijack_content_type() for attach/exec start, where
+     only a `101 UPGRADED` head of a non-TTY stream says multiplexed, as in moby).
   N/A cluster volumes (ClusterVolumeSpec, PUT /volumes/{name}); BuildCache Parent/Parents.
   G  attach/ws stdin/stdout/stderr (no websocket attach in Berth).
-  I  POST /containers/{id}/exec ConsoleSize: exec_console_size() for the exec router.
-  G  POST /volumes/prune prunes anonymous volumes only unless `all=true`: the API side
-     is done (volume_prune_filters()); it needs the daemon to label anonymous volumes
-     `com.docker.volume.anonymous` as dockerd 23+ does, or nothing is pruned by default.
+  I  POST /containers/{id}/exec ConsoleSize: exec_console_size() for the exec router (at
+     exec start also dropped without Tty, as postContainerExecStart).
+  I  POST /volumes/prune prunes anonymous volumes only unless `all=true` (volume_prune_filters(),
+     withPrune's messages). dockerd 23+ labels every volume created without a name
+     `com.docker.volume.anonymous` (unversioned); 20.10 did not, and a 1.41 answer must not
+     change, so Berth keeps an "Anonymous" marker in the volume's metadata.json and shows
+     and filters it as that label from 1.42 on (volume_anonymous_label(); inspect, list,
+     create, prune, df).
 v1.43
   I  POST /containers/create HostConfig.Annotations accepted (dropped below 1.43).
   I  GET /images/json: untagged images get [] instead of `<none>:<none>`/`<none>@<none>`.
@@ -43,9 +53,13 @@ v1.44
   N/A image search is_automated.
   G  ReadOnlyNonRecursive/ReadOnlyForceRecursive: ForceRecursive refused below 1.44 (I);
      the daemon does not make read-only binds recursively read-only.
-  G  HealthConfig.StartInterval: types/ has no such field, so it is dropped at every version.
+  I  HealthConfig.StartInterval: dropped below 1.44 (health_start_interval(), called at every
+     version as 20.10 had no such field); validated from 1.44 ("StartInterval in Healthcheck
+     cannot be less than 1ms", daemon/verify.py), stored and shown in inspect. G: an image's
+     StartInterval is dropped by the image store (20.10's config normaliser).
   I  GET /info CDISpecDirs ([]); Runtimes `status` not added (G).
   U  networks create IPAM validation / CheckDuplicate (network router's owner).
+  U  create/connect report every validation error at once (Berth: the first, as 20.10).
   I  POST /containers/create: several EndpointsConfig entries allowed from 1.44
      (refused at 1.42/1.43 with moby's message; the daemon decides from 1.44).
   I  per-endpoint MacAddress; container-wide Config.MacAddress deprecated with a warning
@@ -64,7 +78,8 @@ v1.45
 v1.46
   I  GET /containers/json HostConfig.Annotations (Berth stores none: nothing to show).
   G  per-endpoint sysctls in DriverOpts (`com.docker.network.endpoint.sysctls`): passed on
-     as a DriverOpt; the migration of `--sysctl net.*.eth0.*` (1.46/1.47) is not done.
+     as a DriverOpt; the migration of `--sysctl net.*.eth0.*` (1.46/1.47, with a warning)
+     and its refusal from 1.48 (handleSysctlBC) are not done.
   G  tmpfs Options in Mounts; N/A push platform, services, image `create` event (no build).
   G  GET /info Containerd (omitted: not a containerd daemon, as dockerd without containerd).
 v1.47
@@ -102,8 +117,11 @@ v1.52
   I  container inspect: Config.OnBuild omitted when empty; NetworkSettings drops the
      deprecated top-level fields; Config.MacAddress gone; KernelMemoryTCP gone.
   I  GET /info: KernelMemoryTCP gone.  I GET /containers/json Health summary.
-  N/A services/tasks SwapBytes; stats os_type (no stats endpoint yet: stats owner).
-  G  GET /system/df ImagesUsage/ContainersUsage/VolumesUsage/BuildCacheUsage and `verbose`.
+  N/A services/tasks SwapBytes.  G stats `os_type` (the stats router's owner).
+  I  GET /system/df ImagesDiskUsage/ContainersDiskUsage/VolumesDiskUsage/BuildCacheDiskUsage
+     (the v1.52 yaml's names; the changelog says *Usage), after the legacy fields, which
+     `verbose=1` drops for each summary's Items (system_df(); from 1.42 the types not
+     asked for are omitted, not null, and BuildCache is [] as an empty builder's).
 """
 from __future__ import annotations
 
@@ -423,8 +441,18 @@ def container_create_response(result: Any, version: str, warnings: list[str]) ->
 
 
 def stop_options(query: Any, version: str) -> str:
-    """The `signal` of stop/restart: read from 1.42 on, ignored before."""
+    """The `signal` of stop/restart (postContainersStop/Restart): read from 1.42 on, ignored
+    before. The daemon parses it (an invalid one fails the stop, as containerStop does)."""
     return query.get("signal", "") if newer_than_legacy(version) else ""
+
+
+def health_start_interval(version: str, config: Any) -> None:
+    """postContainersCreate: `Healthcheck.StartInterval` was added in 1.44; older requests
+    have it dropped (the 20.10 decoder did not know the field at all)."""
+    if before(version, "1.44") and config is not None:
+        hc = getattr(config, "Healthcheck", None)
+        if hc is not None and hasattr(hc, "StartInterval"):
+            hc.StartInterval = msgspec.UNSET
 
 
 def wait_condition(query: Any, version: str) -> str:
@@ -435,16 +463,36 @@ def wait_condition(query: Any, version: str) -> str:
     return cond
 
 
+RAW_STREAM = "application/vnd.docker.raw-stream"
+MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
+
+
 def stream_content_type(version: str, multiplexed: bool) -> str:
-    """Content-Type of logs/attach/exec-start streams: moby's media types from 1.42 on."""
+    """Content-Type of the logs stream: moby's media types from 1.42 on; "" (no header,
+    as 20.10 sends logs) before."""
     if not newer_than_legacy(version):
         return ""  # the caller keeps what it wrote before (20.10)
-    return "application/vnd.docker.multiplexed-stream" if multiplexed else "application/vnd.docker.raw-stream"
+    return MULTIPLEXED_STREAM if multiplexed else RAW_STREAM
 
 
-def exec_console_size(version: str, size: Any) -> Any:
-    """Exec ConsoleSize: honoured from 1.42 on, ignored before."""
-    return size if newer_than_legacy(version) else None
+def hijack_content_type(version: str, multiplexed: bool, upgrade: bool) -> str:
+    """Content-Type in the head of a hijacked attach or exec-start answer.
+
+    postContainersAttach / postContainerExecStart: only the `101 UPGRADED` head of a
+    multiplexed (non-TTY) stream says `multiplexed-stream`, from 1.42 on; a plain
+    `200 OK` head and every answer before 1.42 say `raw-stream`.
+    """
+    if upgrade and multiplexed and newer_than_legacy(version):
+        return MULTIPLEXED_STREAM
+    return RAW_STREAM
+
+
+def exec_console_size(version: str, size: Any, tty: bool | None = None) -> Any:
+    """Exec ConsoleSize: honoured from 1.42 on, ignored before. At exec start (`tty` given)
+    it is also dropped without a TTY ("No console without tty", postContainerExecStart)."""
+    if not newer_than_legacy(version) or tty is False:
+        return None
+    return size
 
 
 def network_inspect(doc: Any, version: str) -> Any:
@@ -455,17 +503,18 @@ def network_inspect(doc: Any, version: str) -> Any:
 __all__ = [
     "MAX_API_VERSION", "MIN_API_VERSION", "LEGACY_VERSION", "newer_than_legacy", "before", "at_least",
     "to_doc", "encode_doc", "container_inspect", "container_list", "container_create",
-    "container_create_response", "mac_address_bc", "stop_options", "wait_condition", "stream_content_type",
-    "exec_console_size", "network_inspect",
+    "container_create_response", "mac_address_bc", "stop_options", "health_start_interval", "wait_condition",
+    "stream_content_type", "hijack_content_type", "RAW_STREAM", "MULTIPLEXED_STREAM", "exec_console_size",
+    "network_inspect",
 ]
 
 # Images, system, events and volumes: versions_system.py (re-exported for one import site).
 from .versions_system import (  # noqa: E402
     df_types, event, events_media_type, image_inspect, image_list, system_df, system_info,
-    volume_prune_filters,
+    volume_anonymous_label, volume_prune_filters,
 )
 
 __all__ += [
     "df_types", "event", "events_media_type", "image_inspect", "image_list", "system_df", "system_info",
-    "volume_prune_filters",
+    "volume_anonymous_label", "volume_prune_filters",
 ]

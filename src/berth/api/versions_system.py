@@ -86,22 +86,73 @@ def df_types(query_types: list[str], version: str) -> list[str] | None:
     return query_types
 
 
-def system_df(obj: Any, version: str, types: list[str] | None) -> Any:
-    """GET /system/df: no BuilderSize (1.42), only the asked types (1.42), no image VirtualSize (1.44)."""
+def system_df(obj: Any, version: str, types: list[str] | None, verbose: bool = False) -> Any:
+    """GET /system/df as dockerd 29's getDiskUsage writes it from 1.42 on.
+
+    1.42-1.51: the legacy document: no BuilderSize; only the asked `type`s (the others
+    omitted, as `LayersSize` when 0: omitempty/omitzero); `BuildCache` [] (an empty
+    builder, as Berth's build prune). 1.44: no image `VirtualSize`. 1.52: the summaries
+    ImagesDiskUsage, ContainersDiskUsage, VolumesDiskUsage, BuildCacheDiskUsage follow
+    the legacy fields, which `verbose=1` drops in favour of each summary's `Items`.
+    """
     if not newer_than_legacy(version):
         return obj
     doc = to_doc(obj)
-    _drop(doc, "BuilderSize")
-    if types is not None:
-        for t, key in _DF_TYPES.items():
-            if t not in types:
-                doc[key] = None
-                if t == "image":
-                    doc["LayersSize"] = 0
+    want = set(types) if types is not None else set(_DF_TYPES)
+    images = doc.get("Images") or []
     if at_least(version, "1.44"):
-        for img in doc.get("Images") or []:
+        for img in images:
             _drop(img, "VirtualSize")
-    return encode_doc(doc)
+    containers = doc.get("Containers") or []
+    volumes = doc.get("Volumes") or []
+    build_cache = doc.get("BuildCache") or []
+    verbose = verbose and at_least(version, "1.52")
+    out: dict[str, Any] = {}
+    if not verbose:
+        if "image" in want:
+            if doc.get("LayersSize"):
+                out["LayersSize"] = doc["LayersSize"]
+            out["Images"] = images
+        if "container" in want:
+            out["Containers"] = containers
+        if "volume" in want:
+            out["Volumes"] = volumes
+        if "build-cache" in want:
+            out["BuildCache"] = build_cache
+    if at_least(version, "1.52"):
+        if "image" in want:
+            active = [i for i in images if (i.get("Containers") or 0) > 0]
+            total = doc.get("LayersSize") or 0
+            # Layers that active images use are not reclaimable (their sizes may overlap).
+            used = sum(i.get("Size") or 0 for i in active)
+            out["ImagesDiskUsage"] = _usage(len(active), images, max(total - used, 0), len(images), total, verbose)
+        if "container" in want:
+            busy = [c for c in containers if c.get("State") in ("running", "paused", "restarting")]
+            total = sum(c.get("SizeRw") or 0 for c in containers)
+            idle = total - sum(c.get("SizeRw") or 0 for c in busy)
+            out["ContainersDiskUsage"] = _usage(len(busy), containers, idle, len(containers), total, verbose)
+        if "volume" in want:
+            def size(v: dict[str, Any]) -> int:
+                return max((v.get("UsageData") or {}).get("Size") or 0, 0)
+
+            used_vols = [v for v in volumes if ((v.get("UsageData") or {}).get("RefCount") or 0) > 0]
+            total = sum(size(v) for v in volumes)
+            idle = total - sum(size(v) for v in used_vols)
+            out["VolumesDiskUsage"] = _usage(len(used_vols), volumes, idle, len(volumes), total, verbose)
+        if "build-cache" in want:
+            out["BuildCacheDiskUsage"] = _usage(0, build_cache, 0, len(build_cache), 0, verbose)
+    return encode_doc(out)
+
+
+def _usage(active: int, items: list[Any], reclaimable: int, count: int, size: int, verbose: bool) -> dict[str, Any]:
+    """One *DiskUsage summary (api/types/system, swagger-generated: fields in name order,
+    all omitempty); `Items` only with `verbose`."""
+    out: dict[str, Any] = {}
+    for key, value in (("ActiveCount", active), ("Items", items if verbose else None),
+                       ("Reclaimable", reclaimable), ("TotalCount", count), ("TotalSize", size)):
+        if value:
+            out[key] = value
+    return out
 
 
 def system_info(obj: Any, version: str, cgroup_v2: bool) -> Any:
@@ -152,22 +203,47 @@ def events_media_type(accept: str, version: str) -> str:
     return "application/json"
 
 
+def volume_anonymous_label(version: str) -> bool:
+    """Whether anonymous volumes show (and filter) as labelled `com.docker.volume.anonymous`.
+
+    dockerd 23+ sets that label on every volume created without a name, whatever the API
+    version; 20.10 never did, so Berth shows it from 1.42 on only (volume/service.py).
+    """
+    return newer_than_legacy(version)
+
+
 def volume_prune_filters(filters: Any, version: str) -> Any:
     """POST /volumes/prune (1.42): anonymous volumes only unless the `all` filter is true.
 
     volumes_routes.go postVolumesPrune: the `all` filter is consumed here; without it the
-    `label=com.docker.volume.anonymous` filter limits the prune to anonymous volumes.
+    `label=com.docker.volume.anonymous` filter limits the prune to anonymous volumes (the
+    service matches it against its anonymous marker, see volume_anonymous_label).
     """
     if not newer_than_legacy(version):
         return filters
-    values = filters.get("all") if filters.contains("all") else []
+    values = list(filters.get("all")) if filters.contains("all") else []
+    # withPrune (volume/service/service.go): `all` is consumed here, so the service's
+    # 20.10 filter validation (label, label!) still refuses anything else.
     for v in values:
         filters.delete("all", v)
     if len(values) > 1:
-        raise errdefs.InvalidParameter("invalid filter 'all': multiple values are not allowed")
-    if values and values[0].lower() in ("1", "true"):
-        return filters
-    if values and values[0].lower() not in ("0", "false"):
-        raise errdefs.InvalidParameter(f"invalid filter 'all={values[0]}'")
+        shown = " ".join(sorted(values))  # fmt %s of the []string (filters.Get: map order)
+        raise errdefs.InvalidParameter(f"invalid filter 'all=[{shown}]': only one value is expected")
+    if values:
+        truth = _parse_bool(values[0])
+        if truth is None:
+            raise errdefs.InvalidParameter(
+                f'invalid filter \'all\': strconv.ParseBool: parsing "{values[0]}": invalid syntax')
+        if truth:
+            return filters
     filters.add("label", "com.docker.volume.anonymous")
     return filters
+
+
+def _parse_bool(raw: str) -> bool | None:
+    """strconv.ParseBool; None for what it refuses."""
+    if raw in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if raw in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    return None

@@ -4,9 +4,10 @@ ContainerExtractToDir, daemon/archive_unix.go, daemon/export.go ContainerExport)
 The file work happens in a child process chrooted into the container's root
 (archive_child.py), as dockerd's chrootarchive does, so symlinks inside the container never
 resolve on the host. A running container's root is `/proc/<pid>/root`, which shows its
-volumes and bind mounts as the container sees them; a stopped container's RW layer is
-mounted for the operation (its volumes are then not visible: a gap next to dockerd, which
-mounts them too).
+volumes and bind mounts as the container sees them. For a stopped container the RW layer
+is mounted for the operation and, as dockerd's mountVolumes does, its volumes, bind mounts
+and network files are mounted over it: by the child, in a mount namespace of its own, so
+nothing is left mounted when it exits (archive_child.py mount_volumes).
 """
 from __future__ import annotations
 
@@ -51,11 +52,15 @@ class _ChildStat(msgspec.Struct):
 
 
 class _Root:
-    """The container's root for one operation; release() undoes a temporary mount."""
+    """The container's root for one operation; release() undoes a temporary mount.
+    `mounts` are the volumes the child mounts over it: (source, destination, recursive,
+    read-only)."""
 
-    def __init__(self, path: str, release: Callable[[], None] | None) -> None:
+    def __init__(self, path: str, release: Callable[[], None] | None,
+                 mounts: list[tuple[str, str, bool, bool]] | None = None) -> None:
         self.path = path
         self._release = release
+        self.mounts = mounts or []
 
     def release(self) -> None:
         if self._release is not None:
@@ -63,19 +68,39 @@ class _Root:
             self._release = None
 
 
-async def _open_root(d: "Daemon", ctr: "Container") -> _Root:
+async def _open_root(d: Daemon, ctr: Container) -> _Root:
     """openContainerFS: the running container's view, or its mounted RW layer."""
     if ctr.State.Running and ctr.State.Pid > 0 and os.path.exists(f"/proc/{ctr.State.Pid}/root"):
         return _Root(f"/proc/{ctr.State.Pid}/root", None)
     rw = d.layers.get_rw_layer(ctr.ID)
     path = await d.run_blocking(rw.mount)
-    return _Root(path, rw.unmount)
+    try:
+        mounts = await d.run_blocking(volume_mounts, d, ctr)
+    except BaseException:
+        await d.run_blocking(rw.unmount)
+        raise
+    return _Root(path, rw.unmount, mounts)
 
 
-async def _spawn(op: str, root: str, *args: str, stdin: int | None = None) -> asyncio.subprocess.Process:
+def volume_mounts(d: Daemon, ctr: Container) -> list[tuple[str, str, bool, bool]]:
+    """setupMounts for mountVolumes: the container's bind-type mounts (volumes, binds and
+    its network files) in mount order; tmpfs mounts are not part of it, as in dockerd.
+    Blocking (makes missing volume directories, as a start does)."""
+    from .oci import user_mounts
+
+    mounts, _ = user_mounts(d, ctr, ctr.host_config.ReadonlyRootfs)
+    return [(m.source, m.destination, "rbind" in m.options, "ro" in m.options)
+            for m in mounts if m.type == "bind" and m.source and os.path.exists(m.source)]
+
+
+async def _spawn(op: str, root: _Root | str, *args: str, stdin: int | None = None) -> asyncio.subprocess.Process:
+    path = root.path if isinstance(root, _Root) else root
+    env = dict(os.environ)
+    if isinstance(root, _Root) and root.mounts:
+        env["BERTH_ARCHIVE_MOUNTS"] = msgspec.json.encode([list(m) for m in root.mounts]).decode()
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-I", _CHILD, op, root, *args, stdin=stdin if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable, "-I", _CHILD, op, path, *args, stdin=stdin if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
 
 
 def _not_found(path: str, name: str) -> errdefs.DockerError:
@@ -83,7 +108,7 @@ def _not_found(path: str, name: str) -> errdefs.DockerError:
 
 
 async def _stat(root: _Root, path: str, name: str) -> _ChildStat:
-    proc = await _spawn("stat", root.path, path)
+    proc = await _spawn("stat", root, path)
     out, err = await proc.communicate()
     if proc.returncode == 2:
         raise _not_found(path, name)
@@ -97,7 +122,7 @@ def _public(st: _ChildStat) -> ContainerPathStat:
                              linkTarget=st.linkTarget)
 
 
-async def container_stat_path(d: "Daemon", name: str, path: str) -> ContainerPathStat:
+async def container_stat_path(d: Daemon, name: str, path: str) -> ContainerPathStat:
     """ContainerStatPath (HEAD archive)."""
     ctr = d.get_container(name)
     root = await _open_root(d, ctr)
@@ -130,13 +155,13 @@ async def _call(fn: Callable[[], object]) -> None:
         await r
 
 
-async def container_archive_path(d: "Daemon", name: str, path: str) -> tuple[AsyncIterator[bytes], ContainerPathStat]:
+async def container_archive_path(d: Daemon, name: str, path: str) -> tuple[AsyncIterator[bytes], ContainerPathStat]:
     """ContainerArchivePath (GET archive): the stat, then the tar of the resource."""
     ctr = d.get_container(name)
     root = await _open_root(d, ctr)
     try:
         st = await _stat(root, path, name)
-        proc = await _spawn("archive", root.path, path)
+        proc = await _spawn("archive", root, path)
     except BaseException:
         await d.run_blocking(root.release)
         raise
@@ -144,7 +169,7 @@ async def container_archive_path(d: "Daemon", name: str, path: str) -> tuple[Asy
     return _stream(proc, lambda: d.run_blocking(root.release)), _public(st)
 
 
-def _in_volume(ctr: "Container", abs_path: str) -> tuple[bool, bool]:
+def _in_volume(ctr: Container, abs_path: str) -> tuple[bool, bool]:
     """checkIfPathIsInAVolume: (in a volume, that volume is writable)."""
     for mp in ctr.MountPoints.values():
         dest = getattr(mp, "Destination", "")
@@ -153,7 +178,7 @@ def _in_volume(ctr: "Container", abs_path: str) -> tuple[bool, bool]:
     return False, True
 
 
-async def container_extract_to_dir(d: "Daemon", name: str, path: str, copy_uid_gid: bool,
+async def container_extract_to_dir(d: Daemon, name: str, path: str, copy_uid_gid: bool,
                                    no_overwrite_dir_non_dir: bool, body: AsyncIterator[bytes]) -> None:
     """ContainerExtractToDir (PUT archive): PATH must be a directory."""
     ctr = d.get_container(name)
@@ -171,7 +196,7 @@ async def container_extract_to_dir(d: "Daemon", name: str, path: str, copy_uid_g
 
             user = await d.run_blocking(get_user, root.path, ctr.Config.User, None)
             uid, gid = user.uid, user.gid
-        proc = await _spawn("extract", root.path, path, "1" if no_overwrite_dir_non_dir else "0", str(uid), str(gid),
+        proc = await _spawn("extract", root, path, "1" if no_overwrite_dir_non_dir else "0", str(uid), str(gid),
                             stdin=asyncio.subprocess.PIPE)
         assert proc.stdin is not None
         try:
@@ -195,7 +220,7 @@ async def container_extract_to_dir(d: "Daemon", name: str, path: str, copy_uid_g
     d.log_container_event(ctr, "extract-to-dir")
 
 
-async def container_export(d: "Daemon", name: str) -> AsyncIterator[bytes]:
+async def container_export(d: Daemon, name: str) -> AsyncIterator[bytes]:
     """ContainerExport: a tar of the container's root filesystem (its RW layer mounted over
     the image; volumes are not part of it)."""
     ctr = d.get_container(name)

@@ -9,7 +9,14 @@ everything imported before the chroot. OPs:
   extract PATH NOOVERWRITE UID GID → untar stdin into directory PATH (UID -1: keep the tar's)
   export                          → tar of the whole root on stdout
 Exit 2 = not found, 3 = not a directory, 4 = other error (message on stderr).
+
+For a stopped container the parent passes its volumes and bind mounts in the environment
+(BERTH_ARCHIVE_MOUNTS, a JSON list of [source, destination, recursive, read_only]): the
+child mounts them over the container's root in a mount namespace of its own before the
+chroot (dockerd's mountVolumes: bind or rbind, ro or rw, rprivate), so they vanish with it.
 """
+import ctypes
+import ctypes.util
 import json
 import os
 import posixpath
@@ -131,8 +138,84 @@ def do_extract(path, no_overwrite, uid, gid):
             tf.extract(m, "/", set_attrs=True, numeric_owner=True, filter="fully_trusted")
 
 
+_CLONE_NEWNS = 0x00020000
+MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+
+
+def _libc():
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _check(rc, what):
+    if rc != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}")
+
+
+def in_scope(root, path):
+    """symlink.FollowSymlinkInScope: `path` resolved inside `root`, symlinks (absolute or
+    relative) never leading out of it. Missing components are kept as they are."""
+    parts = [p for p in path.split("/") if p]
+    resolved = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        cand = os.path.join(root, *resolved, part)
+        if os.path.islink(cand):
+            links += 1
+            if links > 255:
+                raise OSError(40, f"too many links in {path}")
+            target = os.readlink(cand)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def _create_if_not_exists(path, is_dir):
+    """fileutils.CreateIfNotExists: the mount point, a directory or an empty file."""
+    if os.path.lexists(path):
+        return
+    if is_dir:
+        os.makedirs(path, 0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+        open(path, "a").close()
+
+
+def mount_volumes(root, mounts):
+    """mountVolumes, in a private mount namespace of this process."""
+    libc = _libc()
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    _check(libc.unshare(_CLONE_NEWNS), "unshare")
+    _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / rprivate")
+    for source, dest, recursive, read_only in mounts:
+        target = in_scope(root, dest)
+        _create_if_not_exists(target, os.path.isdir(source))
+        flags = MS_BIND | (MS_REC if recursive else 0)
+        _check(libc.mount(source.encode(), target.encode(), None, flags, None), f"mount {source} on {target}")
+        if read_only:
+            _check(libc.mount(None, target.encode(), None, flags | MS_REMOUNT | MS_RDONLY, None),
+                   f"remount {target} read-only")
+
+
 def main():
     op, root = sys.argv[1], sys.argv[2]
+    mounts = json.loads(os.environ.get("BERTH_ARCHIVE_MOUNTS") or "[]")
+    if mounts:
+        try:
+            mount_volumes(root, mounts)
+        except OSError as e:
+            sys.stderr.write(str(e))
+            sys.exit(4)
     os.chroot(root)
     os.chdir("/")
     try:

@@ -284,7 +284,8 @@ def _create_on_disk(d: "Daemon", ctr: Container, img: "Image | None", plan: "vol
     """
     made_layer = made_root = False
     try:
-        d.layers.create_rw_layer(ctr.ID, img.top_layer if img is not None else None)
+        d.layers.create_rw_layer(ctr.ID, img.top_layer if img is not None else None,
+                                 ctr.host_config.StorageOpt or None)
         made_layer = True
         os.mkdir(ctr.root, 0o710)
         made_root = True

@@ -171,6 +171,7 @@ class Daemon:
 
     async def shutdown(self) -> None:
         self.executor.shutdown(wait=True)
+        self.layers.close()
 
     # -- the backend the API routers call (api/backend.py) ---------------------------
     @property
@@ -238,10 +239,10 @@ class Daemon:
 
         return system_version(self, api_version, min_version)
 
-    async def system_disk_usage(self) -> Any:
+    async def system_disk_usage(self, anonymous_label: bool = False) -> Any:
         from .disk_usage import system_disk_usage
 
-        return await system_disk_usage(self)
+        return await system_disk_usage(self, anonymous_label)
 
     async def kill_for_removal(self, ctr: Container) -> None:
         """Kill a running container for a forced removal; the caller holds ctr.lock."""
@@ -275,26 +276,31 @@ class Daemon:
         self.default_runtime = await self.lifecycle.probe()
         self.runtimes |= set(self.lifecycle.paths)
         await restore_containers(self)
+        # LOGS: the log rotation watcher (berth.logger.rotate), for restored containers too.
+        from ..logger.rotate import RotationWatcher
+
+        self.log_rotation = RotationWatcher(self)
+        self.log_rotation.start()
 
     async def container_start(self, name: str, checkpoint: str = "", checkpoint_dir: str = "") -> None:
         from .start import container_start
 
         await container_start(self, name, checkpoint, checkpoint_dir)
 
-    async def container_stop(self, name: str, timeout: int | None) -> None:
+    async def container_stop(self, name: str, timeout: int | None, signal: str = "") -> None:
         from .stop import container_stop
 
-        await container_stop(self, name, timeout)
+        await container_stop(self, name, timeout, signal)
 
     async def container_kill(self, name: str, signal: str) -> None:
         from .kill import container_kill
 
         await container_kill(self, name, signal)
 
-    async def container_restart(self, name: str, timeout: int | None) -> None:
+    async def container_restart(self, name: str, timeout: int | None, signal: str = "") -> None:
         from .restart import container_restart
 
-        await container_restart(self, name, timeout)
+        await container_restart(self, name, timeout, signal)
 
     async def container_pause(self, name: str) -> None:
         from .pause import container_pause
@@ -334,6 +340,9 @@ class Daemon:
             running = [c for c in self.containers.values() if c.State.Running]
             await asyncio.gather(*(container_stop_inner(self, c, stop_timeout(c)) for c in running),
                                  return_exceptions=True)
+        rotation = self.__dict__.get("log_rotation")  # LOGS: stop the rotation watcher
+        if rotation is not None:
+            await rotation.stop()
         for ctr in self.containers.values():
             for attr in ("monitor_task", "health_task"):
                 task = getattr(ctr, attr, None)
@@ -413,6 +422,11 @@ class Daemon:
         from .stats import container_stats
 
         return await container_stats(self, name, stream, one_shot)
+
+    async def container_commit(self, name: str, config: Any) -> str:
+        from .commit import create_image_from_container
+
+        return await create_image_from_container(self, name, config)
 
     async def container_update(self, name: str, body: Any) -> Any:
         from .update import container_update

@@ -20,7 +20,12 @@ class DiskUsage(Struct):
     BuilderSize: int
 
 
-async def system_disk_usage(d: "Daemon") -> DiskUsage:
+async def system_disk_usage(d: "Daemon", anonymous_label: bool = False) -> DiskUsage:
+    """Every container (with sizes), top-level image, layer total and volume (with usage).
+
+    `anonymous_label`: show anonymous volumes labelled `com.docker.volume.anonymous`
+    (dockerd 23+; the API layer asks for it from API 1.42, volume/service.py).
+    """
     from .list import containers
 
     ctrs = await containers(d, True, 0, True, Args())
@@ -28,6 +33,6 @@ async def system_disk_usage(d: "Daemon") -> DiskUsage:
     for img in images:
         img["Containers"] = len(d.containers_using_image(img["Id"]))
     layers_size = await d.run_blocking(lambda: sum(layer.size for layer in d.layers.layers()))
-    vols = await d.run_blocking(d.volumes.local_volumes_size)
+    vols = await d.run_blocking(lambda: d.volumes.local_volumes_size(anonymous_label))
     return DiskUsage(LayersSize=layers_size, Images=images, Containers=ctrs, Volumes=vols, BuildCache=None,
                      BuilderSize=0)

@@ -1,5 +1,12 @@
-"""Health checks (moby daemon/health.go): Config.Healthcheck run by exec in the container
-(conmon --exec, as `docker exec` does), State.Health and `health_status` events.
+"""Health checks (moby daemon/health.go): Config.Healthcheck run as an exec in the container,
+State.Health and `health_status` events.
+
+Each probe is a real exec instance (cmdProbe.run: registerExecCommand, then
+ContainerExecStart), made and started through daemon/exec.py: while it runs its ID is in
+the container's ExecIDs and `GET /exec/{id}/json` answers for it, with the
+exec_create/exec_start/exec_die events, as on the reference dockerd. The interval is
+HealthConfig.StartInterval (API 1.44, default 5s) while the container is still `starting`
+within its StartPeriod, and Interval otherwise (moby 25's getInterval).
 """
 from __future__ import annotations
 
@@ -7,13 +14,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import time
 from typing import TYPE_CHECKING, Any
 
+from .. import errdefs
 from ..container.state import Health
-from ..pkg import stringid
-from ..runtime import specs
 from ..types import gojson
+from ..types.exec import ExecConfig as ExecCreateRequest
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -21,36 +29,44 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("berth.daemon")
 
+# health.go: defaultProbeInterval, defaultProbeTimeout, defaultStartPeriod,
+# defaultStartInterval (moby 25), defaultProbeRetries, maxLogEntries, maxOutputLen.
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_START_PERIOD = 0.0
+DEFAULT_START_INTERVAL = 5.0
 DEFAULT_RETRIES = 3
 MAX_LOG_ENTRIES = 5
 MAX_OUTPUT_LEN = 4096
 EXIT_STATUS_HEALTHY = 0
+EXEC_GC_DELAY = 300.0  # daemon.execCommandGC: finished execs go within 5 minutes
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
 
 
-def _seconds(ns: int | None, default: float) -> float:
-    return ns / 1e9 if ns else default
+def _seconds(ns: Any, default: float) -> float:
+    """timeoutWithDefault: a zero (or absent) duration means the default."""
+    return ns / 1e9 if isinstance(ns, int) and ns else default
 
 
-def _probe_command(ctr: "Container") -> list[str] | None:
+def probe_command(ctr: Container) -> list[str] | None:
+    """getProbe + cmdProbe: CMD runs its arguments, CMD-SHELL the container's shell
+    (Config.Shell, else /bin/sh -c) with them; NONE or anything else: no probe."""
     hc = ctr.Config.Healthcheck
     test = list(getattr(hc, "Test", None) or []) if hc is not None else []
-    if not test or test[0] == "NONE":
+    if not test:
         return None
     if test[0] == "CMD":
         return test[1:]
     if test[0] == "CMD-SHELL":
-        return ["/bin/sh", "-c", " ".join(test[1:])]
+        shell = ctr.Config.Shell if isinstance(ctr.Config.Shell, list) and ctr.Config.Shell else ["/bin/sh", "-c"]
+        return [*shell, *test[1:]]
     return None
 
 
-def init_health_monitor(d: "Daemon", ctr: "Container") -> None:
+def init_health_monitor(d: Daemon, ctr: Container) -> None:
     """initHealthMonitor: State.Health back to `starting` and a probe loop."""
     stop_health_checks(ctr)
-    cmd = _probe_command(ctr)
+    cmd = probe_command(ctr)
     if cmd is None:
         ctr.State.Health = None
         return
@@ -60,39 +76,145 @@ def init_health_monitor(d: "Daemon", ctr: "Container") -> None:
     ctr.health_task = asyncio.get_running_loop().create_task(_monitor(d, ctr, cmd))
 
 
-def stop_health_checks(ctr: "Container") -> None:
+def stop_health_checks(ctr: Container) -> None:
     task = getattr(ctr, "health_task", None)
     if task is not None:
         task.cancel()
         ctr.health_task = None
 
 
-async def _monitor(d: "Daemon", ctr: "Container", cmd: list[str]) -> None:
-    hc = ctr.Config.Healthcheck
+def next_interval(hc: Any, status: str | None, since_start: float) -> float:
+    """getInterval: StartInterval while still `starting` inside the start period."""
     interval = _seconds(getattr(hc, "Interval", 0), DEFAULT_INTERVAL)
+    start_period = _seconds(getattr(hc, "StartPeriod", 0), DEFAULT_START_PERIOD)
+    if since_start >= start_period:
+        return interval
+    if status == STARTING:
+        return _seconds(getattr(hc, "StartInterval", 0), DEFAULT_START_INTERVAL)
+    return interval
+
+
+async def _monitor(d: Daemon, ctr: Container, cmd: list[str]) -> None:
+    hc = ctr.Config.Healthcheck
     timeout = _seconds(getattr(hc, "Timeout", 0), DEFAULT_TIMEOUT)
     start_period = _seconds(getattr(hc, "StartPeriod", 0), DEFAULT_START_PERIOD)
     retries = getattr(hc, "Retries", 0) or DEFAULT_RETRIES
     started = time.monotonic()
     while True:
-        await asyncio.sleep(interval)
+        h = ctr.State.Health
+        await asyncio.sleep(next_interval(hc, h.Status if h is not None else None, time.monotonic() - started))
         if not ctr.State.Running or ctr.State.Paused:
-            continue
+            continue  # dockerd stops the monitor while paused (updateHealthMonitor)
         start_ns = time.time_ns()
-        try:
-            code, output = await asyncio.wait_for(_probe(d, ctr, cmd), timeout)
-        except asyncio.TimeoutError:
-            code, output = -1, f"Health check exceeded timeout ({_go_duration(timeout)})"
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            code, output = -1, str(e)
-        _record(d, ctr, start_ns, code, output, retries, time.monotonic() - started < start_period)
+        probe_started = time.monotonic()
+        code, output = await run_probe(d, ctr, cmd, timeout)
+        handle_probe_result(d, ctr, start_ns, code, output, retries,
+                            probe_started - started < start_period)
 
 
-def _record(d: "Daemon", ctr: "Container", start_ns: int, code: int, output: str, retries: int,
-            in_start_period: bool) -> None:
-    """handleProbeResult."""
+async def run_probe(d: Daemon, ctr: Container, cmd: list[str], timeout: float) -> tuple[int, str]:
+    """One probe with its timeout: (exit code, output). A probe that cannot run or takes
+    too long counts as exit code -1, with the error as its output."""
+    from .exec import container_exec_inspect
+
+    holder: dict[str, str] = {}
+    task = asyncio.ensure_future(_probe(d, ctr, cmd, holder))
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), timeout)
+    except TimeoutError:
+        # ContainerExecStart on a cancelled context: SIGTERM to the probe process.
+        exec_id = holder.get("id")
+        if exec_id:
+            with contextlib.suppress(errdefs.DockerError, ProcessLookupError, PermissionError):
+                pid = container_exec_inspect(d, exec_id).Pid
+                if pid:
+                    os.kill(pid, signal.SIGTERM)
+        task.cancel()
+        await asyncio.wait([task])
+        return -1, f"Health check exceeded timeout ({go_duration(timeout)})"
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    except errdefs.DockerError as e:
+        return -1, str(e)
+    except Exception as e:  # noqa: BLE001 - an OSError from conmon is a failed probe, not a dead monitor
+        log.warning("Health check for container %s error: %s", ctr.ID, e)
+        return -1, str(e)
+
+
+class _ProbeOutput:
+    """limitedBuffer as the exec's client: keeps the first 4096 bytes of stdout and
+    stderr together, and appends "..." when more came."""
+
+    def __init__(self) -> None:
+        self.gone = asyncio.Event()
+        self.buf = bytearray()
+        self.truncated = False
+
+    async def read(self) -> bytes:
+        await self.gone.wait()  # the probe has no stdin
+        return b""
+
+    async def write(self, data: bytes) -> None:
+        keep = MAX_OUTPUT_LEN - len(self.buf)
+        if keep > 0:
+            self.buf += data[:keep]
+        if keep < len(data):
+            self.truncated = True
+
+    def text(self) -> str:
+        out = self.buf.decode("utf-8", "replace")
+        return out + "..." if self.truncated else out
+
+
+async def _probe(d: Daemon, ctr: Container, cmd: list[str], holder: dict[str, str]) -> tuple[int, str]:
+    """cmdProbe.run: an exec of `cmd` (user and working dir from the container's Config),
+    its output collected, its exit code read back from the exec."""
+    from .exec import (
+        container_exec_create,
+        container_exec_inspect,
+        container_exec_start,
+    )
+
+    req = ExecCreateRequest(AttachStdout=True, AttachStderr=True, Cmd=cmd, User=ctr.Config.User,
+                            WorkingDir=ctr.Config.WorkingDir)
+    exec_id = container_exec_create(d, ctr.ID, req)
+    holder["id"] = exec_id
+    _forget_later(d, exec_id)
+    output = _ProbeOutput()
+
+    async def streams() -> _ProbeOutput:
+        return output
+
+    try:
+        await container_exec_start(d, exec_id, streams, False)
+    finally:
+        output.gone.set()
+    info = container_exec_inspect(d, exec_id)
+    if info.ExitCode is None:
+        raise errdefs.Untyped(f"healthcheck for container {ctr.ID} has no exit code")
+    return info.ExitCode, output.text()
+
+
+def _forget_later(d: Daemon, exec_id: str) -> None:
+    """A probe's exec stays inspectable for a while, then goes, as dockerd's exec GC does;
+    without this a long-lived container would pile up one exec per probe. (daemon/exec.py
+    keeps other execs until their container is removed.)"""
+    from . import exec as execs
+
+    def drop() -> None:
+        store = execs._execs(d)
+        ec = store.get(exec_id)
+        if ec is not None and not ec.Running:
+            store.pop(exec_id, None)
+
+    asyncio.get_running_loop().call_later(EXEC_GC_DELAY, drop)
+
+
+def handle_probe_result(d: Daemon, ctr: Container, start_ns: int, code: int, output: str, retries: int,
+                        in_start_period: bool) -> None:
+    """handleProbeResult: keep the last five results; a failure inside the start period
+    does not count while the container is still `starting`."""
     h = ctr.State.Health
     if h is None:
         return
@@ -105,7 +227,7 @@ def _record(d: "Daemon", ctr: "Container", start_ns: int, code: int, output: str
     if code == EXIT_STATUS_HEALTHY:
         h.FailingStreak = 0
         h.Status = HEALTHY
-    elif not in_start_period or h.Status != STARTING:
+    elif not (in_start_period and h.Status == STARTING):
         h.FailingStreak += 1
         if h.FailingStreak >= retries:
             h.Status = UNHEALTHY
@@ -115,48 +237,26 @@ def _record(d: "Daemon", ctr: "Container", start_ns: int, code: int, output: str
         ctr.to_disk()
 
 
-def _go_duration(seconds: float) -> str:
-    if seconds == int(seconds):
-        s = int(seconds)
-        return f"{s // 60}m{s % 60}s" if s >= 60 else f"{s}s"
-    return f"{seconds}s"
+def go_duration(seconds: float) -> str:
+    """time.Duration.String for the timeout message: "30s", "1.5s", "500ms", "1m30s"."""
+    ns = round(seconds * 1e9)
+    if ns == 0:
+        return "0s"
+    if ns < 1_000:
+        return f"{ns}ns"
+    if ns < 1_000_000:
+        return _trim(ns / 1e3) + "µs"
+    if ns < 1_000_000_000:
+        return _trim(ns / 1e6) + "ms"
+    h, rem = divmod(ns, 3_600_000_000_000)
+    m, rem = divmod(rem, 60_000_000_000)
+    s = _trim(rem / 1e9) + "s"
+    if h:
+        return f"{h}h{m}m{s}"
+    if m:
+        return f"{m}m{s}"
+    return s
 
 
-async def _probe(d: "Daemon", ctr: "Container", cmd: list[str]) -> tuple[int, str]:
-    """Run `cmd` in the container under conmon --exec, collecting its output."""
-    proc = getattr(ctr, "process", None)
-    if proc is None:
-        raise RuntimeError("container is not running")
-    with open(os.path.join(proc.state.bundle, "config.json"), "rb") as f:
-        base = specs.decode(f.read()).process
-    assert base is not None
-    process = specs.Process(user=base.user, args=cmd, env=base.env, cwd=base.cwd,
-                            capabilities=base.capabilities, no_new_privileges=base.no_new_privileges,
-                            rlimits=base.rlimits)
-    exec_id = stringid.generate_random_id()
-    exec_dir = os.path.join(d.lifecycle.exec_root, "exec", exec_id)
-    out = bytearray()
-    # dockerd runs probes as execs, with their events (checked on the reference).
-    label = " ".join(cmd)
-    d.log_container_event(ctr, f"exec_create: {label}", {"execID": exec_id})
-    d.log_container_event(ctr, f"exec_start: {label}", {"execID": exec_id})
-    code = -1
-    try:
-        eproc, stream = await d.lifecycle.conmon.exec(proc, exec_id, process, exec_dir, attach=True)
-        if stream is not None:
-            try:
-                while True:
-                    chunk = await stream.read()
-                    if chunk is None:
-                        break
-                    if len(out) < MAX_OUTPUT_LEN:
-                        out += chunk[1]
-            finally:
-                stream.close()
-        code = await eproc.wait_exit()
-        d.log_container_event(ctr, "exec_die", {"execID": exec_id, "exitCode": str(code)})
-    finally:
-        import shutil
-
-        shutil.rmtree(exec_dir, ignore_errors=True)
-    return code, out[:MAX_OUTPUT_LEN].decode("utf-8", "replace")
+def _trim(v: float) -> str:
+    return f"{v:.9f}".rstrip("0").rstrip(".")

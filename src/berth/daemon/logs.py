@@ -1,20 +1,33 @@
-"""`docker logs` (moby daemon/logs.go ContainerLogs, daemon/logger/jsonfilelog/read.go,
+"""`docker logs` (moby v20.10.24 daemon/logs.go ContainerLogs,
+daemon/logger/loggerutils/logfile.go ReadLogs/openRotatedFiles/tailFiles/followLogs,
 api/server/httputils/write_log_stream.go).
 
-The container's output is in conmon's k8s-file (see start.log_path for why); this module
-turns it back into what dockerd's json-file reader yields: one message per line with its
-time and stream, tail first, then since/until, following the file while the container runs.
+The files are conmon's CRI records under dockerd's names (berth.logger.rotate says why and
+how they rotate). Reading follows dockerd: with a tail (also "all") the rotated files come
+first, oldest first (`.N-1`, ..., `.1`, `.gz` ones decompressed), then the current file up
+to its size when the request came; the tail is taken over all of them, then since/until.
+A follow goes on in the current file and, when conmon moves on to a new file (a rotation),
+drains the old one and carries on at the start of the new one.
 """
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
+import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 from .. import errdefs
+from ..logger import rotate
+from ..logger.config import (
+    JSON_FILE,
+    NONE,
+    LogFileConfig,
+    file_config,
+    inspect_log_path,
+)
+from ..logger.info import Info, details_prefix, json_file_attrs
 from ..runtime import k8sfile
 from . import wait
 
@@ -23,12 +36,15 @@ if TYPE_CHECKING:
     from .daemon import Daemon
 
 _FOLLOW_POLL = 0.05
+_BATCH = 2000  # messages per thread hop while streaming a whole log
+_NOT_READABLE = "configured logging driver does not support reading"
 
 
 class LogMessage(NamedTuple):
     stream: int  # 1 stdout, 2 stderr (stdcopy numbers)
     time_ns: int
     line: bytes
+    attrs: bytes = b""  # --details: the message's attributes as attrsByteSlice writes them
 
 
 class LogsConfig(NamedTuple):
@@ -60,120 +76,310 @@ def parse_timestamp(value: str) -> int:
     return s * 1_000_000_000 + int(n * 10 ** (9 - len(frac)))
 
 
-def parse_cri_time(text: str) -> int:
-    """conmon's `YYYY-MM-DDTHH:MM:SS.fffffffff+00:00` as ns since the epoch."""
-    base, rest = text[:19], text[19:]
-    frac = ""
-    if rest.startswith("."):
-        i = 1
-        while i < len(rest) and rest[i].isdigit():
-            i += 1
-        frac, rest = rest[1:i], rest[i:]
-    dt = _dt.datetime.fromisoformat(base + ("+00:00" if rest in ("", "Z") else rest))
-    return int(dt.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
+parse_cri_time = k8sfile.parse_time
 
 
 def format_timestamp(ns: int) -> str:
     """jsonmessage.RFC3339NanoFixed in UTC: always nine fractional digits and `Z`."""
+    import datetime as _dt
+
     sec, frac = divmod(ns, 1_000_000_000)
-    return _dt.datetime.fromtimestamp(sec, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+    return _dt.datetime.fromtimestamp(sec, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
 
 
-def _messages(records: list[bytes]) -> Iterator[LogMessage]:
-    for ln in k8sfile.read_lines(records):
-        yield LogMessage(1 if ln.stream == "stdout" else 2, parse_cri_time(ln.time), ln.data)
+def logger_info(ctr: Container) -> Info:
+    """logger.Info of a container (container.StartLogger)."""
+    lc = ctr.host_config.LogConfig
+    return Info(
+        Config=dict(lc.Config or {}), ContainerID=ctr.ID, ContainerName=ctr.Name,
+        ContainerEntrypoint=ctr.Path, ContainerArgs=list(ctr.Args or []), ContainerImageID=ctr.Image,
+        ContainerImageName=ctr.Config.Image, ContainerEnv=list(ctr.Config.Env or []),
+        ContainerLabels=dict(ctr.Config.Labels or {}),
+        LogPath=inspect_log_path(ctr.root, ctr.ID, lc.Type))
 
 
-class _Reader:
-    """Reads whole records from the log file, remembering where it stopped."""
+# -- reading the files (blocking) ---------------------------------------------------------
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.offset = 0
-        self._f = None
+def _last_newline_before(f: IO[bytes], size: int) -> int:
+    """The offset just past the last complete record below `size`."""
+    pos = size
+    while pos > 0:
+        start = max(0, pos - 65536)
+        f.seek(start)
+        block = f.read(pos - start)
+        i = block.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        pos = start
+    return 0
 
-    def read_new(self) -> list[bytes]:
-        if self._f is None:
+
+class _Files:
+    """The files of one read, opened together under the rotation lock."""
+
+    def __init__(self, cfg: LogFileConfig | None, current: str, tail: int, since: int) -> None:
+        self.rotated: list[IO[bytes]] = []
+        self.current_path = current
+        self.current: IO[bytes] | None = None
+        self.size = 0
+        lock = rotate.files_lock(cfg.path) if cfg is not None else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            if cfg is not None and tail != 0 and current == cfg.path:
+                self._open_rotated(cfg, since)
             try:
-                self._f = open(self.path, "rb")  # noqa: SIM115 - kept open while following
+                self.current = open(current, "rb")  # noqa: SIM115 - kept open while following
+                self.size = os.fstat(self.current.fileno()).st_size
             except FileNotFoundError:
-                return []
-        self._f.seek(self.offset)
-        data = self._f.read()
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        return data[: end + 1].splitlines(keepends=True)
+                pass
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _open_rotated(self, cfg: LogFileConfig, since: int) -> None:
+        """openRotatedFiles: `.N-1` down to `.1`, each plain or else gzipped."""
+        for i in range(cfg.max_files - 1, 0, -1):
+            name = f"{cfg.path}.{i}"
+            try:
+                self.rotated.append(open(name, "rb"))  # noqa: SIM115
+                continue
+            except FileNotFoundError:
+                pass
+            try:
+                raw = open(name + ".gz", "rb")  # noqa: SIM115
+            except FileNotFoundError:
+                continue
+            last = rotate.gz_last_time(raw)
+            if since and last is not None and last < since:
+                # dockerd 20.10 stops at the first compressed file older than `since`,
+                # leaving out the newer rotated files too.
+                raw.close()
+                break
+            self.rotated.append(rotate.open_gz(raw))
+        if cfg.max_files > 1:
+            # Between conmon's reopen and our rotation, the newest rotated lines are only
+            # under the `.live` link.
+            live = rotate.live_link(cfg.path)
+            try:
+                st_live, st_cur = os.stat(live), os.stat(cfg.path)
+                if st_live.st_ino != st_cur.st_ino:
+                    self.rotated.append(open(live, "rb"))  # noqa: SIM115
+            except FileNotFoundError:
+                pass
+
+    def backlog(self) -> Iterator[bytes]:
+        """Every record of the rotated files, then of the current file up to its size."""
+        for f in self.rotated:
+            try:
+                yield from f
+            finally:
+                f.close()
+        self.rotated = []
+        if self.current is not None and self.size:
+            end = _last_newline_before(self.current, self.size)
+            # Exactly up to `end`: the file grows meanwhile, and the follow starts there.
+            pos, carry = 0, b""
+            while pos < end:
+                self.current.seek(pos)
+                block = self.current.read(min(end - pos, 1 << 20))
+                if not block:
+                    break
+                pos += len(block)
+                lines = (carry + block).split(b"\n")
+                carry = lines.pop()
+                for raw in lines:
+                    yield raw + b"\n"
+
+    def start_offset(self) -> int:
+        return _last_newline_before(self.current, self.size) if self.current is not None else 0
 
     def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        for f in self.rotated:
+            f.close()
+        self.rotated = []
+        if self.current is not None:
+            self.current.close()
+            self.current = None
 
 
-async def container_logs(d: "Daemon", name: str, cfg: LogsConfig) -> tuple[AsyncIterator[LogMessage], bool]:
+class _Follower:
+    """followLogs: new records of the current file, across conmon's reopens."""
+
+    def __init__(self, path: str, f: IO[bytes] | None, offset: int) -> None:
+        self.path = path
+        self.f = f
+        self.offset = offset
+
+    def read_new(self) -> list[bytes]:
+        if self.f is None:
+            try:
+                self.f = open(self.path, "rb")  # noqa: SIM115
+            except FileNotFoundError:
+                return []
+            self.offset = 0
+        out: list[bytes] = []
+        try:
+            moved = os.stat(self.path).st_ino != os.fstat(self.f.fileno()).st_ino
+        except FileNotFoundError:
+            moved = False  # conmon is between close and rename
+        out += self._read(final=moved)
+        if moved:
+            # conmon closed the old file before it put the new one in place: it is complete.
+            self.f.close()
+            self.f = None
+            out += self.read_new()
+        return out
+
+    def _read(self, final: bool) -> list[bytes]:
+        assert self.f is not None
+        self.f.seek(self.offset)
+        data = self.f.read()
+        end = len(data) if final else data.rfind(b"\n") + 1
+        if end <= 0:
+            return []
+        self.offset += end
+        return data[:end].splitlines(keepends=True)
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+
+
+# -- ContainerLogs --------------------------------------------------------------------------
+
+def _sources(ctr: Container, cfg: LogFileConfig) -> str:
+    """The current file to read: the configured one, or the `<id>-cri.log` an older Berth
+    had conmon write (while that conmon runs, or when no newer file exists)."""
+    proc = ctr.process if ctr.State.Running else None
+    state_path = getattr(getattr(proc, "state", None), "log_path", "") if proc is not None else ""
+    if state_path and state_path != cfg.path:
+        return state_path
+    if not os.path.exists(cfg.path):
+        from .start import log_path
+
+        legacy = log_path(ctr)
+        if os.path.exists(legacy):
+            return legacy
+    return cfg.path
+
+
+async def container_logs(d: Daemon, name: str, cfg: LogsConfig) -> tuple[AsyncIterator[LogMessage], bool]:
     """ContainerLogs: the checks (before any byte is written), then the message stream and
     whether the container has a TTY (raw output, no frames)."""
     ctr = d.get_container(name)
     if ctr.State.RemovalInProgress or ctr.State.Dead:
         raise errdefs.Conflict("can not get logs from container which is dead or marked for removal")
-    if ctr.host_config.LogConfig.Type == "none":
-        raise errdefs.NotImplemented("configured logging driver does not support reading")
+    lc = ctr.host_config.LogConfig
+    if lc.Type == NONE:
+        raise errdefs.NotImplemented(_NOT_READABLE)
+    running = ctr.State.Running
+    attrs = b""
+    try:
+        files = file_config(ctr.root, ctr.ID, lc.Type, lc.Config)
+        if files is not None and files.attrs_enabled:
+            attrs = details_prefix(json_file_attrs(logger_info(ctr)))
+    except errdefs.DockerError as e:
+        # dockerd makes a new logger for a stopped container and answers its error; a
+        # running one started with these options, so they cannot fail.
+        if not running:
+            raise errdefs.Untyped(str(e)) from None
+        files = file_config(ctr.root, ctr.ID, lc.Type, lc.Config)
+    if files is None:
+        raise errdefs.NotImplemented(_NOT_READABLE)
+    if lc.Type == JSON_FILE and not ctr.LogPath:
+        ctr.LogPath = files.path  # StartLogger sets it, for a stopped container too
     since = parse_timestamp(cfg.since)
     until = parse_timestamp(cfg.until)
     try:
         tail = int(cfg.tail)
     except ValueError:
         tail = -1
-    follow = cfg.follow and ctr.State.Running
-    return _stream(d, ctr, cfg, since, until, tail, follow), bool(ctr.Config.Tty)
+    follow = cfg.follow and running
+    return _stream(d, ctr, files, cfg, since, until, tail, follow, attrs if cfg.details else b""), \
+        bool(ctr.Config.Tty)
 
 
-async def _stream(d: "Daemon", ctr: "Container", cfg: LogsConfig, since: int, until: int, tail: int,
-                  follow: bool) -> AsyncIterator[LogMessage]:
-    from .start import log_path
+def _messages(lines: Iterator[k8sfile.LogLine], attrs: bytes) -> Iterator[LogMessage]:
+    for ln in lines:
+        yield LogMessage(1 if ln.stream == "stdout" else 2, k8sfile.parse_time(ln.time), ln.data, attrs)
 
-    reader = _Reader(ctr.LogPath or log_path(ctr))
+
+async def _stream(d: Daemon, ctr: Container, files: LogFileConfig, cfg: LogsConfig, since: int, until: int,
+                  tail: int, follow: bool, attrs: bytes) -> AsyncIterator[LogMessage]:
+    current = await d.run_blocking(_sources, ctr, files)
+    opened = await d.run_blocking(_Files, files, current, tail, since)
     stopped = wait.wait_condition(ctr, wait.NEXT_EXIT) if follow else None
+    merger = k8sfile.LineMerger()
+    follower: _Follower | None = None
 
     def wanted(m: LogMessage) -> bool:
         if m.stream == 1 and not cfg.stdout or m.stream == 2 and not cfg.stderr:
             return False
         return not (since and m.time_ns < since)
 
+    def tail_all() -> list[LogMessage]:
+        msgs = deque(_messages(merger.feed(opened.backlog()), attrs), maxlen=tail)
+        if not follow:
+            msgs.extend(_messages(merger.flush(), attrs))
+        return list(msgs)[-tail:]
+
+    backlog = _messages(merger.feed(opened.backlog()), attrs)
+
+    def batch() -> list[LogMessage]:
+        out = []
+        for m in backlog:
+            out.append(m)
+            if len(out) >= _BATCH:
+                break
+        return out
+
     try:
-        first = await d.run_blocking(reader.read_new)
-        msgs: list[LogMessage] | deque[LogMessage] = list(_messages(first))
-        if tail == 0:
-            msgs = []
-        elif tail > 0:
-            msgs = deque(msgs, maxlen=tail)
-        for m in msgs:
-            if until and m.time_ns > until:
-                return
-            if wanted(m):
-                yield m
-        if not follow or tail == 0 and not cfg.follow:
+        if tail > 0:
+            for m in await d.run_blocking(tail_all):
+                if until and m.time_ns > until:
+                    return
+                if wanted(m):
+                    yield m
+        elif tail < 0:
+            while msgs := await d.run_blocking(batch):
+                for m in msgs:
+                    if until and m.time_ns > until:
+                        return
+                    if wanted(m):
+                        yield m
+            if not follow:
+                for m in _messages(merger.flush(), attrs):
+                    if not (until and m.time_ns > until) and wanted(m):
+                        yield m
+        if not follow:
             return
+        follower = _Follower(current, opened.current, await d.run_blocking(opened.start_offset))
+        opened.current = None  # the follower owns it now
         while True:
             done = stopped is not None and stopped.done()
-            records = await d.run_blocking(reader.read_new)
-            for m in _messages(records):
+            records = await d.run_blocking(follower.read_new)
+            for m in _messages(merger.feed(records), attrs):
                 if until and m.time_ns > until:
                     return
                 if wanted(m):
                     yield m
             if done:
+                for m in _messages(merger.flush(), attrs):
+                    if not (until and m.time_ns > until) and wanted(m):
+                        yield m
                 return
             if until and time.time_ns() > until:
                 return
             try:
                 await asyncio.wait_for(asyncio.shield(stopped), _FOLLOW_POLL)  # type: ignore[arg-type]
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
-        reader.close()
+        opened.close()
+        if follower is not None:
+            follower.close()
         if stopped is not None and not stopped.done():
             stopped.cancel()
 
@@ -183,4 +389,4 @@ def frame(stream: int, data: bytes) -> bytes:
     return bytes((stream, 0, 0, 0)) + len(data).to_bytes(4, "big") + data
 
 
-__all__ = ["LogsConfig", "LogMessage", "container_logs", "format_timestamp", "frame"]
+__all__ = ["LogMessage", "LogsConfig", "container_logs", "format_timestamp", "frame", "logger_info"]

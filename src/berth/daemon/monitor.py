@@ -229,8 +229,10 @@ async def cleanup(d: "Daemon", ctr: "Container") -> None:
     # (await_runtime_cleanup), so it runs beside the rest instead of before it.
     ctr.runtime_cleanup = asyncio.get_running_loop().create_task(_runtime_delete(runtime, ctr.ID))
     # The network teardown and the unmount are independent: do them side by side.
+    from ..logger.rotate import settle_container  # LOGS: the log's last rotation
+
     results = await asyncio.gather(network.release_network(d, ctr), d.run_blocking(_cleanup_files, d, ctr),
-                                   return_exceptions=True)
+                                   d.run_blocking(settle_container, ctr), return_exceptions=True)
     for r in results:
         if isinstance(r, BaseException):
             log.warning("container %s: cleanup failed: %s", ctr.ID, r)

@@ -32,6 +32,7 @@ from ..network.ports import PortAllocator, PortError, host_has_ipv6, plan
 from ..network.store import Network, NetworkStore, now_go
 from ..pkg.stringid import generate_random_id, truncate_id
 from ..types.container import NetworkingConfig
+from . import links
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -117,6 +118,9 @@ def _initialize(d: "Daemon", ctr: "Container") -> str | None:
         if target.host_config.NetworkMode == "host":
             return None
         return target.NetworkSettings.SandboxKey or None
+    # createSpec's setupLinkedContainers refuses a stopped link child; checked before
+    # anything is set up so there is nothing to undo.
+    links.setup_linked_containers(d, ctr)
     ns.SandboxID = generate_random_id()
     ns.Ports = {}
     if mode == "host":
@@ -159,6 +163,7 @@ def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: Netwo
     ipam_cfg = ep.IPAMConfig
     want4 = (ipam_cfg.IPv4Address or "") if ipam_cfg is not None and isinstance(ipam_cfg.IPv4Address, str) else ""
     want6 = (ipam_cfg.IPv6Address or "") if ipam_cfg is not None and isinstance(ipam_cfg.IPv6Address, str) else ""
+    validate_networking_config(n, want4, want6)
     allocs = ctl.store.allocate(n, eid, want4, want6)
     try:
         v4 = next((a for a in allocs if ":" not in a[0]), None)
@@ -178,7 +183,10 @@ def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: Netwo
             "static_mac": mac,
         }
         if n.user_defined:
-            per_net["aliases"] = [ctr.name_without_slash(), *aliases]
+            # netavark writes container_name first itself; a repeat of it here would make
+            # aardvark-dns answer each query for the name twice.
+            name = ctr.name_without_slash()
+            per_net["aliases"] = list(dict.fromkeys(a for a in aliases if a != name))
         opts: dict[str, Any] = {
             "container_id": ctr.ID,
             "container_name": ctr.name_without_slash(),
@@ -199,6 +207,19 @@ def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: Netwo
     ep.IPAddress, ep.IPPrefixLen, ep.Gateway = (v4[0], v4[1], v4[2]) if v4 else ("", 0, "")
     ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = (v6[0], v6[1], v6[2]) if v6 else ("", 0, "")
     emit(d, n, "connect", ctr.ID)
+
+
+def validate_networking_config(n: Network, want4: str, want6: str) -> None:
+    """validateNetworkingConfig: a user-specified address needs a user-defined network
+    whose subnet of that family the user configured."""
+    if not (want4 or want6):
+        return
+    if not n.user_defined:
+        raise errdefs.InvalidParameter("user specified IP address is supported on user defined networks only")
+    for want, version in ((want4, 4), (want6, 6)):
+        if want and not any(not p.Auto and ipaddress.ip_network(p.Subnet).version == version for p in n.Pools):
+            raise errdefs.InvalidParameter("user specified IP address is supported only when connecting to networks "
+                                           "with user configured subnets")
 
 
 def _free_interface(ctl: Controller, ctr: "Container") -> str:
@@ -276,6 +297,16 @@ def _dns_redirect(d: "Daemon", ctr: "Container") -> None:
         if n.user_defined:
             target = (ep.Gateway, ep.IPAddress)
             break
+    if target is None and ctr.State.Running and _has_embedded_resolv(ctr):
+        # Disconnected from its last user-defined network: dockerd's resolver stays in the
+        # sandbox and keeps forwarding to the host's servers; do the same with the first
+        # upstream IPv4 server (no container names resolve any more, as with dockerd).
+        cip = next((ep.IPAddress for ep in (ctr.NetworkSettings.Networks or {}).values() if ep.IPAddress), "")
+        hc = ctr.host_config
+        up = etcfiles.build_resolv(etcfiles.read_host_resolv(), hc.Dns, hc.DnsSearch, hc.DnsOptions, False)
+        ns4 = [a for a in etcfiles.nameservers(up) if ":" not in a]
+        if cip and ns4:
+            target = (ns4[0], cip)
     if target is None or not ctr.NetworkSettings.SandboxKey:
         return
     gw, cip = target
@@ -391,11 +422,18 @@ def build_hosts(d: "Daemon", ctr: "Container") -> str:
     uses the other container's files (its HostsPath/ResolvConfPath): use those paths."""
     mode = ctr.host_config.NetworkMode or "default"
     if mode == "host":
+        # a copy of the host's file, then the --add-host records (etchosts.Add)
         try:
             with open("/etc/hosts") as f:
-                return f.read()
+                base = f.read()
         except OSError:
-            return etcfiles.DEFAULT_HOSTS
+            base = etcfiles.DEFAULT_HOSTS
+        if base and not base.endswith("\n"):
+            base += "\n"
+        for h in ctr.host_config.ExtraHosts or []:
+            host, _, ip = h.partition(":")
+            base += f"{ip}\t{host}\n"
+        return base
     if mode.startswith("container:"):
         return build_hosts(d, d.get_container(mode.split(":", 1)[1]))
     extra: list[tuple[str, str]] = []
@@ -434,6 +472,18 @@ def uses_embedded_dns(d: "Daemon", ctr: "Container") -> bool:
     return False
 
 
+def _has_embedded_resolv(ctr: "Container") -> bool:
+    """The running container's resolv.conf names the embedded server: once a sandbox has
+    it dockerd keeps it, even after the last user-defined network is disconnected."""
+    if not ctr.ResolvConfPath:
+        return False
+    try:
+        with open(ctr.ResolvConfPath) as f:
+            return etcfiles.nameservers(f.read()) == [etcfiles.EMBEDDED_DNS]
+    except OSError:
+        return False
+
+
 def build_resolv_conf(d: "Daemon", ctr: "Container") -> str:
     """The content of the container's /etc/resolv.conf (setupDNS / rebuildDNS)."""
     mode = ctr.host_config.NetworkMode or "default"
@@ -443,7 +493,8 @@ def build_resolv_conf(d: "Daemon", ctr: "Container") -> str:
     hc = ctr.host_config
     if mode == "host" and not (hc.Dns or hc.DnsSearch or hc.DnsOptions):
         return host
-    return etcfiles.build_resolv(host, hc.Dns, hc.DnsSearch, hc.DnsOptions, uses_embedded_dns(d, ctr))
+    embedded = uses_embedded_dns(d, ctr) or (ctr.State.Running and _has_embedded_resolv(ctr))
+    return etcfiles.build_resolv(host, hc.Dns, hc.DnsSearch, hc.DnsOptions, embedded)
 
 
 def rewrite_etc_files(d: "Daemon", ctr: "Container") -> None:
@@ -452,8 +503,9 @@ def rewrite_etc_files(d: "Daemon", ctr: "Container") -> None:
     for path, fn in ((ctr.HostsPath, build_hosts), (ctr.ResolvConfPath, build_resolv_conf)):
         if path and os.path.exists(path):
             try:
+                data = fn(d, ctr)  # before the truncating open: it may read the old file
                 with open(path, "w") as f:
-                    f.write(fn(d, ctr))
+                    f.write(data)
             except OSError as e:
                 log.warning("container %s: rewrite %s: %s", ctr.ID[:12], path, e)
 

@@ -17,6 +17,8 @@ from ..runtime import spec as rspec
 from ..runtime import specs
 from ..types import mount as mt
 from ..volume import mounts as vmounts
+from . import links
+from .propagation import check_bind_propagation
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -186,10 +188,10 @@ def user_mounts(d: "Daemon", ctr: "Container", readonly_rootfs: bool) -> tuple[l
             opts.append("ro")
         if prop in _PROPAGATION:
             opts.append(prop)
-            if prop in ("shared", "rshared"):
-                propagation = "rshared"
-            elif prop in ("slave", "rslave") and propagation != "rshared":
-                propagation = "rslave"
+            # setMounts: a shared/slave bind needs a shared/slave source mount (else the
+            # start fails) and makes the rootfs propagation at least as open.
+            explicit = bool(getattr(bo, "Propagation", "") or "") if bo is not None else False
+            propagation = check_bind_propagation(source, prop, propagation, d.root, explicit)
         out.append(specs.Mount(destination=mp.Destination, type="bind", source=source, options=opts))
     for dest, data in (hc.Tmpfs or {}).items() if isinstance(hc.Tmpfs, dict) else ():
         opts = ["noexec", "nosuid", "nodev", "rprivate"] + [o for o in (data or "").split(",") if o]
@@ -429,7 +431,7 @@ def create_spec(d: "Daemon", ctr: "Container", rootfs: str, netns: str | None = 
             raise errdefs.System("docker-init not found: install tini (tini-static) for --init")
         args = [INIT_PATH_IN_CONTAINER, "--", *args]
     s.process.args = args
-    s.process.env = create_daemon_environment(ctr)
+    s.process.env = create_daemon_environment(ctr, links.setup_linked_containers(d, ctr))
     s.process.terminal = bool(ctr.Config.Tty)
     if "uts" in private or (hc.UTSMode or "") == "":
         s.hostname = ctr.Config.Hostname
@@ -440,7 +442,9 @@ def create_spec(d: "Daemon", ctr: "Container", rootfs: str, netns: str | None = 
     caps = rspec.tweak_capabilities(rspec.default_capabilities(), hc.CapAdd, hc.CapDrop,
                                     hc.Privileged, available=_daemon_bounding())
     s.process.capabilities = rspec.capabilities_for_user(caps, s.process.user.uid)
-    s.process.rlimits = rspec.rlimits(hc.Ulimits or [], defaults=None, hard_limits=dict(_hard_limits()))
+    # WithRlimits: the container's ulimits, then the daemon's --default-ulimit ones.
+    s.process.rlimits = rspec.rlimits(hc.Ulimits or [], defaults=d.config.default_ulimits,
+                                      hard_limits=dict(_hard_limits()))
     # Mounts
     umounts, propagation = user_mounts(d, ctr, hc.ReadonlyRootfs)
     if tini is not None:
@@ -492,4 +496,9 @@ def create_spec(d: "Daemon", ctr: "Container", rootfs: str, netns: str | None = 
     sysctls = hc.Sysctls if isinstance(hc.Sysctls, dict) else {}
     s.linux.sysctl = rspec.merge_sysctls(rspec.default_sysctls("network" in private), extra, sysctls or {})
     s.linux.seccomp = seccomp(ctr, caps)
+    # WithApparmor, then saveAppArmorConfig (start.go runs it right after createSpec).
+    from . import apparmor
+
+    s.process.apparmor_profile = apparmor.spec_profile(ctr, apparmor.enabled())
+    apparmor.save_app_armor_config(ctr, apparmor.enabled())
     return s

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..logger import rotate as _rotate
 from ..runtime import specs
 from ..runtime.oci import OCIRuntimeError, runtime_error_message
 from ..types import gojson
@@ -26,6 +27,7 @@ from .verify import verify_container_settings
 
 if TYPE_CHECKING:
     from ..container.container import Container
+    from ..logger.config import LogFileConfig
     from .daemon import Daemon
 
 log = logging.getLogger("berth.daemon")
@@ -35,13 +37,30 @@ PreStartHook = Callable[["Container"], Awaitable[None]]
 
 
 def log_path(ctr: "Container") -> str:
-    """Where conmon writes the container's output, in the CRI (k8s-file) format.
-
-    Why not json-file: conmon writes this file itself, also while berthd is down, so a
-    daemon restart loses no line and needs no catch-up; `docker logs` converts it on read
-    (daemon/logs.py), which is cheap next to the HTTP framing. The name says the format.
-    """
+    """Where an older Berth had conmon write every container's output (`<id>-cri.log`);
+    logs.py still reads it for containers started before the json-file names."""
     return os.path.join(ctr.root, f"{ctr.ID}-cri.log")
+
+
+def _prepare_logging(ctr: "Container") -> "LogFileConfig | None":
+    """StartLogger (blocking): the driver's option checks with dockerd's wrapping, inspect's
+    LogPath, the file and any rotation left from the last run (berth.logger.rotate). None:
+    conmon keeps no log (`none`)."""
+    from ..logger.config import file_config, inspect_log_path
+    from ..logger.info import json_file_attrs
+    from .logs import logger_info
+
+    lc = ctr.host_config.LogConfig
+    try:
+        cfg = file_config(ctr.root, ctr.ID, lc.Type, lc.Config)
+        if cfg is not None and cfg.attrs_enabled:
+            json_file_attrs(logger_info(ctr))  # bad labels-regex/env-regex/tag fail the start
+    except errdefs.DockerError as e:
+        raise errdefs.Untyped(f"failed to initialize logging driver: {e}") from None
+    ctr.LogPath = inspect_log_path(ctr.root, ctr.ID, lc.Type)
+    if cfg is not None:
+        _rotate.prepare(cfg)
+    return cfg
 
 
 async def container_start(d: "Daemon", name: str, checkpoint: str = "", checkpoint_dir: str = "") -> None:
@@ -146,8 +165,6 @@ def _prepare_bundle(d: "Daemon", ctr: "Container", bundle: str, netns: str | Non
         os.unlink(os.path.join(d.lifecycle.exits_dir, ctr.ID))
     except FileNotFoundError:
         pass
-    if not ctr.LogPath:
-        ctr.LogPath = log_path(ctr)
     return rootfs, spec
 
 
@@ -162,13 +179,16 @@ async def _start_locked(d: "Daemon", ctr: "Container", reset_restart_manager: bo
     if reset_restart_manager:
         _monitor.reset_restart_manager(ctr)
         ctr.HasBeenManuallyStopped = False
-    log_driver = "none" if hc.LogConfig.Type == "none" else "k8s-file"
-    log_size_max = _log_size_max(hc.LogConfig.Config or {})
+    # Logging (berth.logger): conmon writes the file, Berth rotates it.
+    log_cfg = await d.run_blocking(_prepare_logging, ctr)
     try:
         proc = await rts.conmon.create_container(
             ctr.ID, bundle, runtime, exit_dir=rts.exits_dir, persist_dir=bundle,
-            log_path=log_path(ctr), log_driver=log_driver, terminal=bool(ctr.Config.Tty),
-            stdin=bool(ctr.Config.OpenStdin), log_size_max=log_size_max)
+            log_path=log_cfg.path if log_cfg else "", log_driver="k8s-file" if log_cfg else "none",
+            terminal=bool(ctr.Config.Tty), stdin=bool(ctr.Config.OpenStdin),
+            log_size_max=_rotate.backstop_size(log_cfg) if log_cfg else None)
+        if log_cfg is not None:
+            await d.run_blocking(_rotate.started, log_cfg)
     except OCIRuntimeError as e:
         await _delete_runtime(runtime, ctr.ID)
         raise translate_start_error(ctr, _runtime_message(e)) from None
@@ -237,21 +257,6 @@ def setup_ipc_dirs(d: "Daemon", ctr: "Container") -> None:
         if r.returncode != 0:
             raise errdefs.System(f"mounting shm tmpfs: {r.stderr.strip()}")
     ctr.ShmPath = path
-
-
-def _log_size_max(opts: dict[str, str]) -> int | None:
-    """json-file/local `max-size`: conmon caps the file at that size (it starts the file
-    over rather than rotating into `max-file` backups, so older lines go: a known gap)."""
-    raw = opts.get("max-size")
-    if not raw:
-        return None
-    from ..pkg.units import ram_in_bytes
-
-    try:
-        size = ram_in_bytes(raw)
-    except Exception:
-        return None
-    return size if size > 0 else None
 
 
 async def _delete_runtime(runtime: object, cid: str) -> None:

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..pkg.signal import parse_signal
 from . import kill as _kill
 from . import wait
 
@@ -22,15 +23,20 @@ def stop_timeout(ctr: "Container") -> int:
     return t if isinstance(t, int) else DEFAULT_STOP_TIMEOUT
 
 
-async def container_stop(d: "Daemon", name: str, timeout: int | None) -> None:
-    """ContainerStop: 304 when not running; errors wrapped as dockerd does."""
+async def container_stop(d: "Daemon", name: str, timeout: int | None, signal: str = "") -> None:
+    """ContainerStop: 304 when not running; errors wrapped as dockerd does.
+
+    `signal` (API 1.42's `signal` parameter; "" for the container's stop signal) is
+    parsed by containerStop, so an invalid one reads
+    `cannot stop container: <name>: Invalid signal: <raw>`, wrapped as errdefs.System.
+    """
     ctr = d.get_container(name)
     if not ctr.State.Running:
         raise errdefs.NotModified("Container is already stopped")
     if timeout is None:
         timeout = stop_timeout(ctr)
     try:
-        await container_stop_inner(d, ctr, timeout)
+        await container_stop_inner(d, ctr, timeout, signal)
     except errdefs.DockerError as e:
         raise errdefs.System(f"cannot stop container: {name}: {e}") from None
 
@@ -46,11 +52,20 @@ async def _wait_not_running(ctr: "Container", seconds: float | None) -> bool:
         return False
 
 
-async def container_stop_inner(d: "Daemon", ctr: "Container", seconds: int) -> None:
-    """containerStop: stop signal, wait `seconds` (negative: forever), then SIGKILL."""
+async def container_stop_inner(d: "Daemon", ctr: "Container", seconds: int, signal: str = "") -> None:
+    """containerStop: stop signal, wait `seconds` (negative: forever), then SIGKILL.
+
+    A non-empty `signal` replaces the container's stop signal (moby 23+ containerStop:
+    signal.ParseSignal, an error is errdefs.InvalidParameter before anything is sent).
+    """
     if not ctr.State.Running:
         return
     sig = _kill.stop_signal(ctr)
+    if signal:
+        try:
+            sig = parse_signal(signal)
+        except ValueError as e:
+            raise errdefs.InvalidParameter(str(e)) from None
     try:
         await _kill.kill_possibly_dead_process(d, ctr, sig)
     except errdefs.DockerError:

@@ -63,6 +63,9 @@ def _validate_health_check(h: HealthConfig) -> None:
         raise errdefs.InvalidParameter("Retries in Healthcheck cannot be negative")
     if short(h.StartPeriod):
         raise errdefs.InvalidParameter("StartPeriod in Healthcheck cannot be less than 1ms")
+    # moby 25+ validateHealthCheck; the field only reaches here from API 1.44 requests.
+    if short(h.StartInterval):
+        raise errdefs.InvalidParameter("StartInterval in Healthcheck cannot be less than 1ms")
 
 
 def validate_host_config(hc: HostConfig) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import errdefs
-from ..pkg import stringid, symlink
+from ..pkg import symlink
 from ..types import mount as mt
 from ..types.container import HostConfig, NetworkingConfig
 from ..volume import mounts
@@ -111,7 +111,10 @@ def register_mount_points(d: "Daemon", ctr: "Container", plan: MountPlan) -> Non
     """Create or reuse the named volumes of the plan and attach them (blocking)."""
     for dest, name, driver, opts, labels in plan.volumes:
         mp = plan.points[dest]
-        v = d.volumes.create(name or "", driver or "local", opts, labels, reference=ctr.ID)
+        # `-v /x` or a volume mount without a Source: the parser (20.10) has named it
+        # already; tell the service it is anonymous (moby 23+ labels it so).
+        anonymous = mt.text(mp.Spec.Source) == ""
+        v = d.volumes.create(name or "", driver or "local", opts, labels, reference=ctr.ID, anonymous=anonymous)
         mp.Volume = _VolumeRef(v.Name, v.Mountpoint)
         mp.Name = v.Name
         mp.Driver = v.Driver
@@ -131,8 +134,9 @@ def create_image_volumes(d: "Daemon", ctr: "Container", rootfs: str) -> None:
         path = symlink.follow_symlink_in_scope(os.path.join(rootfs, dest.lstrip("/")), rootfs)
         if os.path.exists(path) and not os.path.isdir(path):
             raise errdefs.Untyped(f"cannot mount volume over existing file, file exists {path}")
-        v = d.volumes.create(stringid.generate_random_id(), ctr.host_config.VolumeDriver or "local", None, None,
-                             reference=ctr.ID)
+        # No name: the service makes one up and marks the volume anonymous (moby 23+
+        # createContainerOSSpecificSettings passes "" too; 20.10 generated the ID here).
+        v = d.volumes.create("", ctr.host_config.VolumeDriver or "local", None, None, reference=ctr.ID)
         mp = MountPoint(Destination=dest, RW=True, Name=v.Name, Driver=v.Driver, Type=mt.TYPE_VOLUME)
         mp.Volume = _VolumeRef(v.Name, v.Mountpoint)
         mp.CopyData = True

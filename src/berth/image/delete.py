@@ -51,6 +51,8 @@ def _conflict(image_id: str, hard: bool, message: str) -> errdefs.Conflict:
 def _check_conflict(svc: ImageService, image_id: str, used_by: UsedBy, hard_only: bool,
                     check_refs: bool) -> tuple[errdefs.Conflict, bool] | None:
     """checkImageDeleteConflict; returns (error, used-by-a-container)."""
+    if svc.children(image_id):  # committed images have parents
+        return _conflict(image_id, True, "image has dependent child images"), False
     users = used_by(image_id)
     for cid, running in users:
         if running:
@@ -73,20 +75,25 @@ def _remove_all_references(svc: ImageService, image_id: str, records: list[dict[
 
 
 def _delete_helper(svc: ImageService, image_id: str, records: list[dict[str, str]], force: bool,
-                   quiet: bool, used_by: UsedBy) -> None:
+                   prune: bool, quiet: bool, used_by: UsedBy) -> None:
     found = _check_conflict(svc, image_id, used_by, hard_only=force, check_refs=True)
     if found is not None:
         err, used = found
-        dangling = not svc.refs.references(image_id)
+        # imageIsDangling: no reference and no child.
+        dangling = not svc.refs.references(image_id) and not svc.children(image_id)
         if quiet and (not dangling or used):
             return
         raise err
+    parent = (img := svc.image_by_id(image_id)) and img.parent
     _remove_all_references(svc, image_id, records)
     removed_layers = svc._remove_image(image_id)
     svc.log_image_event(image_id, image_id, "delete")
     records.append({"Deleted": image_id})
     records.extend({"Deleted": chain} for chain in removed_layers)
-    # Berth images have no parent images (no builder), so `prune` has nothing to walk.
+    if prune and parent and svc.image_by_id(parent) is not None:
+        # The parent of a committed image goes too when nothing else names or uses it:
+        # not forced, and quietly (a conflict just stops the walk).
+        _delete_helper(svc, parent, records, False, True, True, used_by)
 
 
 def image_delete(svc: ImageService, image_ref: str, force: bool, prune: bool,
@@ -132,5 +139,5 @@ def image_delete(svc: ImageService, image_ref: str, force: bool, prune: bool,
                 svc.refs.delete(r)
                 svc.log_image_event(image_id, image_id, "untag")
                 records.append({"Untagged": refmod.familiar_string(refmod.tag_name_only(r))})
-        _delete_helper(svc, image_id, records, force, removed_repository_ref, used_by)
+        _delete_helper(svc, image_id, records, force, prune, removed_repository_ref, used_by)
         return records

@@ -36,11 +36,14 @@ def _json_or_shell(rest: str, shell: bool) -> list[str]:
     return ["/bin/sh", "-c", rest] if shell else rest.split()
 
 
-def _key_values(rest: str) -> list[tuple[str, str]]:
-    """ENV/LABEL: `k=v k2="v 2"`, or the legacy `k v` form."""
+def _key_values(rest: str, key: str) -> list[tuple[str, str]]:
+    """ENV/LABEL (parser parseNameVal): `k=v k2="v 2"`, or the legacy `k v` form."""
     words = shlex.split(rest)
     if words and "=" not in words[0]:
-        return [(words[0], rest.strip()[len(words[0]):].strip())]
+        parts = rest.strip().split(None, 1)
+        if len(parts) < 2:
+            raise errdefs.InvalidParameter(f"{key} must have two arguments")
+        return [(parts[0], parts[1])]
     out = []
     for w in words:
         k, sep, v = w.partition("=")
@@ -50,9 +53,12 @@ def _key_values(rest: str) -> list[tuple[str, str]]:
     return out
 
 
-def build_from_config(changes: list[str]) -> dict[str, Any]:
-    """Apply Dockerfile-style `changes` to an empty container.Config."""
-    cfg: dict[str, Any] = {}
+def build_from_config(changes: list[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply Dockerfile-style `changes` to a copy of `base` (a container.Config document;
+    empty for import). As dispatchEntrypoint, an ENTRYPOINT clears a CMD these changes
+    did not set."""
+    cfg: dict[str, Any] = dict(base or {})
+    cmd_set = False
     for change in changes:
         line = change.strip()
         if not line:
@@ -63,16 +69,24 @@ def build_from_config(changes: list[str]) -> dict[str, Any]:
             raise errdefs.InvalidParameter(f"{lower} is not a valid change command")
         if lower == "cmd":
             cfg["Cmd"] = _json_or_shell(rest, True)
+            cmd_set = cmd_set or bool(rest.strip())
         elif lower == "entrypoint":
             cfg["Entrypoint"] = _json_or_shell(rest, True)
+            if not cmd_set:
+                cfg["Cmd"] = None
         elif lower == "env":
             env = list(cfg.get("Env") or [])
-            for k, v in _key_values(rest):
-                env = [e for e in env if e.partition("=")[0] != k] + [f"{k}={v}"]
+            for k, v in _key_values(rest, "ENV"):
+                # dispatchEnv: a variable already set is replaced where it stands
+                keys = [e.partition("=")[0] for e in env]
+                if k in keys:
+                    env[keys.index(k)] = f"{k}={v}"
+                else:
+                    env.append(f"{k}={v}")
             cfg["Env"] = env
         elif lower == "label":
             labels = dict(cfg.get("Labels") or {})
-            labels.update(_key_values(rest))
+            labels.update(_key_values(rest, "LABEL"))
             cfg["Labels"] = labels
         elif lower == "expose":
             ports = dict(cfg.get("ExposedPorts") or {})

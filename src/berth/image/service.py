@@ -108,6 +108,9 @@ class ImageService:
                 except errdefs.NotFound:
                     continue
             img.top_layer = chain
+            parent = self.store.get_metadata(img.id, "parent")
+            if parent:
+                img.parent = parent  # imageStore.Get: the recorded parent wins
             self._images[img.id] = img
         stale = [v for repo in self.refs.repositories.values() for v in repo.values() if v not in self._images]
         for image_id in set(stale):
@@ -133,6 +136,20 @@ class ImageService:
                 raise
             self._images[img.id] = img
         return img
+
+    def set_parent(self, image_id: str, parent_id: str) -> None:
+        """imageStore.SetParent: the parent of a committed image, kept as metadata."""
+        with self._lock:
+            img = self._images.get(image_id)
+            if parent_id not in self._images or img is None:
+                raise errdefs.InvalidParameter(f"unknown parent image ID {parent_id}")
+            self.store.set_metadata(image_id, "parent", parent_id)
+            img.parent = parent_id
+
+    def children(self, image_id: str) -> list[str]:
+        """imageStore.Children: the images whose recorded parent is `image_id`."""
+        with self._lock:
+            return [i.id for i in self._images.values() if i.parent == image_id]
 
     def _remove_image(self, image_id: str) -> list[str]:
         """image store Delete: drop the config and give back the layer reference."""
@@ -238,7 +255,8 @@ class ImageService:
             "RepoTags": img.repo_tags,
             "RepoDigests": img.repo_digests,
             "Parent": img.parent,
-            "Comment": img.comment,
+            # LookupImage: a committed image keeps its comment in its last history entry.
+            "Comment": img.comment or (img.history[-1].get("comment") or "" if img.history else ""),
             "Created": format_rfc3339_nano(img.created),
             "Container": img.container,
             "ContainerConfig": normalize_config(img.doc.get("container_config") or {}),
@@ -284,9 +302,15 @@ class ImageService:
             items.insert(0, {"Comment": h.get("comment") or "", "Created": unix_seconds(h.get("created") or ""),
                              "CreatedBy": h.get("created_by") or "", "Id": "<missing>", "Size": size,
                              "Tags": None})
-        if items:
-            items[0]["Id"] = img.id
-            items[0]["Tags"] = img.repo_tags or None
+        # Fill in IDs and tags down the parent chain (committed images have one).
+        hist_img: Image | None = img
+        for item in items:
+            assert hist_img is not None
+            item["Id"] = hist_img.id
+            item["Tags"] = self._fill(hist_img).repo_tags or None
+            hist_img = self._images.get(hist_img.parent) if hist_img.parent else None
+            if hist_img is None:
+                break
         return items
 
     def list_images(self, all: bool = False, filters: dict[str, list[str]] | None = None,  # noqa: A002
@@ -312,7 +336,12 @@ class ImageService:
         out = []
         with self._lock:
             images = list(self._images.values())
+            # Committed images have parents: an untagged parent is an intermediate image,
+            # listed only with `all`; `dangling=true` looks at heads only (imageStore.Heads).
+            parents = {i.parent for i in images if i.parent}
             for img in images:
+                if dangling_only and img.id in parents:
+                    continue
                 created = img.created_unix()
                 if before is not None and parse_go_time(img.created) is not None and \
                         (parse_go_time(img.created) or 0) >= (parse_go_time(before.created) or 0):  # type: ignore[operator]
@@ -349,6 +378,8 @@ class ImageService:
                         repo_tags = (repo_tags or []) + [refmod.familiar_string(r)]
                 if repo_digests is None and repo_tags is None:
                     if ("dangling" in filters and not dangling_only) or patterns:
+                        continue
+                    if not all and img.id in parents:
                         continue
                     repo_digests, repo_tags = ["<none>@<none>"], ["<none>:<none>"]
                 elif dangling_only and repo_tags:
@@ -402,6 +433,11 @@ class ImageService:
         from .tarexport import save
 
         save(self, refs, out)
+
+    def commit(self, cfg: Any) -> str:
+        from .commit import commit_image
+
+        return commit_image(self, cfg)
 
     def import_image(self, tar_stream: Any, repo: str = "", tag: str = "", changes: list[str] | None = None,
                      message: str = "") -> str:

@@ -60,6 +60,19 @@ class Overlay2Driver:
     name = "overlay2"
     whiteouts = "overlay"
 
+    @staticmethod
+    def check_storage_opt(opts: dict[str, str]) -> None:
+        """CreateReadWrite's StorageOpt checks. Berth never has project quotas (overlay
+        on xfs with pquota), so a `size` is always refused; dockerd refuses the exact key
+        `size` that way and any other key with parseStorageOpt's "Unknown option"
+        (a differently cased `size` crashes its handler: refused here as `size`)."""
+        if "size" in opts:
+            raise errdefs.Untyped("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+        for key in opts:
+            if key.lower() == "size":
+                raise errdefs.Untyped("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+            raise errdefs.Untyped(f"Unknown option {key.lower()}")
+
     def __init__(self, home: str, mount_opts: str = "index=off") -> None:
         self.home = home
         self._mount_opts = mount_opts
@@ -224,6 +237,14 @@ class VfsDriver:
 
     name = "vfs"
     whiteouts = "apply"
+
+    @staticmethod
+    def check_storage_opt(opts: dict[str, str]) -> None:
+        """vfs CreateReadWrite: `size` needs quota support (never here), nothing else exists."""
+        for key in opts:
+            if key == "size":
+                raise errdefs.NotImplemented("Filesystem does not support, or has not enabled quotas")
+            raise errdefs.Untyped(f"Storage opt {key} not supported")
 
     def __init__(self, home: str) -> None:
         self.home = home

@@ -125,6 +125,16 @@ class RWLayer:
                     total += os.lstat(p).st_size
         return total
 
+    def tar_stream(self, out: BinaryIO) -> None:
+        """mountedLayer.TarStream: the layer's changes as a layer tar (see difftar)."""
+        from .difftar import write_changes, write_overlay_diff
+
+        drv = self._store.driver
+        if isinstance(drv, Overlay2Driver):
+            write_overlay_diff(drv.diff_dir(self.mount_id), out)
+        else:
+            write_changes(drv.diff_dir(self.mount_id), self.changes(), out)
+
     def changes(self) -> list[Change]:
         drv = self._store.driver
         if isinstance(drv, Overlay2Driver):
@@ -367,11 +377,15 @@ class LayerStore:
 
     # -- RW layers -------------------------------------------------------------------
 
-    def create_rw_layer(self, container_id: str, parent_chain_id: str | None) -> RWLayer:
+    def create_rw_layer(self, container_id: str, parent_chain_id: str | None,
+                        storage_opt: dict[str, str] | None = None) -> RWLayer:
         """The container's RW layer and its `-init` layer (layerStore.CreateRWLayer + initMount).
 
         The mount ID is random, as dockerd's; the init layer is `<mount id>-init`.
+        `storage_opt` (HostConfig.StorageOpt) is checked by the driver before anything is made.
         """
+        if storage_opt:
+            self.driver.check_storage_opt(storage_opt)
         with self._lock:
             if container_id in self._mounts:
                 raise errdefs.Conflict("mount already exists with name")  # ErrMountNameConflict

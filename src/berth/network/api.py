@@ -24,7 +24,6 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from ..container.container import Container
     from ..daemon.daemon import Daemon
 
 LIST_FILTERS = {"driver", "id", "label", "name", "scope", "type", "dangling"}
@@ -215,11 +214,8 @@ def disconnect(d: "Daemon", term: str, container: str, force: bool) -> None:
         del nets[name]
         if ctr.State.Running:
             dn.rewrite_etc_files(d, ctr)
+            dn._dns_redirect(d, ctr)
         ctr.to_disk()
-
-
-
-    return None
 
 
 def decode_endpoint(obj: object) -> NetworkEndpoint | None:

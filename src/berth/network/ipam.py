@@ -76,10 +76,10 @@ def first_free(subnet: Net, ip_range: Net | None, reserved: set[str]) -> str | N
     """The first address of the range (or subnet) not reserved, skipping network and broadcast."""
     rng = ip_range or subnet
     last = subnet.broadcast_address if subnet.version == 4 else None
-    start = rng.network_address
+    # The first address of a sub-range is never handed out by dockerd's allocator either
+    # (with --ip-range 10.0.0.128/25 the first container gets .129).
+    start = rng.network_address + 1
     end = rng.broadcast_address
-    if start == subnet.network_address:
-        start += 1
     ip = start
     # Bounded walk: sets are small compared with the range in practice.
     while ip <= end:

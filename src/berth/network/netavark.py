@@ -98,6 +98,8 @@ class Netavark:
         with _thread_lock, open(self.lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             r = subprocess.run([*argv, cmd, netns], input=data, capture_output=True)
+            if cmd == "setup" and r.returncode == 0:
+                _keep_isolation_jump()
         out = r.stdout.decode(errors="replace").strip()
         if r.returncode != 0:
             msg = out or r.stderr.decode(errors="replace").strip()
@@ -156,6 +158,20 @@ class Netavark:
                 cid, nid = f[:-5].rsplit("-", 1)
                 out.append((cid, nid))
         return out
+
+
+def _keep_isolation_jump() -> None:
+    """netavark 1.4 deletes `FORWARD -j NETAVARK_ISOLATION_1` on the complete teardown of
+    any isolated network (the rule's policy is OnComplete, types.rs), which switches
+    isolation off for every other network on the host until a network is set up again.
+    Berth keeps its own jump, told apart by a comment so netavark's delete (an exact rule
+    match) never takes it; evaluating the chain twice is harmless."""
+    jump = ["-m", "comment", "--comment", "berth network isolation", "-j", "NETAVARK_ISOLATION_1"]
+    if subprocess.run(["iptables", "-w", "-C", "FORWARD", *jump], capture_output=True).returncode == 0:
+        return
+    r = subprocess.run(["iptables", "-w", "-I", "FORWARD", "1", *jump], capture_output=True)
+    if r.returncode != 0:
+        log.warning("network isolation jump: %s", r.stderr.decode().strip())
 
 
 def _unlink(path: str) -> None:

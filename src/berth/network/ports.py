@@ -1,7 +1,7 @@
 """Published ports (moby v20.10.24 libnetwork/portallocator/portallocator.go,
 libnetwork/drivers/bridge/port_mapping.go, daemon/network/settings.go, go-connections/nat).
 
-Berth reserves each published host port by binding a socket to it (without listening)
+Berth reserves each published host port by binding a socket to it (listening, for TCP)
 and holds that socket while the container runs, as docker-proxy holds its listener: a
 host process then cannot take the port, and a clash with one is found at start with
 dockerd's message. Traffic itself is forwarded by netavark's DNAT rules.
@@ -15,7 +15,6 @@ from typing import Any
 
 from .. import errdefs
 
-_UNSPEC = ("0.0.0.0", "::")
 
 
 def ephemeral_range() -> tuple[int, int]:
@@ -46,20 +45,27 @@ class PortAllocator:
         self.last: dict[tuple[str, str], int] = {}
 
     def _clash(self, proto: str, ip: str, port: int) -> bool:
-        """Taken by another container: same port and family, and the same or an unspecified IP."""
-        fam = ":" in ip
-        for (p, i, n) in self.used:
-            if p == proto and n == port and (":" in i) == fam and (i == ip or i in _UNSPEC or ip in _UNSPEC):
-                return True
-        return False
+        """Taken by another container on the same IP: portallocator keeps one map per host
+        IP, so 127.0.0.1:80 and 0.0.0.0:80 do not clash here; the kernel refuses the second
+        bind (the userland proxy error), as it refuses docker-proxy's."""
+        return (proto, ip, port) in self.used
 
     def _reserve_socket(self, proto: str, ip: str, port: int) -> socket.socket:
         fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
         s = socket.socket(fam, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
         if fam == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if proto == "tcp":
+            # Go's net.Listen (docker-proxy) sets SO_REUSEADDR: a port whose last
+            # connection is in TIME_WAIT can be published again at once.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((ip, port))
+            if proto == "tcp":
+                # Listening, as docker-proxy does: with SO_REUSEADDR a bound-only socket
+                # would not keep another engine (or a host server) off the port. Every
+                # connection to it is DNATed to the container before it could land here.
+                s.listen(1)
         except OSError:
             s.close()
             raise

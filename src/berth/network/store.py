@@ -24,7 +24,7 @@ from ..pkg import atomicfile
 from ..pkg.stringid import generate_random_id
 from ..types import gojson
 from . import ipam
-from .types import IPAM, ConfigReference, IPAMConfig, NetworkCreateRequest
+from .types import IPAM, IPAMConfig, NetworkCreateRequest
 
 log = logging.getLogger("berth.network")
 
@@ -39,6 +39,9 @@ class Pool(msgspec.Struct):
     Gateway: str = ""
     IPRange: str = ""
     Aux: list[str] = msgspec.field(default_factory=list)
+    # chosen from the default pools, not given by the user (no PreferredPool): dockerd
+    # refuses a user-specified address on such a subnet
+    Auto: bool = False
 
 
 class Network(msgspec.Struct):
@@ -252,7 +255,7 @@ class NetworkStore:
             in_use.append(subnet)
         if not any(ipaddress.ip_network(p.Subnet).version == 4 for p in pools):
             subnet = ipam.choose_pool(in_use, self._pool_offset())
-            pools.insert(0, Pool(Subnet=str(subnet), Gateway=str(subnet.network_address + 1)))
+            pools.insert(0, Pool(Subnet=str(subnet), Gateway=str(subnet.network_address + 1), Auto=True))
         if ipv6 and not any(ipaddress.ip_network(p.Subnet).version == 6 for p in pools):
             raise errdefs.NotFound("could not find an available, non-overlapping IPv6 address pool among the "
                                    "defaults to assign to the network")
@@ -277,11 +280,15 @@ class NetworkStore:
                     want = want4 if subnet.version == 4 else want6
                     reserved = set(n.Allocated) | set(p.Aux) | ({p.Gateway} if p.Gateway else set())
                     if want:
+                        # libnetwork endpoint.go assignAddressVersion / ipam RequestAddress:
+                        # the network and broadcast addresses are allocated bits too.
                         ip = ipam.parse_ip(want)
                         if ip is None or ip not in subnet:
-                            raise errdefs.Untyped(f"no configured subnet or ip-range contain the IP address {want}")
-                        if want in reserved:
-                            raise errdefs.Untyped(f"Address already in use")
+                            raise errdefs.Untyped(f"Invalid address {want}: It does not belong to any of this "
+                                                  "network's subnets")
+                        if want in reserved or ip == subnet.network_address or (
+                                subnet.version == 4 and ip == subnet.broadcast_address):
+                            raise errdefs.Forbidden("Address already in use")
                         addr = want
                     else:
                         got = ipam.first_free(subnet, ipaddress.ip_network(p.IPRange) if p.IPRange else None,

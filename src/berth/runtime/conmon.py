@@ -223,6 +223,15 @@ class ContainerProcess:
 
     def resize(self, height: int, width: int) -> None:
         """Resize the container's terminal through conmon's control fifo."""
+        self._ctl(f"1 {height} {width}\n")
+
+    def reopen_log(self) -> None:
+        """Ask conmon to reopen its log file (ctl message 2, REOPEN_LOGS_EVENT in conmon
+        src/ctrl.c): it closes the file and renames a new empty one over the same path
+        (ctr_logging.c reopen_k8s_file). Used by berth.logger.rotate."""
+        self._ctl("2 0 0\n")
+
+    def _ctl(self, message: str) -> None:
         path = os.path.join(self.state.bundle, "ctl")
         try:
             fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -231,7 +240,7 @@ class ContainerProcess:
                 raise OCIRuntimeError(f"container {self.state.id} is not running") from e
             raise
         try:
-            os.write(fd, f"1 {height} {width}\n".encode())
+            os.write(fd, message.encode())
         finally:
             os.close(fd)
 

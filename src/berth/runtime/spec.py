@@ -380,22 +380,24 @@ def rlimits(
     """`process.rlimits` from HostConfig.Ulimits plus daemon `--default-ulimit`s (WithRlimits).
 
     Container ulimits come first in their order, then daemon defaults for names not set
-    (mergeUlimits; Go iterates that map randomly, we sort). With `hard_limits` (see
-    daemon_hard_limits), a hard limit above the daemon's own is refused with errdefs.System
-    (dockerd lets runc fail with "error setting rlimit type N: operation not permitted"), or
-    lowered to it when `clamp` (soft too if needed).
+    (mergeUlimits, matching on the defaults' keys; Go iterates that map randomly, we sort).
+    With `hard_limits` (see daemon_hard_limits), a container's own hard limit above the
+    daemon's is refused with errdefs.System (dockerd lets runc fail with "error setting
+    rlimit type N: operation not permitted"), or lowered to it when `clamp` (soft too if
+    needed). A daemon default is always lowered: the daemon's own configuration must not
+    make every start fail.
     """
-    merged = list(ulimits)
-    seen = {u.Name for u in merged}
+    merged: list[tuple[UlimitLike, bool]] = [(u, clamp) for u in ulimits]
+    seen = {u.Name for u in ulimits}
     for name in sorted(defaults or {}):
         if name not in seen:
-            merged.append((defaults or {})[name])
+            merged.append(((defaults or {})[name], True))
     out: list[specs.POSIXRlimit] = []
-    for ul in merged:
+    for ul, may_clamp in merged:
         soft, hard = _u64(ul.Soft), _u64(ul.Hard)
         ceiling = (hard_limits or {}).get(ul.Name.lower())
         if ceiling is not None and hard > ceiling:
-            if not clamp:
+            if not may_clamp:
                 raise errdefs.System(
                     f"cannot set ulimit {ul.Name}: hard limit {_fmt_limit(hard)} is above the "
                     f"daemon's own hard limit {_fmt_limit(ceiling)} (operation not permitted)")

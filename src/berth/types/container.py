@@ -63,6 +63,8 @@ class HealthConfig(GoStruct):
     Interval: Duration | UnsetType = UNSET
     Timeout: Duration | UnsetType = UNSET
     StartPeriod: Duration | UnsetType = UNSET
+    # API 1.44 (moby 25); the routers drop it below 1.44 (api/versions.py health_start_interval).
+    StartInterval: Duration | UnsetType = UNSET
     Retries: int | UnsetType = UNSET
 
 

@@ -53,6 +53,11 @@ class _Metadata(msgspec.Struct):
     Driver: str = DRIVER_NAME
     Labels: dict[str, str] | None = None
     Options: dict[str, str] | None = None
+    # Created without a name (a container's `-v /x`, an image VOLUME, `POST /volumes/create`
+    # with no Name). dockerd 23+ records this as the label `com.docker.volume.anonymous`;
+    # 20.10 (API <= 1.41 here) does not, so Berth keeps it apart from Labels and the API
+    # layer shows it as that label from 1.42 on (volume/service.py ANONYMOUS_LABEL).
+    Anonymous: bool = False
 
 
 class LocalVolume:
@@ -64,6 +69,7 @@ class LocalVolume:
         self._path = os.path.join(root_path, VOLUME_DATA_PATH_NAME)
         self.labels = meta.Labels
         self.options = meta.Options
+        self.anonymous = meta.Anonymous
         # optsConfig: set only when options were given (setOpts ignores an empty map).
         self.mount_opts = dict(meta.Options) if meta.Options else None
         self._lock = threading.Lock()
@@ -167,7 +173,7 @@ class Root:
             return self._volumes.get(name)
 
     def create(
-        self, name: str, opts: dict[str, str] | None, labels: dict[str, str] | None
+        self, name: str, opts: dict[str, str] | None, labels: dict[str, str] | None, anonymous: bool = False
     ) -> tuple[LocalVolume, bool]:
         """Root.Create: (volume, created?). An existing volume is returned as it is.
 
@@ -192,7 +198,7 @@ class Root:
             try:
                 os.makedirs(data, mode=0o755, exist_ok=True)
                 os.chmod(data, 0o755)
-                meta = _Metadata(Name=name, Labels=labels, Options=opts)
+                meta = _Metadata(Name=name, Labels=labels, Options=opts, Anonymous=anonymous)
                 atomicfile.write_file(os.path.join(vol_root, _METADATA_FILE), msgspec.json.encode(meta), 0o600)
                 atomicfile.fsync_dir(self.root)
             except OSError as e:

@@ -38,6 +38,12 @@ ACCEPTED_PRUNE_FILTERS = ("label", "label!")
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
+# moby 23+ volume/service AnonymousLabel: set on every volume created without a name.
+# Berth records it apart from Labels (LocalVolume.anonymous) because 20.10 never set it;
+# callers pass `anonymous_label=True` (the API layer does from 1.42) to see and filter it
+# as the label, as dockerd 29 shows it at every version.
+ANONYMOUS_LABEL = "com.docker.volume.anonymous"
+
 
 def _op_error(err: errdefs.DockerError, op: str, name: str) -> errdefs.DockerError:
     """store.OpErr: `<op> <name>: <cause>`, keeping the cause's class (and so its status)."""
@@ -93,7 +99,14 @@ class VolumeService:
             raise _no_such_volume(name)
         return v
 
-    def _to_api(self, v: LocalVolume, with_size: bool = False) -> Volume:
+    @staticmethod
+    def _labels(v: LocalVolume, anonymous_label: bool) -> dict[str, str] | None:
+        """The volume's labels, with ANONYMOUS_LABEL for an anonymous one when asked."""
+        if not (anonymous_label and v.anonymous):
+            return v.labels
+        return {**(v.labels or {}), ANONYMOUS_LABEL: ""}
+
+    def _to_api(self, v: LocalVolume, with_size: bool = False, anonymous_label: bool = False) -> Volume:
         """convert.go volumeToAPIType (+ UsageData for df)."""
         try:
             created = v.created_at()
@@ -102,7 +115,7 @@ class VolumeService:
         out = Volume(
             CreatedAt=created,
             Driver=v.driver_name(),
-            Labels=v.labels,
+            Labels=self._labels(v, anonymous_label),
             Mountpoint=v.path(),
             Name=v.name,
             Options=v.options,
@@ -125,29 +138,37 @@ class VolumeService:
         opts: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
         reference: str | None = None,
+        anonymous_label: bool = False,
+        anonymous: bool = False,
     ) -> Volume:
         """VolumesService.Create: make the volume, or return the existing one as it is.
 
         An empty name gets a random 64-hex one. Labels/options given for an existing
         volume are ignored. A `create` event is logged every time, also for an
         existing volume (the CLI's `docker run -v name:/x` shows one per run).
-        Errors read `create <name>: <cause>`.
+        Errors read `create <name>: <cause>`. A volume made without a name is marked
+        anonymous (moby 23+ adds AnonymousLabel there; see ANONYMOUS_LABEL), and so is
+        one with `anonymous` set: 20.10's mount parser names a container's anonymous
+        volumes itself, before they get here. An existing volume keeps its marker.
         """
+        anonymous = anonymous or not name
         if not name:
             name = generate_random_id()
         with self._lock:
             try:
                 self._lookup_driver(driver)
-                v, _created = self._driver.create(name, opts, labels)
+                v, _created = self._driver.create(name, opts, labels, anonymous)
             except errdefs.DockerError as e:
                 raise _op_error(e, "create", name) from None
             if reference:
                 self._refs.setdefault(name, {})[reference] = None
-            api = self._to_api(v)
+            api = self._to_api(v, anonymous_label=anonymous_label)
         self._log_event("create", v.name, {"driver": v.driver_name()})
         return api
 
-    def get(self, name: str, driver: str | None = None, reference: str | None = None) -> Volume:
+    def get(
+        self, name: str, driver: str | None = None, reference: str | None = None, anonymous_label: bool = False
+    ) -> Volume:
         """VolumesService.Get: 404 `get <name>: no such volume`; optionally take a reference.
 
         With `driver`, a volume of another driver is a 409, as store.Get.
@@ -158,13 +179,15 @@ class VolumeService:
                 raise errdefs.Conflict(f"get {name}: found volume driver does not match passed in driver")
             if reference:
                 self._refs.setdefault(name, {})[reference] = None
-            return self._to_api(v)
+            return self._to_api(v, anonymous_label=anonymous_label)
 
-    def list(self, filters: Args | None = None) -> tuple[list[Volume], list[str] | None]:
+    def list(
+        self, filters: Args | None = None, anonymous_label: bool = False
+    ) -> tuple[list[Volume], list[str] | None]:
         """VolumesService.List: (volumes, warnings); warnings are always None here."""
-        by = self._filters_to_by(filters or Args(), ACCEPTED_LIST_FILTERS)
+        by = self._filters_to_by(filters or Args(), ACCEPTED_LIST_FILTERS, anonymous_label)
         with self._lock:
-            return [self._to_api(v) for v in self._driver.list() if by(v)], None
+            return [self._to_api(v, anonymous_label=anonymous_label) for v in self._driver.list() if by(v)], None
 
     def remove(self, name: str, force: bool = False) -> None:
         """VolumesService.Remove: 404 if missing (nothing with force), 409 while in use.
@@ -192,17 +215,19 @@ class VolumeService:
             self._refs.pop(name, None)
         self._log_event("destroy", name, {"driver": v.driver_name()})
 
-    def prune(self, filters: Args | None = None) -> VolumesPruneReport:
+    def prune(self, filters: Args | None = None, anonymous_label: bool = False) -> VolumesPruneReport:
         """VolumesService.Prune: remove every unused local volume matching `label`/`label!`.
 
         API 1.41 prunes named and anonymous volumes alike. dockerd removes them through
         the store, so no `destroy` events are logged, only one `prune` event with the
-        bytes reclaimed. A second concurrent prune is refused with 409.
+        bytes reclaimed. A second concurrent prune is refused with 409. API 1.42's
+        "anonymous only" is the API layer's `label=com.docker.volume.anonymous` filter,
+        matched against the anonymous marker when `anonymous_label` is set.
         """
         if not self._prune_running.acquire(blocking=False):
             raise errdefs.Conflict("a prune operation is already running")
         try:
-            by = self._filters_to_by(filters or Args(), ACCEPTED_PRUNE_FILTERS)
+            by = self._filters_to_by(filters or Args(), ACCEPTED_PRUNE_FILTERS, anonymous_label)
             with self._lock:
                 candidates = [
                     v for v in self._driver.list()
@@ -231,11 +256,11 @@ class VolumeService:
         self._log_event("prune", "", {"reclaimed": str(report.SpaceReclaimed)})
         return report
 
-    def local_volumes_size(self) -> list[Volume]:
+    def local_volumes_size(self, anonymous_label: bool = False) -> list[Volume]:
         """VolumesService.LocalVolumesSize: every local volume with UsageData, for df."""
         with self._lock:
             vols = self._driver.list()
-        return [self._to_api(v, with_size=True) for v in vols]
+        return [self._to_api(v, with_size=True, anonymous_label=anonymous_label) for v in vols]
 
     # --- references and mounting (the daemon's side) ------------------------------
 
@@ -276,7 +301,9 @@ class VolumeService:
 
     # --- filters (service.go filtersToBy, by.go) ----------------------------------
 
-    def _filters_to_by(self, f: Args, accepted: tuple[str, ...]) -> Callable[[LocalVolume], bool]:
+    def _filters_to_by(
+        self, f: Args, accepted: tuple[str, ...], anonymous_label: bool = False
+    ) -> Callable[[LocalVolume], bool]:
         f.validate(accepted)
         drivers = f.get("driver")
         check_name = f.contains("name")
@@ -296,9 +323,10 @@ class VolumeService:
             if check_name and not f.match("name", v.name):
                 return False
             # byLabelFilter
-            if not f.match_kv_list("label", v.labels):
+            labels = self._labels(v, anonymous_label)
+            if not f.match_kv_list("label", labels):
                 return False
-            if f.contains("label!") and f.match_kv_list("label!", v.labels):
+            if f.contains("label!") and f.match_kv_list("label!", labels):
                 return False
             if referenced is not None and bool(self._refs.get(v.name)) != referenced:
                 return False

@@ -12,7 +12,7 @@ from ... import errdefs
 from ...daemon.attach import ContainerAttachConfig
 from .. import httpstatus, versions
 from ..backend import BACKEND
-from ..hijack import RAW_STREAM, HijackedConn, HijackedResponse, upgrade_requested
+from ..hijack import HijackedConn, HijackedResponse, upgrade_requested
 from ..httputils import bool_value, version_at_least, version_from_request
 
 log = logging.getLogger("berth.api")
@@ -36,10 +36,8 @@ async def post_containers_attach(request: web.Request) -> web.StreamResponse:
     conn = HijackedConn(request)
 
     async def get_streams(multiplexed: bool) -> HijackedConn:
-        ct = RAW_STREAM
-        if upgrade and multiplexed:
-            ct = versions.stream_content_type(version, True) or RAW_STREAM
-        conn.write_head(upgrade, ct)
+        # 1.42+: `multiplexed-stream` on an upgraded, multiplexed attach (api/versions.py).
+        conn.write_head(upgrade, versions.hijack_content_type(version, multiplexed, upgrade))
         return conn
 
     cfg = ContainerAttachConfig(

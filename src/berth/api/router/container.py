@@ -51,6 +51,7 @@ async def post_containers_create(request: web.Request) -> web.StreamResponse:
             hc.CgroupnsMode = "host"
         if hc.PidsLimit is not None and hc.PidsLimit <= 0:
             hc.PidsLimit = None
+    versions.health_start_interval(version, config)  # 1.44: Healthcheck.StartInterval
     warnings: list[str] = []
     if versions.newer_than_legacy(version):
         # 1.42+ gates read fields the daemon's types do not carry: use the raw document.
@@ -132,7 +133,32 @@ async def post_containers_prune(request: web.Request) -> web.StreamResponse:
     return json_body(_PruneReport(ContainersDeleted=deleted or None, SpaceReclaimed=reclaimed))
 
 
+async def post_commit(request: web.Request) -> web.StreamResponse:
+    """postCommit (moby 20.10 container router): pause defaults to true from API 1.13."""
+    from ...daemon.commit import CreateImageConfig
+    from ...types.gojson_decode import GoJSONError
+
+    check_for_json(request)
+    q = request.query
+    pause = bool_value(request, "pause")
+    if q.get("pause", "") == "" and version_at_least(version_from_request(request), "1.13"):
+        pause = True
+    body = await request.read()
+    try:
+        config, _, _ = decode_container_config(body)
+    except GoJSONError as e:
+        if str(e) != "EOF":  # an empty body is no error here
+            raise
+        config = None
+    image_id = await request.app[BACKEND].container_commit(q.get("container", ""), CreateImageConfig(
+        repo=q.get("repo", ""), tag=q.get("tag", ""), pause=pause, author=q.get("author", ""),
+        comment=q.get("comment", ""), config=config, changes=q.getall("changes", []),
+    ))
+    return json_body({"Id": image_id}, status=201)
+
+
 ROUTES = [
+    ("POST", "/commit", post_commit),
     ("POST", "/containers/create", post_containers_create),
     ("GET", "/containers/json", get_containers_json),
     ("POST", "/containers/prune", post_containers_prune),

@@ -56,7 +56,8 @@ async def post_containers_start(request: web.Request) -> web.StreamResponse:
 
 
 async def post_containers_stop(request: web.Request) -> web.StreamResponse:
-    await request.app[BACKEND].container_stop(request.match_info["name"], _seconds(request))
+    signal = versions.stop_options(request.query, version_from_request(request))  # 1.42: `signal`
+    await request.app[BACKEND].container_stop(request.match_info["name"], _seconds(request), signal)
     return web.Response(status=204)
 
 
@@ -78,7 +79,8 @@ async def post_containers_kill(request: web.Request) -> web.StreamResponse:
 
 
 async def post_containers_restart(request: web.Request) -> web.StreamResponse:
-    await request.app[BACKEND].container_restart(request.match_info["name"], _seconds(request))
+    signal = versions.stop_options(request.query, version_from_request(request))  # 1.42: `signal`
+    await request.app[BACKEND].container_restart(request.match_info["name"], _seconds(request), signal)
     return web.Response(status=204)
 
 
@@ -153,7 +155,7 @@ async def get_containers_logs(request: web.Request) -> web.StreamResponse:
         async for m in msgs:
             line = m.line
             if cfg.details:
-                line = b" " + line
+                line = m.attrs + b" " + line  # attrsByteSlice (daemon/logs.py LogMessage.attrs)
             if cfg.timestamps:
                 line = format_timestamp(m.time_ns).encode() + b" " + line
             buf += line if tty else frame(m.stream, line)
@@ -171,6 +173,25 @@ async def get_containers_logs(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def post_container_update(request: web.Request) -> web.StreamResponse:
+    """postContainerUpdate: a body Go cannot decode is an untyped error (500, as 20.10)."""
+    from ...daemon.update import UpdateConfig
+    from ..httputils import check_for_json, json_body
+
+    check_for_json(request)
+    uc = gojson.decode(await request.read(), UpdateConfig, go_type_name="container.UpdateConfig")
+    version = version_from_request(request)
+    if version_less_than(version, "1.40"):
+        uc.PidsLimit = None
+    if not version_less_than(version, "1.42"):
+        uc.KernelMemory = 0  # removed in API 1.42
+    if not version_less_than(version, "1.52") and hasattr(uc, "KernelMemoryTCP"):
+        uc.KernelMemoryTCP = 0  # removed in API 1.52: "any value it is set to will be ignored"
+    if uc.PidsLimit is not None and uc.PidsLimit <= 0:
+        uc.PidsLimit = 0  # 0 and any negative value mean "unlimited" when updating
+    return json_body(await request.app[BACKEND].container_update(request.match_info["name"], uc))
+
+
 ROUTES = [
     ("POST", "/containers/{name:.*}/start", post_containers_start),
     ("POST", "/containers/{name:.*}/stop", post_containers_stop),
@@ -180,4 +201,5 @@ ROUTES = [
     ("POST", "/containers/{name:.*}/unpause", post_containers_unpause),
     ("POST", "/containers/{name:.*}/wait", post_containers_wait),
     ("GET", "/containers/{name:.*}/logs", get_containers_logs),
+    ("POST", "/containers/{name:.*}/update", post_container_update),
 ]

@@ -49,16 +49,16 @@ async def post_container_exec_start(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     backend = request.app[BACKEND]
     await backend.exec_exists(name)
-    console = versions.exec_console_size(version, check.ConsoleSize) or None
+    console = versions.exec_console_size(version, check.ConsoleSize, bool(check.Tty)) or None
     if check.Detach:
         await backend.container_exec_start(name, None, False, console)
         return web.Response(status=200)
     upgrade = upgrade_requested(request)
     multiplexed = not check.Tty
     conn = HijackedConn(request)
-    ct = versions.stream_content_type(version, multiplexed) or "application/vnd.docker.raw-stream"
-    # dockerd writes the head before it starts the process.
-    conn.write_head(upgrade, ct, _hijack_headers())
+    # dockerd writes the head before it starts the process; 1.42+: `multiplexed-stream`
+    # on an upgraded, non-TTY exec (api/versions.py hijack_content_type).
+    conn.write_head(upgrade, versions.hijack_content_type(version, multiplexed, upgrade), _hijack_headers())
 
     async def get_streams() -> HijackedConn:
         return conn

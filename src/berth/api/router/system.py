@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ... import errdefs
 from .. import versions
 from ..backend import BACKEND
-from ..httputils import MIN_VERSION, json_body, version_from_request
+from ..httputils import MIN_VERSION, bool_value, json_body, version_from_request
 from . import unserved
 
 
@@ -36,10 +35,13 @@ async def get_info(request: web.Request) -> web.StreamResponse:
 
 
 async def get_disk_usage(request: web.Request) -> web.StreamResponse:
+    """getDiskUsage: `type` from 1.42, `verbose` and the usage summaries from 1.52
+    (api/versions_system.py system_df); anonymous volumes labelled from 1.42."""
     version = version_from_request(request)
     types = versions.df_types(request.query.getall("type", []), version)
-    usage = await request.app[BACKEND].system_disk_usage()
-    return json_body(versions.system_df(usage, version, types))
+    verbose = versions.at_least(version, "1.52") and bool_value(request, "verbose")
+    usage = await request.app[BACKEND].system_disk_usage(versions.volume_anonymous_label(version))
+    return json_body(versions.system_df(usage, version, types, verbose))
 
 
 ROUTES = [

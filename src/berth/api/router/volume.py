@@ -35,14 +35,16 @@ async def get_volumes_list(request: web.Request) -> web.StreamResponse:
     except errdefs.DockerError as e:
         raise errdefs.InvalidParameter(f"error reading volume filters: {e}") from None
     service = request.app[VOLUME_SERVICE]
-    volumes, warnings = await asyncio.to_thread(service.list, filters)
+    anon = versions.volume_anonymous_label(version_from_request(request))
+    volumes, warnings = await asyncio.to_thread(service.list, filters, anon)
     return json_body(VolumeListOKBody(Volumes=volumes, Warnings=warnings))
 
 
 async def get_volume_by_name(request: web.Request) -> web.StreamResponse:
     """`GET /volumes/{name}`: the volume, or 404 `get <name>: no such volume`."""
     service = request.app[VOLUME_SERVICE]
-    volume = await asyncio.to_thread(service.get, request.match_info["name"])
+    anon = versions.volume_anonymous_label(version_from_request(request))
+    volume = await asyncio.to_thread(service.get, request.match_info["name"], None, None, anon)
     return json_body(volume)
 
 
@@ -58,16 +60,18 @@ async def post_volumes_create(request: web.Request) -> web.StreamResponse:
             raise errdefs.InvalidParameter("got EOF while reading request body") from None
         raise errdefs.InvalidParameter(str(e)) from None
     service = request.app[VOLUME_SERVICE]
-    volume = await asyncio.to_thread(service.create, req.Name, req.Driver, req.DriverOpts, req.Labels)
+    anon = versions.volume_anonymous_label(version_from_request(request))
+    volume = await asyncio.to_thread(service.create, req.Name, req.Driver, req.DriverOpts, req.Labels, None, anon)
     return json_body(volume, status=201)
 
 
 async def post_volumes_prune(request: web.Request) -> web.StreamResponse:
     """`POST /volumes/prune`: `{"VolumesDeleted":[...],"SpaceReclaimed":N}`."""
     filters = Args.from_json(request.query.get("filters", ""))  # errors stay untyped (500)
-    filters = versions.volume_prune_filters(filters, version_from_request(request))
+    version = version_from_request(request)
+    filters = versions.volume_prune_filters(filters, version)
     service = request.app[VOLUME_SERVICE]
-    report = await asyncio.to_thread(service.prune, filters)
+    report = await asyncio.to_thread(service.prune, filters, versions.volume_anonymous_label(version))
     return json_body(report)
 
 
