@@ -255,6 +255,7 @@ async def serve(cfg: DaemonConfig) -> None:
         log.info("shutting down")
         await runner.cleanup()
         await d.shutdown_lifecycle()
+        await d.run_blocking(daemon_network.shutdown_networking, d)
         await d.shutdown()
     finally:
         lock.release()

@@ -85,6 +85,16 @@ def run(coro: Any) -> Any:
     return asyncio.new_event_loop().run_until_complete(coro)
 
 
+def start_net(d: Any, ctr: Any) -> Any:
+    """What a start does: initialize_networking, then the netavark setup it may leave
+    pending (finish_networking, run beside the runtime's create in a real start)."""
+    async def both() -> Any:
+        path = await dn.initialize_networking(d, ctr)
+        await dn.finish_networking(d, ctr)
+        return path
+    return run(both())
+
+
 def in_ns(path: str, code: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(["nsenter", f"--net={path}", sys.executable, "-c", code],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -127,6 +137,8 @@ def env() -> Any:
     for n in ctl.store.list():
         if n.user_defined:
             ctl.store.remove(n)
+            dn.drop_bridge(d, n)
+    dn.shutdown_networking(d)  # what a daemon stop does: bridges and chains leave the host
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -140,8 +152,8 @@ def test_user_network_dns_and_cleanup(env: Any) -> None:
         Name="nhtest", IPAM=IPAM(Config=[IPAMConfig(Subnet="10.231.7.0/24")]), Labels={"t": "1"}))
     a = make_ctr(d, tmp, "web", mode="nhtest", aliases=["www"])
     b = make_ctr(d, tmp, "client", mode="nhtest")
-    pa = run(dn.initialize_networking(d, a))
-    pb = run(dn.initialize_networking(d, b))
+    pa = start_net(d, a)
+    pb = start_net(d, b)
     ea, eb = a.NetworkSettings.Networks["nhtest"], b.NetworkSettings.Networks["nhtest"]
     assert (ea.IPAddress, ea.Gateway, ea.IPPrefixLen) == ("10.231.7.2", "10.231.7.1", 24)
     assert eb.IPAddress == "10.231.7.3" and ea.NetworkID == nid and len(ea.EndpointID) == 64
@@ -178,10 +190,13 @@ def test_user_network_dns_and_cleanup(env: Any) -> None:
     assert os.listdir(os.path.join(d.config.exec_root, "netns")) == []
     assert os.listdir(os.path.join(d.config.exec_root, "netavark", "endpoints")) == []
     assert ea.IPAddress == "" and ea.EndpointID == "" and ea.NetworkID == nid
+    assert dn.controller(d).store.find("nhtest").Allocated == {}
+    # As dockerd's, the bridge and its rules stay while the network exists (network/keeper.py)...
+    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0
+    napi.remove_network(d, "nhtest")
+    # ...and leave with it.
     assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode != 0
     assert "10.231.7.0/24" not in _chains()
-    assert dn.controller(d).store.find("nhtest").Allocated == {}
-    napi.remove_network(d, "nhtest")
     actions = [(e[0], e[3].get("name")) for e in d.events.seen]
     assert ("create", "nhtest") in actions and ("connect", "nhtest") in actions
     assert ("disconnect", "nhtest") in actions and ("destroy", "nhtest") in actions
@@ -199,7 +214,7 @@ def test_published_port_from_loopback_and_conflicts(env: Any) -> None:
     d, tmp = env
     port = _free_port()
     a = make_ctr(d, tmp, "pub", ports={"80/tcp": [{"HostIp": "", "HostPort": str(port)}]})
-    pa = run(dn.initialize_networking(d, a))
+    pa = start_net(d, a)
     ep = a.NetworkSettings.Networks["bridge"]
     assert ep.IPAddress and ep.Gateway and not ep.Aliases
     shown = a.NetworkSettings.Ports["80/tcp"]
@@ -215,7 +230,7 @@ def test_published_port_from_loopback_and_conflicts(env: Any) -> None:
     # The same host port for a second container: dockerd's message, nothing left behind.
     b = make_ctr(d, tmp, "clash", ports={"80/tcp": [{"HostIp": "", "HostPort": str(port)}]})
     with pytest.raises(errdefs.DockerError) as ei:
-        run(dn.initialize_networking(d, b))
+        start_net(d, b)
     assert str(ei.value).startswith("driver failed programming external connectivity on endpoint clash (")
     assert str(ei.value).endswith(f"): Bind for 0.0.0.0:{port} failed: port is already allocated")
     assert not os.path.exists(b.NetworkSettings.SandboxKey)
@@ -226,7 +241,7 @@ def test_published_port_from_loopback_and_conflicts(env: Any) -> None:
     c = make_ctr(d, tmp, "busy", ports={"81/tcp": [{"HostIp": "", "HostPort": str(busy.getsockname()[1])}]})
     with pytest.raises(errdefs.DockerError, match="Error starting userland proxy: listen tcp4 0.0.0.0:"
                        f"{busy.getsockname()[1]}: bind: address already in use"):
-        run(dn.initialize_networking(d, c))
+        start_net(d, c)
     busy.close()
     run(dn.release_network(d, a))
     assert f"dpt:{port}" not in subprocess.run(["iptables", "-t", "nat", "-L", "-n"], capture_output=True,
@@ -237,14 +252,14 @@ def test_published_port_from_loopback_and_conflicts(env: Any) -> None:
 def test_none_and_host_modes(env: Any) -> None:
     d, tmp = env
     a = make_ctr(d, tmp, "lonely", mode="none")
-    pa = run(dn.initialize_networking(d, a))
+    pa = start_net(d, a)
     out = subprocess.run(["nsenter", f"--net={pa}", "ip", "-o", "link"], capture_output=True, text=True).stdout
     assert [line.split(":")[1].strip() for line in out.splitlines()] == ["lo"]
     assert "state UNKNOWN" in out or "UP" in out
     ep = a.NetworkSettings.Networks["none"]
     assert ep.NetworkID == dn.controller(d).store.find("none").Id and ep.EndpointID and not ep.IPAddress
     h = make_ctr(d, tmp, "hosty", mode="host")
-    assert run(dn.initialize_networking(d, h)) is None
+    assert start_net(d, h) is None
     assert h.NetworkSettings.SandboxKey.endswith("/netns/default")
     run(dn.release_network(d, a))
     assert not os.path.exists(pa)

@@ -26,7 +26,7 @@ import msgspec
 
 from .. import errdefs
 from ..container.container import NetworkEndpoint
-from ..network import etcfiles
+from ..network import etcfiles, keeper
 from ..network.netavark import Netavark, network_config
 from ..network.ports import PortAllocator, PortError, host_has_ipv6, plan
 from ..network.store import Network, NetworkStore, now_go
@@ -51,6 +51,28 @@ class Controller:
         self.nv = Netavark(d.config.exec_root)
         self.ports = PortAllocator()
         self.lock = threading.RLock()
+
+
+def drop_bridge(d: "Daemon", n: Any) -> None:
+    """The network is gone from Berth: take its bridge and firewall chains off the host
+    (network/keeper.py says why they outlive its last container until now)."""
+    if n.Driver != "bridge":
+        return
+    ctl = controller(d)
+    with ctl.lock:
+        keeper.drop(ctl.nv, network_config(n))
+
+
+def shutdown_networking(d: "Daemon") -> None:
+    """At daemon stop, leave nothing on the host for networks no container uses any more;
+    a network with live-restored containers keeps its bridge until the last one leaves."""
+    ctl = controller(d)
+    for n in ctl.store.list():
+        if n.Driver == "bridge" and keeper.has_keeper(n.Id):
+            try:
+                drop_bridge(d, n)
+            except Exception:  # noqa: BLE001 - shutdown goes on; the next start finds it
+                log.exception("dropping bridge of network %s", n.Name)
 
 
 def controller(d: "Daemon") -> Controller:
@@ -132,16 +154,42 @@ def _initialize(d: "Daemon", ctr: "Container") -> str | None:
         return None
     path = ctl.nv.create_netns(ns.SandboxID)
     ns.SandboxKey = path
+    # With one network, netavark's setup (the slowest step of a start) is left to
+    # finish_networking, which the start runs while the runtime creates the container:
+    # the addresses are Berth's own (IPAM), so the spec and /etc/hosts need nothing from it.
+    nets = list((ns.Networks or {}).items())
+    deferred: list[tuple[str, dict[str, Any]]] | None = [] if len(nets) == 1 else None
     try:
         first = True
-        for name, ep in list((ns.Networks or {}).items()):
-            _attach(d, ctl, ctr, name, ep, path, publish=first)
+        for name, ep in nets:
+            _attach(d, ctl, ctr, name, ep, path, publish=first, deferred=deferred)
             first = False
-        _dns_redirect(d, ctr)
+        if deferred:
+            ctr.network_pending = deferred
+        else:
+            _dns_redirect(d, ctr)
     except BaseException:
         _release(d, ctr)
         raise
     return path
+
+
+async def finish_networking(d: "Daemon", ctr: "Container") -> None:
+    """The netavark setups initialize_networking left pending, then the embedded-DNS
+    redirect that needs the container's interfaces. On error the start fails and its
+    cleanup (release_network) undoes what was made."""
+    pending = getattr(ctr, "network_pending", None)
+    if not pending:
+        return
+    ctr.network_pending = None
+    await d.run_blocking(_finish, d, ctr, pending)
+
+
+def _finish(d: "Daemon", ctr: "Container", pending: list[tuple[str, dict[str, Any]]]) -> None:
+    ctl = controller(d)
+    for netns, opts in pending:
+        ctl.nv.setup(netns, opts)
+    _dns_redirect(d, ctr)
 
 
 def _mac_for(ip: str) -> str:
@@ -151,7 +199,9 @@ def _mac_for(ip: str) -> str:
 
 
 def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: NetworkEndpoint, netns: str,
-            publish: bool) -> None:
+            publish: bool, deferred: list[tuple[str, dict[str, Any]]] | None = None) -> None:
+    """Allocate the endpoint and attach the namespace to network `name`; with `deferred`,
+    netavark's part is appended there for finish_networking instead of run now."""
     n = ctl.store.find(name)
     if n.Driver == "null":
         ep.NetworkID, ep.EndpointID = n.Id, generate_random_id()
@@ -195,7 +245,10 @@ def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: Netwo
         }
         if publish and n.Driver == "bridge":
             opts["port_mappings"] = _publish(ctl, ctr, eid)
-        ctl.nv.setup(netns, opts)
+        if deferred is None:
+            ctl.nv.setup(netns, opts)
+        else:
+            deferred.append((netns, opts))
     except BaseException:
         ctl.store.release_endpoint(n, eid)
         if publish:

@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import errdefs
 from ..logger import rotate as _rotate
@@ -168,12 +168,11 @@ def _prepare_bundle(d: "Daemon", ctr: "Container", bundle: str, netns: str | Non
     return rootfs, spec
 
 
-async def _start_locked(d: "Daemon", ctr: "Container", reset_restart_manager: bool) -> None:
+async def _create_task(d: "Daemon", ctr: "Container", runtime: Any, netns: str | None,
+                       reset_restart_manager: bool) -> tuple[Any, Any]:
+    """The bundle, the log file and the runtime's `create` under conmon (the task exists,
+    its process waits to be started)."""
     rts = d.lifecycle
-    hc = ctr.host_config
-    runtime = rts.get(hc.Runtime if isinstance(hc.Runtime, str) else "")
-    await _monitor.await_runtime_cleanup(ctr)
-    netns = await network.initialize_networking(d, ctr)
     bundle = rts.bundle_dir(ctr.ID)
     await d.run_blocking(_prepare_bundle, d, ctr, bundle, netns)
     if reset_restart_manager:
@@ -192,6 +191,28 @@ async def _start_locked(d: "Daemon", ctr: "Container", reset_restart_manager: bo
     except OCIRuntimeError as e:
         await _delete_runtime(runtime, ctr.ID)
         raise translate_start_error(ctr, _runtime_message(e)) from None
+    return proc, runtime
+
+
+async def _start_locked(d: "Daemon", ctr: "Container", reset_restart_manager: bool) -> None:
+    rts = d.lifecycle
+    hc = ctr.host_config
+    runtime = rts.get(hc.Runtime if isinstance(hc.Runtime, str) else "")
+    await _monitor.await_runtime_cleanup(ctr)
+    netns = await network.initialize_networking(d, ctr)
+    # netavark attaches the namespace while the bundle is written and the runtime creates
+    # the container; the process is started only once both are done.
+    net_ready = asyncio.ensure_future(network.finish_networking(d, ctr))
+    try:
+        proc, runtime = await _create_task(d, ctr, runtime, netns, reset_restart_manager)
+    except BaseException:
+        await asyncio.gather(net_ready, return_exceptions=True)  # cleanup must see all it made
+        raise
+    try:
+        await net_ready
+    except BaseException:
+        await _delete_runtime(runtime, ctr.ID)
+        raise
     try:
         for hook in list(getattr(ctr, "pre_start_hooks", None) or []):
             try:

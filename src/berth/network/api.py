@@ -119,6 +119,7 @@ def remove_network(d: "Daemon", term: str) -> None:
     if _endpoints(d, n):
         raise errdefs.Forbidden(f"error while removing network: network {n.Name} id {n.Id} has active endpoints")
     store.remove(n)
+    dn.drop_bridge(d, n)
     dn.emit(d, n, "destroy")
 
 
@@ -145,6 +146,7 @@ def prune_networks(d: "Daemon", filters: Args) -> list[str] | None:
         if any(_kv(f, n.Labels) for f in filters.get("label!")):
             continue
         store.remove(n)
+        dn.drop_bridge(d, n)
         dn.emit(d, n, "destroy")
         deleted.append(n.Name)
     d.events.log("prune", "network", "", {"reclaimed": "0"})

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("berth.network")
 
 _SYS_NET = "/sys/class/net"
+THROWAWAY_PREFIX = "berth-keeper-"
 
 
 def keeper_name(network_id: str) -> str:
@@ -104,7 +105,7 @@ def drop(nv: "Netavark", net_config: dict[str, Any]) -> None:
     ips = _throwaway_ips(net_config)
     sandbox = stringid.generate_random_id()
     path = nv.create_netns(sandbox)
-    cid = "berth-keeper-" + sandbox[:12]
+    cid = THROWAWAY_PREFIX + sandbox[:12]
     opts = {
         "container_id": cid,
         "container_name": cid,

@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import errdefs
 from ..pkg import atomicfile
-from . import netns
+from . import keeper, netns
 
 log = logging.getLogger("berth.network")
 
@@ -131,6 +131,9 @@ class Netavark:
                 pass
             _unlink(path)
             raise
+        info = opts["network_info"][net_name]
+        if info.get("driver") == "bridge" and not opts["container_id"].startswith(keeper.THROWAWAY_PREFIX):
+            keeper.ensure(info.get("network_interface") or "", net_name)
         return res.get(net_name, {})
 
     def teardown(self, container_id: str, network_id: str) -> None:
