@@ -152,6 +152,12 @@ def test_rw_layer_init_and_changes(store: LayerStore) -> None:
         lowers = data["LowerDir"].split(":")
         assert lowers[0].endswith(rw.mount_id + "-init/diff")
         assert lowers[1] == store.driver.diff_dir(a.cache_id)
+        # computed in memory, it names what the layer's `lower` file does
+        assert data == store.driver.metadata(rw.mount_id)
+        b = store.register(io.BytesIO(TOP), a.chain_id)
+        rw2 = store.create_rw_layer("f" * 64, b.chain_id)
+        assert rw2.graph_driver_data() == store.driver.metadata(rw2.mount_id)
+        store.remove_rw_layer("f" * 64)
     else:
         assert data is None
     root = rw.mount()

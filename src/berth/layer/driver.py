@@ -166,9 +166,15 @@ class Overlay2Driver:
 
     def metadata(self, id_: str) -> dict[str, str] | None:
         """GraphDriver.Data as overlay2 GetMetadata: LowerDir only when there is a parent."""
+        return self._metadata(id_, self._lower_dirs(id_))
+
+    def metadata_for(self, id_: str, lower_ids: list[str]) -> dict[str, str]:
+        """metadata() for a layer whose lower chain (driver IDs, nearest first) the caller knows."""
+        return self._metadata(id_, [self.diff_dir(i) for i in lower_ids])
+
+    def _metadata(self, id_: str, lowers: list[str]) -> dict[str, str]:
         d = self.dir(id_)
         data = {}
-        lowers = self._lower_dirs(id_)
         if lowers:
             data["LowerDir"] = ":".join(lowers)
         data["MergedDir"] = os.path.join(d, "merged")

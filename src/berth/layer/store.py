@@ -99,7 +99,19 @@ class RWLayer:
         """
         cached = getattr(self, "_gdd", None)
         if cached is None:
-            cached = self._gdd = self._store.driver.metadata(self.mount_id)
+            driver = self._store.driver
+            if hasattr(driver, "metadata_for"):
+                # Known in memory: the init layer, then the image's layers top down (what
+                # the RW layer's `lower` file names), so not even the first inspect reads it.
+                lowers = [self.init_id] if self.init_id else []
+                layer = self.parent
+                while layer is not None:
+                    lowers.append(layer.cache_id)
+                    layer = layer.parent
+                cached = driver.metadata_for(self.mount_id, lowers)
+            else:
+                cached = driver.metadata(self.mount_id)
+            self._gdd = cached
         return dict(cached) if cached is not None else None
 
     def mount(self) -> str:

@@ -87,10 +87,11 @@ def _encode(obj: Any) -> bytes:
         out = _ENCODER.encode(obj)
     except UnicodeEncodeError:
         out = _ENCODER.encode(_sanitize(obj))
-    if b"\\b" in out or b"\\f" in out:
+    # One-byte probes first (memchr): most answers hold no backslash and no U+2028/9 lead byte.
+    if b"\\" in out and (b"\\b" in out or b"\\f" in out):
         # Walk escape pairs left to right so an escaped backslash before 'b' is left alone.
         out = _ESCAPE_PAIR.sub(_go_escape, out)
-    if b"\xe2\x80\xa8" in out or b"\xe2\x80\xa9" in out:
+    if b"\xe2" in out and (b"\xe2\x80\xa8" in out or b"\xe2\x80\xa9" in out):
         out = out.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
     return out
 
