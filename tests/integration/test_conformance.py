@@ -1,6 +1,7 @@
-"""Every case of tests/conformance/cases_create.json, run against a real berthd, must
-observe exactly what dockerd 20.10 observed when the golden file was recorded
-(tests/conformance/golden_create.json; re-record with `conform.py record REF_SOCK`).
+"""Every case of tests/conformance/cases_create.json and cases_run_more.json, run against a
+real berthd, must observe exactly what dockerd 20.10 observed when the golden files were
+recorded (golden_create.json, golden_run_more.json; re-record with
+`conform.py record [--cases F --golden G] REF_SOCK`).
 
 Cases marked `host_specific` depend on the recording host (CPU count, cgroup version,
 architecture) and are skipped here.
@@ -24,8 +25,15 @@ assert _spec is not None and _spec.loader is not None
 conform = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(conform)
 
-CASES: list[dict[str, Any]] = conform.load_cases(None)
-GOLDEN: dict[str, list[dict[str, Any]]] = conform.load_golden()
+_SETS = [(None, conform.DEFAULT_GOLDEN)] + [
+    (os.path.join(HERE, os.pardir, "conformance", f"cases_{n}.json"),
+     os.path.join(HERE, os.pardir, "conformance", f"golden_{n}.json")) for n in ("run_more",)
+]
+CASES: list[dict[str, Any]] = []
+GOLDEN: dict[str, list[dict[str, Any]]] = {}
+for _cases, _golden in _SETS:
+    CASES += conform.load_cases([_cases] if _cases else None)
+    GOLDEN.update(conform.load_golden(_golden))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
