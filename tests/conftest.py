@@ -32,3 +32,14 @@ def berthd(busybox_tar: str) -> Iterator[Berthd]:
         yield b
     finally:
         stop_berthd(b)
+
+
+@pytest.fixture
+def sleeper(berthd: Berthd) -> Iterator[str]:
+    """The name of a running `busybox sleep 600` on the session daemon, removed afterwards."""
+    import uuid
+
+    name = "t-" + uuid.uuid4().hex[:10]
+    berthd.docker("run", "-d", "--name", name, "busybox", "sleep", "600")
+    yield name
+    berthd.docker("rm", "-f", name, check=False)

@@ -22,11 +22,8 @@ def _name() -> str:
 
 
 @pytest.fixture
-def app(berthd):  # type: ignore[no-untyped-def]
-    name = _name()
-    berthd.docker("run", "-d", "--name", name, "busybox", "sleep", "600")
-    yield name
-    berthd.docker("rm", "-f", name, check=False)
+def app(sleeper: str) -> str:
+    return sleeper
 
 
 def _pty_run(env: dict[str, str], argv: list[str], steps: list[tuple[str, object, float]]) -> tuple[bytes, int]:

@@ -118,10 +118,13 @@ async def read_json(request: web.Request, typ: Any, go_name: str) -> Any:
         raise errdefs.InvalidParameter(str(e)) from None
 
 
-async def write_stream(request: web.Request, resp: web.StreamResponse, chunks: AsyncIterator[bytes]) -> None:
-    """Send `resp`'s headers, then every chunk as it comes; a client that went away ends
-    the stream quietly, and the producer is always closed (it may hold a container lock
-    or a mounted filesystem)."""
+async def stream_body(request: web.Request, chunks: AsyncIterator[bytes], content_type: str,
+                      headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """A 200 whose body is every chunk as it comes, after the headers; a client that went
+    away ends the stream quietly, and the producer is always closed (it may hold a
+    container lock or a mounted filesystem)."""
+    resp = web.StreamResponse(status=200, headers=headers)
+    resp.content_type = content_type
     try:
         await resp.prepare(request)
         async for chunk in chunks:
@@ -131,3 +134,4 @@ async def write_stream(request: web.Request, resp: web.StreamResponse, chunks: A
         pass
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
+    return resp

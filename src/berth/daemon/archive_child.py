@@ -152,32 +152,25 @@ def _check(rc, what):
         raise OSError(e, f"{what}: {os.strerror(e)}")
 
 
+def _load_symlink_module():
+    """berth/pkg/symlink.py, by path: this script runs with `python -I`, without the
+    package on sys.path, and that module needs only `os`."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "pkg", "symlink.py")
+    spec = importlib.util.spec_from_file_location("berth_pkg_symlink", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_symlink = _load_symlink_module()
+
+
 def in_scope(root, path):
-    """symlink.FollowSymlinkInScope: `path` resolved inside `root`, symlinks (absolute or
-    relative) never leading out of it. Missing components are kept as they are."""
-    parts = [p for p in path.split("/") if p]
-    resolved = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        cand = os.path.join(root, *resolved, part)
-        if os.path.islink(cand):
-            links += 1
-            if links > 255:
-                raise OSError(40, f"too many links in {path}")
-            target = os.readlink(cand)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
+    """symlink.FollowSymlinkInScope of the container path `path` under `root`."""
+    clean = posixpath.normpath("/" + path).lstrip("/")  # `..` stops at the root, as in scope
+    return _symlink.follow_symlink_in_scope(os.path.join(root, clean), root)
 
 
 def _create_if_not_exists(path, is_dir):

@@ -168,18 +168,24 @@ def _prepare_bundle(d: "Daemon", ctr: "Container", bundle: str, netns: str | Non
     return rootfs, spec
 
 
+def _prepare_bundle_and_logging(d: "Daemon", ctr: "Container", bundle: str,
+                                netns: str | None) -> "LogFileConfig | None":
+    _prepare_bundle(d, ctr, bundle, netns)
+    return _prepare_logging(ctr)
+
+
 async def _create_task(d: "Daemon", ctr: "Container", runtime: Any, netns: str | None,
                        reset_restart_manager: bool) -> tuple[Any, Any]:
     """The bundle, the log file and the runtime's `create` under conmon (the task exists,
     its process waits to be started)."""
     rts = d.lifecycle
     bundle = rts.bundle_dir(ctr.ID)
-    await d.run_blocking(_prepare_bundle, d, ctr, bundle, netns)
+    # Logging (berth.logger): conmon writes the file, Berth rotates it. One thread hop
+    # for both blocking preparations.
+    log_cfg = await d.run_blocking(_prepare_bundle_and_logging, d, ctr, bundle, netns)
     if reset_restart_manager:
         _monitor.reset_restart_manager(ctr)
         ctr.HasBeenManuallyStopped = False
-    # Logging (berth.logger): conmon writes the file, Berth rotates it.
-    log_cfg = await d.run_blocking(_prepare_logging, ctr)
     try:
         proc = await rts.conmon.create_container(
             ctr.ID, bundle, runtime, exit_dir=rts.exits_dir, persist_dir=bundle,

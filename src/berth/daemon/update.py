@@ -18,19 +18,7 @@ import msgspec
 from .. import errdefs
 from ..runtime import specs
 from ..runtime.oci import OCIRuntimeError
-from ..types.container import (
-    DeviceMapping,
-    DeviceRequest,
-    GoStruct,
-    HostConfig,
-    Int64,
-    RestartPolicy,
-    ThrottleDevice,
-    Uint16,
-    Uint64,
-    Ulimit,
-    WeightDevice,
-)
+from ..types.container import HostConfig, RestartPolicy, UpdateConfig
 from . import monitor
 from .verify import verify_container_settings
 
@@ -39,46 +27,6 @@ if TYPE_CHECKING:
     from .daemon import Daemon
 
 log = logging.getLogger("berth.daemon")
-
-
-class UpdateConfig(GoStruct):
-    """container.UpdateConfig: Resources (embedded, Go order) and RestartPolicy. Its own
-    type, not HostConfig, so that decode errors name `UpdateConfig.<field>` and the
-    non-resource HostConfig keys of a body are ignored as Go ignores them."""
-
-    _go_name = "container.UpdateConfig"
-    CpuShares: Int64 = 0
-    Memory: Int64 = 0
-    NanoCpus: Int64 = 0
-    CgroupParent: str = ""
-    BlkioWeight: Uint16 = 0
-    BlkioWeightDevice: list[WeightDevice] | None = None
-    BlkioDeviceReadBps: list[ThrottleDevice] | None = None
-    BlkioDeviceWriteBps: list[ThrottleDevice] | None = None
-    BlkioDeviceReadIOps: list[ThrottleDevice] | None = None
-    BlkioDeviceWriteIOps: list[ThrottleDevice] | None = None
-    CpuPeriod: Int64 = 0
-    CpuQuota: Int64 = 0
-    CpuRealtimePeriod: Int64 = 0
-    CpuRealtimeRuntime: Int64 = 0
-    CpusetCpus: str = ""
-    CpusetMems: str = ""
-    Devices: list[DeviceMapping] | None = None
-    DeviceCgroupRules: list[str] | None = None
-    DeviceRequests: list[DeviceRequest] | None = None
-    KernelMemory: Int64 = 0
-    KernelMemoryTCP: Int64 = 0
-    MemoryReservation: Int64 = 0
-    MemorySwap: Int64 = 0
-    MemorySwappiness: Int64 | None = None
-    OomKillDisable: bool | None = None
-    PidsLimit: Int64 | None = None
-    Ulimits: list[Ulimit] | None = None
-    CpuCount: Int64 = 0
-    CpuPercent: Int64 = 0
-    IOMaximumIOps: Uint64 = 0
-    IOMaximumBandwidth: Uint64 = 0
-    RestartPolicy: RestartPolicy = msgspec.field(default_factory=RestartPolicy)
 
 
 class UpdateResponse(msgspec.Struct):

@@ -18,6 +18,7 @@ from .. import errdefs
 from ..layer import LayerStore, chain_id_of
 from ..pkg import platforms
 from ..pkg.platforms import Platform
+from ..types.filters import match_kv_list
 from . import reference as refmod
 from .image import Image, normalize_config, parse_go_time, unix_seconds
 from .store import ImageStore, ReferenceStore
@@ -59,19 +60,6 @@ def now_rfc3339_nano() -> str:
     dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
     frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + ("." + frac if frac else "") + "Z"
-
-
-def _match_kv_list(values: list[str], labels: dict[str, str] | None) -> bool:
-    """filters.Args.MatchKVList: every `k` or `k=v` must be present in `labels`."""
-    if not labels:
-        return False
-    for v in values:
-        k, sep, want = v.partition("=")
-        if k not in labels:
-            return False
-        if sep and labels[k] != want:
-            return False
-    return True
 
 
 class ImageService:
@@ -350,7 +338,7 @@ class ImageService:
                         (parse_go_time(img.created) or 0) <= (parse_go_time(since.created) or 0):  # type: ignore[operator]
                     continue
                 if "label" in filters:
-                    if img.doc.get("config") is None or not _match_kv_list(filters["label"], img.labels):
+                    if img.doc.get("config") is None or not match_kv_list(filters["label"], img.labels):
                         continue
                 size = 0
                 if img.top_layer is not None:

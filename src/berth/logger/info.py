@@ -58,30 +58,22 @@ def extra_attributes(info: Info) -> dict[str, str]:
     """Info.ExtraAttributes(nil): labels, labels-regex, then env and env-regex (a later
     one wins for the same key)."""
     extra: dict[str, str] = {}
-    cfg, labels = info.Config, info.ContainerLabels
-    if cfg.get("labels"):
-        for key in cfg["labels"].split(","):
-            if key in labels:
-                extra[key] = labels[key]
-    if cfg.get("labels-regex"):
-        rx = _go_regexp(cfg["labels-regex"])
-        for key, value in labels.items():
-            if rx.search(key):
-                extra[key] = value
+    cfg = info.Config
     env: dict[str, str] = {}
     for kv in info.ContainerEnv:
         k, sep, v = kv.partition("=")
         if sep:
             env[k] = v
-    if cfg.get("env"):
-        for key in cfg["env"].split(","):
-            if key in env:
-                extra[key] = env[key]
-    if cfg.get("env-regex"):
-        rx = _go_regexp(cfg["env-regex"])
-        for key, value in env.items():
-            if rx.search(key):
-                extra[key] = value
+    for source, names_opt, regex_opt in ((info.ContainerLabels, "labels", "labels-regex"), (env, "env", "env-regex")):
+        if cfg.get(names_opt):
+            for key in cfg[names_opt].split(","):
+                if key in source:
+                    extra[key] = source[key]
+        if cfg.get(regex_opt):
+            rx = _go_regexp(cfg[regex_opt])
+            for key, value in source.items():
+                if rx.search(key):
+                    extra[key] = value
     return extra
 
 

@@ -61,6 +61,9 @@ class Netavark:
             os.makedirs(d, mode=0o700, exist_ok=True)
         lock_dir = _HOST_LOCK_DIR if os.path.isdir(_HOST_LOCK_DIR) else self.config_dir
         self.lock_path = os.path.join(lock_dir, "berth-netavark.lock")
+        # Berth's own isolation jump carries a comment, so netavark's deletes never match
+        # it: checking it once per daemon, at the first setup, is enough.
+        self._isolation_jump_checked = False
 
     # -- namespaces -------------------------------------------------------------------
     def netns_path(self, sandbox_id: str) -> str:
@@ -98,8 +101,9 @@ class Netavark:
         with _thread_lock, open(self.lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             r = subprocess.run([*argv, cmd, netns], input=data, capture_output=True)
-            if cmd == "setup" and r.returncode == 0:
+            if cmd == "setup" and r.returncode == 0 and not self._isolation_jump_checked:
                 _keep_isolation_jump()
+                self._isolation_jump_checked = True
         out = r.stdout.decode(errors="replace").strip()
         if r.returncode != 0:
             msg = out or r.stderr.decode(errors="replace").strip()

@@ -8,6 +8,7 @@ Go's `omitempty` is written as a default of `UNSET` (msgspec never writes UNSET)
 """
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -269,3 +270,33 @@ from .mount import Mount  # noqa: E402  (mount.py builds on GoStruct above)
 class ContainerCreateCreatedBody(Struct):
     Id: str
     Warnings: list[str]
+
+
+# -- structs embedding container.Resources (last: the type hints need every class above) --
+def resources_fields() -> list[tuple[str, Any, Any]]:
+    """container.Resources as (name, type, default) in Go order: the run of HostConfig
+    between `# Resources` and `# end of Resources` above, for structs that embed it too
+    (container.UpdateConfig)."""
+    names = HostConfig.__struct_fields__
+    first, last = names.index("CpuShares"), names.index("IOMaximumBandwidth")
+    hints = typing.get_type_hints(HostConfig, include_extras=True)
+    n_no_default = len(names) - len(HostConfig.__struct_defaults__)
+    out = []
+    for i in range(first, last + 1):
+        out.append((names[i], hints[names[i]], HostConfig.__struct_defaults__[i - n_no_default]))
+    return out
+
+
+UpdateConfig = msgspec.defstruct(
+    "UpdateConfig",
+    [*resources_fields(), ("RestartPolicy", RestartPolicy, msgspec.field(default_factory=RestartPolicy))],
+    bases=(GoStruct,),
+    module=__name__,
+    namespace={
+        "_go_name": "container.UpdateConfig",
+        "__doc__": "container.UpdateConfig: Resources (embedded, Go order, the same fields as "
+                   "HostConfig's) and RestartPolicy. Its own type, not HostConfig, so that decode "
+                   "errors name `UpdateConfig.<field>` and the non-resource HostConfig keys of a "
+                   "body are ignored as Go ignores them.",
+    },
+)

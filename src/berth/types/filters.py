@@ -34,6 +34,19 @@ def invalid_filter(key: str, values: list[str] | None = None) -> errdefs.Invalid
     return errdefs.InvalidParameter(f"Invalid filter '{key}=[{' '.join(values)}]'")
 
 
+def match_kv_list(values: Iterable[str], sources: Mapping[str, str] | None) -> bool:
+    """Every `k` or `k=v` of `values` is present in `sources` (labels); none match empty ones."""
+    if not sources:
+        return False
+    for value in values:
+        test_k, sep, test_v = value.partition("=")
+        if test_k not in sources:
+            return False
+        if sep and sources[test_k] != test_v:
+            return False
+    return True
+
+
 class Args:
     """A mapping of filter keys to sets of values (filters.Args)."""
 
@@ -149,15 +162,7 @@ class Args:
         values = self._fields.get(key)
         if not values:
             return True
-        if not sources:
-            return False
-        for value in values:
-            test_k, sep, test_v = value.partition("=")
-            if test_k not in sources:
-                return False
-            if sep and sources[test_k] != test_v:
-                return False
-        return True
+        return match_kv_list(values, sources)
 
     def get_bool_or_default(self, key: str, default: bool) -> bool:
         """The boolean at `key` (`1`/`true` or `0`/`false`), or `default` if unset.

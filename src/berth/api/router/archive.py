@@ -11,7 +11,7 @@ from aiohttp import web
 from ... import errdefs
 from ...types import gojson
 from ..backend import BACKEND
-from ..httputils import bool_value, write_stream
+from ..httputils import bool_value, stream_body
 
 
 def _archive_form_values(request: web.Request) -> tuple[str, str]:
@@ -36,11 +36,8 @@ async def head_containers_archive(request: web.Request) -> web.StreamResponse:
 async def get_containers_archive(request: web.Request) -> web.StreamResponse:
     name, path = _archive_form_values(request)
     chunks, stat = await request.app[BACKEND].container_archive_path(name, path)
-    resp = web.StreamResponse(status=200)
-    resp.headers["X-Docker-Container-Path-Stat"] = _stat_header(stat)
-    resp.content_type = "application/x-tar"
-    await write_stream(request, resp, chunks)
-    return resp
+    return await stream_body(request, chunks, "application/x-tar",
+                             {"X-Docker-Container-Path-Stat": _stat_header(stat)})
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
@@ -57,10 +54,7 @@ async def put_containers_archive(request: web.Request) -> web.StreamResponse:
 
 async def get_containers_export(request: web.Request) -> web.StreamResponse:
     chunks = await request.app[BACKEND].container_export(request.match_info["name"])
-    resp = web.StreamResponse(status=200)
-    resp.content_type = "application/x-tar"
-    await write_stream(request, resp, chunks)
-    return resp
+    return await stream_body(request, chunks, "application/x-tar")
 
 
 ROUTES = [

@@ -175,7 +175,7 @@ async def get_containers_logs(request: web.Request) -> web.StreamResponse:
 
 async def post_container_update(request: web.Request) -> web.StreamResponse:
     """postContainerUpdate: a body Go cannot decode is an untyped error (500, as 20.10)."""
-    from ...daemon.update import UpdateConfig
+    from ...types.container import UpdateConfig
     from ..httputils import check_for_json, json_body
 
     check_for_json(request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..backend import BACKEND
-from ..httputils import bool_value, bool_value_or_default, json_body, write_stream
+from ..httputils import bool_value, bool_value_or_default, json_body, stream_body
 
 
 async def get_containers_top(request: web.Request) -> web.StreamResponse:
@@ -21,10 +21,7 @@ async def get_containers_stats(request: web.Request) -> web.StreamResponse:
     stream = bool_value_or_default(request, "stream", True)
     one_shot = stream is False and bool_value(request, "one-shot")
     docs = await request.app[BACKEND].container_stats(request.match_info["name"], stream, one_shot)
-    resp = web.StreamResponse(status=200)
-    resp.content_type = "application/json"
-    await write_stream(request, resp, docs)
-    return resp
+    return await stream_body(request, docs, "application/json")
 
 
 ROUTES = [
