@@ -192,7 +192,7 @@ async def _create_task(d: "Daemon", ctr: "Container", runtime: Any, netns: str |
             log_path=log_cfg.path if log_cfg else "", log_driver="k8s-file" if log_cfg else "none",
             terminal=bool(ctr.Config.Tty), stdin=bool(ctr.Config.OpenStdin),
             log_size_max=_rotate.backstop_size(log_cfg) if log_cfg else None)
-        if log_cfg is not None:
+        if log_cfg is not None and log_cfg.max_size >= 0:  # only a rotating log needs it
             await d.run_blocking(_rotate.started, log_cfg)
     except OCIRuntimeError as e:
         await _delete_runtime(runtime, ctr.ID)

@@ -387,10 +387,12 @@ class RotationWatcher:
         `settle_container` from the exit cleanup, under the container lock)."""
         out = []
         for ctr in list(self.d.containers.values()):
+            if not ctr.State.Running:  # most containers of a big store: skip before any work
+                continue
             cfg = self._config(ctr)
             if cfg is None:
                 continue
-            proc = ctr.process if ctr.State.Running else None
+            proc = ctr.process
             # (a process of an older Berth may write elsewhere: leave that one alone)
             if proc is not None and getattr(proc.state, "log_path", cfg.path) == cfg.path:
                 out.append((ctr.ID, cfg, proc))
@@ -411,7 +413,7 @@ class RotationWatcher:
                     await self.d.run_blocking(self._tick, items)
                 except Exception:  # keep watching
                     log.exception("log rotation")
-            for cid in set(self._configs) - set(self.d.containers):
+            for cid in [c for c in self._configs if c not in self.d.containers]:
                 self._configs.pop(cid, None)
                 self._asked.pop(cid, None)
             await asyncio.sleep(POLL_INTERVAL)
