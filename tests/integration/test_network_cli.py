@@ -369,6 +369,11 @@ def test_link_environment(nd: Berthd) -> None:
         ip = ip_of(nd, lk)
         env = sh(nd, "--link", f"{lk}:my-db", "busybox", "env").splitlines()
         mine = [e for e in env if e.startswith("MY_DB_")]
+        # the docker CLI (28) sends -e values in no fixed order: the link's _ENV_ block
+        # follows the child's Config.Env as stored
+        child_env = json.loads(nd.docker("inspect", "-f", "{{json .Config.Env}}", lk).stdout)
+        env_block = [f"MY_DB_ENV_{k}={v}" for k, _, v in (e.partition("=") for e in child_env)
+                     if k not in ("HOME", "PATH")]
         name = next(e for e in mine if e.startswith("MY_DB_NAME="))
         assert re.fullmatch(r"MY_DB_NAME=/\w+/my-db", name)
         p = f"tcp://{ip}"
@@ -385,8 +390,9 @@ def test_link_environment(nd: Berthd) -> None:
             "MY_DB_PORT_82_TCP_PROTO=tcp",
             f"MY_DB_PORT_90_TCP={p}:90", f"MY_DB_PORT_90_TCP_ADDR={ip}", "MY_DB_PORT_90_TCP_PORT=90",
             "MY_DB_PORT_90_TCP_PROTO=tcp",
-            name, "MY_DB_ENV_FOO=bar", "MY_DB_ENV_A=b=c",
+            name, *env_block,
         ]
+        assert sorted(env_block) == ["MY_DB_ENV_A=b=c", "MY_DB_ENV_FOO=bar"]
 
 
 # -- isolation ---------------------------------------------------------------------------------
