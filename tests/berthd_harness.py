@@ -58,6 +58,8 @@ def start_berthd(tmp: str | None = None, extra: list[str] | None = None) -> Bert
     exec_root = os.path.join(tmp, "exec")
     log_path = os.path.join(tmp, "berthd.log")
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # every inspect answered from the cache is checked against a fresh one (daemon/inspect.py)
+    env.setdefault("BERTH_CHECK_INSPECT_CACHE", "1")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "berth", "-H", f"unix://{sock}", "--data-root", data_root,

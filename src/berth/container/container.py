@@ -104,7 +104,10 @@ class Container(Struct, dict=True):
 
         Blocking: both writes and their fsyncs happen in this one call, so the daemon
         pays one thread hop for a checkpoint. The directory is synced once at the end.
+        Every checkpoint starts a new `revision` (what inspect's cache is keyed on: a change
+        the daemon must persist is a change inspect must show).
         """
+        self.revision = getattr(self, "revision", 0) + 1
         config = gojson.encode_stream(self)
         host = gojson.encode_stream(self.host_config)
         atomicfile.write_file(os.path.join(self.root, CONFIG_FILE), config, 0o600, sync_dir=False)

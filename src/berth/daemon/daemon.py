@@ -19,6 +19,7 @@ from ..layer import LayerStore
 from ..pkg.registrar import Registrar
 from ..pkg.truncindex import AmbiguousPrefix, TruncIndex
 from ..volume.service import VolumeService
+from . import inspect as _inspect
 from . import sysinfo
 
 log = logging.getLogger("berth.daemon")
@@ -205,9 +206,7 @@ class Daemon:
         return await containers(self, all_, limit, size, filters)
 
     async def container_inspect(self, name: str, size: bool) -> Any:
-        from .inspect import container_inspect
-
-        return await container_inspect(self, name, size)
+        return await _inspect.container_inspect_cached(self, name, size)  # hot: no import here
 
     async def container_inspect_legacy(self, name: str, pre120: bool) -> bytes:
         from .inspect_legacy import container_inspect_legacy

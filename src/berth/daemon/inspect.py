@@ -1,13 +1,16 @@
 """GET /containers/{id}/json (moby/daemon/inspect.go ContainerInspectCurrent)."""
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
+from .. import errdefs
 from ..container.container import Container, NetworkEndpoint
 from ..container.state import ContainerState
+from ..types import gojson
 from ..types.container import Config, EndpointSettings, HostConfig
 from ..types.mount import MountPoint as APIMountPoint
 from ..volume.mounts import inspect_mount_point
@@ -108,6 +111,41 @@ def container_mounts(ctr: Container) -> list[APIMountPoint]:
         m.normalize_omitempty()
         out.append(m)
     return out
+
+
+# BERTH_CHECK_INSPECT_CACHE=1 (tests, debugging): every cache hit is compared with a fresh
+# answer and a difference is an error, so a mutation that skips the checkpoint shows up.
+_CHECK_CACHE = os.environ.get("BERTH_CHECK_INSPECT_CACHE") == "1"
+
+
+async def container_inspect_cached(d: "Daemon", name: str, size: bool) -> ContainerJSON | msgspec.Raw:
+    """container_inspect, answered from the last encoding while nothing it shows changed.
+
+    Inspect is the hottest read and its answer changes rarely. The key is the container's
+    checkpoint revision (Container.to_disk: every persisted change), its State as a tuple
+    (changed in memory between checkpoints: Running, Pid, Health...), its exec IDs and its
+    links (other containers' renames). With `size`, or while an operation holds the
+    container's lock, the answer is computed and not kept.
+    """
+    if size:
+        return await container_inspect(d, name, size)
+    ctr = d.get_container(name)
+    if ctr.lock.locked():
+        # A start, stop, update... is under way: its in-memory changes (network settings
+        # first, the checkpoint last) are not all covered by the key yet.
+        return await container_inspect(d, name, size)
+    key = (getattr(ctr, "revision", 0), msgspec.structs.astuple(ctr.State), ctr.Name, ctr.RestartCount,
+           tuple(getattr(ctr, "exec_ids", None) or ()), links.links_for(d, ctr))
+    cached = getattr(ctr, "inspect_cache", None)
+    if cached is not None and cached[0] == key:
+        if _CHECK_CACHE:
+            fresh = gojson.encode_response(await container_inspect(d, name, size))[:-1]
+            if fresh != cached[1]:
+                raise errdefs.System(f"stale inspect cache for {ctr.ID}:\n{cached[1]!r}\n{fresh!r}")
+        return msgspec.Raw(cached[1])
+    data = gojson.encode_response(await container_inspect(d, name, size))[:-1]  # Raw: no "\n"
+    ctr.inspect_cache = (key, data)
+    return msgspec.Raw(data)
 
 
 async def container_inspect(d: "Daemon", name: str, size: bool) -> ContainerJSON:
