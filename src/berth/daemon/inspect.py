@@ -118,7 +118,7 @@ def container_mounts(ctr: Container) -> list[APIMountPoint]:
 _CHECK_CACHE = os.environ.get("BERTH_CHECK_INSPECT_CACHE") == "1"
 
 
-async def container_inspect_cached(d: "Daemon", name: str, size: bool) -> ContainerJSON | msgspec.Raw:
+async def container_inspect_cached(d: "Daemon", name: str, size: bool) -> ContainerJSON | bytes:
     """container_inspect, answered from the last encoding while nothing it shows changed.
 
     Inspect is the hottest read and its answer changes rarely. The key is the container's
@@ -139,13 +139,14 @@ async def container_inspect_cached(d: "Daemon", name: str, size: bool) -> Contai
     cached = getattr(ctr, "inspect_cache", None)
     if cached is not None and cached[0] == key:
         if _CHECK_CACHE:
-            fresh = gojson.encode_response(await container_inspect(d, name, size))[:-1]
+            fresh = gojson.encode_response(await container_inspect(d, name, size))
             if fresh != cached[1]:
                 raise errdefs.System(f"stale inspect cache for {ctr.ID}:\n{cached[1]!r}\n{fresh!r}")
-        return msgspec.Raw(cached[1])
-    data = gojson.encode_response(await container_inspect(d, name, size))[:-1]  # Raw: no "\n"
+        return cached[1]
+    # Encoded here once, as WriteJSON writes it: the API layer sends bytes as they are.
+    data = gojson.encode_response(await container_inspect(d, name, size))
     ctr.inspect_cache = (key, data)
-    return msgspec.Raw(data)
+    return data
 
 
 async def container_inspect(d: "Daemon", name: str, size: bool) -> ContainerJSON:

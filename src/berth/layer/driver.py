@@ -106,11 +106,13 @@ class Overlay2Driver:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    # f-strings, not os.path.join: IDs are driver-made names, and these run for every
+    # layer of a container's first inspect
     def dir(self, id_: str) -> str:
-        return os.path.join(self.home, id_)
+        return f"{self.home}/{id_}"
 
     def diff_dir(self, id_: str) -> str:
-        return os.path.join(self.home, id_, "diff")
+        return f"{self.home}/{id_}/diff"
 
     def create(self, id_: str, parent: str | None) -> None:
         """overlay2 create: diff, link and l/ symlink; with a parent also work and lower."""
@@ -177,9 +179,9 @@ class Overlay2Driver:
         data = {}
         if lowers:
             data["LowerDir"] = ":".join(lowers)
-        data["MergedDir"] = os.path.join(d, "merged")
-        data["UpperDir"] = os.path.join(d, "diff")
-        data["WorkDir"] = os.path.join(d, "work")
+        data["MergedDir"] = f"{d}/merged"
+        data["UpperDir"] = f"{d}/diff"
+        data["WorkDir"] = f"{d}/work"
         return data
 
     def get(self, id_: str) -> str:
