@@ -21,6 +21,7 @@ from aiohttp import web
 from . import ENGINE_VERSION
 from .api import server
 from .api.backend import BACKEND
+from .api.fastpath import FastUnixSite
 from .api.router import container as container_router
 from .api.router import system as system_router
 from .config import DaemonConfig, Runtime, Ulimit, parse_ulimit
@@ -182,7 +183,8 @@ async def _start_sites(runner: web.AppRunner, cfg: DaemonConfig) -> None:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-            site = web.UnixSite(runner, path)
+            # Plain GETs answered without aiohttp's request cycle; the rest by aiohttp.
+            site = FastUnixSite(runner, path, runner.app.router, runner.app)
             await site.start()
             os.chmod(path, 0o660)
             try:
@@ -217,6 +219,23 @@ def _routes() -> list[server.Route]:
     return routes
 
 
+def app_state(d: Any) -> dict[web.AppKey[Any], Any]:
+    """What the routers find in the application: the daemon and its services."""
+    state: dict[web.AppKey[Any], Any] = {BACKEND: d}
+    for mod, key, value in (
+        ("events", "EVENTS", d.events),
+        ("image", "IMAGE_SERVICE", d.images),
+        ("image", "IMAGE_USED_BY", d.containers_using_image),
+        ("volume", "VOLUME_SERVICE", d.volumes),
+    ):
+        try:
+            m = __import__(f"berth.api.router.{mod}", fromlist=[key])
+            state[getattr(m, key)] = value
+        except (ImportError, AttributeError):
+            pass
+    return state
+
+
 async def serve(cfg: DaemonConfig) -> None:
     from .daemon.daemon import Daemon
 
@@ -230,19 +249,7 @@ async def serve(cfg: DaemonConfig) -> None:
         from .daemon import network as daemon_network
 
         await daemon_network.restore_networking(d)  # keep live containers' networks, drop dead ones'
-        state: dict[web.AppKey[Any], Any] = {BACKEND: d}
-        for mod, key, value in (
-            ("events", "EVENTS", d.events),
-            ("image", "IMAGE_SERVICE", d.images),
-            ("image", "IMAGE_USED_BY", d.containers_using_image),
-            ("volume", "VOLUME_SERVICE", d.volumes),
-        ):
-            try:
-                m = __import__(f"berth.api.router.{mod}", fromlist=[key])
-                state[getattr(m, key)] = value
-            except (ImportError, AttributeError):
-                pass
-        app = server.build_app(_routes(), state)
+        app = server.build_app(_routes(), app_state(d))
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
         await runner.setup()
         await _start_sites(runner, cfg)

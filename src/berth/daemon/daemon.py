@@ -270,15 +270,15 @@ class Daemon:
     async def init_lifecycle(self) -> None:
         """At daemon start, after restore(): choose the default runtime by probing, then
         re-attach running containers and apply restart policies (monitor.restore_containers)."""
+        from ..logger.rotate import RotationWatcher
         from .monitor import restore_containers
 
         self.default_runtime = await self.lifecycle.probe()
         self.runtimes |= set(self.lifecycle.paths)
-        await restore_containers(self)
-        # LOGS: the log rotation watcher (berth.logger.rotate), for restored containers too.
-        from ..logger.rotate import RotationWatcher
-
+        # LOGS: the log rotation watcher (berth.logger.rotate); made first so that the
+        # containers restore re-attaches are watched too (monitor.watch).
         self.log_rotation = RotationWatcher(self)
+        await restore_containers(self)
         self.log_rotation.start()
 
     async def container_start(self, name: str, checkpoint: str = "", checkpoint_dir: str = "") -> None:

@@ -124,6 +124,9 @@ def reset_restart_manager(ctr: "Container") -> None:
 def watch(d: "Daemon", ctr: "Container", proc: ContainerProcess) -> None:
     """Start the task that waits for `proc` to exit and handles it."""
     ctr.monitor_task = asyncio.get_running_loop().create_task(_watch(d, ctr, proc))
+    rotation = d.__dict__.get("log_rotation")
+    if rotation is not None:  # its log is watched while the process runs
+        rotation.watch(ctr.ID)
 
 
 async def _watch(d: "Daemon", ctr: "Container", proc: ContainerProcess) -> None:

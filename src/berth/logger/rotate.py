@@ -353,6 +353,12 @@ class RotationWatcher:
         self._task: asyncio.Task[None] | None = None
         self._asked: dict[str, _Asked] = {}
         self._configs: dict[str, tuple[object, LogFileConfig | None]] = {}
+        # IDs of containers whose process is monitored (monitor.watch): the only ones
+        # looked at, so a tick costs nothing for the stopped containers of a big store.
+        self._watched: set[str] = set()
+
+    def watch(self, cid: str) -> None:
+        self._watched.add(cid)
 
     def start(self) -> None:
         if self._task is None:
@@ -386,8 +392,14 @@ class RotationWatcher:
         """The running containers whose log rotates (a stopped one is settled by
         `settle_container` from the exit cleanup, under the container lock)."""
         out = []
-        for ctr in list(self.d.containers.values()):
-            if not ctr.State.Running:  # most containers of a big store: skip before any work
+        for cid in list(self._watched):
+            ctr = self.d.containers.get(cid)
+            if ctr is None or ctr.process is None:  # removed, or its exit was handled
+                self._watched.discard(cid)
+                self._configs.pop(cid, None)
+                self._asked.pop(cid, None)
+                continue
+            if not ctr.State.Running:
                 continue
             cfg = self._config(ctr)
             if cfg is None:
@@ -413,9 +425,6 @@ class RotationWatcher:
                     await self.d.run_blocking(self._tick, items)
                 except Exception:  # keep watching
                     log.exception("log rotation")
-            for cid in [c for c in self._configs if c not in self.d.containers]:
-                self._configs.pop(cid, None)
-                self._asked.pop(cid, None)
             await asyncio.sleep(POLL_INTERVAL)
 
 

@@ -16,6 +16,7 @@ from ...runconfig.config import decode_container_config
 from ...types.filters import Args
 from .. import versions
 from ..backend import BACKEND
+from ..fastpath import plain_reply
 from ..httputils import (
     bool_value,
     check_for_json,
@@ -87,6 +88,7 @@ def _atoi_form(request: web.Request, key: str) -> int:
     return n
 
 
+@plain_reply
 async def get_containers_json(request: web.Request) -> web.StreamResponse:
     filters = Args.from_json(request.query.get("filters", ""))
     result = await request.app[BACKEND].list_containers(
@@ -98,6 +100,7 @@ async def get_containers_json(request: web.Request) -> web.StreamResponse:
     return json_body(versions.container_list(result, version_from_request(request)))
 
 
+@plain_reply
 async def get_containers_by_name(request: web.Request) -> web.StreamResponse:
     version = version_from_request(request)
     if version_less_than(version, "1.21"):  # ContainerInspect: the v1p19 and v1p20 shapes

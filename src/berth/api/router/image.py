@@ -19,6 +19,7 @@ from ... import errdefs
 from ...image import ImageService
 from ...image.progress import error_message, status_message
 from .. import versions
+from ..fastpath import plain_reply
 from ..httputils import bool_value, bool_value_or_default, version_from_request
 
 IMAGE_SERVICE = web.AppKey("image_service", ImageService)
@@ -115,6 +116,7 @@ async def post_images_create(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+@plain_reply
 async def get_images_json(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     filters = _parse_filters(request.query.get("filters", ""))
@@ -126,11 +128,13 @@ async def get_images_json(request: web.Request) -> web.StreamResponse:
     return _json(versions.image_list(images, version_from_request(request), request.app.get(IMAGE_USED_BY)))
 
 
+@plain_reply
 async def get_images_by_name(request: web.Request) -> web.StreamResponse:
     doc = await asyncio.to_thread(_svc(request).inspect, request.match_info["name"])
     return _json(versions.image_inspect(doc, version_from_request(request)))
 
 
+@plain_reply
 async def get_images_history(request: web.Request) -> web.StreamResponse:
     return _json(await asyncio.to_thread(_svc(request).history, request.match_info["name"]))
 

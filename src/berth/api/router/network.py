@@ -14,13 +14,20 @@ from aiohttp import web
 
 from ... import errdefs
 from ...network import api
-from ...network.types import NetworkConnect, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnect, \
-    NetworksPruneReport
+from ...network.types import (
+    NetworkConnect,
+    NetworkCreateRequest,
+    NetworkCreateResponse,
+    NetworkDisconnect,
+    NetworksPruneReport,
+)
 from ...types.filters import Args
 from ..backend import BACKEND
+from ..fastpath import plain_reply
 from ..httputils import check_for_json, json_body, read_json
 
 
+@plain_reply
 async def get_networks_list(request: web.Request) -> web.StreamResponse:
     try:
         filters = Args.from_json(request.query.get("filters", ""))
@@ -32,6 +39,7 @@ async def get_networks_list(request: web.Request) -> web.StreamResponse:
     return json_body(await d.run_blocking(api.list_networks, d, filters))
 
 
+@plain_reply
 async def get_network(request: web.Request) -> web.StreamResponse:
     d = request.app[BACKEND]
     return json_body(await d.run_blocking(api.inspect_network, d, request.match_info["id"]))

@@ -5,10 +5,12 @@ from aiohttp import web
 
 from .. import versions
 from ..backend import BACKEND
+from ..fastpath import plain_reply
 from ..httputils import MIN_VERSION, bool_value, json_body, version_from_request
 from . import unserved
 
 
+@plain_reply
 async def ping(request: web.Request) -> web.StreamResponse:
     headers = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"}
     if versions.newer_than_legacy(version_from_request(request)):
@@ -22,12 +24,14 @@ async def ping(request: web.Request) -> web.StreamResponse:
     return web.Response(status=200, text="OK", headers=headers, content_type="text/plain", charset="utf-8")
 
 
+@plain_reply
 async def get_version(request: web.Request) -> web.StreamResponse:
     from ..server import MAX_VERSION
 
     return json_body(await request.app[BACKEND].system_version(MAX_VERSION, MIN_VERSION))
 
 
+@plain_reply
 async def get_info(request: web.Request) -> web.StreamResponse:
     backend = request.app[BACKEND]
     info = await backend.system_info()

@@ -23,11 +23,13 @@ from ...types.filters import Args
 from ...types.volume import VolumeCreateBody, VolumeListOKBody
 from ...volume.service import VolumeService
 from .. import versions
+from ..fastpath import plain_reply
 from ..httputils import bool_value, check_for_json, json_body, version_from_request
 
 VOLUME_SERVICE = web.AppKey("volume_service", VolumeService)
 
 
+@plain_reply
 async def get_volumes_list(request: web.Request) -> web.StreamResponse:
     """`GET /volumes`: `{"Volumes":[...],"Warnings":null}`; filters dangling/driver/label/name."""
     try:
@@ -40,6 +42,7 @@ async def get_volumes_list(request: web.Request) -> web.StreamResponse:
     return json_body(VolumeListOKBody(Volumes=volumes, Warnings=warnings))
 
 
+@plain_reply
 async def get_volume_by_name(request: web.Request) -> web.StreamResponse:
     """`GET /volumes/{name}`: the volume, or 404 `get <name>: no such volume`."""
     service = request.app[VOLUME_SERVICE]
