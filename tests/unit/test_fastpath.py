@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -27,12 +25,8 @@ from .imagetar import Entry, layer_tar
 
 
 @pytest.fixture
-def tmp() -> Iterator[str]:
-    d = tempfile.mkdtemp(prefix="bfast-")
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+def tmp(tmp_path: Any) -> str:
+    return str(tmp_path)
 
 
 class Response:

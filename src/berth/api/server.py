@@ -171,7 +171,8 @@ _PARAM = re.compile(r"\{(\w+)(?::([^{}]*))?\}")
 
 class _Router(web.UrlDispatcher):
     """createMux's routing: every route bare and under `/v{version}`, found by a dict
-    lookup for fixed paths and a per-method regex list for the rest.
+    lookup for fixed paths and, for the rest, the regexes of the method and first path
+    segment in the order they were added (mux's first match wins).
 
     aiohttp's own resolver would try every resource's regex in turn for every request,
     twice over with the versioned copies; this keeps resolution off the hot path. What
@@ -182,15 +183,17 @@ class _Router(web.UrlDispatcher):
     def __init__(self) -> None:
         super().__init__()
         self._fixed: dict[tuple[str, str], AbstractRoute] = {}
-        self._patterns: dict[str, list[tuple[re.Pattern[str], AbstractRoute]]] = {}
+        self._patterns: dict[tuple[str, str], list[tuple[re.Pattern[str], AbstractRoute]]] = {}
 
     def add_api_route(self, method: str, path: str, handler: Handler) -> None:
         route = self.add_route(method, path, handler)
         if "{" not in path:
             self._fixed[(method, path)] = route
             return
-        regex = _template_regex(path)
-        self._patterns.setdefault(method, []).append((re.compile(regex), route))
+        first = _first_segment(path)
+        if "{" in first:
+            raise ValueError(f"route {path}: its first segment must be literal")
+        self._patterns.setdefault((method, first), []).append((re.compile(_template_regex(path)), route))
 
     def match(self, method: str, path: str) -> tuple[AbstractRoute, dict[str, str]] | None:
         """The route for `method path` and its variables (`version` for `/v…` paths)."""
@@ -201,7 +204,7 @@ class _Router(web.UrlDispatcher):
         route = self._fixed.get((method, path))
         if route is not None:
             return route, ({"version": version} if version else {})
-        for regex, route in self._patterns.get(method, ()):
+        for regex, route in self._patterns.get((method, _first_segment(path)), ()):
             mm = regex.fullmatch(path)
             if mm:
                 found = mm.groupdict()
@@ -215,6 +218,12 @@ class _Router(web.UrlDispatcher):
         if found is not None:
             return UrlMappingMatchInfo(found[1], found[0])
         return await super().resolve(request)  # type: ignore[return-value]
+
+
+def _first_segment(path: str) -> str:
+    """`/containers/x/json` → `containers`."""
+    end = path.find("/", 1)
+    return path[1:] if end < 0 else path[1:end]
 
 
 def _template_regex(path: str) -> str:

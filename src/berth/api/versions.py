@@ -125,6 +125,7 @@ v1.52
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -277,6 +278,19 @@ def container_inspect(obj: Any, version: str) -> Any:
     """GET /containers/{name}/json (inspect.go getContainersByName + the 1.42+ changes)."""
     if not newer_than_legacy(version):
         return obj
+    if isinstance(obj, bytes):
+        return _container_inspect_encoded(obj, version)
+    return _container_inspect(obj, version)
+
+
+@functools.lru_cache(maxsize=512)
+def _container_inspect_encoded(raw: bytes, version: str) -> bytes:
+    """The daemon answers an unchanged container with the same bytes (its inspect cache),
+    so their adaptation to `version` is kept too: today's clients ask 1.43 and up."""
+    return _container_inspect(raw, version)
+
+
+def _container_inspect(obj: Any, version: str) -> bytes:
     doc = to_doc(obj)
     cid = doc.get("Id", "")
     name = (doc.get("Name") or "").lstrip("/")
