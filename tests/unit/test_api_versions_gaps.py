@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -17,6 +18,9 @@ import pytest
 
 from berth import errdefs
 from berth.api import versions
+
+sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the sibling importable
+from test_api_versions import _DF  # noqa: E402  (the /system/df answer's shape, shared)
 from berth.daemon import verify
 from berth.types import gojson
 from berth.types.container import Config, HealthConfig
@@ -158,15 +162,6 @@ def test_volume_prune_all_filter_errors() -> None:
 
 
 # --- /system/df (1.42, 1.52) -------------------------------------------------------------------------
-
-class _DF(msgspec.Struct):
-    LayersSize: int
-    Images: list
-    Containers: list
-    Volumes: list
-    BuildCache: object
-    BuilderSize: int
-
 
 _IMAGES = [{"Id": "a", "Size": 100, "VirtualSize": 100, "Containers": 1},
            {"Id": "b", "Size": 30, "VirtualSize": 30, "Containers": 0}]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,7 +22,8 @@ from berth.api import fastpath, server
 from berth.config import DaemonConfig
 from berth.daemon.daemon import Daemon
 
-from .imagetar import Entry, layer_tar
+sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper importable
+from imagetar import Entry, layer_tar  # noqa: E402
 
 
 @pytest.fixture

@@ -87,7 +87,20 @@ async def container_create(d: "Daemon", params: ContainerCreateConfig) -> Contai
         params.host_config = HostConfig()
     adapt_container_settings(d, params.host_config, params.adjust_cpu_shares)
     ctr = await create(d, params)
+    await _prepare_inspect(d, ctr)
     return ContainerCreateCreatedBody(Id=ctr.ID, Warnings=warnings)
+
+
+async def _prepare_inspect(d: "Daemon", ctr: Container) -> None:
+    """Clients inspect what they create at once (docker-py's containers.create and run,
+    compose): the answer is made now, while the new container's objects are in the CPU's
+    caches, and kept by inspect's cache until the container changes."""
+    from .inspect import container_inspect_cached
+
+    try:
+        await container_inspect_cached(d, ctr.ID, False)
+    except Exception:  # noqa: BLE001 - the create stands; the inspect will compute it
+        log.exception("inspect of new container %s", ctr.ID)
 
 
 def _platform_warning(img: "Image") -> str:

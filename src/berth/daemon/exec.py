@@ -73,6 +73,14 @@ def _execs(d: "Daemon") -> dict[str, ExecConfig]:
     return store
 
 
+def forget_exec(d: "Daemon", exec_id: str) -> None:
+    """Drop a finished exec from the daemon's store (a running one stays)."""
+    store = _execs(d)
+    ec = store.get(exec_id)
+    if ec is not None and not ec.Running:
+        store.pop(exec_id, None)
+
+
 def _container_execs(ctr: "Container") -> list[str]:
     ids = getattr(ctr, "exec_ids", None)
     if ids is None:

@@ -200,15 +200,9 @@ def _forget_later(d: Daemon, exec_id: str) -> None:
     """A probe's exec stays inspectable for a while, then goes, as dockerd's exec GC does;
     without this a long-lived container would pile up one exec per probe. (daemon/exec.py
     keeps other execs until their container is removed.)"""
-    from . import exec as execs
+    from .exec import forget_exec
 
-    def drop() -> None:
-        store = execs._execs(d)
-        ec = store.get(exec_id)
-        if ec is not None and not ec.Running:
-            store.pop(exec_id, None)
-
-    asyncio.get_running_loop().call_later(EXEC_GC_DELAY, drop)
+    asyncio.get_running_loop().call_later(EXEC_GC_DELAY, forget_exec, d, exec_id)
 
 
 def handle_probe_result(d: Daemon, ctr: Container, start_ns: int, code: int, output: str, retries: int,

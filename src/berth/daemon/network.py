@@ -61,6 +61,7 @@ def drop_bridge(d: "Daemon", n: Any) -> None:
     ctl = controller(d)
     with ctl.lock:
         keeper.drop(ctl.nv, network_config(n))
+        ctl.nv.sweep_leftovers()  # its port-forwarding chain, which netavark keeps
 
 
 def shutdown_networking(d: "Daemon") -> None:

@@ -17,6 +17,7 @@ appending to them ("unable to append rule ... No chain/target/match by that name
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -24,11 +25,12 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from .. import errdefs
 from ..pkg import atomicfile
-from . import keeper, netns
+from . import keeper, leftovers, netns
 
 log = logging.getLogger("berth.network")
 
@@ -98,8 +100,7 @@ class Netavark:
         argv = [self.binary, "--config", self.config_dir]
         if self.aardvark:
             argv += ["--aardvark-binary", self.aardvark]
-        with _thread_lock, open(self.lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with host_lock(self.lock_path):
             r = subprocess.run([*argv, cmd, netns], input=data, capture_output=True)
             if cmd == "setup" and r.returncode == 0 and not self._isolation_jump_checked:
                 _keep_isolation_jump()
@@ -118,6 +119,12 @@ class Netavark:
             return json.loads(out)
         except ValueError:
             return {}
+
+    def sweep_leftovers(self, full: bool = False) -> None:
+        """Delete the iptables chains netavark left and nothing uses (network/leftovers.py),
+        under the host-wide lock so that no setup is making one at the same time."""
+        with host_lock(self.lock_path):
+            leftovers.sweep(full)
 
     def setup(self, netns: str, opts: dict[str, Any]) -> dict[str, Any]:
         """Attach the namespace to one network; returns netavark's StatusBlock for it."""
@@ -165,6 +172,15 @@ class Netavark:
                 cid, nid = f[:-5].rsplit("-", 1)
                 out.append((cid, nid))
         return out
+
+
+@contextlib.contextmanager
+def host_lock(path: str = "") -> Iterator[None]:
+    """The host-wide lock every netavark call holds (the default path: /run/lock's)."""
+    path = path or os.path.join(_HOST_LOCK_DIR, "berth-netavark.lock")
+    with _thread_lock, open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _keep_isolation_jump() -> None:

@@ -1,0 +1,82 @@
+"""The iptables chains netavark leaves on the host, taken off once nothing uses them.
+
+netavark 1.4 keeps a network's port-forwarding chain (nat `NETAVARK-DN-<hash>`) after the
+last port forward through it is gone, so every network that ever published a port would
+leave one behind. `iptables -X` deletes only an empty chain that no rule jumps to, so
+trying it on each such chain removes exactly the leftovers and never a chain in use
+(Berth's, or podman's on the same host).
+
+`full` also takes netavark's host-wide chains (NETAVARK_FORWARD, the isolation chains,
+the hostport chains) and the jumps to them, when none holds a rule: what the test suite
+does at its end, so that a test run leaves the firewall as it found it.
+"""
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+
+log = logging.getLogger(__name__)
+
+_FILTER_CHAINS = ("NETAVARK_FORWARD", "NETAVARK_ISOLATION_1", "NETAVARK_ISOLATION_2")
+_HOSTPORT_CHAINS = ("NETAVARK-HOSTPORT-DNAT", "NETAVARK-HOSTPORT-SETMARK", "NETAVARK-HOSTPORT-MASQ")
+# Rules netavark puts in its own hostport chains when it makes them: not a use.
+_HOSTPORT_STATIC = ("NETAVARK-HOSTPORT-SETMARK", "NETAVARK-HOSTPORT-MASQ")
+
+
+def _ipt(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool, "-w", *args], capture_output=True, text=True)
+
+
+def _rules(tool: str, table: str) -> list[list[str]] | None:
+    r = _ipt(tool, "-t", table, "-S")
+    if r.returncode != 0:
+        return None  # no such tool or table here
+    return [shlex.split(line) for line in r.stdout.splitlines() if line]
+
+
+def sweep(full: bool = False) -> None:
+    """Delete netavark's unused chains (see the module); call with the netavark lock held."""
+    for tool in ("iptables", "ip6tables"):
+        try:
+            _sweep_tool(tool, full)
+        except FileNotFoundError:
+            continue
+        except OSError as e:  # the firewall is not ours to fix: say so and go on
+            log.warning("%s: %s", tool, e)
+
+
+def _sweep_tool(tool: str, full: bool) -> None:
+    nat = _rules(tool, "nat")
+    if nat is None:
+        return
+    for rule in nat:
+        if rule[:1] == ["-N"] and rule[1].startswith("NETAVARK-DN-"):
+            _ipt(tool, "-t", "nat", "-X", rule[1])  # refused while it holds or gets a rule
+    if not full:
+        return
+    _drop_if_unused(tool, "nat", _HOSTPORT_CHAINS, static=_HOSTPORT_STATIC)
+    _drop_if_unused(tool, "filter", _FILTER_CHAINS, static=())
+
+
+def _drop_if_unused(tool: str, table: str, chains: tuple[str, ...], static: tuple[str, ...]) -> None:
+    """Delete `chains`, and every rule jumping to them, when none holds a rule of its own
+    (but those netavark writes into `static` chains at their making)."""
+    rules = _rules(tool, table)
+    if rules is None:
+        return
+    names = {r[1] for r in rules if r[:1] == ["-N"]}
+    for r in rules:
+        if r[:1] == ["-A"] and r[1] in chains and r[1] not in static:
+            return  # in use
+        if r[:1] == ["-A"] and r[1].startswith("NETAVARK") and r[1] not in chains:
+            return  # a network's own chains are still there: netavark is in use
+    for r in rules:
+        if r[:1] == ["-A"] and r[1] not in chains and "-j" in r and r[r.index("-j") + 1] in chains:
+            _ipt(tool, "-t", table, "-D", *r[1:])
+    for c in chains:
+        if c in names:
+            _ipt(tool, "-t", table, "-F", c)
+    for c in chains:
+        if c in names:
+            _ipt(tool, "-t", table, "-X", c)
