@@ -360,6 +360,34 @@ def test_links_on_default_bridge(nd: Berthd) -> None:
         assert re.fullmatch(rf"Cannot link to a non running container: /{web} AS /\w+/w", err(r)), err(r)
 
 
+def test_links_on_user_network_resolve_by_dns(nd: Berthd) -> None:
+    """--link on a user-defined network: the alias resolves through the embedded DNS
+    (dockerd: the linker's sandbox resolver), whether the target starts after the linker
+    or was running before it; inspect shows the link on the linker's endpoint only."""
+    with network(nd) as (net, _), containers(nd) as names:
+        linker, up, linker2, up2 = uniq("lk"), uniq("up"), uniq("lk"), uniq("up")
+        names += [linker, up, linker2, up2]
+        nd.docker("run", "-d", "--name", linker, "--network", net, "--link", f"{up}:bar", "busybox", "sleep", "300")
+        nd.docker("run", "-d", "--name", up, "--network", net, "busybox", "sleep", "300")
+        out = nd.docker("exec", linker, "nslookup", "bar").stdout.decode()
+        assert f"Name:\tbar\nAddress: {ip_of(nd, up, net)}\n" in out, out
+        nd.docker("run", "-d", "--name", up2, "--network", net, "busybox", "sleep", "300")
+        nd.docker("run", "-d", "--name", linker2, "--network", net, "--link", f"{up2}:baz", "busybox", "sleep", "300")
+        out = nd.docker("exec", linker2, "nslookup", "baz").stdout.decode()
+        assert f"Name:\tbaz\nAddress: {ip_of(nd, up2, net)}\n" in out, out
+        assert inspect(nd, "container", linker2)[0]["NetworkSettings"]["Networks"][net]["Links"] == [f"{up2}:baz"]
+        up_ep = inspect(nd, "container", up2)[0]["NetworkSettings"]["Networks"][net]
+        assert up_ep["Links"] is None and "baz" not in (up_ep["Aliases"] or [])
+        # a restarted target keeps the name
+        nd.docker("restart", "-t", "0", up2)
+        def lookup() -> str | None:
+            r = nd.docker("exec", linker2, "nslookup", "baz", check=False)
+            return r.stdout.decode() if r.returncode == 0 else None
+
+        out = wait_for(lookup)
+        assert f"Address: {ip_of(nd, up2, net)}" in out, out
+
+
 def test_link_environment(nd: Berthd) -> None:
     with containers(nd) as names:
         lk = uniq("lk")

@@ -235,9 +235,11 @@ def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: Netwo
         }
         if n.user_defined:
             # netavark writes container_name first itself; a repeat of it here would make
-            # aardvark-dns answer each query for the name twice.
+            # aardvark-dns answer each query for the name twice. The names others gave this
+            # container with --link go to DNS only (inspect shows them on the linker).
             name = ctr.name_without_slash()
-            per_net["aliases"] = list(dict.fromkeys(a for a in aliases if a != name))
+            dns_names = [*aliases, *_linked_as(d, n, ctr)]
+            per_net["aliases"] = list(dict.fromkeys(a for a in dns_names if a != name))
         opts: dict[str, Any] = {
             "container_id": ctr.ID,
             "container_name": ctr.name_without_slash(),
@@ -255,12 +257,55 @@ def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: Netwo
         if publish:
             ctl.ports.release(ctr.ID)
         raise
+    if n.user_defined and ep.Links:
+        _publish_link_aliases(d, ctl, n, ep.Links)
     ep.NetworkID, ep.EndpointID = n.Id, eid
     ep.Aliases = aliases or None
     ep.MacAddress = mac
     ep.IPAddress, ep.IPPrefixLen, ep.Gateway = (v4[0], v4[1], v4[2]) if v4 else ("", 0, "")
     ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = (v6[0], v6[1], v6[2]) if v6 else ("", 0, "")
     emit(d, n, "connect", ctr.ID)
+
+
+# -- links on user-defined networks ---------------------------------------------------------
+# dockerd gives a linking container's endpoint an alias for each link (libnetwork's
+# CreateOptionAlias) that its own sandbox resolver answers. aardvark-dns has no per-client
+# names, so Berth gives the alias to the linked container's DNS entry on that network:
+# the linker resolves it as in dockerd; other containers on the network resolve it too.
+def _link_targets(links: list[str]) -> list[tuple[str, str]]:
+    """`name:alias` link specs as (name, alias); an alias defaults to the name."""
+    out = []
+    for spec in links:
+        name, _, alias = spec.partition(":")
+        name = name.lstrip("/")
+        if name:
+            out.append((name, alias or name))
+    return out
+
+
+def _answers_to(ctr: "Container", name: str) -> bool:
+    return name in (ctr.name_without_slash(), ctr.ID) or (len(name) >= 12 and ctr.ID.startswith(name))
+
+
+def _linked_as(d: "Daemon", n: Network, ctr: "Container") -> list[str]:
+    """The aliases containers on `n` gave `ctr` with links, for its DNS entry at attach."""
+    out = []
+    for other in list(d.containers.values()):
+        ep = (other.NetworkSettings.Networks or {}).get(n.Name)
+        if other is ctr or ep is None or not ep.Links:
+            continue
+        out += [alias for name, alias in _link_targets(ep.Links) if _answers_to(ctr, name)]
+    return out
+
+
+def _publish_link_aliases(d: "Daemon", ctl: Controller, n: Network, links: list[str]) -> None:
+    """A linker attaches after its link targets: add its aliases to their DNS entries."""
+    for name, alias in _link_targets(links):
+        target = next((c for c in list(d.containers.values()) if _answers_to(c, name)), None)
+        if target is None or not target.State.Running:
+            continue  # it gets the alias when it attaches (_linked_as)
+        if n.Name in (target.NetworkSettings.Networks or {}):
+            ctl.nv.add_dns_names(n.Id, target.ID, [alias])
 
 
 def validate_networking_config(n: Network, want4: str, want6: str) -> None:

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -125,6 +126,42 @@ class Netavark:
         under the host-wide lock so that no setup is making one at the same time."""
         with host_lock(self.lock_path):
             leftovers.sweep(full)
+
+    def add_dns_names(self, network_id: str, container_id: str, names: list[str]) -> None:
+        """Give a running container's aardvark-dns entry on a network more names.
+
+        netavark only writes names at setup; this edits the entry it wrote (aardvark's
+        config: `<id> <ipv4s> <ipv6s> <names>[ <dns servers>]` a line) and asks aardvark-dns
+        to read its config again (SIGHUP), as netavark does after its own edits."""
+        path = os.path.join(self.config_dir, "aardvark-dns", network_id)
+        with host_lock(self.lock_path):
+            try:
+                with open(path) as f:
+                    lines = f.read().split("\n")
+            except FileNotFoundError:
+                return
+            changed = False
+            for i, line in enumerate(lines[1:], 1):
+                fields = line.split(" ")
+                if len(fields) < 4 or fields[0] != container_id:
+                    continue
+                have = fields[3].split(",")
+                extra = [nm for nm in names if nm not in have]
+                if extra:
+                    fields[3] = ",".join(have + extra)
+                    lines[i] = " ".join(fields)
+                    changed = True
+            if not changed:
+                return
+            atomicfile.write_file(path, "\n".join(lines).encode(), 0o644)
+            self._reload_aardvark()
+
+    def _reload_aardvark(self) -> None:
+        try:
+            with open(os.path.join(self.config_dir, "aardvark-dns", "aardvark.pid")) as f:
+                os.kill(int(f.read().strip()), signal.SIGHUP)
+        except (OSError, ValueError) as e:
+            log.warning("aardvark-dns reload: %s", e)
 
     def setup(self, netns: str, opts: dict[str, Any]) -> dict[str, Any]:
         """Attach the namespace to one network; returns netavark's StatusBlock for it."""
