@@ -140,6 +140,7 @@ PLAIN = [
     "/_ping", "/v1.41/_ping", "/v1.24/_ping", "/version", "/v1.41/version",
     "/v1.41/containers/json?all=1", "/containers/json?all=1&size=1", "/v1.41/containers/json?limit=x",
     '/v1.41/containers/json?all=1&filters={"label":["a=b"]}', "/v1.41/containers/json?filters={bad",
+    "/v1.41/containers/json?all=1&filters=%7B%22label%22%3A%5B%22a%3Db%22%5D%7D&x=a+b&y=%zz&&z",
     "/v1.41/containers/{id}/json", "/containers/{id}/json", "/v1.41/containers/fp1/json",
     "/v1.20/containers/{id}/json", "/v1.19/containers/fp1/json", "/v1.41/containers/{id}/json?size=1",
     "/v1.41/containers/nope/json", "/v1.22/containers/nope/json", "/v1.12/containers/nope/json",
