@@ -70,6 +70,34 @@ def test_probe_timeout(berthd) -> None:  # type: ignore[no-untyped-def]
         berthd.docker("rm", "-f", name, check=False)
 
 
+def test_pause_and_stop_leave_health_unhealthy(berthd) -> None:  # type: ignore[no-untyped-def]
+    """dockerd stops the probe loop while paused and after an exit, and a stopped loop
+    reads `unhealthy` (Health.CloseMonitorChannel); unpause resumes probing, start is
+    `starting` again. (As the reference dockerd 20.10 answered the same commands.)"""
+    name = _name()
+    berthd.docker("run", "-d", "--name", name, "--health-cmd", "true", "--health-interval", "1s",
+                  "--health-retries", "2", "busybox", "sleep", "600")
+
+    def status() -> str:
+        return berthd.docker("inspect", "-f", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}",
+                             name).stdout.decode().strip()
+    try:
+        assert _wait(lambda: status() == "healthy 0")
+        berthd.docker("pause", name)
+        assert status() == "unhealthy 0"
+        time.sleep(1.5)  # no probe runs while paused: nothing fails
+        assert status() == "unhealthy 0"
+        berthd.docker("unpause", name)
+        assert status() == "unhealthy 0"
+        assert _wait(lambda: status() == "healthy 0")
+        berthd.docker("stop", "-t", "0", name)
+        assert status() == "unhealthy 0"
+        berthd.docker("start", name)
+        assert status() == "starting 0"
+    finally:
+        berthd.docker("rm", "-f", name, check=False)
+
+
 def test_start_interval_api_1_44(berthd) -> None:  # type: ignore[no-untyped-def]
     import docker
 

@@ -64,23 +64,39 @@ def probe_command(ctr: Container) -> list[str] | None:
 
 
 def init_health_monitor(d: Daemon, ctr: Container) -> None:
-    """initHealthMonitor: State.Health back to `starting` and a probe loop."""
+    """initHealthMonitor: State.Health back to `starting` (streak 0) and a probe loop."""
     stop_health_checks(ctr)
     cmd = probe_command(ctr)
     if cmd is None:
         ctr.State.Health = None
         return
-    if ctr.State.Health is None or ctr.State.Health.Status != STARTING:
-        ctr.State.Health = Health(Status=STARTING, FailingStreak=0,
-                                  Log=ctr.State.Health.Log if ctr.State.Health else [])
-    ctr.health_task = asyncio.get_running_loop().create_task(_monitor(d, ctr, cmd))
+    h = ctr.State.Health
+    ctr.State.Health = Health(Status=STARTING, FailingStreak=0, Log=h.Log if h is not None else [])
+    update_health_monitor(d, ctr)
+
+
+def update_health_monitor(d: Daemon, ctr: Container) -> None:
+    """updateHealthMonitor: a probe loop while the container runs unpaused, none else
+    (pause, unpause and exit call it; the status is left as it is when it starts again)."""
+    if ctr.State.Health is None:
+        return
+    cmd = probe_command(ctr)
+    if ctr.State.Running and not ctr.State.Paused and cmd is not None:
+        if getattr(ctr, "health_task", None) is None:
+            ctr.health_task = asyncio.get_running_loop().create_task(_monitor(d, ctr, cmd))
+    else:
+        stop_health_checks(ctr)
 
 
 def stop_health_checks(ctr: Container) -> None:
+    """Health.CloseMonitorChannel: a stopped monitor leaves the status `unhealthy`, as
+    dockerd shows it for a paused or stopped container ("for compatibility reasons")."""
     task = getattr(ctr, "health_task", None)
     if task is not None:
         task.cancel()
         ctr.health_task = None
+        if ctr.State.Health is not None:
+            ctr.State.Health.Status = UNHEALTHY
 
 
 def next_interval(hc: Any, status: str | None, since_start: float) -> float:

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from .. import errdefs
 from ..runtime.oci import OCIRuntimeError
+from . import health
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -24,6 +25,7 @@ async def container_pause(d: "Daemon", name: str) -> None:
         except OCIRuntimeError as e:
             raise errdefs.System(f"Cannot pause container {name}: {e}") from None
         ctr.State.Paused = True
+        health.update_health_monitor(d, ctr)
         await d.run_blocking(ctr.to_disk)
     d.log_container_event(ctr, "pause")
 
@@ -38,5 +40,6 @@ async def container_unpause(d: "Daemon", name: str) -> None:
         except OCIRuntimeError as e:
             raise errdefs.System(f"Cannot unpause container {name}: {e}") from None
         ctr.State.Paused = False
+        health.update_health_monitor(d, ctr)
         await d.run_blocking(ctr.to_disk)
     d.log_container_event(ctr, "unpause")
