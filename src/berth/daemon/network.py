@@ -144,6 +144,8 @@ def _initialize(d: "Daemon", ctr: "Container") -> str | None:
     # createSpec's setupLinkedContainers refuses a stopped link child; checked before
     # anything is set up so there is nothing to undo.
     links.setup_linked_containers(d, ctr)
+    for name, ep in (ns.Networks or {}).items():
+        _update_network_config(ctl, ctr, name, ep)
     ns.SandboxID = generate_random_id()
     ns.Ports = {}
     if mode == "host":
@@ -197,6 +199,23 @@ def _mac_for(ip: str) -> str:
     """genMAC: 02:42 then the IPv4 address."""
     b = ipaddress.IPv4Address(ip).packed
     return "02:42:" + ":".join(f"{x:02x}" for x in b)
+
+
+def _update_network_config(ctl: Controller, ctr: "Container", name: str, ep: NetworkEndpoint) -> None:
+    """updateNetworkConfig, before any sandbox is made: a user-defined network's endpoint
+    gets the short ID as an alias (kept even if the start then fails), then
+    validateNetworkingConfig refuses addresses the network cannot give."""
+    n = _find_quiet(ctl, name, ep.NetworkID)
+    if n is None or n.Driver != "bridge":
+        return  # a missing network fails in _attach with dockerd's message
+    if n.user_defined:
+        short = truncate_id(ctr.ID)
+        if short not in (ep.Aliases or []):
+            ep.Aliases = [*(ep.Aliases or []), short]
+    ipam_cfg = ep.IPAMConfig
+    want4 = (ipam_cfg.IPv4Address or "") if ipam_cfg is not None and isinstance(ipam_cfg.IPv4Address, str) else ""
+    want6 = (ipam_cfg.IPv6Address or "") if ipam_cfg is not None and isinstance(ipam_cfg.IPv6Address, str) else ""
+    validate_networking_config(n, want4, want6)
 
 
 def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: NetworkEndpoint, netns: str,
