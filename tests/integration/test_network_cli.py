@@ -388,6 +388,25 @@ def test_links_on_user_network_resolve_by_dns(nd: Berthd) -> None:
         assert f"Address: {ip_of(nd, up2, net)}" in out, out
 
 
+def test_refused_address_leaves_no_sandbox(nd: Berthd) -> None:
+    """--ip on a network without a configured subnet: dockerd refuses it while updating the
+    endpoint config, before making the sandbox (SandboxID stays empty), and the endpoint
+    keeps the short-ID alias it was given just before."""
+    net, name = uniq("auto"), uniq("ip")
+    nd.docker("network", "create", net)
+    try:
+        r = nd.docker("run", "-d", "--name", name, "--network", net, "--ip", "10.89.250.9", "busybox", "true",
+                      check=False)
+        assert err(r) == ("user specified IP address is supported only when connecting to networks with user "
+                          "configured subnets")
+        c = inspect(nd, "container", name)[0]
+        assert (c["NetworkSettings"]["SandboxID"], c["NetworkSettings"]["SandboxKey"]) == ("", "")
+        assert c["NetworkSettings"]["Networks"][net]["Aliases"] == [c["Id"][:12]]
+    finally:
+        nd.docker("rm", "-f", name, check=False)
+        nd.docker("network", "rm", net, check=False)
+
+
 def test_link_environment(nd: Berthd) -> None:
     with containers(nd) as names:
         lk = uniq("lk")
