@@ -158,3 +158,21 @@ def test_cp_stopped_container_sees_volumes_and_binds(berthd, bind_dir, tmp_path)
     finally:
         berthd.docker("rm", "-f", name, check=False)
         berthd.docker("volume", "rm", "-f", vol, check=False)
+
+
+def test_cp_to_stdout_headers_as_dockerd(berthd, sleeper) -> None:  # type: ignore[no-untyped-def]
+    """`docker cp c:/path -` streams pkg/archive's headers: whole-second mtimes, so no PAX
+    record (Python's tarfile would add one for a fractional mtime), owners by name too."""
+    import io
+    import subprocess
+    import tarfile
+
+    berthd.docker("exec", sleeper, "sh", "-c", "mkdir -p /d/e && echo x > /d/f && ln -s f /d/l && ln /d/f /d/h")
+    out = subprocess.run(["docker", "-H", berthd.host, "cp", f"{sleeper}:/d", "-"], capture_output=True,
+                         check=True).stdout
+    members = list(tarfile.open(fileobj=io.BytesIO(out), mode="r:"))
+    got = [(m.name, m.type, m.linkname, m.uname, m.gname, m.pax_headers) for m in members]
+    assert got == [("d", tarfile.DIRTYPE, "", "root", "root", {}), ("d/e", tarfile.DIRTYPE, "", "root", "root", {}),
+                   ("d/f", tarfile.REGTYPE, "", "root", "root", {}), ("d/h", tarfile.LNKTYPE, "d/f", "root", "root", {}),
+                   ("d/l", tarfile.SYMTYPE, "f", "root", "root", {})]
+    assert b"PaxHeader" not in out and all(isinstance(m.mtime, int) for m in members)

@@ -73,8 +73,16 @@ def do_stat(path):
             "linkTarget": link, "dir": stat.S_ISDIR(st.st_mode)}
 
 
+def _go_header(ti):
+    """pkg/archive FileInfoHeader truncates mtime to the second, so a plain ustar header
+    carries it and no PAX record is written for it (Python's tarfile writes one for a
+    fractional mtime, which readers would show as a `././@PaxHeader` entry)."""
+    ti.mtime = int(ti.mtime)
+    return ti
+
+
 def _add_tree(tf, src, arc):
-    tf.add(src, arcname=arc, recursive=False)
+    tf.add(src, arcname=arc, recursive=False, filter=_go_header)
     if os.path.isdir(src) and not os.path.islink(src):
         for name in sorted(os.listdir(src)):
             _add_tree(tf, os.path.join(src, name), arc + "/" + name if arc else name)
@@ -93,11 +101,11 @@ def do_archive(path):
     with _tar_out() as tf:
         if info["dir"]:
             src = abs_path
-            tf.add(src, arcname=rebase, recursive=False)
+            tf.add(src, arcname=rebase, recursive=False, filter=_go_header)
             for name in sorted(os.listdir(src)):
                 _add_tree(tf, os.path.join(src, name), rebase + "/" + name)
         else:
-            tf.add(abs_path, arcname=rebase, recursive=False)
+            tf.add(abs_path, arcname=rebase, recursive=False, filter=_go_header)
 
 
 def do_export():
