@@ -412,6 +412,20 @@ class ImageService:
 
         return image_delete(self, ref, force, prune, is_used_by or (lambda _id: []))
 
+    def all_images(self) -> list[Image]:
+        with self._lock:
+            return list(self._images.values())
+
+    def prune(self, filters: Any,
+              is_used_by: Callable[[str], list[tuple[str, bool]]] | None = None) -> tuple[list[dict[str, str]], int]:
+        """ImagesPrune, then its `prune` event with the bytes reclaimed."""
+        from .prune import images_prune
+
+        deleted, reclaimed = images_prune(self, filters, is_used_by or (lambda _id: []))
+        if self._emit is not None:
+            self._emit("prune", "", {"reclaimed": str(reclaimed)})
+        return deleted, reclaimed
+
     def load(self, tar_path: str, quiet: bool):  # type: ignore[no-untyped-def]
         from .tarexport import load
 

@@ -273,3 +273,25 @@ def _check_valid(text: str) -> None:
     rest = data[end:].lstrip(b" \t\r\n")
     if rest:
         raise errdefs.Untyped(f"invalid character {quote_char(rest[0])} after top-level value")
+
+
+# -- prune filters (daemon/prune.go, daemon/images/image_prune.go) --------------------------
+def until_from_prune_filters(filters: "Args") -> int | None:
+    """getUntilFromPruneFilters: the `until` filter as Unix nanoseconds, None without one."""
+    values = filters.get("until")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise errdefs.Untyped("more than one until filter specified")
+    from .timestamp import get_timestamp, parse_timestamps
+
+    sec, nsec = parse_timestamps(get_timestamp(values[0]), 0)
+    return sec * 1_000_000_000 + nsec
+
+
+def match_labels(filters: "Args", labels: dict[str, str] | None) -> bool:
+    """matchLabels: every `label` filter matches and no `label!` one does."""
+    labels = labels or {}
+    if not filters.match_kv_list("label", labels):
+        return False
+    return not (filters.contains("label!") and filters.match_kv_list("label!", labels))

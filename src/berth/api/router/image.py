@@ -18,6 +18,7 @@ from aiohttp import web
 from ... import errdefs
 from ...image import ImageService
 from ...image.progress import error_message, status_message
+from ...types.filters import Args
 from .. import versions
 from ..fastpath import plain_reply
 from ..httputils import bool_value, bool_value_or_default, version_from_request
@@ -152,6 +153,12 @@ async def delete_images(request: web.Request) -> web.StreamResponse:
     return _json(records)
 
 
+async def post_images_prune(request: web.Request) -> web.StreamResponse:
+    filters = Args.from_json(request.query.get("filters", ""))
+    deleted, reclaimed = await asyncio.to_thread(_svc(request).prune, filters, request.app.get(IMAGE_USED_BY))
+    return _json({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
 async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
     svc = _svc(request)
     fd, path = tempfile.mkstemp(prefix="berth-save-", dir=svc.tmp_dir)
@@ -181,6 +188,7 @@ async def get_images_name_get(request: web.Request) -> web.StreamResponse:
 
 ROUTES: list[tuple[str, str, Callable[[web.Request], Any]]] = [
     ("GET", "/images/json", get_images_json),
+    ("POST", "/images/prune", post_images_prune),
     ("GET", "/images/get", get_images_get),
     ("GET", "/images/{name:.*}/get", get_images_name_get),
     ("GET", "/images/{name:.*}/history", get_images_history),
