@@ -13,11 +13,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from ... import errdefs
 from ...image import ImageService
+from ...image import reference as refmod
 from ...image.progress import error_message, status_message
+from ...types import gojson
 from ...types.filters import Args
 from .. import versions
 from ..fastpath import plain_reply
@@ -159,6 +162,56 @@ async def post_images_prune(request: web.Request) -> web.StreamResponse:
     return _json({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
+class _AuthConfig(msgspec.Struct):
+    """types.AuthConfig, as far as a request body is checked."""
+
+    username: str = ""
+    password: str = ""
+    auth: str = ""
+    email: str = ""
+    serveraddress: str = ""
+    identitytoken: str = ""
+    registrytoken: str = ""
+
+
+async def post_images_push(request: web.Request) -> web.StreamResponse:
+    """postImagesPush and PushImage up to the registry. Berth has no registry client, so
+    where dockerd would contact the registry the stream ends with an error saying so."""
+    if not request.headers.get("X-Registry-Auth"):
+        # the old format: the auth config as the body
+        try:
+            gojson.decode(await request.read(), _AuthConfig, go_type_name="types.AuthConfig")
+        except gojson.GoJSONError as e:
+            raise errdefs.InvalidParameter(f"Bad parameters and missing X-Registry-Auth: {e}") from None
+    svc = _svc(request)
+    try:
+        ref = refmod.parse_normalized_named(request.match_info["name"])
+        tag = request.query.get("tag", "")
+        if tag:
+            ref = refmod.with_tag(ref, tag)
+    except refmod.ReferenceError as e:
+        raise errdefs.Untyped(str(e)) from None
+    resp = web.StreamResponse(status=200)
+    resp.content_type = "application/json"
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    await resp.write(status_message(f"The push refers to repository [{ref.name}]"))
+    local = svc.refs.repositories.get(refmod.familiar_name(ref), {})  # keyed by familiar names
+    tags = {refmod.parse_normalized_named(r).tag for r in local} - {""}
+    if not (ref.tag in tags if ref.tag else tags):
+        message = f"An image does not exist locally with the tag: {refmod.familiar_name(ref)}"
+    else:
+        message = "pushing images is not supported"
+    await resp.write(error_message(message))
+    await resp.write_eof()
+    return resp
+
+
+async def get_images_search(request: web.Request) -> web.StreamResponse:
+    """getImagesSearch: the query goes to a registry's search API, which Berth cannot ask."""
+    raise errdefs.NotImplemented("searching registries is not supported")
+
+
 async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
     svc = _svc(request)
     fd, path = tempfile.mkstemp(prefix="berth-save-", dir=svc.tmp_dir)
@@ -189,6 +242,8 @@ async def get_images_name_get(request: web.Request) -> web.StreamResponse:
 ROUTES: list[tuple[str, str, Callable[[web.Request], Any]]] = [
     ("GET", "/images/json", get_images_json),
     ("POST", "/images/prune", post_images_prune),
+    ("GET", "/images/search", get_images_search),
+    ("POST", "/images/{name:.*}/push", post_images_push),
     ("GET", "/images/get", get_images_get),
     ("GET", "/images/{name:.*}/get", get_images_name_get),
     ("GET", "/images/{name:.*}/history", get_images_history),

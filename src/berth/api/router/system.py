@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ... import errdefs
 from .. import versions
 from ..backend import BACKEND
 from ..fastpath import plain_reply
@@ -48,11 +49,25 @@ async def get_disk_usage(request: web.Request) -> web.StreamResponse:
     return json_body(versions.system_df(usage, version, types, verbose))
 
 
+async def post_auth(request: web.Request) -> web.StreamResponse:
+    """postAuth: the body is a types.AuthConfig (a bad one is Go's decode error, a 500);
+    checking it means asking the registry, which Berth cannot."""
+    from ...types import gojson
+    from .image import _AuthConfig
+
+    try:
+        gojson.decode(await request.read(), _AuthConfig, go_type_name="types.AuthConfig")
+    except gojson.GoJSONError as e:
+        raise errdefs.Untyped(str(e)) from None
+    raise errdefs.NotImplemented("logging in to registries is not supported")
+
+
 ROUTES = [
     ("GET", "/_ping", ping),
     ("HEAD", "/_ping", ping),
     ("GET", "/version", get_version),
     ("GET", "/info", get_info),
     ("GET", "/system/df", get_disk_usage),
+    ("POST", "/auth", post_auth),
     *unserved.ROUTES,
 ]
