@@ -388,6 +388,27 @@ def test_links_on_user_network_resolve_by_dns(nd: Berthd) -> None:
         assert f"Address: {ip_of(nd, up2, net)}" in out, out
 
 
+def test_restart_keeps_the_gateway_mac(nd: Berthd) -> None:
+    """A bridge whose MAC was never set follows its lowest port's; Berth pins it (as dockerd
+    sets its bridges' MAC), so a restart elsewhere on the network does not cut the other
+    containers off their gateway and embedded DNS until their ARP entries go stale."""
+    with network(nd) as (net, _), containers(nd) as names:
+        a, b = uniq("ra"), uniq("rb")
+        names += [a, b]
+        nid = inspect(nd, "network", net)[0]["Id"]
+        nd.docker("run", "-d", "--name", a, "--network", net, "busybox", "sleep", "300")
+        nd.docker("run", "-d", "--name", b, "--network", net, "busybox", "sleep", "300")
+        with open(f"/sys/class/net/br-{nid[:12]}/addr_assign_type") as f:
+            assert f.read().strip() == "3"
+        gw = inspect(nd, "container", b)[0]["NetworkSettings"]["Networks"][net]["Gateway"]
+        for _ in range(3):
+            nd.docker("restart", "-t", "0", a)
+            # at once, not after an ARP timeout: one try each, short waits
+            assert nd.docker("exec", b, "ping", "-c1", "-W2", gw, check=False).returncode == 0
+            r = nd.docker("exec", b, "timeout", "3", "nslookup", a, check=False)
+            assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+
+
 def test_refused_address_leaves_no_sandbox(nd: Berthd) -> None:
     """--ip on a network without a configured subnet: dockerd refuses it while updating the
     endpoint config, before making the sandbox (SandboxID stays empty), and the endpoint

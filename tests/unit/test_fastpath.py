@@ -160,6 +160,14 @@ def test_plain_answers_are_aiohttps_bytes(tmp: str) -> None:
             assert runner.server.requests_count == before, f"{path} was not answered by the fast path"
             [a] = await exchange(aio, get(path))
             assert f.comparable() == a.comparable(), path
+        # HEAD /_ping (the CLI's first request): headers only
+        for path in ("/_ping", "/v1.41/_ping"):
+            head = f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            before = runner.server.requests_count
+            [f] = (await exchange(fast, head + get(path), together=True))[:1]
+            assert runner.server.requests_count == before
+            [a] = (await exchange(aio, head + get(path), together=True))[:1]
+            assert f.comparable() == a.comparable() and f.body == b"", path
         # and with Connection: close: the same answer, then the connection ends
         reader, writer = await asyncio.open_unix_connection(fast)
         writer.write(get("/v1.41/containers/fp1/json", "Connection: close\r\n"))
@@ -179,7 +187,8 @@ def test_other_requests_are_aiohttps(tmp: str) -> None:
         await _setup_container(aio)
         assert runner.server is not None
         for req in (get("/v1.99/_ping"), get("/v1.41//_ping"), get("/v1.41/nope"), get("/v1.41/containers/fp%31/json"),
-                    b"HEAD /_ping HTTP/1.1\r\nHost: x\r\n\r\n", b"OPTIONS /v1.41/_ping HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"HEAD /v1.41/containers/fp1/archive?path=/ HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"OPTIONS /v1.41/_ping HTTP/1.1\r\nHost: x\r\n\r\n",
                     post("/v1.41/containers/create", b"{bad"), post("/v1.41/containers/fp1/rename?name=", b"")):
             before = runner.server.requests_count
             [f] = await exchange(fast, req)

@@ -6,8 +6,8 @@ an inspect. Most Engine API traffic is a handful of GETs (`_ping`, inspect, list
 read only the URL and write one JSON body, so each unix-socket connection is read by
 `FastProtocol`, which frames every request itself and answers the plain ones:
 
-- GET, HTTP/1.1, no body, a path that needs no cleaning or decoding, an API version in
-  range, a route whose handler is marked `@plain_reply`;
+- GET or HEAD, HTTP/1.1, no body, a path that needs no cleaning or decoding, an API
+  version in range, a route whose handler is marked `@plain_reply`;
 - the handler is the one aiohttp would call (routes stay written once), given a small
   `PlainRequest`; errors are rendered by the same `server.call_handler`; the answer is
   written with exactly the headers aiohttp and the version middleware would write.
@@ -63,9 +63,9 @@ class PlainRequest:
 
     __slots__ = ("method", "path", "match_info", "headers", "app", "transport", "_raw_query", "_query", "_values")
 
-    def __init__(self, app: web.Application, transport: asyncio.Transport, path: str, raw_query: str,
-                 match_info: dict[str, str], headers: CIMultiDictProxy[str]) -> None:
-        self.method = "GET"
+    def __init__(self, app: web.Application, transport: asyncio.Transport, method: str, path: str,
+                 raw_query: str, match_info: dict[str, str], headers: CIMultiDictProxy[str]) -> None:
+        self.method = method
         self.app = app
         self.transport = transport
         self.path = path
@@ -119,7 +119,7 @@ class RequestHead:
         self.headers = headers
         # None: a body whose end only aiohttp can find (chunked), or an upgrade.
         self.body_length = body_length
-        self.plain = (method == "GET" and version == "HTTP/1.1" and body_length == 0
+        self.plain = (method in ("GET", "HEAD") and version == "HTTP/1.1" and body_length == 0
                       and "expect" not in headers)
 
 
@@ -305,7 +305,11 @@ class FastProtocol(asyncio.Protocol):
             close = request.headers.get("Connection", "").lower() == "close"
             t = self._transport
             if t is not None and not t.is_closing():
-                t.write(response_head(resp, len(body or b""), _http_date(), close) + (body or b""))
+                if request.method == "HEAD":  # the length of what a GET would send, no body
+                    length = int(resp.headers.get("Content-Length") or len(body or b""))
+                    t.write(response_head(resp, length, _http_date(), close))
+                else:
+                    t.write(response_head(resp, len(body or b""), _http_date(), close) + (body or b""))
                 if close:
                     t.close()
             aio = self._aio
@@ -371,7 +375,7 @@ class FastUnixSite(web.UnixSite):
         if not path.startswith("/") or "#" in head.target or "%" in path or "//" in path or "/." in path:
             return None
         headers = head.headers
-        found = self._router.match("GET", path)
+        found = self._router.match(head.method, path)
         if found is None:
             return None
         route, match_info = found
@@ -380,7 +384,7 @@ class FastUnixSite(web.UnixSite):
         version = match_info.get("version", "")
         if version and version_refusal(version) is not None:
             return None
-        request = PlainRequest(self._app, transport, path, query, match_info, headers)
+        request = PlainRequest(self._app, transport, head.method, path, query, match_info, headers)
         if version:
             request[API_VERSION_KEY] = version
         return route.handler, request

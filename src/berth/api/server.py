@@ -152,10 +152,17 @@ def response_head(resp: web.StreamResponse, length: int, date: str, close: bool)
     """The status line and headers aiohttp's writer and _on_prepare give a versioned
     answer of `length` bytes, in their order (the fast path writes them itself)."""
     head = f"HTTP/1.1 {resp.status} {resp.reason}\r\n"
+    length_set = False
     for name, value in resp.headers.items():
-        if name.lower() not in _OWN_HEADERS:
+        low = name.lower()
+        if low == "content-length":  # set by the handler (a HEAD answer): kept in its place
+            length_set = True
             head += f"{name}: {value}\r\n"
-    head += f"Content-Length: {length}\r\nDate: {date}\r\n"
+        elif low not in _OWN_HEADERS:
+            head += f"{name}: {value}\r\n"
+    if not length_set:
+        head += f"Content-Length: {length}\r\n"
+    head += f"Date: {date}\r\n"
     return (head + (_CLOSE_TAIL if close else _TAIL)).encode("utf-8")
 
 

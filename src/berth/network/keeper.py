@@ -50,9 +50,13 @@ def _ip(*args: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def ensure(bridge: str, network_id: str) -> None:
-    """Park a keeper port on `bridge` (made by netavark's setup just before) if it has none."""
+    """Park a keeper port on `bridge` (made by netavark's setup just before) if it has none,
+    and pin the bridge's MAC address."""
+    if not _exists(bridge):
+        return
+    _pin_mac(bridge)
     name = keeper_name(network_id)
-    if _exists(name) or not _exists(bridge):
+    if _exists(name):
         return
     r = _ip("link", "add", name, "type", "veth", "peer", "name", _peer_name(network_id))
     if r.returncode != 0 and not _exists(name):
@@ -62,6 +66,28 @@ def ensure(bridge: str, network_id: str) -> None:
     if r.returncode != 0:
         log.warning("keeper for %s: %s", bridge, r.stderr.decode().strip())
         _ip("link", "del", name)
+
+
+def _pin_mac(bridge: str) -> None:
+    """Make the bridge's MAC address its own (`addr_assign_type` 3, NET_ADDR_SET).
+
+    A Linux bridge whose address was never set takes the lowest MAC among its ports, so a
+    container's veth coming or going (any restart) can change the gateway's MAC under the
+    other containers, whose ARP entries then point at nothing until they go stale: seconds
+    to a minute with no gateway and no embedded DNS. dockerd sets its bridges' MAC once;
+    Berth keeps the one the bridge has now (the containers already know it), set."""
+    path = os.path.join(_SYS_NET, bridge)
+    try:
+        with open(os.path.join(path, "addr_assign_type")) as f:
+            if f.read().strip() == "3":
+                return
+        with open(os.path.join(path, "address")) as f:
+            mac = f.read().strip()
+    except OSError:
+        return
+    r = _ip("link", "set", bridge, "address", mac)
+    if r.returncode != 0:
+        log.warning("pinning the MAC of %s: %s", bridge, r.stderr.decode().strip())
 
 
 def has_keeper(network_id: str) -> bool:
