@@ -209,7 +209,7 @@ def _routes() -> list[server.Route]:
     routes += system_router.ROUTES
     routes += container_router.ROUTES
     for mod in ("events", "image", "volume", "network", "container_run",
-                "attach", "exec", "archive", "container_stats"):  # STREAMS helper routers
+                "attach", "exec", "archive", "container_stats", "build"):  # STREAMS helper routers
         try:
             m = __import__(f"berth.api.router.{mod}", fromlist=["ROUTES"])
         except ImportError as e:  # a router still being written must not stop the daemon

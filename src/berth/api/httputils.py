@@ -135,3 +135,21 @@ async def stream_body(request: web.Request, chunks: AsyncIterator[bytes], conten
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
     return resp
+
+
+async def spool_body(request: web.Request, tmp_dir: str, prefix: str = "berth-body-") -> str:
+    """The request body in a temporary file under `tmp_dir` (the caller removes it): tarballs
+    of any size are read once, 1 MiB at a time, without holding them in memory."""
+    import asyncio
+    import os
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix=prefix, dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                await asyncio.to_thread(f.write, chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path

@@ -24,7 +24,7 @@ from ...types import gojson
 from ...types.filters import Args
 from .. import versions
 from ..fastpath import plain_reply
-from ..httputils import bool_value, bool_value_or_default, version_from_request
+from ..httputils import bool_value, bool_value_or_default, spool_body, version_from_request
 
 IMAGE_SERVICE = web.AppKey("image_service", ImageService)
 # The daemon's answer to "which containers use image X": (container id, running) pairs.
@@ -58,15 +58,7 @@ def _parse_filters(raw: str) -> dict[str, list[str]]:
 
 
 async def _spool_body(request: web.Request, svc: ImageService) -> str:
-    fd, path = tempfile.mkstemp(prefix="berth-body-", dir=svc.tmp_dir)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            async for chunk in request.content.iter_chunked(1 << 20):
-                await asyncio.to_thread(f.write, chunk)
-    except BaseException:
-        os.unlink(path)
-        raise
-    return path
+    return await spool_body(request, svc.tmp_dir)
 
 
 async def _stream_lines(request: web.Request, lines: Iterator[bytes]) -> web.StreamResponse:

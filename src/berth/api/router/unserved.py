@@ -168,10 +168,6 @@ async def build_cancel(request: web.Request) -> web.StreamResponse:
     return web.Response(status=200, content_type="application/json")
 
 
-async def build(request: web.Request) -> web.StreamResponse:
-    raise errdefs.NotImplemented("building images is not supported by Berth")
-
-
 async def session(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Upgrade", "") == "":
         raise errdefs.InvalidParameter("no upgrade proto in request")
@@ -236,7 +232,6 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/plugins/{name:.*}/set", plugin_set),
     ("POST", "/plugins/create", plugin_create),
     # build, session, grpc, distribution
-    ("POST", "/build", build),
     ("POST", "/build/prune", build_prune),
     ("POST", "/build/cancel", build_cancel),
     ("POST", "/session", session),
