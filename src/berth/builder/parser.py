@@ -39,6 +39,14 @@ class Result:
     warnings: list[str] = field(default_factory=list)
 
 
+def _escaped(rest: str, i: int) -> tuple[str, int]:
+    """The escape token at `i` with the character it escapes (both kept in the word), and
+    the index after them; an escape token ending the line is dropped."""
+    if i + 1 == len(rest):
+        return "", i + 1
+    return rest[i:i + 2], i + 2
+
+
 def parse_words(rest: str, escape: str) -> list[str]:
     """parseWords: split on whitespace outside quotes; quotes and escapes are kept."""
     words: list[str] = []
@@ -55,15 +63,12 @@ def parse_words(rest: str, escape: str) -> list[str]:
                 continue
             in_word = True
         if quote:
+            if ch == escape and quote != "'":  # nothing escapes inside '…'
+                piece, i = _escaped(rest, i)
+                word += piece
+                continue
             if ch == quote:
                 quote = ""
-            elif ch == escape and quote != "'":
-                if i + 1 == n:
-                    i += 1
-                    continue
-                word += ch
-                i += 1
-                ch = rest[i]
             word += ch
             i += 1
             continue
@@ -76,13 +81,10 @@ def parse_words(rest: str, escape: str) -> list[str]:
         if ch in "'\"":
             quote = ch
             blank_ok = True
-        if ch == escape:
-            if i + 1 == n:
-                i += 1
-                continue
-            word += ch
-            i += 1
-            ch = rest[i]
+        if ch == escape:  # outside quotes the escaped character is kept, even a quote
+            piece, i = _escaped(rest, i)
+            word += piece
+            continue
         word += ch
         i += 1
     if in_word and (blank_ok or word):
