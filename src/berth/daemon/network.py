@@ -212,10 +212,17 @@ def _update_network_config(ctl: Controller, ctr: "Container", name: str, ep: Net
         short = truncate_id(ctr.ID)
         if short not in (ep.Aliases or []):
             ep.Aliases = [*(ep.Aliases or []), short]
-    ipam_cfg = ep.IPAMConfig
-    want4 = (ipam_cfg.IPv4Address or "") if ipam_cfg is not None and isinstance(ipam_cfg.IPv4Address, str) else ""
-    want6 = (ipam_cfg.IPv6Address or "") if ipam_cfg is not None and isinstance(ipam_cfg.IPv6Address, str) else ""
-    validate_networking_config(n, want4, want6)
+    validate_networking_config(n, *_wanted_addresses(ep))
+
+
+def _wanted_addresses(ep: NetworkEndpoint) -> tuple[str, str]:
+    """The IPv4 and IPv6 addresses the endpoint's IPAMConfig asks for ("" for none)."""
+    cfg = ep.IPAMConfig
+    if cfg is None:
+        return "", ""
+    v4 = cfg.IPv4Address if isinstance(cfg.IPv4Address, str) else ""
+    v6 = cfg.IPv6Address if isinstance(cfg.IPv6Address, str) else ""
+    return v4, v6
 
 
 def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: NetworkEndpoint, netns: str,
@@ -230,10 +237,8 @@ def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: Netwo
     if n.Driver != "bridge":
         raise errdefs.InvalidParameter(f"container cannot be connected to network {n.Name} of driver {n.Driver}")
     eid = generate_random_id()
-    ipam_cfg = ep.IPAMConfig
-    want4 = (ipam_cfg.IPv4Address or "") if ipam_cfg is not None and isinstance(ipam_cfg.IPv4Address, str) else ""
-    want6 = (ipam_cfg.IPv6Address or "") if ipam_cfg is not None and isinstance(ipam_cfg.IPv6Address, str) else ""
-    validate_networking_config(n, want4, want6)
+    want4, want6 = _wanted_addresses(ep)
+    validate_networking_config(n, want4, want6)  # again: `network connect` comes here directly
     allocs = ctl.store.allocate(n, eid, want4, want6)
     try:
         v4 = next((a for a in allocs if ":" not in a[0]), None)
@@ -302,8 +307,12 @@ def _link_targets(links: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _answers_to(ctr: "Container", name: str) -> bool:
-    return name in (ctr.name_without_slash(), ctr.ID) or (len(name) >= 12 and ctr.ID.startswith(name))
+def _link_target(d: "Daemon", name: str) -> "Container | None":
+    """The container a link names, found as dockerd finds one (GetContainer), if any."""
+    try:
+        return d.get_container(name)
+    except errdefs.DockerError:
+        return None
 
 
 def _linked_as(d: "Daemon", n: Network, ctr: "Container") -> list[str]:
@@ -313,14 +322,14 @@ def _linked_as(d: "Daemon", n: Network, ctr: "Container") -> list[str]:
         ep = (other.NetworkSettings.Networks or {}).get(n.Name)
         if other is ctr or ep is None or not ep.Links:
             continue
-        out += [alias for name, alias in _link_targets(ep.Links) if _answers_to(ctr, name)]
+        out += [alias for name, alias in _link_targets(ep.Links) if _link_target(d, name) is ctr]
     return out
 
 
 def _publish_link_aliases(d: "Daemon", ctl: Controller, n: Network, links: list[str]) -> None:
     """A linker attaches after its link targets: add its aliases to their DNS entries."""
     for name, alias in _link_targets(links):
-        target = next((c for c in list(d.containers.values()) if _answers_to(c, name)), None)
+        target = _link_target(d, name)
         if target is None or not target.State.Running:
             continue  # it gets the alias when it attaches (_linked_as)
         if n.Name in (target.NetworkSettings.Networks or {}):
