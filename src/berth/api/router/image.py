@@ -13,7 +13,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from ... import errdefs
@@ -21,6 +20,7 @@ from ...image import ImageService
 from ...image import reference as refmod
 from ...image.progress import error_message, status_message
 from ...types import gojson
+from ...types.auth import AuthConfig
 from ...types.filters import Args
 from .. import versions
 from ..fastpath import plain_reply
@@ -154,25 +154,13 @@ async def post_images_prune(request: web.Request) -> web.StreamResponse:
     return _json({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
-class _AuthConfig(msgspec.Struct):
-    """types.AuthConfig, as far as a request body is checked."""
-
-    username: str = ""
-    password: str = ""
-    auth: str = ""
-    email: str = ""
-    serveraddress: str = ""
-    identitytoken: str = ""
-    registrytoken: str = ""
-
-
 async def post_images_push(request: web.Request) -> web.StreamResponse:
     """postImagesPush and PushImage up to the registry. Berth has no registry client, so
     where dockerd would contact the registry the stream ends with an error saying so."""
     if not request.headers.get("X-Registry-Auth"):
         # the old format: the auth config as the body
         try:
-            gojson.decode(await request.read(), _AuthConfig, go_type_name="types.AuthConfig")
+            gojson.decode(await request.read(), AuthConfig, go_type_name="types.AuthConfig")
         except gojson.GoJSONError as e:
             raise errdefs.InvalidParameter(f"Bad parameters and missing X-Registry-Auth: {e}") from None
     svc = _svc(request)

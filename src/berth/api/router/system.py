@@ -53,10 +53,10 @@ async def post_auth(request: web.Request) -> web.StreamResponse:
     """postAuth: the body is a types.AuthConfig (a bad one is Go's decode error, a 500);
     checking it means asking the registry, which Berth cannot."""
     from ...types import gojson
-    from .image import _AuthConfig
+    from ...types.auth import AuthConfig
 
     try:
-        gojson.decode(await request.read(), _AuthConfig, go_type_name="types.AuthConfig")
+        gojson.decode(await request.read(), AuthConfig, go_type_name="types.AuthConfig")
     except gojson.GoJSONError as e:
         raise errdefs.Untyped(str(e)) from None
     raise errdefs.NotImplemented("logging in to registries is not supported")
