@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import os
 import posixpath
+import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
@@ -69,23 +71,34 @@ class _Root:
 
 
 async def _open_root(d: Daemon, ctr: Container) -> _Root:
-    """openContainerFS: the running container's view, or its mounted RW layer."""
-    if ctr.State.Running and ctr.State.Pid > 0 and os.path.exists(f"/proc/{ctr.State.Pid}/root"):
-        return _Root(f"/proc/{ctr.State.Pid}/root", None)
+    """daemon.Mount + mountVolumes: the container's RW layer mounted (a running container's
+    is already, the mount is counted) and its volumes and binds set up, to be mounted over
+    it by the child. Never the running container's own view (/proc/<pid>/root): as in
+    dockerd, its tmpfs mounts and /proc are not part of what docker cp sees."""
     rw = d.layers.get_rw_layer(ctr.ID)
     path = await d.run_blocking(rw.mount)
+
+    def release() -> None:  # DetachAndUnmount + daemon.Unmount
+        from .volumes import unmount_volumes
+
+        try:
+            unmount_volumes(d, ctr)
+        finally:
+            rw.unmount()
+
     try:
         mounts = await d.run_blocking(volume_mounts, d, ctr)
     except BaseException:
-        await d.run_blocking(rw.unmount)
+        await d.run_blocking(release)
         raise
-    return _Root(path, rw.unmount, mounts)
+    return _Root(path, release, mounts)
 
 
 def volume_mounts(d: Daemon, ctr: Container) -> list[tuple[str, str, bool, bool]]:
     """setupMounts for mountVolumes: the container's bind-type mounts (volumes, binds and
     its network files) in mount order; tmpfs mounts are not part of it, as in dockerd.
-    Blocking (makes missing volume directories, as a start does)."""
+    Blocking (mounts volumes with device options, makes missing bind sources, logs a
+    `mount` event per volume, as a start does)."""
     from .oci import user_mounts
 
     mounts, _ = user_mounts(d, ctr, ctr.host_config.ReadonlyRootfs)
@@ -178,6 +191,45 @@ def _in_volume(ctr: Container, abs_path: str) -> tuple[bool, bool]:
     return False, True
 
 
+def lookup_host_user(name: str) -> tuple[int, int]:
+    """tarCopyOptions' idtools.LookupUser (blocking): dockerd resolves the container's
+    `User` in the HOST's user database (/etc/passwd by name, then `getent passwd`), not
+    the container's, and uses that entry's uid and primary gid; `uid:gid` forms fail."""
+    try:
+        with open("/etc/passwd", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 4 and fields[0] == name:
+                    return _atoi(fields[2]), _atoi(fields[3])
+    except OSError:
+        pass
+    getent = shutil.which("getent")
+    if getent is None:
+        raise errdefs.Untyped("unable to find getent command")
+    r = subprocess.run([getent, "passwd", name], capture_output=True, timeout=30)
+    if r.returncode == 1:
+        raise errdefs.Untyped("getent reported invalid parameters/database unknown")
+    if r.returncode == 2:
+        raise errdefs.Untyped(f'getent unable to find entry "{name}" in passwd database')
+    if r.returncode == 3:
+        raise errdefs.Untyped("getent database doesn't support enumeration")
+    if r.returncode != 0:
+        raise errdefs.Untyped(f"exit status {r.returncode}")
+    for line in r.stdout.decode(errors="replace").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4:
+            return _atoi(fields[2]), _atoi(fields[3])
+    raise errdefs.Untyped(f'getent failed to find passwd entry for "{name}"')
+
+
+def _atoi(s: str) -> int:
+    """libcontainer's passwd parser reads a bad number as 0."""
+    try:
+        return int(s)
+    except ValueError:
+        return 0
+
+
 async def container_extract_to_dir(d: Daemon, name: str, path: str, copy_uid_gid: bool,
                                    no_overwrite_dir_non_dir: bool, body: AsyncIterator[bytes]) -> None:
     """ContainerExtractToDir (PUT archive): PATH must be a directory."""
@@ -190,12 +242,9 @@ async def container_extract_to_dir(d: Daemon, name: str, path: str, copy_uid_gid
         raise errdefs.InvalidParameter("container rootfs is marked read-only")
     root = await _open_root(d, ctr)
     try:
-        uid = gid = -1
-        if copy_uid_gid:
-            from .oci import get_user
-
-            user = await d.run_blocking(get_user, root.path, ctr.Config.User, None)
-            uid, gid = user.uid, user.gid
+        uid = gid = -1  # defaultTarCopyOptions: the archive's own owners
+        if copy_uid_gid and ctr.Config.User:
+            uid, gid = await d.run_blocking(lookup_host_user, ctr.Config.User)
         proc = await _spawn("extract", root, path, "1" if no_overwrite_dir_non_dir else "0", str(uid), str(gid),
                             stdin=asyncio.subprocess.PIPE)
         assert proc.stdin is not None

@@ -81,8 +81,20 @@ def _go_header(ti):
     return ti
 
 
+def _named(arc):
+    """A header filter that keeps `arc` as the member name as it is: tarfile strips a
+    leading `/`, which dockerd's archive of the container's root keeps (TarWithOptions
+    rebases the root's own name to "", so its members are `/bin`, `/etc`...)."""
+    def f(ti):
+        ti.name = arc
+        if ti.islnk() and not ti.linkname.startswith("/"):
+            ti.linkname = "/" + ti.linkname  # the first member of the link, named as above
+        return _go_header(ti)
+    return f
+
+
 def _add_tree(tf, src, arc):
-    tf.add(src, arcname=arc, recursive=False, filter=_go_header)
+    tf.add(src, arcname=arc, recursive=False, filter=_named(arc) if arc.startswith("/") else _go_header)
     if os.path.isdir(src) and not os.path.islink(src):
         for name in sorted(os.listdir(src)):
             _add_tree(tf, os.path.join(src, name), arc + "/" + name if arc else name)
@@ -103,7 +115,7 @@ def do_archive(path):
             src = abs_path
             tf.add(src, arcname=rebase, recursive=False, filter=_go_header)
             for name in sorted(os.listdir(src)):
-                _add_tree(tf, os.path.join(src, name), rebase + "/" + name)
+                _add_tree(tf, os.path.join(src, name), ("" if rebase == "/" else rebase) + "/" + name)
         else:
             tf.add(abs_path, arcname=rebase, recursive=False, filter=_go_header)
 
@@ -119,6 +131,21 @@ def do_extract(path, no_overwrite, uid, gid):
     st = os.lstat(dest)  # FileNotFoundError → 2
     if not stat.S_ISDIR(st.st_mode):
         sys.exit(3)
+    try:
+        _untar(dest, no_overwrite, uid, gid)
+    except (tarfile.ReadError, EOFError) as e:
+        # chrootarchive.Untar's words: its child's exit status, then Go's archive/tar error
+        # (a stream cut short is io.ErrUnexpectedEOF, anything else an invalid header).
+        text = str(e)
+        if text == "empty file":
+            return  # no header at all: Go's reader sees io.EOF, an empty archive
+        short = text in ("truncated header", "unexpected end of data") or isinstance(e, EOFError)
+        raise RuntimeError("Error processing tar file(exit status 1): "
+                           + ("unexpected EOF" if short else "archive/tar: invalid tar header")) from None
+
+
+def _untar(dest, no_overwrite, uid, gid):
+    dir_times = []  # Untar sets directories' times last, once their content is in
     with tarfile.open(fileobj=sys.stdin.buffer, mode="r|*") as tf:
         for m in tf:
             name = posixpath.normpath("/" + m.name).lstrip("/")
@@ -144,6 +171,10 @@ def do_extract(path, no_overwrite, uid, gid):
             if uid >= 0:
                 m.uid, m.gid = uid, gid
             tf.extract(m, "/", set_attrs=True, numeric_owner=True, filter="fully_trusted")
+            if m.isdir():
+                dir_times.append(("/" + m.name, m.mtime))
+    for path, mtime in reversed(dir_times):
+        os.utime(path, (mtime, mtime), follow_symlinks=False)
 
 
 _CLONE_NEWNS = 0x00020000

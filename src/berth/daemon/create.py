@@ -331,7 +331,10 @@ def create_container_os_specific_settings(d: "Daemon", ctr: Container) -> None:
         hc.MaskedPaths = list(DEFAULT_MASKED_PATHS)
     if hc.ReadonlyPaths is None and not hc.Privileged:
         hc.ReadonlyPaths = list(DEFAULT_READONLY_PATHS)
-    needs_rootfs = (ctr.Config.WorkingDir not in ("", "/")) or bool(ctr.Config.Volumes)
+    # dockerd always mounts the rootfs here; Berth only when something reads or writes it:
+    # the working directory, image VOLUMEs, or a volume to populate from the image.
+    needs_rootfs = (ctr.Config.WorkingDir not in ("", "/")) or bool(ctr.Config.Volumes) \
+        or volumes.has_volumes_to_populate(ctr)
     if not needs_rootfs:
         return
     rw = d.layers.get_rw_layer(ctr.ID)

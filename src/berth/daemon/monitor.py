@@ -258,6 +258,9 @@ async def await_runtime_cleanup(ctr: "Container") -> None:
 
 def _cleanup_files(d: "Daemon", ctr: "Container") -> None:
     shutil.rmtree(d.lifecycle.bundle_dir(ctr.ID), ignore_errors=True)
+    from .volumes import unmount_volumes
+
+    unmount_volumes(d, ctr)  # UnmountVolumes: the local driver unmounts after the last user
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(d.lifecycle.exits_dir, ctr.ID))
     shm = os.path.join(ctr.root, "mounts", "shm")

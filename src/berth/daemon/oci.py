@@ -159,9 +159,12 @@ def _mount_depth(dest: str) -> int:
 def user_mounts(d: "Daemon", ctr: "Container", readonly_rootfs: bool) -> tuple[list[specs.Mount], str]:
     """The container's own mounts in OCI form, sorted by depth (setupMounts + setMounts),
     and the rootfs propagation they need."""
+    from .volumes import setup_mounts
+
     hc = ctr.host_config
     out: list[specs.Mount] = []
     propagation = ""
+    paths = setup_mounts(d, ctr)  # volumes mounted, bind sources made, `mount` events
     for mp in ctr.MountPoints.values():
         typ = mt.text(mp.Type)
         if typ == "tmpfs":
@@ -175,9 +178,9 @@ def user_mounts(d: "Daemon", ctr: "Container", readonly_rootfs: bool) -> tuple[l
             out.append(specs.Mount(destination=mp.Destination, type="tmpfs", source="tmpfs",
                                    options=merge_tmpfs_options(opts)))
             continue
-        source = mp.path()
-        if typ == "volume" and source and not os.path.exists(source):
-            os.makedirs(source, 0o755, exist_ok=True)
+        source = paths.get(mp.Destination, "")
+        if not source:
+            continue  # a tmpfs given twice (HostConfig.Tmpfs and a tmpfs mount point)
         prop = mt.text(mp.Propagation)
         non_recursive = False
         bo = getattr(mp.Spec, "BindOptions", None)

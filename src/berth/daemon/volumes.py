@@ -7,18 +7,22 @@ makes the volumes (disk, in the create path's worker thread).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from msgspec import UNSET
+
 from .. import errdefs
 from ..pkg import symlink
+from ..pkg.stringid import generate_random_id
 from ..types import mount as mt
 from ..types.container import HostConfig, NetworkingConfig
 from ..volume import mounts
-from ..volume.mounts import MountPoint
+from ..volume.mounts import MountPoint, go_errno_text
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -124,12 +128,19 @@ def register_mount_points(d: "Daemon", ctr: "Container", plan: MountPlan) -> Non
     ctr.MountPoints = plan.points
 
 
+def has_volumes_to_populate(ctr: "Container") -> bool:
+    """Has the container a volume mount point to fill from the image (CopyData)?"""
+    return any(mp.Type == mt.TYPE_VOLUME and mp.Volume is not None and mp.CopyData
+               for mp in ctr.MountPoints.values())
+
+
 def create_image_volumes(d: "Daemon", ctr: "Container", rootfs: str) -> None:
     """One anonymous volume per Config.Volumes key not already mounted, then copy the
     image's content into fresh ones (populateVolumes)."""
+    tmpfs = ctr.host_config.Tmpfs if isinstance(ctr.host_config.Tmpfs, dict) else {}
     for spec in ctr.Config.Volumes or {}:
         dest = os.path.normpath(spec)
-        if dest in ctr.MountPoints:
+        if dest in ctr.MountPoints or dest in tmpfs:  # HasMountFor: mount points and --tmpfs
             continue
         path = symlink.follow_symlink_in_scope(os.path.join(rootfs, dest.lstrip("/")), rootfs)
         if os.path.exists(path) and not os.path.isdir(path):
@@ -137,18 +148,34 @@ def create_image_volumes(d: "Daemon", ctr: "Container", rootfs: str) -> None:
         # No name: the service makes one up and marks the volume anonymous (moby 23+
         # createContainerOSSpecificSettings passes "" too; 20.10 generated the ID here).
         v = d.volumes.create("", ctr.host_config.VolumeDriver or "local", None, None, reference=ctr.ID)
-        mp = MountPoint(Destination=dest, RW=True, Name=v.Name, Driver=v.Driver, Type=mt.TYPE_VOLUME)
+        mp = MountPoint(Destination=dest, RW=True, Name=v.Name, Driver=v.Driver, Type=mt.TYPE_VOLUME,
+                        Source=v.Mountpoint)
         mp.Volume = _VolumeRef(v.Name, v.Mountpoint)
         mp.CopyData = True
         ctr.MountPoints[dest] = mp
+    populate_volumes(d, ctr, rootfs)
+
+
+def populate_volumes(d: "Daemon", ctr: "Container", rootfs: str) -> None:
+    """populateVolumes: every volume mount point with CopyData (not `nocopy`, not from
+    VolumesFrom) gets the image's content at its destination if the volume is empty
+    (CopyImagePathContent: the volume is mounted for the copy, so a volume with device
+    options is filled on its device)."""
     for mp in ctr.MountPoints.values():
-        if mp.Type != mt.TYPE_VOLUME or mp.Volume is None or not getattr(mp, "CopyData", False):
-            continue
-        if isinstance(mp.Spec.VolumeOptions, mt.VolumeOptions) and mp.Spec.VolumeOptions.NoCopy is True:
+        if mp.Type != mt.TYPE_VOLUME or mp.Volume is None or not mp.CopyData:
             continue
         src = symlink.follow_symlink_in_scope(os.path.join(rootfs, mp.Destination.lstrip("/")), rootfs)
-        if os.path.isdir(src):
-            d.volumes.copy_image_content(src, mp.Volume.path())
+        if not os.path.lexists(src):
+            continue
+        mid = generate_random_id()
+        path = d.volumes.mount(mp.Volume.name, mid)
+        try:
+            d.volumes.copy_image_content(src, path)
+        finally:
+            try:
+                d.volumes.unmount(mp.Volume.name, mid)
+            except errdefs.DockerError as e:
+                log.warning("error while unmounting volume %s: %s", mp.Volume.name, e)
 
 
 def release_mount_points(d: "Daemon", ctr: "Container", remove_anonymous: bool) -> None:
@@ -167,6 +194,86 @@ def release_mount_points(d: "Daemon", ctr: "Container", remove_anonymous: bool) 
                 d.volumes.remove(mp.Name)
             except errdefs.DockerError as e:
                 log.warning("cannot remove anonymous volume %s: %s", mp.Name, e)
+
+
+def _lazy_initialize_volume(d: "Daemon", ctr: "Container", mp: MountPoint) -> None:
+    """lazyInitializeVolume: after a daemon restart a mount point has its volume's name
+    and driver but no volume attached; get it again (taking the reference)."""
+    if mp.Driver and mp.Volume is None:
+        v = d.volumes.get(mp.Name, driver=mp.Driver, reference=ctr.ID)
+        mp.Volume = _VolumeRef(v.Name, v.Mountpoint)
+
+
+def _setup_mount_point(d: "Daemon", mp: MountPoint) -> str:
+    """MountPoint.Setup: mount the volume (the local driver mounts a device given in its
+    options on first use), or create a missing bind source as a directory (`-v`/Binds
+    only: `--mount type=bind` is SkipMountpointCreation). Its host path."""
+    if mp.SkipMountpointCreation:
+        return mp.Source
+    if mp.Volume is not None:
+        mid = mt.text(mp.ID) or generate_random_id()
+        try:
+            path = d.volumes.mount(mp.Volume.name, mid)
+        except errdefs.DockerError as e:
+            raise type(e)(f"error while mounting volume '{mp.Source}': {e}") from None
+        mp.ID = mid
+        mp.active = getattr(mp, "active", 0) + 1
+        return path
+    if not mp.Source:
+        raise errdefs.Untyped("Unable to setup mount point, neither source nor volume defined")
+    if mt.text(mp.Type) == mt.TYPE_BIND:
+        # idtools.MkdirAllAndChownNew(Source, 0755): a file in the way is no error here
+        # (the runtime reports it), anything else is.
+        try:
+            os.makedirs(mp.Source, 0o755, exist_ok=True)
+        except OSError as e:
+            if e.errno not in (errno.ENOTDIR, errno.EEXIST):
+                raise errdefs.Untyped(
+                    f"error while creating mount source path '{mp.Source}': "
+                    f"mkdir {e.filename or mp.Source}: {go_errno_text(e)}"
+                ) from None
+    return mp.Source
+
+
+def setup_mounts(d: "Daemon", ctr: "Container") -> dict[str, str]:
+    """setupMounts' mount point half (blocking): every mount point but tmpfs ones set up,
+    a `mount` event per volume; destination → host path. Used by the start and by
+    docker cp (mountVolumes); undone by unmount_volumes."""
+    hc = ctr.host_config
+    tmpfs = set(hc.Tmpfs or {}) if isinstance(hc.Tmpfs, dict) else set()
+    tmpfs.update(m.Destination for m in ctr.MountPoints.values() if mt.text(m.Type) == mt.TYPE_TMPFS)
+    paths: dict[str, str] = {}
+    for mp in ctr.MountPoints.values():
+        if mp.Destination in tmpfs:
+            continue
+        _lazy_initialize_volume(d, ctr, mp)
+        paths[mp.Destination] = _setup_mount_point(d, mp)
+        if mp.Volume is not None:
+            d.volumes.log_event("mount", mp.Volume.name, {
+                "driver": mp.Driver or "local", "container": ctr.ID, "destination": mp.Destination,
+                "read/write": "true" if mp.RW else "false", "propagation": mt.text(mp.Propagation),
+            })
+    return paths
+
+
+def unmount_volumes(d: "Daemon", ctr: "Container") -> None:
+    """container.UnmountVolumes (blocking): MountPoint.Cleanup for every volume set up,
+    then an `unmount` event; failures are logged, as Cleanup's caller does."""
+    errors = []
+    for mp in ctr.MountPoints.values():
+        if mp.Volume is None or not mt.text(mp.ID):
+            continue
+        try:
+            d.volumes.unmount(mp.Volume.name, mt.text(mp.ID))
+        except errdefs.DockerError as e:
+            errors.append(f"error unmounting volume {mp.Volume.name}: {e}")
+            continue
+        mp.active = max(0, getattr(mp, "active", 0) - 1)
+        if mp.active == 0:
+            mp.ID = UNSET
+        d.volumes.log_event("unmount", mp.Volume.name, {"driver": mp.Driver or "local", "container": ctr.ID})
+    if errors:
+        log.warning("container %s: error while unmounting volumes: %s", ctr.ID, "; ".join(errors))
 
 
 def attach_volumes(d: "Daemon", ctr: "Container") -> None:

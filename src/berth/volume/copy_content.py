@@ -29,7 +29,8 @@ def copy_existing_contents(source: str, destination: str) -> None:
 def _copy_directory(dst: str, src: str, inodes: dict[tuple[int, int], str]) -> None:
     st = os.lstat(src)
     if not stat.S_ISDIR(st.st_mode):
-        raise NotADirectoryError(errno.ENOTDIR, f"source {src} is not a directory")
+        # continuity fs.CopyDir's text, which dockerd returns as it is
+        raise NotADirectoryError(errno.ENOTDIR, f"source {src} is not directory")
     if not os.path.isdir(dst):
         os.mkdir(dst, stat.S_IMODE(st.st_mode))
     with os.scandir(src) as it:

@@ -21,15 +21,18 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import datetime
+import ipaddress
 import os
 import re
 import shutil
+import socket
 import threading
 
 import msgspec
 
 from .. import errdefs
 from ..pkg import atomicfile
+from ..pkg.units import ram_in_bytes
 from .mounts import go_errno_text, go_quote
 
 DRIVER_NAME = "local"
@@ -41,9 +44,9 @@ _METADATA_FILE = "metadata.json"
 RESTRICTED_NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
 _NAME_RE = re.compile(r"\A[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
 
-# local_unix.go validOpts / mandatoryOpts (20.10: any option requires both type and device).
-_VALID_OPTS = frozenset({"type", "o", "device"})
-_MANDATORY_OPTS = ("device", "type")
+# local_unix.go validOpts / mandatoryOpts: `size` is a quota, the rest a mount(2).
+_VALID_OPTS = frozenset({"type", "o", "device", "size"})
+_MANDATORY_OPTS = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
 
 
 class _Metadata(msgspec.Struct):
@@ -89,13 +92,14 @@ class LocalVolume:
         return format_rfc3339(st.st_ctime)
 
     def needs_mount(self) -> bool:
+        """localVolume.needsMount: a device or a type was given."""
         return bool(self.mount_opts) and bool(self.mount_opts.get("device") or self.mount_opts.get("type"))
 
     def mount(self, ref: str) -> str:
         """localVolume.Mount: mount the device on first use (when options were given)."""
         del ref  # the local driver counts users, it does not track them
         with self._lock:
-            if self.mount_opts is not None:
+            if self.needs_mount():
                 if not self._mounted:
                     self._do_mount()
                     self._mounted = True
@@ -106,8 +110,10 @@ class LocalVolume:
         """localVolume.Unmount: the count drops even if unmounting fails."""
         del ref
         with self._lock:
-            if self.mount_opts is not None:
-                self._active_count -= 1
+            if self.needs_mount():
+                # Never below 0: a container that outlived a daemon restart releases a
+                # mount this daemon did not make.
+                self._active_count = max(0, self._active_count - 1)
             if self._active_count > 0:
                 return
             self._unmount_locked()
@@ -117,8 +123,11 @@ class LocalVolume:
         device = opts.get("device", "")
         if not device:
             raise errdefs.System("missing device in volume options")
+        mount_opts = opts.get("o", "")
+        if opts.get("type") in ("nfs", "cifs"):
+            mount_opts = resolve_addr_option(mount_opts)
         try:
-            _mount(device, self._path, opts.get("type", ""), opts.get("o", ""))
+            _mount(device, self._path, opts.get("type", ""), mount_opts)
         except OSError as e:
             raise errdefs.System(f"failed to mount local volume: {e.strerror}") from None
 
@@ -245,19 +254,53 @@ def validate_name(name: str) -> None:
 
 
 def validate_opts(opts: dict[str, str] | None) -> None:
-    """Root.validateOpts: only type, o, device; any option needs both device and type.
+    """setOpts + validateOpts: only type, o, device and size; `type` and `device` need each
+    other, `o` needs both; `size` must parse as a RAM size and, above 0, needs quota support.
 
     dockerd walks Go maps here, so with several bad keys its choice is random; Berth
-    reports the first in sorted order (device before type, as observed).
+    reports the first in sorted order.
     """
     if not opts:
         return
     for opt in sorted(opts):
         if opt not in _VALID_OPTS:
             raise errdefs.InvalidParameter(f"invalid option: {go_quote(opt)}")
-    for opt in _MANDATORY_OPTS:
-        if opt not in opts:
-            raise errdefs.InvalidParameter(f"missing required option: {go_quote(opt)}")
+    for opt in sorted(opts):
+        for req in _MANDATORY_OPTS.get(opt, ()):
+            if req not in opts:
+                raise errdefs.InvalidParameter(f"missing required option: {go_quote(req)}")
+    if "size" in opts:
+        try:
+            size = ram_in_bytes(opts["size"])
+        except ValueError as e:
+            raise errdefs.Untyped(str(e)) from None
+        if size > 0:
+            # dockerd sets an XFS project quota (quota.NewControl); Berth has no quota
+            # control on any backing filesystem, which is dockerd's answer on ext4 & co.
+            raise errdefs.InvalidParameter("quota size requested but no quota support")
+
+
+def resolve_addr_option(mount_opts: str) -> str:
+    """localVolume.mount for nfs/cifs: the kernel takes only an address, so an `addr=`
+    that is not an IPv4 address is resolved (net.ResolveIPAddr, IPv4 first) and replaced."""
+    addr = next((o.split("=", 1)[1] for o in mount_opts.split(",") if o.startswith("addr=")), "")
+    if not addr:
+        return mount_opts
+    try:
+        ipaddress.IPv4Address(addr)
+        return mount_opts
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(addr, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as e:
+        reason = "no such host" if isinstance(e, socket.gaierror) else str(e)
+        raise errdefs.System(
+            f"error resolving passed in network volume address: lookup {addr}: {reason}"
+        ) from None
+    infos.sort(key=lambda i: i[0] != socket.AF_INET)
+    ip = str(infos[0][4][0])
+    return mount_opts.replace("addr=" + addr, "addr=" + ip, 1)
 
 
 def format_rfc3339(ts: float) -> str:

@@ -80,6 +80,8 @@ class MountPoint(GoStruct, dict=True):
     # json:"-" in Go; see the class docstring.
     Volume: ClassVar[Any] = None
     CopyData: ClassVar[bool] = False
+    # How many setups (a start, a docker cp) hold the volume mounted under ID.
+    active: ClassVar[int] = 0
 
     def path(self) -> str:
         """MountPoint.Path: the volume's path when a volume is attached, else Source."""

@@ -78,6 +78,10 @@ class VolumeService:
         except Exception:  # noqa: BLE001 - events are best effort, as in dockerd
             log.exception("cannot log volume event %s %s", action, name)
 
+    def log_event(self, action: str, name: str, attributes: dict[str, str]) -> None:
+        """A volume event for the daemon's uses of a volume (`mount`, `unmount`)."""
+        self._log_event(action, name, attributes)
+
     # --- lookups ------------------------------------------------------------------
 
     @staticmethod
@@ -296,8 +300,12 @@ class VolumeService:
             v.unmount(ref)
 
     def copy_image_content(self, src_dir: str, volume_path: str) -> None:
-        """Populate a volume from the image (container_unix.go copyExistingContents)."""
-        copy_existing_contents(src_dir, volume_path)
+        """Populate a volume from the image (container_unix.go copyExistingContents).
+        A source that is not a directory fails as fs.CopyDir fails (a 500, as dockerd)."""
+        try:
+            copy_existing_contents(src_dir, volume_path)
+        except NotADirectoryError as e:
+            raise errdefs.Untyped(e.strerror or str(e)) from None
 
     # --- filters (service.go filtersToBy, by.go) ----------------------------------
 
