@@ -19,7 +19,7 @@ v1.42
   I  POST /containers/{id}/stop, /restart: `signal` query parameter (stop_options(); the daemon's
      containerStop parses it: "cannot stop container: <n>: Invalid signal: <s>", a 500 as
      dockerd's errdefs.System wrap; restart: "Cannot restart container <n>: ...", untyped).
-  G  GET /images/json `shared-size`: SharedSize stays -1 (needs the layer sizes per image).
+  I  GET /images/json `shared-size`: SharedSize computed as for df (list_images shared_size).
   U  GET /system/df concurrent; POST /images/create platform for fromSrc.
   I  POST /containers/{id}/wait: 400 on an invalid condition (wait_condition()).
   I  POST /containers/create: KernelMemory ignored; mount options must match the type

@@ -29,7 +29,7 @@ async def system_disk_usage(d: "Daemon", anonymous_label: bool = False) -> DiskU
     from .list import containers
 
     ctrs = await containers(d, True, 0, True, Args())
-    images = await d.run_blocking(lambda: d.images.list_images(all=False))
+    images = await d.run_blocking(lambda: d.images.list_images(all=False, shared_size=True))
     for img in images:
         img["Containers"] = len(d.containers_using_image(img["Id"]))
     layers_size = await d.run_blocking(lambda: sum(layer.size for layer in d.layers.layers()))

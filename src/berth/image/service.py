@@ -189,6 +189,11 @@ class ImageService:
             return exact
         return matches[0] if len(matches) == 1 else None
 
+    def search(self, term: str) -> str | None:
+        """imageStore.Search: the image ID a unique ID prefix names (None if none does)."""
+        with self._lock:
+            return self._search(term)
+
     # -- lookups -------------------------------------------------------------------------
 
     def get_image(self, ref_or_id: str, platform: Platform | None = None) -> Image:
@@ -302,8 +307,12 @@ class ImageService:
         return items
 
     def list_images(self, all: bool = False, filters: dict[str, list[str]] | None = None,  # noqa: A002
-                    digests: bool = False) -> list[dict[str, Any]]:
-        """Images (GET /images/json). `digests` is accepted and ignored, as by dockerd 20.10."""
+                    digests: bool = False, shared_size: bool = False) -> list[dict[str, Any]]:
+        """Images (GET /images/json). `digests` is accepted and ignored, as by dockerd 20.10.
+
+        `shared_size` (withExtraAttrs for df, `shared-size` from API 1.42): SharedSize is the
+        sum of the diff sizes of the image's layers that another listed image also has.
+        """
         filters = filters or {}
         for key in filters:
             if key not in _ACCEPTED_IMAGE_FILTERS:
@@ -377,8 +386,27 @@ class ImageService:
                     "ParentId": img.parent, "RepoDigests": repo_digests, "RepoTags": repo_tags,
                     "SharedSize": -1, "Size": size, "VirtualSize": size,
                 })
+        if shared_size:
+            self._set_shared_sizes(out)
         out.sort(key=lambda s: (s["Created"], s["Id"]), reverse=True)
         return out
+
+    def _set_shared_sizes(self, summaries: list[dict[str, Any]]) -> None:
+        """Images' withExtraAttrs: count each layer's references among the listed images,
+        then add up the diff sizes of the layers counted more than once."""
+        chains: dict[str, list[Any]] = {}
+        refs: dict[str, int] = {}
+        for summary in summaries:
+            img = self._images.get(summary["Id"])
+            chain = []
+            layer = self.layers.lookup(img.top_layer) if img is not None and img.top_layer else None
+            while layer is not None:
+                chain.append(layer)
+                refs[layer.chain_id] = refs.get(layer.chain_id, 0) + 1
+                layer = layer.parent
+            chains[summary["Id"]] = chain
+        for summary in summaries:
+            summary["SharedSize"] = sum(la.size for la in chains[summary["Id"]] if refs[la.chain_id] > 1)
 
     # -- tag -----------------------------------------------------------------------------
 

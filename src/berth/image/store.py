@@ -143,6 +143,18 @@ class ReferenceStore:
         out.sort(key=refmod.familiar_string)
         return out
 
+    def references_by_name(self, ref: refmod.Reference) -> list[tuple[refmod.Reference, str]]:
+        """store.ReferencesByName: every tag and digest of `ref`'s repository with its image
+        ID, in the lexical order of the references' full strings."""
+        out = []
+        for key, image_id in self.repositories.get(refmod.familiar_name(ref), {}).items():
+            try:
+                out.append((refmod.parse_normalized_named(key), image_id))
+            except refmod.ReferenceError:
+                continue
+        out.sort(key=lambda a: str(a[0]))
+        return out
+
     def remove_image(self, image_id: str) -> None:
         changed = False
         for name in list(self.repositories):

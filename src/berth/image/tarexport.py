@@ -240,33 +240,54 @@ def _unix(value: str) -> float:
     return dt.timestamp() if dt is not None else 0.0
 
 
-def save(svc: ImageService, names: list[str], out: IO[bytes]) -> None:
-    """Write a docker-save archive of `names` to `out` (tarexport saveSession)."""
+def _parse_names(svc: ImageService, names: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """tarexporter.parseNames: image IDs in the order first named, each with the tags it
+    is saved under. A repository name alone saves every tag (and digest) of it; an ID, a
+    digest or an ID prefix saves the image untagged; `repo:tag` must exist as a tag."""
     order: list[str] = []
     tags: dict[str, list[str]] = {}
+
+    def add_assoc(image_id: str, ref: refmod.Reference | None) -> None:
+        if image_id not in tags:
+            if svc.image_by_id(image_id) is None:  # takeLayerReference: is.Get
+                raise errdefs.Untyped(
+                    f"failed to get digest {image_id}: open {svc.store.content}/{image_id.split(':', 1)[1]}: "
+                    "no such file or directory")
+            order.append(image_id)
+            tags[image_id] = []
+        if ref is None or ref.digest:  # an ID, or a canonical (digest) reference: no tag
+            return
+        s = refmod.familiar_string(refmod.tag_name_only(ref))
+        if s not in tags[image_id]:
+            tags[image_id].append(s)
+
     for name in names:
-        img = svc.get_image(name)
-        ref = None
         try:
-            parsed = refmod.parse_any_reference(name)
-            if parsed.is_named() and not parsed.digest and not img.id.endswith(name):
-                ref = refmod.tag_name_only(parsed)
-        except refmod.ReferenceError:
-            pass
-        if img.id not in tags:
-            order.append(img.id)
-            tags[img.id] = []
-        if ref is not None and parsed.is_name_only():
-            # A bare repository name saves every tag of that repository.
-            for r in svc.refs.references(img.id):
-                if r.name == ref.name and r.tag:
-                    s = refmod.familiar_string(r)
-                    if s not in tags[img.id]:
-                        tags[img.id].append(s)
-        elif ref is not None:
-            s = refmod.familiar_string(ref)
-            if s not in tags[img.id]:
-                tags[img.id].append(s)
+            ref = refmod.parse_any_reference(name)
+        except refmod.ReferenceError as e:
+            raise errdefs.InvalidParameter(str(e)) from None
+        if not ref.is_named():
+            add_assoc(ref.digest, None)
+        elif refmod.familiar_name(ref) == "sha256" or ref.is_name_only():
+            assocs = [] if refmod.familiar_name(ref) == "sha256" else svc.refs.references_by_name(ref)
+            for r, image_id in assocs:
+                add_assoc(image_id, r)
+            if not assocs:
+                image_id = svc.search(name)
+                if image_id is None:
+                    raise errdefs.NotFound(f"No such image: {name}")
+                add_assoc(image_id, None)
+        else:
+            image_id = svc.refs.get(ref)
+            if image_id is None:
+                raise errdefs.NotFound("reference does not exist")
+            add_assoc(image_id, ref)
+    return order, tags
+
+
+def save(svc: ImageService, names: list[str], out: IO[bytes]) -> None:
+    """Write a docker-save archive of `names` to `out` (tarexport saveSession)."""
+    order, tags = _parse_names(svc, names)
     entries: dict[str, tuple[bytes | str, float]] = {}  # archive name -> (bytes, or a temp file path), mtime
     manifest: list[dict[str, Any]] = []
     repositories: dict[str, dict[str, str]] = {}

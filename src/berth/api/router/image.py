@@ -119,8 +119,10 @@ async def get_images_json(request: web.Request) -> web.StreamResponse:
     # API < 1.28 had `filter=<reference>`; dockerd 20.10 keeps it for 1.40 and below only.
     if request.query.get("filter") and versions.before(version_from_request(request), "1.41"):
         filters.setdefault("reference", []).append(request.query["filter"])
+    # `shared-size` is read from API 1.42 on (moby's getImagesJSON); 20.10 ignored it.
+    shared_size = versions.at_least(version_from_request(request), "1.42") and bool_value(request, "shared-size")
     images = await asyncio.to_thread(svc.list_images, bool_value(request, "all"), filters,
-                                     bool_value(request, "digests"))
+                                     bool_value(request, "digests"), shared_size)
     return _json(versions.image_list(images, version_from_request(request), request.app.get(IMAGE_USED_BY)))
 
 
