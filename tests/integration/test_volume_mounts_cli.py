@@ -155,3 +155,50 @@ def test_mount_and_unmount_events(berthd: Berthd, tmp_path) -> None:
     finally:
         berthd.docker("rm", "-f", c, check=False)
         berthd.docker("volume", "rm", vol, check=False)
+
+
+COMPOSE_FILE = """\
+version: "3.8"
+services:
+  app:
+    image: busybox
+    network_mode: none
+    command: sh -c "grep ' /data ' /proc/mounts; cat /b/f"
+    volumes: ["scratch:/data", "hostbind:/b"]
+volumes:
+  scratch:
+    driver_opts: {{type: tmpfs, device: tmpfs, o: "size=2m,uid=1000"}}
+  hostbind:
+    driver: local
+    driver_opts: {{type: none, o: bind, device: "{host}"}}
+"""
+
+
+def test_compose_driver_opts(berthd: Berthd, tmp_path) -> None:
+    import shutil
+
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (scripts/install-deps installs it)")
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "f").write_text("bound\n")
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE.format(host=host))
+    project = _name("comp").replace("-", "")
+    env = berthd.env()
+
+    def compose(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["docker-compose", "-p", project, *args], cwd=tmp_path, env=env,
+                              capture_output=True, timeout=120)
+
+    try:
+        r = compose("up", "--no-color")
+        assert r.returncode == 0, r.stderr.decode()
+        out = r.stdout.decode()
+        assert "tmpfs /data tmpfs rw,relatime,size=2048k,uid=1000 0 0" in out
+        assert "bound" in out
+        opts = json.loads(berthd.docker("volume", "inspect", "-f", "{{json .Options}}", f"{project}_scratch").stdout)
+        assert opts == {"device": "tmpfs", "o": "size=2m,uid=1000", "type": "tmpfs"}
+        path = json.loads(berthd.docker("volume", "inspect", f"{project}_scratch").stdout)[0]["Mountpoint"]
+        assert not _mounted(path)  # the service exited: its last user is gone
+    finally:
+        compose("down", "-v")
