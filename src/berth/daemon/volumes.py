@@ -261,8 +261,15 @@ def unmount_volumes(d: "Daemon", ctr: "Container") -> None:
     then an `unmount` event; failures are logged, as Cleanup's caller does."""
     errors = []
     for mp in ctr.MountPoints.values():
-        if mp.Volume is None or not mt.text(mp.ID):
+        if not mt.text(mp.ID):
             continue
+        if mp.Volume is None:  # restored after a daemon restart: dockerd's prepareMountPoints
+            try:
+                _lazy_initialize_volume(d, ctr, mp)
+            except errdefs.DockerError:
+                continue
+            if mp.Volume is None:
+                continue
         try:
             d.volumes.unmount(mp.Volume.name, mt.text(mp.ID))
         except errdefs.DockerError as e:
