@@ -107,6 +107,12 @@ def test_create_empty_name_is_random(tmp: str) -> None:
         ("bv3", "local", {"o": "1"}, errdefs.InvalidParameter, 'create bv3: missing required option: "device"'),
         ("bv3", "local", {"device": "1"}, errdefs.InvalidParameter, 'create bv3: missing required option: "type"'),
         ("bv3", "local", {"type": "tmpfs"}, errdefs.InvalidParameter, 'create bv3: missing required option: "device"'),
+        # size is a quota option: parsed as a RAM size, refused above 0 without quota support
+        ("bv3", "local", {"size": "1m"}, errdefs.InvalidParameter,
+         "create bv3: quota size requested but no quota support"),
+        ("bv3", "local", {"size": "bogus"}, errdefs.Untyped, "create bv3: invalid size: 'bogus'"),
+        ("bv3", "local", {"size": "1g", "type": "tmpfs", "device": "tmpfs"}, errdefs.InvalidParameter,
+         "create bv3: quota size requested but no quota support"),
         ("x", "local", {"foo": "1"}, errdefs.InvalidParameter,
          "create x: volume name is too short, names should be at least two alphanumeric characters"),
     ],
@@ -342,3 +348,22 @@ def test_copy_existing_contents(tmp: str) -> None:
         pass
     copy_existing_contents(src, other)
     assert os.listdir(other) == ["keep"]
+
+
+def test_size_zero_and_addr_resolution(tmp: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from berth.volume import local
+
+    svc, _ = _svc(tmp)
+    assert svc.create("bvz", "local", {"size": "0"}).Options == {"size": "0"}
+    assert svc.mount("bvz", "c1").endswith("/bvz/_data")  # no device, nothing to mount
+    assert local.resolve_addr_option("addr=localhost,vers=4") == "addr=127.0.0.1,vers=4"
+    assert local.resolve_addr_option("addr=10.0.0.1,nolock") == "addr=10.0.0.1,nolock"
+    assert local.resolve_addr_option("nolock") == "nolock"
+    def no_dns(host: str, *a: object, **k: object) -> list[object]:  # no query leaves the host
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(errdefs.System, match="^error resolving passed in network volume address: lookup x.invalid: "):
+        local.resolve_addr_option("addr=x.invalid")
