@@ -273,15 +273,15 @@ def _parse_names(svc: ImageService, names: list[str]) -> tuple[list[str], dict[s
             for r, image_id in assocs:
                 add_assoc(image_id, r)
             if not assocs:
-                image_id = svc.search(name)
-                if image_id is None:
+                found = svc.search(name)
+                if found is None:
                     raise errdefs.NotFound(f"No such image: {name}")
-                add_assoc(image_id, None)
+                add_assoc(found, None)
         else:
-            image_id = svc.refs.get(ref)
-            if image_id is None:
+            tagged = svc.refs.get(ref)
+            if tagged is None:
                 raise errdefs.NotFound("reference does not exist")
-            add_assoc(image_id, ref)
+            add_assoc(tagged, ref)
     return order, tags
 
 

@@ -93,7 +93,8 @@ class LocalVolume:
 
     def needs_mount(self) -> bool:
         """localVolume.needsMount: a device or a type was given."""
-        return bool(self.mount_opts) and bool(self.mount_opts.get("device") or self.mount_opts.get("type"))
+        opts = self.mount_opts or {}
+        return bool(opts.get("device") or opts.get("type"))
 
     def mount(self, ref: str) -> str:
         """localVolume.Mount: mount the device on first use (when options were given)."""
