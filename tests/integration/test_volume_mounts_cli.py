@@ -49,6 +49,23 @@ def test_new_volume_is_filled_from_the_image(berthd: Berthd) -> None:
         berthd.docker("volume", "rm", vol, vol2, check=False)
 
 
+def test_image_volumes_are_filled_unless_a_tmpfs_is_there(berthd: Berthd) -> None:
+    base, img = _name("ivb"), _name("ivimg")
+    berthd.docker("create", "--name", base, "busybox")
+    try:
+        berthd.docker("commit", "-c", "VOLUME /usr", base, img)
+        assert _run(berthd, img, "ls", "/usr").stdout.split() == [b"bin", b"sbin"]
+        assert _run(berthd, "-v", "/usr", "busybox", "ls", "/usr").stdout.split() == [b"bin", b"sbin"]
+        # HasMountFor counts --tmpfs: no anonymous volume under it
+        c = _name("ivt")
+        berthd.docker("create", "--name", c, "--tmpfs", "/usr", img)
+        assert berthd.docker("inspect", "-f", "{{json .Mounts}}", c).stdout.strip() == b"[]"
+        berthd.docker("rm", "-v", c)
+    finally:
+        berthd.docker("rm", base, check=False)
+        berthd.docker("rmi", img, check=False)
+
+
 def test_missing_bind_source_is_created_for_binds_only(berthd: Berthd, tmp_path) -> None:
     src = tmp_path / "data" / "sub"
     out = _run(berthd, "-v", f"{src}:/data", "busybox", "sh", "-c", "echo hi > /data/f; ls /data").stdout
