@@ -41,7 +41,8 @@ def test_cp_of_a_running_container_sees_its_filesystem_not_its_mounts(berthd: Be
         for path in ("/tm/t", "/proc/version"):
             r = berthd.docker("cp", f"{c}:{path}", "-", check=False)
             assert r.returncode == 1
-            assert r.stderr.decode().strip() == f"Error response from daemon: Could not find the file {path} in container {c}"
+            assert r.stderr.decode().strip() == \
+                f"Error response from daemon: Could not find the file {path} in container {c}"
         (m,) = _members(berthd.docker("cp", f"{c}:/v/v", "-").stdout)
         assert m.name == "v" and m.size == 2
         assert [m.name for m in _members(berthd.docker("cp", f"{c}:/rootfile", "-").stdout)] == ["rootfile"]

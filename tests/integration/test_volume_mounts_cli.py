@@ -5,7 +5,6 @@ options are mounted at first use and unmounted after the last user, and every us
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import uuid
