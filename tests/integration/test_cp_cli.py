@@ -138,3 +138,19 @@ def _tar_with(name: str, data: bytes) -> bytes:
         ti.size = len(data)
         tf.addfile(ti, io.BytesIO(data))
     return out.getvalue()
+
+
+def test_cp_with_a_mount_source_gone(berthd: Berthd, tmp_path) -> None:
+    c = _name("cpgone")
+    src = tmp_path / "gone"
+    src.mkdir()
+    berthd.docker("create", "--name", c, "--mount", f"type=bind,src={src},dst=/g", "busybox")
+    try:
+        src.rmdir()
+        r = berthd.docker("cp", f"{c}:/etc/passwd", "-", check=False)
+        assert r.returncode == 1
+        assert r.stderr.decode().strip() == \
+            f"Error response from daemon: Could not find the file /etc/passwd in container {c}"
+        assert not src.exists()  # a --mount bind source is never made
+    finally:
+        berthd.docker("rm", c)

@@ -94,6 +94,16 @@ async def _open_root(d: Daemon, ctr: Container) -> _Root:
     return _Root(path, release, mounts)
 
 
+async def _open_root_for(d: Daemon, ctr: Container, path: str, name: str) -> _Root:
+    """_open_root for one operation on `path`: a mount source that is gone is the os.Stat
+    error mountVolumes returns, which the Container*Path functions answer as the file not
+    being found (os.IsNotExist)."""
+    try:
+        return await _open_root(d, ctr)
+    except FileNotFoundError:
+        raise _not_found(path, name) from None
+
+
 def volume_mounts(d: Daemon, ctr: Container) -> list[tuple[str, str, bool, bool]]:
     """setupMounts for mountVolumes: the container's bind-type mounts (volumes, binds and
     its network files) in mount order; tmpfs mounts are not part of it, as in dockerd.
@@ -102,8 +112,13 @@ def volume_mounts(d: Daemon, ctr: Container) -> list[tuple[str, str, bool, bool]
     from .oci import user_mounts
 
     mounts, _ = user_mounts(d, ctr, ctr.host_config.ReadonlyRootfs)
-    return [(m.source, m.destination, "rbind" in m.options, "ro" in m.options)
-            for m in mounts if m.type == "bind" and m.source and os.path.exists(m.source)]
+    out = []
+    for m in mounts:
+        if m.type != "bind" or not m.source:
+            continue
+        os.stat(m.source)  # a bind source removed since the create: FileNotFoundError
+        out.append((m.source, m.destination, "rbind" in m.options, "ro" in m.options))
+    return out
 
 
 async def _spawn(op: str, root: _Root | str, *args: str, stdin: int | None = None) -> asyncio.subprocess.Process:
@@ -138,7 +153,7 @@ def _public(st: _ChildStat) -> ContainerPathStat:
 async def container_stat_path(d: Daemon, name: str, path: str) -> ContainerPathStat:
     """ContainerStatPath (HEAD archive)."""
     ctr = d.get_container(name)
-    root = await _open_root(d, ctr)
+    root = await _open_root_for(d, ctr, path, name)
     try:
         return _public(await _stat(root, path, name))
     finally:
@@ -171,7 +186,7 @@ async def _call(fn: Callable[[], object]) -> None:
 async def container_archive_path(d: Daemon, name: str, path: str) -> tuple[AsyncIterator[bytes], ContainerPathStat]:
     """ContainerArchivePath (GET archive): the stat, then the tar of the resource."""
     ctr = d.get_container(name)
-    root = await _open_root(d, ctr)
+    root = await _open_root_for(d, ctr, path, name)
     try:
         st = await _stat(root, path, name)
         proc = await _spawn("archive", root, path)
@@ -240,7 +255,7 @@ async def container_extract_to_dir(d: Daemon, name: str, path: str, copy_uid_gid
         raise errdefs.InvalidParameter("mounted volume is marked read-only")
     if not in_volume and ctr.host_config.ReadonlyRootfs:
         raise errdefs.InvalidParameter("container rootfs is marked read-only")
-    root = await _open_root(d, ctr)
+    root = await _open_root_for(d, ctr, path, name)
     try:
         uid = gid = -1  # defaultTarCopyOptions: the archive's own owners
         if copy_uid_gid and ctr.Config.User:
