@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import errdefs
+from ..trace import traced
 from ..pkg import symlink
 from ..types import mount as mt
 from ..types.container import HostConfig, NetworkingConfig
@@ -107,6 +108,7 @@ def plan_mount_points(d: "Daemon", ctr: "Container", hc: HostConfig) -> MountPla
     return plan
 
 
+@traced("setHostConfig")
 def register_mount_points(d: "Daemon", ctr: "Container", plan: MountPlan) -> None:
     """Create or reuse the named volumes of the plan and attach them (blocking)."""
     for dest, name, driver, opts, labels in plan.volumes:

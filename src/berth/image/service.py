@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import errdefs
+from ..trace import traced
 from ..layer import LayerStore, chain_id_of
 from ..pkg import platforms
 from ..pkg.platforms import Platform
@@ -191,6 +192,7 @@ class ImageService:
 
     # -- lookups -------------------------------------------------------------------------
 
+    @traced("GetImage")
     def get_image(self, ref_or_id: str, platform: Platform | None = None) -> Image:
         """GetImage: digest/ID, then tag or digest reference, then unique ID prefix.
 

