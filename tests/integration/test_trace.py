@@ -167,3 +167,140 @@ def test_traceparent_joins_the_client_trace(traced: tuple[Berthd, str], receiver
     assert req.parent_id == parent
     assert req.attrs["http.response.status_code"] == 404
     assert req.attrs["docker.api.version"] == "1.41"
+
+
+# dockerd 20.10.24's own series (read from a reference dockerd --experimental --metrics-addr).
+DOCKERD_METRICS = {
+    "engine_daemon_container_actions_seconds_bucket": {"action", "le"},
+    "engine_daemon_container_actions_seconds_count": {"action"},
+    "engine_daemon_container_states_containers": {"state"},
+    "engine_daemon_engine_info": {"architecture", "commit", "daemon_id", "graphdriver", "kernel", "os",
+                                  "os_type", "os_version", "version"},
+    "engine_daemon_engine_cpus_cpus": set(),
+    "engine_daemon_engine_memory_bytes": set(),
+    "engine_daemon_events_total": set(),
+    "engine_daemon_events_subscribers_total": set(),
+    "engine_daemon_health_checks_total": set(),
+    "engine_daemon_health_checks_failed_total": set(),
+    "engine_daemon_network_actions_seconds_count": {"action"},
+    "process_resident_memory_bytes": set(),
+    "process_cpu_seconds_total": set(),
+}
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read()
+
+
+def test_metrics_text(traced: tuple[Berthd, str], run_one: dict[str, str]) -> None:
+    _, addr = traced
+    text = _get(f"http://{addr}/metrics").decode()
+    series: dict[str, list[dict[str, str]]] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$", line)
+        assert m, line
+        labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        series.setdefault(m.group(1), []).append(labels)
+    for name, labels in DOCKERD_METRICS.items():
+        assert name in series, name
+        assert set(series[name][0]) == labels, (name, series[name][0])
+    actions = {s["action"] for s in series["engine_daemon_container_actions_seconds_count"]}
+    assert actions == {"start", "changes", "commit", "create", "delete"}
+    assert {s["state"] for s in series["engine_daemon_container_states_containers"]} == {"paused", "running",
+                                                                                           "stopped"}
+    assert "allocate" in {s["action"] for s in series["engine_daemon_network_actions_seconds_count"]}
+    steps = {s["step"] for s in series["berth_step_seconds_count"]}
+    assert set(DAEMON_CREATE_SEQ) <= steps and {"containerStart", "createSpec"} <= steps
+    assert {"runc start", "conmon (runc create)", "netavark setup"} <= {
+        s["program"] for s in series["berth_process_seconds_count"]}
+    assert "# TYPE engine_daemon_container_actions_seconds histogram" in text
+    assert "_created" not in text
+    assert SECRET not in text
+
+
+def test_prometheus_scrapes_berthd(traced: tuple[Berthd, str], run_one: dict[str, str],
+                                   tmp_path: "os.PathLike[str]") -> None:
+    """Debian's prometheus on loopback scrapes --metrics-addr; its HTTP API answers with
+    dockerd's metric names and Berth's step histograms."""
+    prom = shutil.which("prometheus")
+    if prom is None:
+        pytest.skip("prometheus is not installed (scripts/install-deps with BERTH_TEST_DEPS=1)")
+    _, addr = traced
+    port = free_port(15650, 15680)
+    cfg = os.path.join(tmp_path, "p.yml")
+    with open(cfg, "w") as f:
+        f.write(f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                f"scrape_configs:\n  - job_name: berthd\n    static_configs:\n      - targets: ['{addr}']\n")
+    log = open(os.path.join(tmp_path, "prometheus.log"), "wb")
+    p = subprocess.Popen([prom, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path}/data",
+                          f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def query(q: str) -> list[dict[str, object]]:
+            body = _get(f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": q}))
+            return json.loads(body)["data"]["result"]
+
+        deadline = time.time() + 60
+        result: list[dict[str, object]] = []
+        while time.time() < deadline:
+            assert p.poll() is None, open(log.name).read()
+            try:
+                result = query('engine_daemon_container_actions_seconds_count{job="berthd"}')
+                if result:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert {r["metric"]["action"] for r in result} == {"start", "changes", "commit", "create", "delete"}  # type: ignore[index]
+        create = next(r for r in result if r["metric"]["action"] == "create")  # type: ignore[index]
+        assert float(create["value"][1]) >= 2  # type: ignore[index]  # Update(0) + our create
+        up = query('up{job="berthd"}')
+        assert up and up[0]["value"][1] == "1"  # type: ignore[index]
+        info = query("engine_daemon_engine_info")
+        assert info[0]["metric"]["os_type"] == "linux" and info[0]["metric"]["version"]  # type: ignore[index]
+        states = query("sum(engine_daemon_container_states_containers)")
+        assert float(states[0]["value"][1]) >= 1  # type: ignore[index]
+        steps = query('berth_step_seconds_count{step="setRWLayer"}')
+        assert steps and float(steps[0]["value"][1]) >= 1  # type: ignore[index]
+        p50 = query('histogram_quantile(0.5, berth_step_seconds_bucket{step="ToDisk"})')
+        assert p50 and 0 < float(p50[0]["value"][1]) < 10  # type: ignore[index]  # the step's p50 in seconds
+    finally:
+        p.terminate()
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        log.close()
+
+
+def _listening_inodes() -> set[str]:
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[3] == "0A":  # LISTEN
+                    out.add(cols[9])
+    return out
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(target[8:-1])
+    return found
+
+
+def test_nothing_listens_without_metrics_addr(berthd: Berthd, traced: tuple[Berthd, str]) -> None:
+    assert not _socket_inodes(berthd.proc.pid) & _listening_inodes()
+    b, _ = traced  # the check sees a listener when there is one
+    assert _socket_inodes(b.proc.pid) & _listening_inodes()
