@@ -304,3 +304,72 @@ def test_nothing_listens_without_metrics_addr(berthd: Berthd, traced: tuple[Bert
     assert not _socket_inodes(berthd.proc.pid) & _listening_inodes()
     b, _ = traced  # the check sees a listener when there is one
     assert _socket_inodes(b.proc.pid) & _listening_inodes()
+
+
+def _chromium(args: list[str], profile: str) -> subprocess.CompletedProcess[bytes]:
+    exe = shutil.which("chromium")
+    assert exe is not None
+    return subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args],
+        capture_output=True, timeout=120)
+
+
+def _sections(dom: str) -> list[tuple[str, str]]:
+    """(operation name, its HTML) of each drawn operation, newest first."""
+    parts = dom.split('<section class="op"')[1:]
+    out = []
+    for p in parts:
+        m = re.search(r'data-name="([^"]*)"', p)
+        assert m
+        out.append((m.group(1).replace("&amp;", "&"), p.split("</section>")[0]))
+    return out
+
+
+def _steps(section: str) -> list[str]:
+    return [s.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+            for s in re.findall(r'<g class="[^"]*" data-step="([^"]*)"', section)]
+
+
+def test_page_in_chromium(traced: tuple[Berthd, str], run_one: dict[str, str], tmp_path: "os.PathLike[str]") -> None:
+    """The operations page, as a person sees it: headless Chromium loads it after a
+    create and a start; each is drawn with dockerd's steps in the seed's order."""
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed (scripts/install-deps with BERTH_TEST_DEPS=1)")
+    _, addr = traced
+    cid = run_one["id"]
+    url = f"http://{addr}/"
+    r = _chromium(["--dump-dom", url], tempfile.mkdtemp(prefix="chromium-", dir=tmp_path))
+    dom = r.stdout.decode()
+    assert "berthd: the last" in dom, r.stderr.decode()[-2000:]
+    ops = [(name, html) for name, html in _sections(dom) if f'href="/containers/{cid}"' in html]
+    names = [n for n, _ in ops]
+    assert "POST /containers/create" in names and "POST /containers/{name}/start" in names, names
+
+    create = _steps(dict(ops)["POST /containers/create"])
+    assert create[:3] == ["POST /containers/create", "containerCreate", "GetImage"]
+    seq = CREATE_SEQ + DAEMON_CREATE_SEQ
+    assert [s for s in create[2:] if s in seq] == ["GetImage", *seq[:3], "create", *DAEMON_CREATE_SEQ]
+    start = _steps(dict(ops)["POST /containers/{name}/start"])
+    assert [s for s in start if s in START_SEQ] == START_SEQ, start
+    assert "netavark setup" in start
+    # the slowest step is marked, and said in words
+    assert dom.count("◀ slowest") >= 2 and 'class="slow"' in dom
+    # p50 / p90 per step over the ring
+    table = dom.split('<table id="steps">')[1].split("</table>")[0]
+    for step in ("setRWLayer", "ToDisk", "createSpec", "runc start"):
+        assert f"<td>{step}</td>" in table
+    assert SECRET not in dom
+
+    # request → container → every request that touched it
+    ctr_page = _get(f"http://{addr}/containers/{cid}").decode()
+    assert {"POST /containers/create", "POST /containers/{name}/start"} <= {n for n, _ in _sections(ctr_page)}
+
+    shot = os.path.join(tmp_path, "operations.png")
+    r = _chromium([f"--screenshot={shot}", "--window-size=1400,2400", "--hide-scrollbars", url],
+                  tempfile.mkdtemp(prefix="chromium-", dir=tmp_path))
+    assert os.path.getsize(shot) > 10_000, r.stderr.decode()[-2000:]
+    with open(shot, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    print(f"screenshot kept at {shot}")
