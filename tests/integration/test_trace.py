@@ -373,3 +373,39 @@ def test_page_in_chromium(traced: tuple[Berthd, str], run_one: dict[str, str], t
     with open(shot, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     print(f"screenshot kept at {shot}")
+
+
+def test_exec_stop_delete_spans(traced: tuple[Berthd, str], receiver: OTLPReceiver) -> None:
+    b, _ = traced
+    name = "tr-" + uuid.uuid4().hex[:8]
+    cid = b.docker("run", "-d", "--network", "none", "--name", name, "busybox", "sleep", "60").stdout.decode().strip()
+    try:
+        b.docker("exec", "-e", f"X={SECRET}", name, "true")
+        b.docker("stop", "-t", "1", name)
+    finally:
+        b.docker("rm", "-f", name)
+    spans = receiver.wait_for(lambda ss: any(s.name == "DELETE /containers/{name}"
+                                             and s.attrs.get("container.id") == cid for s in ss))
+    time.sleep(0.3)
+    spans = receiver.snapshot()
+
+    def tree(req_name: str) -> list[str]:
+        req = _request(spans, req_name, cid)
+        names: list[str] = []
+
+        def walk(s: ReceivedSpan) -> None:
+            for c in _children(spans, s):
+                names.append(c.name)
+                walk(c)
+        walk(req)
+        return names
+
+    exec_start = tree("POST /exec/{name}/start")
+    assert exec_start[0] == "ContainerExecStart" and "conmon (runc exec)" in exec_start, exec_start
+    stop = tree("POST /containers/{name}/stop")
+    assert stop[:2] == ["ContainerStop", "containerStop"] and "runc kill" in stop, stop
+    rm = tree("DELETE /containers/{name}")
+    assert rm[:2] == ["ContainerRm", "cleanupContainer"], rm
+    assert "POST /containers/{name}/exec" in {s.name for s in spans if s.attrs.get("container.id") == cid}
+    for s in spans:
+        assert SECRET not in repr(s), s

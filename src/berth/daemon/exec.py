@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .. import errdefs
-from ..trace import traced
+from ..trace import touches, traced
 from ..pkg import stringid, term
 from ..runtime import specs
 from ..runtime import spec as rspec
@@ -99,6 +99,7 @@ def _check_active(ctr: "Container", name: str) -> None:
         raise errdefs.Conflict(f"Container {ctr.ID} is restarting, wait until the container is running")
 
 
+@touches
 def get_exec_config(d: "Daemon", name: str) -> ExecConfig:
     """getExecConfig: exact ID; its container must still exist and be running."""
     ec = _execs(d).get(name)

@@ -262,13 +262,14 @@ def touch(container_id: str) -> None:
 
 
 def touches(fn: F) -> F:
-    """Decorate a lookup returning a container: the current operation touched it."""
+    """Decorate a lookup returning a container (or what has one as `.container`, such
+    as an exec): the current operation touched it."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctr = fn(*args, **kwargs)
+        found = fn(*args, **kwargs)
         if state.on:
-            touch(ctr.ID)
-        return ctr
+            touch(getattr(found, "container", found).ID)
+        return found
 
     return wrapper  # type: ignore[return-value]
 
