@@ -202,3 +202,19 @@ def test_metrics_addr_parsing_and_the_non_loopback_warning(caplog: pytest.LogCap
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "0.0.0.0:15698" in warnings[0].getMessage()
     assert "not a loopback address" in warnings[0].getMessage()
+
+
+def test_exporter_frames_round_trip(recorder: list[core.Operation]) -> None:
+    import msgspec
+
+    from berth.trace import exporter
+
+    op = _op(recorder)
+    op.remote_parent = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    data = msgspec.msgpack.encode([exporter.pack(op)])
+    (back,) = [exporter.unpack(r) for r in msgspec.msgpack.decode(data)]
+    assert [(s.name, s.parent, s.start, s.end, s.kind, s.attrs, s.error) for s in back.spans] == [
+        (s.name, s.parent, s.start, s.end, s.kind, s.attrs, s.error) for s in op.spans]
+    assert (back.wall, back.mono, back.status, back.remote_parent, back.containers) == (
+        op.wall, op.mono, op.status, op.remote_parent, op.containers)
+    assert back.wall_ns(back.spans[1].start) == op.wall_ns(op.spans[1].start)

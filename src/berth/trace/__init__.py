@@ -70,9 +70,11 @@ def setup(metrics: bool) -> bool:
         if refusal:
             log.warning("%s", refusal)
         else:
-            _otlp = otlp.OTLPSink()
+            from .exporter import ExporterPipe
+
+            _otlp = ExporterPipe()
             state.sinks.append(_otlp)
-            log.info("tracing: exporting spans over OTLP/HTTP")
+            log.info("tracing: exporting spans over OTLP/HTTP (exporter pid %d)", _otlp.proc.pid)
     if metrics:
         from . import metrics as _metrics
         from . import page

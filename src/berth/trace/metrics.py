@@ -11,6 +11,8 @@ pays nothing between scrapes. Imported only when --metrics-addr is given.
 """
 from __future__ import annotations
 
+import asyncio
+import collections
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -69,7 +71,41 @@ def observe_action(kind: str, action: str, seconds: float) -> None:
     _child(container_actions if kind == "container" else network_actions, action).observe(seconds)
 
 
+# Finished operations wait here and go into the histograms in batches, off the request's
+# path: every DRAIN_INTERVAL seconds and before each scrape.
+_pending: collections.deque[Operation] = collections.deque(maxlen=50_000)
+DRAIN_INTERVAL = 1.0
+_drainer: asyncio.TimerHandle | None = None
+
+
 def observe_operation(op: Operation) -> None:
+    """The metrics' trace sink: queue the operation (a deque append), drained in batches."""
+    global _drainer
+    _pending.append(op)
+    if _drainer is None:
+        try:
+            _drainer = asyncio.get_running_loop().call_later(DRAIN_INTERVAL, _drain_soon)
+        except RuntimeError:  # no loop (a thread, a unit test): at once
+            drain()
+
+
+def _drain_soon() -> None:
+    global _drainer
+    _drainer = None
+    drain()
+
+
+def drain() -> None:
+    """Every queued operation into the histograms."""
+    while True:
+        try:
+            op = _pending.popleft()
+        except IndexError:
+            return
+        _observe(op)
+
+
+def _observe(op: Operation) -> None:
     """Every span of a finished operation into the step/process/request histograms."""
     for s in op.spans:
         secs = (s.end - s.start) / 1e9

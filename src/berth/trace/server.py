@@ -42,6 +42,7 @@ async def _metrics(request: web.Request) -> web.Response:
 
     metrics.SCRAPES.in_flight += 1
     try:
+        metrics.drain()
         body = generate_latest(metrics.REGISTRY)
     except Exception:
         metrics.SCRAPES.codes["500"] += 1

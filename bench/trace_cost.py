@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""What tracing and metrics cost (issue 15): three berthd side by side, asked in turn.
+
+    sudo python3 bench/trace_cost.py [--base main] [--n 300] [--runs 60] [--keep-going]
+
+- `base`: this repository's `--base` revision (default `main`), exported with `git archive`
+  (no instrumentation at all);
+- `off`:  this checkout, no --metrics-addr and no OTEL_* endpoint (every hook a flag test);
+- `on`:   this checkout with `--metrics-addr 127.0.0.1:15690` and OTLP/HTTP export to a
+  receiver the bench runs (the tests' receiver), i.e. spans, metrics and the page ring.
+
+Each operation is asked of base, off, on, base, off, on, ... on one keep-alive connection
+per daemon, so machine noise hits the three alike: `create` (POST /containers/create of
+busybox `true`) and `run` (create + start + wait + delete, `--network none`, the
+run-to-exit of bench/engine_bench.py). Prints p50/p95 per daemon and the ratios on/off
+and off/base of the p50s. Everything made is removed; the daemons are stopped by pid.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+
+from engine_bench import Client, pct, timed  # noqa: E402
+
+
+def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    d = os.path.join(tmp, name)
+    os.makedirs(d)
+    sock = os.path.join(d, "berth.sock")
+    env = dict(os.environ, PYTHONPATH=src, **env_extra)
+    for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        if k not in env_extra:
+            env.pop(k, None)
+    log = open(os.path.join(d, "berthd.log"), "ab")
+    p = subprocess.Popen([sys.executable, "-m", "berth", "-H", f"unix://{sock}", "--data-root", f"{d}/root",
+                          "--exec-root", f"{d}/exec", "--pidfile", f"{d}/exec/berthd.pid",
+                          "--config-file", f"{d}/daemon.json", *extra],
+                         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=d)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if p.poll() is not None:
+            raise SystemExit(f"{name}: berthd exited: {open(log.name).read()[-2000:]}")
+        try:
+            if Client(sock).call("GET", "/_ping")[0] == 200:
+                return p, sock
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{name}: berthd did not answer")
+
+
+def _cpu_ms(pid: int, exporter: bool = False) -> float:
+    """utime+stime in ms of `pid`, or (`exporter`) of its OTLP exporter child."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    pids = [] if exporter else [pid]
+    if not exporter:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / tick
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                if p != pid and b"berth.trace.exporter" not in f.read():
+                    continue
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            continue
+    return total * 1000 / tick
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", default="main")
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--runs", type=int, default=60)
+    ap.add_argument("--on", default="both", choices=["both", "metrics", "otlp"],
+                    help="what `on` turns on: --metrics-addr, OTLP export, or both")
+    a = ap.parse_args()
+
+    from berth.tools import busybox
+    from otlp_receiver import OTLPReceiver
+
+    tmp = tempfile.mkdtemp(prefix="berth-trace-cost-")
+    base_src = os.path.join(tmp, "base-src")
+    os.makedirs(base_src)
+    subprocess.run(f"git -C {ROOT} archive {a.base} src | tar -x -C {base_src}", shell=True, check=True)
+    receiver = OTLPReceiver(port=15691)
+    tar = os.path.join(tmp, "busybox.tar")
+    with open(tar, "wb") as f:
+        f.write(busybox.save_tar("busybox:latest"))
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    socks: dict[str, str] = {}
+    made: dict[str, list[str]] = {}
+    try:
+        for name, src, extra, env in (
+                ("base", os.path.join(base_src, "src"), [], {}),
+                ("off", os.path.join(ROOT, "src"), [], {}),
+                ("on", os.path.join(ROOT, "src"),
+                 ["--metrics-addr", "127.0.0.1:15690"] if a.on in ("both", "metrics") else [],
+                 {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint} if a.on in ("both", "otlp") else {})):
+            procs[name], socks[name] = start(name, src, tmp, extra, env)
+            subprocess.run(["docker", "-H", f"unix://{socks[name]}", "load", "-i", tar], check=True,
+                           capture_output=True)
+            made[name] = []
+        clients = {n: Client(s) for n, s in socks.items()}
+        body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}
+
+        def create(side: str) -> None:
+            st, out = clients[side].call("POST", "/containers/create", body)
+            assert st == 201, out
+            made[side].append(json.loads(out)["Id"])
+
+        def run(side: str) -> None:
+            c = clients[side]
+            st, out = c.call("POST", "/containers/create", body)
+            assert st == 201, out
+            cid = json.loads(out)["Id"]
+            st, out = c.call("POST", f"/containers/{cid}/start")
+            assert st == 204, out
+            c.call("POST", f"/containers/{cid}/wait")
+            c.call("DELETE", f"/containers/{cid}?force=1")
+
+        for side in clients:  # warm up: first imports, caches, the first runtime call
+            for _ in range(5):
+                create(side)
+            run(side)
+        results: dict[str, dict[str, list[float]]] = {"create": {s: [] for s in clients},
+                                                       "run": {s: [] for s in clients}}
+        cpu: dict[str, dict[str, float]] = {"create": {}, "run": {}}
+        sides = list(clients)
+        for op, count, fn in (("create", a.n, create), ("run", a.runs, run)):
+            before = {s: _cpu_ms(procs[s].pid) for s in sides}
+            before_exp = _cpu_ms(procs["on"].pid, exporter=True)
+            for i in range(count):
+                for side in sides[i % 3:] + sides[:i % 3]:  # each daemon first in turn
+                    results[op][side].append(timed(lambda: fn(side)))
+            time.sleep(1.5)  # the metrics' batch and the exporter's queue are done
+            for s in sides:
+                cpu[op][s] = (_cpu_ms(procs[s].pid) - before[s]) / count
+            cpu[op]["exporter"] = (_cpu_ms(procs["on"].pid, exporter=True) - before_exp) / count
+        print(f"{'op':<8}" + "".join(f"{s + ' p50':>11}{s + ' p95':>11}" for s in clients)
+              + f"{'on/off':>9}{'off/base':>10}")
+        for op, r in results.items():
+            p50 = {s: statistics.median(v) for s, v in r.items()}
+            print(f"{op:<8}" + "".join(f"{p50[s]:>11.2f}{pct(r[s], .95):>11.2f}" for s in clients)
+                  + f"{p50['on'] / p50['off']:>9.3f}{p50['off'] / p50['base']:>10.3f}")
+        print("CPU ms per operation of each daemon's process (not conmon/runc), and of `on`'s OTLP exporter:")
+        for op, c in cpu.items():
+            print(f"{op:<8}" + "".join(f"{s + ' ' + format(c[s], '.3f'):>16}" for s in [*sides, "exporter"])
+                  + f"   on-off {c['on'] - c['off']:+.3f} ms, off-base {c['off'] - c['base']:+.3f} ms")
+        print(f"(n={a.n} creates, {a.runs} runs per daemon; spans received: {len(receiver.snapshot())})")
+    finally:
+        for side, ids in made.items():
+            for cid in ids:
+                try:
+                    Client(socks[side]).call("DELETE", f"/containers/{cid}?force=1&v=1")
+                except Exception:
+                    pass
+        for p in procs.values():
+            p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        receiver.close()
+        subprocess.run(["sh", "-c", f"grep ' {tmp}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
