@@ -218,3 +218,20 @@ def test_exporter_frames_round_trip(recorder: list[core.Operation]) -> None:
     assert (back.wall, back.mono, back.status, back.remote_parent, back.containers) == (
         op.wall, op.mono, op.status, op.remote_parent, op.containers)
     assert back.wall_ns(back.spans[1].start) == op.wall_ns(op.spans[1].start)
+
+
+def test_metrics_addr_flag_and_daemon_json(tmp_path: "os.PathLike[str]") -> None:
+    import os
+
+    from berth.__main__ import load_config, parse_args
+
+    cfg_file = os.path.join(tmp_path, "daemon.json")
+    assert load_config(parse_args(["--config-file", cfg_file])).metrics_addr == ""
+    assert load_config(parse_args(["--config-file", cfg_file, "--metrics-addr", "127.0.0.1:9323"])
+                       ).metrics_addr == "127.0.0.1:9323"
+    with open(cfg_file, "w") as f:
+        f.write('{"metrics-addr": "127.0.0.1:9324"}')
+    assert load_config(parse_args(["--config-file", cfg_file])).metrics_addr == "127.0.0.1:9324"
+    with pytest.raises(SystemExit) as e:  # given both ways: refused, as dockerd refuses it
+        load_config(parse_args(["--config-file", cfg_file, "--metrics-addr", "127.0.0.1:9323"]))
+    assert "metrics-addr" in str(e.value)
