@@ -34,7 +34,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 
-from engine_bench import Client, pct, timed  # noqa: E402
+from engine_bench import Client, pct, timed
 
 
 def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -98,8 +98,9 @@ def main() -> None:
                     help="what `on` turns on: --metrics-addr, OTLP export, or both")
     a = ap.parse_args()
 
-    from berth.tools import busybox
     from otlp_receiver import OTLPReceiver
+
+    from berth.tools import busybox
 
     tmp = tempfile.mkdtemp(prefix="berth-trace-cost-")
     base_src = os.path.join(tmp, "base-src")

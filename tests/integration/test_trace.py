@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
 from berthd_harness import Berthd, start_berthd, stop_berthd
 from otlp_receiver import OTLPReceiver, ReceivedSpan
 
@@ -222,7 +221,7 @@ def test_metrics_text(traced: tuple[Berthd, str], run_one: dict[str, str]) -> No
 
 
 def test_prometheus_scrapes_berthd(traced: tuple[Berthd, str], run_one: dict[str, str],
-                                   tmp_path: "os.PathLike[str]") -> None:
+                                   tmp_path: os.PathLike[str]) -> None:
     """Debian's prometheus on loopback scrapes --metrics-addr; its HTTP API answers with
     dockerd's metric names and Berth's step histograms."""
     prom = shutil.which("prometheus")
@@ -332,7 +331,7 @@ def _steps(section: str) -> list[str]:
             for s in re.findall(r'<g class="[^"]*" data-step="([^"]*)"', section)]
 
 
-def test_page_in_chromium(traced: tuple[Berthd, str], run_one: dict[str, str], tmp_path: "os.PathLike[str]") -> None:
+def test_page_in_chromium(traced: tuple[Berthd, str], run_one: dict[str, str], tmp_path: os.PathLike[str]) -> None:
     """The operations page, as a person sees it: headless Chromium loads it after a
     create and a start; each is drawn with dockerd's steps in the seed's order."""
     if shutil.which("chromium") is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+from typing import Any
 
 import pytest
 
@@ -129,9 +130,8 @@ def _op(recorder: list[core.Operation], route: str = "/containers/create") -> co
     op = trace.begin_request("POST", route, "1.41")
     with trace.step("fast"):
         pass
-    with trace.step("<slow&>"):
-        with trace.process("runc start"):
-            sum(range(20000))
+    with trace.step("<slow&>"), trace.process("runc start"):
+        sum(range(20000))
     trace.touch("f" * 64)
     trace.end_operation(op, 201)
     return recorder[-1]
@@ -220,7 +220,7 @@ def test_exporter_frames_round_trip(recorder: list[core.Operation]) -> None:
     assert back.wall_ns(back.spans[1].start) == op.wall_ns(op.spans[1].start)
 
 
-def test_metrics_addr_flag_and_daemon_json(tmp_path: "os.PathLike[str]") -> None:
+def test_metrics_addr_flag_and_daemon_json(tmp_path: Any) -> None:
     import os
 
     from berth.__main__ import load_config, parse_args

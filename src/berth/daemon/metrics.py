@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .daemon import Daemon
 
 
-def register(d: "Daemon") -> None:
+def register(d: Daemon) -> None:
     os_name, os_version = _os_release()
     info_labels = ["architecture", "commit", "daemon_id", "graphdriver", "kernel", "os", "os_type",
                    "os_version", "version"]

@@ -32,7 +32,7 @@ class _State:
     """Module switches; `on` is read by every decorated call."""
 
     on = False
-    sinks: list[Callable[["Operation"], None]] = []
+    sinks: list[Callable[[Operation], None]] = []
     # (kind, action, seconds) of a finished dockerd action, e.g. ("container", "create", 0.004)
     action_sink: Callable[[str, str, float], None] | None = None
 
@@ -44,7 +44,7 @@ _ids = itertools.count(1)
 class Span:
     """One timed piece of an operation; `parent` indexes the operation's spans (-1: root)."""
 
-    __slots__ = ("name", "parent", "start", "end", "kind", "attrs", "error")
+    __slots__ = ("attrs", "end", "error", "kind", "name", "parent", "start")
 
     def __init__(self, name: str, parent: int, start: int, kind: str, attrs: dict[str, Any] | None) -> None:
         self.name = name
@@ -63,7 +63,7 @@ class Span:
 class Operation:
     """An API request (or another root) with its spans; spans[0] is the root."""
 
-    __slots__ = ("id", "wall", "mono", "spans", "containers", "status", "remote_parent", "token")
+    __slots__ = ("containers", "id", "mono", "remote_parent", "spans", "status", "token", "wall")
 
     def __init__(self, name: str, kind: str, attrs: dict[str, Any] | None) -> None:
         self.id = next(_ids)
@@ -115,7 +115,7 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
     for sink in state.sinks:
         try:
             sink(op)
-        except Exception:  # noqa: BLE001 - a broken sink must not break the request
+        except Exception:  # a broken sink must not break the request
             import logging
 
             logging.getLogger("berth.trace").exception("trace sink %r", sink)
@@ -152,7 +152,7 @@ class _NoStep:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         return None
 
 
@@ -160,7 +160,7 @@ _NO_STEP = _NoStep()
 
 
 class _Step:
-    __slots__ = ("name", "kind", "attrs", "handle")
+    __slots__ = ("attrs", "handle", "kind", "name")
 
     def __init__(self, name: str, kind: str, attrs: dict[str, Any] | None) -> None:
         self.name = name
@@ -171,7 +171,7 @@ class _Step:
     def __enter__(self) -> None:
         self.handle = _open(self.name, self.kind, self.attrs)
 
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+    def __exit__(self, et: object, ev: BaseException | None, tb: object) -> None:
         if self.handle is not None:
             _close(self.handle, ev)
 

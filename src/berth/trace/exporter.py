@@ -178,7 +178,7 @@ def main() -> None:
             for raw in dec.decode(data):
                 try:
                     sink(unpack(raw))
-                except Exception:  # noqa: BLE001 - one bad operation must not stop the export
+                except Exception:  # one bad operation must not stop the export
                     log.exception("exporting an operation")
     finally:
         sink.shutdown()

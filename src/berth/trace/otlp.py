@@ -65,7 +65,9 @@ class OTLPSink:
     """A trace sink: each finished operation becomes one trace (or joins the client's)."""
 
     def __init__(self) -> None:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter,
+        )
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
@@ -83,7 +85,13 @@ class OTLPSink:
 
     def __call__(self, op: Operation) -> None:
         from opentelemetry.sdk.trace import ReadableSpan
-        from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, set_span_in_context
+        from opentelemetry.trace import (
+            NonRecordingSpan,
+            SpanContext,
+            SpanKind,
+            TraceFlags,
+            set_span_in_context,
+        )
         from opentelemetry.trace.status import Status, StatusCode
 
         remote = _parse_traceparent(op.remote_parent) if op.remote_parent else None

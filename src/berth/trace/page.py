@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import html
+import math
 import time
 from collections.abc import Iterable
 
@@ -79,7 +80,7 @@ def percentile(sorted_values: list[int], p: float) -> int:
     """Nearest-rank percentile of sorted values."""
     if not sorted_values:
         return 0
-    k = max(0, min(len(sorted_values) - 1, int(round(p / 100 * len(sorted_values) + 0.5)) - 1))
+    k = max(0, min(len(sorted_values) - 1, math.ceil(p / 100 * len(sorted_values)) - 1))
     return sorted_values[k]
 
 
@@ -105,8 +106,8 @@ def timeline_svg(op: Operation) -> str:
     depths = _depths(spans)
     slow = slowest_leaf(op)
     h = _ROW * len(spans) + 4
-    out = [f'<svg class="timeline" width="{_LABEL_W + _BAR_W + 90}" height="{h}" '
-           f'role="img" aria-label="timeline of {_e(root.name)}" xmlns="http://www.w3.org/2000/svg">']
+    out = [(f'<svg class="timeline" width="{_LABEL_W + _BAR_W + 90}" height="{h}" '
+            f'role="img" aria-label="timeline of {_e(root.name)}" xmlns="http://www.w3.org/2000/svg">')]
     for i, s in enumerate(spans):
         y = i * _ROW + 2
         end = s.end or root.end or s.start
