@@ -235,3 +235,33 @@ def test_metrics_addr_flag_and_daemon_json(tmp_path: Any) -> None:
     with pytest.raises(SystemExit) as e:  # given both ways: refused, as dockerd refuses it
         load_config(parse_args(["--config-file", cfg_file, "--metrics-addr", "127.0.0.1:9323"]))
     assert "metrics-addr" in str(e.value)
+
+
+def test_exporter_pipe_survives_its_child(recorder: list[core.Operation], caplog: pytest.LogCaptureFixture) -> None:
+    """The exporter child gone: one warning, the daemon goes on, nothing blocks."""
+    import os
+
+    from berth.trace import exporter
+
+    async def main() -> None:
+        pipe = exporter.ExporterPipe.__new__(exporter.ExporterPipe)
+        r, w = os.pipe()
+        os.close(r)  # the child is gone
+        os.set_blocking(w, False)
+
+        class _Proc:
+            def poll(self) -> None:
+                return None
+
+        pipe.proc, pipe.fd, pipe.buf, pipe.pending = _Proc(), w, bytearray(), []  # type: ignore[assignment]
+        pipe.dropped, pipe.dead, pipe._loop, pipe._writer = 0, False, None, False
+        pipe._enc = __import__("msgspec").msgpack.Encoder()
+        for _ in range(3):
+            pipe(_op(recorder))
+            await asyncio.sleep(0)
+        assert pipe.dead and not pipe.buf
+        os.close(w)
+
+    with caplog.at_level(logging.WARNING, logger="berth.trace"):
+        asyncio.run(main())
+    assert len([r for r in caplog.records if "exporter process gone" in r.getMessage()]) == 1

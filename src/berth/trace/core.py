@@ -17,6 +17,7 @@ import contextvars
 import functools
 import inspect
 import itertools
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -39,6 +40,7 @@ class _State:
 
 state = _State()
 _ids = itertools.count(1)
+_append_lock = threading.Lock()
 
 
 class Span:
@@ -129,8 +131,10 @@ def _open(name: str, kind: str, attrs: dict[str, Any] | None) -> tuple[Operation
     spans = op.spans
     if spans[0].end:  # a task the operation started outlives it (a container's monitor)
         return None
-    spans.append(Span(name, parent, time.perf_counter_ns(), kind, attrs))
-    idx = len(spans) - 1
+    span = Span(name, parent, time.perf_counter_ns(), kind, attrs)
+    with _append_lock:  # the loop and the I/O pool's threads add to one operation
+        spans.append(span)
+        idx = len(spans) - 1
     return op, idx, _current.set((op, idx))
 
 
@@ -214,7 +218,7 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
                 if not state.on:
                     return await fn(*args, **kwargs)
                 h = _open(span_name(args, kwargs), kind, None)
-                t0 = time.perf_counter_ns()
+                t0 = time.perf_counter_ns() if timed is not None else 0
                 err: BaseException | None = None
                 try:
                     return await fn(*args, **kwargs)
@@ -234,7 +238,7 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
             if not state.on:
                 return fn(*args, **kwargs)
             h = _open(span_name(args, kwargs), kind, None)
-            t0 = time.perf_counter_ns()
+            t0 = time.perf_counter_ns() if timed is not None else 0
             err: BaseException | None = None
             try:
                 return fn(*args, **kwargs)

@@ -62,11 +62,14 @@ class ExporterPipe:
         self.buf = bytearray()
         self.pending: list[Operation] = []
         self.dropped = 0
+        self.dead = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer = False
         self._enc = msgspec.msgpack.Encoder()
 
     def __call__(self, op: Operation) -> None:
+        if self.dead:
+            return
         if not self.pending:
             try:
                 loop = asyncio.get_running_loop()
@@ -94,9 +97,14 @@ class ExporterPipe:
                 del self.buf[:n]
         except BlockingIOError:
             pass
-        except (BrokenPipeError, OSError) as e:
+        except OSError as e:
             log.warning("OTLP exporter process gone (%s): spans are no longer exported", e)
             self.buf.clear()
+            self.dead = True
+            self.proc.poll()  # reaped, not a zombie
+            if self._writer and self._loop is not None:
+                self._loop.remove_writer(self.fd)
+                self._writer = False
             return
         loop = self._loop
         if loop is None:

@@ -143,6 +143,8 @@ def drain() -> None:
 def _observe(op: Operation) -> None:
     """Every span of a finished operation into the step/process/request histograms."""
     for s in op.spans:
+        if not s.end:  # still open when its operation ended (a thread's step): no duration
+            continue
         ns = s.end - s.start
         if s.kind == REQUEST:
             attrs = s.attrs or {}
