@@ -89,6 +89,86 @@ def _cpu_ms(pid: int, exporter: bool = False) -> float:
     return total * 1000 / tick
 
 
+def inproc(rounds: int = 5, n: int = 2000) -> None:
+    """What the daemon's own process does per create when on (no daemon needed): a
+    create-shaped operation (the request, containerCreate, create and 18 more steps)
+    recorded, packed for the exporter, put into the step histograms; and what a
+    decorated step costs when off. Best of `rounds`, in microseconds."""
+    import asyncio
+
+    import msgspec
+
+    from berth import trace
+    from berth.trace import core, exporter, metrics
+
+    names = ["GetImage", "verifyContainerSettings", "verifyNetworkingConfig", "adaptContainerSettings",
+             "GetImage", "mergeAndVerifyConfig", "mergeAndVerifyLogConfig", "newContainer", "setSecurityOptions",
+             "setRWLayer", "setHostConfig", "createContainerOSSpecificSettings",
+             "updateContainerNetworkSettings", "ToDisk", "Register"]
+
+    @trace.traced("leaf")
+    def leaf() -> None:
+        pass
+
+    def make() -> core.Operation:
+        op = trace.begin_request("POST", "/containers/create", "1.41")
+        with trace.step("containerCreate"), trace.step("create"):
+            for name in names:
+                with trace.step(name):
+                    pass
+        trace.end_operation(op, 201)
+        return op
+
+    def best(fn: object, count: int) -> float:
+        out = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            for _ in range(count):
+                fn()  # type: ignore[operator]
+            out.append((time.perf_counter() - t) / count * 1e6)
+        return min(out)
+
+    def bare() -> None:
+        pass
+
+    core.state.on = False
+    off = best(leaf, n * 20) - best(bare, n * 20)
+
+    @trace.traced("aleaf")
+    async def aleaf() -> None:
+        pass
+
+    async def abare() -> None:
+        pass
+
+    async def async_cost() -> float:
+        res = []
+        for f in (aleaf, abare):
+            out = []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                for _ in range(n * 10):
+                    await f()
+                out.append((time.perf_counter() - t) / (n * 10) * 1e6)
+            res.append(min(out))
+        return res[0] - res[1]
+
+    aoff = asyncio.run(async_cost())
+    core.state.on, core.state.sinks = True, []
+    record = best(make, n)
+    ops = [make() for _ in range(n)]
+    enc = msgspec.msgpack.Encoder()
+    it = iter(ops * rounds)
+    pack = best(lambda: enc.encode([exporter.pack(next(it))]), n)
+    it2 = iter(ops * rounds)
+    hist = best(lambda: metrics._observe(next(it2)), n)
+    core.state.on = False
+    print(f"in-process, per create-shaped operation of {len(ops[0].spans)} spans (best of {rounds}):")
+    print(f"  on:  record {record:.1f} us + pack for the exporter {pack:.1f} us + step histograms {hist:.1f} us"
+          f" = {record + pack + hist:.1f} us")
+    print(f"  off: {off * 1000:.0f} ns per decorated sync step, {aoff * 1000:.0f} ns per async one")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", default="main")
@@ -96,7 +176,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=60)
     ap.add_argument("--on", default="both", choices=["both", "metrics", "otlp"],
                     help="what `on` turns on: --metrics-addr, OTLP export, or both")
+    ap.add_argument("--inproc", action="store_true", help="only the in-process costs (no daemon, no root)")
     a = ap.parse_args()
+    if a.inproc:
+        inproc()
+        return
 
     from otlp_receiver import OTLPReceiver
 
