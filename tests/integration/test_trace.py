@@ -33,7 +33,9 @@ DAEMON_CREATE_SEQ = ["GetImage", "mergeAndVerifyConfig", "mergeAndVerifyLogConfi
                      "setSecurityOptions", "setRWLayer", "setHostConfig", "createContainerOSSpecificSettings",
                      "updateContainerNetworkSettings", "ToDisk", "Register"]
 # containerStart (§10.2): networking, the bundle, the runtime; allocateNetwork runs beside the bundle.
-START_SEQ = ["initializeNetworking", "writeNetworkFiles", "createSpec", "StartLogger", "conmon (runc create)",
+# Berth mounts the rootfs in the bundle's thread hop, after initializeNetworking (dockerd's
+# conditionalMountOnStart comes first).
+START_SEQ = ["initializeNetworking", "Mount", "writeNetworkFiles", "createSpec", "StartLogger", "conmon (runc create)",
              "runc start", "ToDisk"]
 
 
@@ -193,7 +195,8 @@ def _get(url: str) -> bytes:
 
 
 def test_metrics_text(traced: tuple[Berthd, str], run_one: dict[str, str]) -> None:
-    _, addr = traced
+    b, addr = traced
+    b.docker("history", "busybox")
     text = _get(f"http://{addr}/metrics").decode()
     series: dict[str, list[dict[str, str]]] = {}
     for line in text.splitlines():
@@ -211,6 +214,7 @@ def test_metrics_text(traced: tuple[Berthd, str], run_one: dict[str, str]) -> No
     assert {s["state"] for s in series["engine_daemon_container_states_containers"]} == {"paused", "running",
                                                                                            "stopped"}
     assert "allocate" in {s["action"] for s in series["engine_daemon_network_actions_seconds_count"]}
+    assert "history" in {s["action"] for s in series["engine_daemon_image_actions_seconds_count"]}
     steps = {s["step"] for s in series["berth_step_seconds_count"]}
     assert set(DAEMON_CREATE_SEQ) <= steps and {"containerStart", "createSpec"} <= steps
     assert {"runc start", "conmon (runc create)", "netavark setup"} <= {

@@ -170,11 +170,13 @@ def test_metrics_sink(recorder: list[core.Operation]) -> None:
 
     metrics.observe_operation(_op(recorder))
     metrics.observe_action("network", "connect", 0.01)
+    metrics.observe_action("image", "history", 0.01)
     text = generate_latest(metrics.REGISTRY).decode()
     assert 'berth_step_seconds_count{step="fast"}' in text
     assert 'berth_process_seconds_count{program="runc start"}' in text
     assert 'berth_api_request_seconds_count{method="POST",route="/containers/create"}' in text
     assert 'engine_daemon_network_actions_seconds_count{action="connect"} 1.0' in text
+    assert 'engine_daemon_image_actions_seconds_count{action="history"} 1.0' in text
     assert 'engine_daemon_container_actions_seconds_count{action="commit"} 1.0' in text  # dockerd's Update(0)
     assert "_created" not in text
 

@@ -270,6 +270,7 @@ class ImageService:
         out["Metadata"] = {"LastTagTime": format_rfc3339_nano(last_tag) if last_tag else _ZERO_TIME}
         return out
 
+    @traced("ImageHistory", image_action="history")
     def history(self, ref: str) -> list[dict[str, Any]]:
         """ImageHistory: newest first; layers' own sizes; `<missing>` IDs but the first."""
         img = self.get_image(ref)
@@ -408,6 +409,7 @@ class ImageService:
 
     # -- operations in their own modules ------------------------------------------------
 
+    @traced("ImageDelete", image_action="delete")
     def delete(self, ref: str, force: bool, prune: bool,
                is_used_by: Callable[[str], list[tuple[str, bool]]] | None = None) -> list[dict[str, str]]:
         from .delete import image_delete

@@ -195,13 +195,14 @@ def process(name: str, **attrs: Any) -> Any:
 
 
 def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
-           network_action: str = "") -> Callable[[F], F]:
+           network_action: str = "", image_action: str = "") -> Callable[[F], F]:
     """Decorate a step function (sync or async) to be a span named `name` (dockerd's
     name for the step). `name` may be a function of the call's arguments, for spans
-    such as `runc start`. `action` / `network_action` also time a successful call into
-    dockerd's engine_daemon_container_actions_seconds / engine_daemon_network_actions_seconds
+    such as `runc start`. `action` / `network_action` / `image_action` also time a
+    successful call into dockerd's engine_daemon_{container,network,image}_actions_seconds
     (also outside any API request: a restart policy's start counts)."""
-    timed = ("container", action) if action else ("network", network_action) if network_action else None
+    timed = (("container", action) if action else ("network", network_action) if network_action
+             else ("image", image_action) if image_action else None)
 
     def deco(fn: F) -> F:
         def span_name(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

@@ -47,6 +47,10 @@ for _a in ("start", "changes", "commit", "create", "delete"):
 network_actions = Histogram(
     "engine_daemon_network_actions_seconds", "The number of seconds it takes to process each network action",
     ["action"], buckets=GO_DEF_BUCKETS, registry=REGISTRY)
+image_actions = Histogram(
+    "engine_daemon_image_actions_seconds", "The number of seconds it takes to process each image action",
+    ["action"], buckets=GO_DEF_BUCKETS, registry=REGISTRY)
+_ACTIONS = {"container": container_actions, "network": network_actions, "image": image_actions}
 
 
 
@@ -103,7 +107,7 @@ def _child(hist: Any, *labels: str) -> Any:
 
 def observe_action(kind: str, action: str, seconds: float) -> None:
     """A finished dockerd action (the core's action sink)."""
-    _child(container_actions if kind == "container" else network_actions, action).observe(seconds)
+    _child(_ACTIONS[kind], action).observe(seconds)
 
 
 # Finished operations wait here and go into the histograms in batches, off the request's
