@@ -412,3 +412,45 @@ def test_exec_stop_delete_spans(traced: tuple[Berthd, str], receiver: OTLPReceiv
     assert "POST /containers/{name}/exec" in {s.name for s in spans if s.attrs.get("container.id") == cid}
     for s in spans:
         assert SECRET not in repr(s), s
+
+
+def _sample(text: str, name: str, labels: str = "") -> float:
+    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
+    assert m, (name, labels)
+    return float(m.group(1))
+
+
+def test_metrics_follow_the_daemon(traced: tuple[Berthd, str]) -> None:
+    """States, event subscribers and health checks are read from the daemon at scrape time."""
+    b, addr = traced
+    name = "tr-" + uuid.uuid4().hex[:8]
+    before = _get(f"http://{addr}/metrics").decode()
+    events = socket.socket(socket.AF_UNIX)
+    try:
+        events.connect(b.sock)
+        events.sendall(b"GET /v1.41/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        b.docker("run", "-d", "--network", "none", "--name", name, "--health-cmd", "true",
+                 "--health-interval", "1s", "busybox", "sleep", "60")
+        deadline = time.time() + 30
+        while True:
+            text = _get(f"http://{addr}/metrics").decode()
+            if _sample(text, "engine_daemon_health_checks_total") >= 1 or time.time() > deadline:
+                break
+            time.sleep(0.3)
+        assert _sample(text, "engine_daemon_health_checks_total") >= 1
+        assert _sample(text, "engine_daemon_health_checks_failed_total") == 0
+        assert _sample(text, "engine_daemon_events_subscribers_total") >= 1
+        assert _sample(text, "engine_daemon_events_total") >= _sample(before, "engine_daemon_events_total") + 2
+        assert _sample(text, "engine_daemon_container_states_containers", '{state="running"}') >= 1
+        b.docker("pause", name)
+        text = _get(f"http://{addr}/metrics").decode()
+        assert _sample(text, "engine_daemon_container_states_containers", '{state="paused"}') >= 1
+        b.docker("unpause", name)
+    finally:
+        events.close()
+        b.docker("rm", "-f", name, check=False)
+    deadline = time.time() + 10
+    while _sample(_get(f"http://{addr}/metrics").decode(), "engine_daemon_events_subscribers_total") and \
+            time.time() < deadline:
+        time.sleep(0.2)
+    assert _sample(_get(f"http://{addr}/metrics").decode(), "engine_daemon_events_subscribers_total") == 0
