@@ -20,7 +20,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,6 +62,22 @@ class Span:
         return self.end - self.start
 
 
+class FrozenSpan(NamedTuple):
+    """A span of a finished operation (what the sinks see)."""
+
+    name: str
+    parent: int
+    start: int
+    end: int
+    kind: str
+    attrs: dict[str, Any] | None
+    error: str
+
+    @property
+    def duration(self) -> int:
+        return self.end - self.start
+
+
 class Operation:
     """An API request (or another root) with its spans; spans[0] is the root."""
 
@@ -71,7 +87,7 @@ class Operation:
         self.id = next(_ids)
         self.mono = time.perf_counter_ns()
         self.wall = time.time_ns()
-        self.spans = [Span(name, -1, self.mono, kind, attrs)]
+        self.spans: list[Any] = [Span(name, -1, self.mono, kind, attrs)]  # FrozenSpan once ended
         self.containers: list[str] = []
         self.status = 0
         self.remote_parent: str = ""  # a W3C traceparent the client sent, for OTLP
@@ -104,10 +120,15 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
     if op is None:
         return
     root = op.spans[0]
-    root.end = time.perf_counter_ns()
     op.status = status
     if error:
         root.error = error
+    with _append_lock:
+        root.end = time.perf_counter_ns()
+        # Frozen into tuples of strings and ints, which the garbage collector stops
+        # tracking: the ring's few thousand spans would otherwise be walked by every full
+        # collection (and make them come sooner).
+        op.spans = [FrozenSpan(s.name, s.parent, s.start, s.end, s.kind, s.attrs, s.error) for s in op.spans]
     if op.token is not None:
         try:  # aiohttp answers a connection's requests in one task: the next starts clean
             _current.reset(op.token)
@@ -123,24 +144,23 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
             logging.getLogger("berth.trace").exception("trace sink %r", sink)
 
 
-def _open(name: str, kind: str, attrs: dict[str, Any] | None) -> tuple[Operation, int, contextvars.Token[Any]] | None:
+def _open(name: str, kind: str, attrs: dict[str, Any] | None) -> tuple[Operation, Span, contextvars.Token[Any]] | None:
     cur = _current.get()
     if cur is None:
         return None
     op, parent = cur
-    spans = op.spans
-    if spans[0].end:  # a task the operation started outlives it (a container's monitor)
-        return None
     span = Span(name, parent, time.perf_counter_ns(), kind, attrs)
     with _append_lock:  # the loop and the I/O pool's threads add to one operation
+        spans = op.spans
+        if spans[0].end:  # a task the operation started outlives it (a container's monitor)
+            return None
         spans.append(span)
         idx = len(spans) - 1
-    return op, idx, _current.set((op, idx))
+    return op, span, _current.set((op, idx))
 
 
-def _close(handle: tuple[Operation, int, contextvars.Token[Any]], err: BaseException | None) -> None:
-    op, idx, token = handle
-    span = op.spans[idx]
+def _close(handle: tuple[Operation, Span, contextvars.Token[Any]], err: BaseException | None) -> None:
+    op, span, token = handle
     span.end = time.perf_counter_ns()
     if err is not None:
         span.error = type(err).__name__

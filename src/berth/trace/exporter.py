@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from .core import Operation, Span
+from .core import FrozenSpan, Operation
 
 log = logging.getLogger("berth.trace")
 
@@ -41,9 +41,7 @@ def unpack(raw: list[Any]) -> Operation:
     op.id, op.token = 0, None
     op.spans = []
     for name, parent, start, end, kind, attrs, error in spans:
-        s = Span(name, parent, start, kind, attrs)
-        s.end, s.error = end, error
-        op.spans.append(s)
+        op.spans.append(FrozenSpan(name, parent, start, end, kind, attrs, error))
     return op
 
 

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Iterable
 
-from .core import PROCESS, REQUEST, Operation, Span
+from .core import PROCESS, REQUEST, FrozenSpan, Operation
 
 RING_SIZE = 300
 FULL_TIMELINES = 25  # drawn on the index; the older ones are a line with a link
@@ -59,7 +59,7 @@ def _e(s: object) -> str:
     return html.escape(str(s), quote=True)
 
 
-def _depths(spans: list[Span]) -> list[int]:
+def _depths(spans: list[FrozenSpan]) -> list[int]:
     d: list[int] = []
     for s in spans:
         d.append(0 if s.parent < 0 else d[s.parent] + 1)
