@@ -51,7 +51,8 @@ class Berthd:
             return f.read()
 
 
-def start_berthd(tmp: str | None = None, extra: list[str] | None = None) -> Berthd:
+def start_berthd(tmp: str | None = None, extra: list[str] | None = None,
+                 extra_env: dict[str, str] | None = None) -> Berthd:
     tmp = tmp or tempfile.mkdtemp(prefix="berth-test-")
     sock = os.path.join(tmp, "berth.sock")
     data_root = os.path.join(tmp, "root")
@@ -60,6 +61,7 @@ def start_berthd(tmp: str | None = None, extra: list[str] | None = None) -> Bert
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
     # every inspect answered from the cache is checked against a fresh one (daemon/inspect.py)
     env.setdefault("BERTH_CHECK_INSPECT_CACHE", "1")
+    env.update(extra_env or {})
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "berth", "-H", f"unix://{sock}", "--data-root", data_root,

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from . import ENGINE_VERSION
+from . import ENGINE_VERSION, trace
 from .api import server
 from .api.backend import BACKEND
 from .api.fastpath import FastUnixSite
@@ -60,6 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--init", action="store_true", default=None)
     p.add_argument("--default-ulimit", action="append", default=[], type=_ulimit_flag,
                    help="default ulimits for containers (name=soft[:hard])")
+    p.add_argument("--metrics-addr", default=None, help="TCP address to serve the metrics API on")
     p.add_argument("-v", "--version", action="store_true")
     return p.parse_args(argv)
 
@@ -106,7 +107,7 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
     for key in ("host", "data_root", "exec_root", "pidfile", "log_level", "debug", "storage_driver", "tlsverify",
                 "tlscacert", "tlscert", "tlskey", "group", "default_runtime", "log_driver",
                 "default_ipc_mode", "default_cgroupns_mode", "live_restore", "no_new_privileges", "bridge", "bip",
-                "init"):
+                "init", "metrics_addr"):
         v = getattr(args, key)
         if v is not None:
             flags["hosts" if key == "host" else key.replace("_", "-")] = v
@@ -236,13 +237,27 @@ def app_state(d: Any) -> dict[web.AppKey[Any], Any]:
     return state
 
 
+async def _start_metrics(addr: str, d: Any) -> web.AppRunner:
+    """startMetricsServer: the daemon's collectors, then the listener."""
+    from .daemon import metrics as daemon_metrics
+    from .trace import server as trace_server
+
+    daemon_metrics.register(d)
+    try:
+        return await trace_server.start(addr)
+    except (ValueError, OSError) as e:
+        raise SystemExit(f"metrics-addr {addr}: {e}") from None
+
+
 async def serve(cfg: DaemonConfig) -> None:
     from .daemon.daemon import Daemon
 
     os.makedirs(cfg.exec_root, mode=0o700, exist_ok=True)
     os.makedirs(cfg.data_root, mode=0o710, exist_ok=True)
     lock = PidfileLock(cfg.pidfile_path, cfg.data_root)
+    metrics_runner = None
     try:
+        trace.setup(metrics=bool(cfg.metrics_addr))  # OTLP from OTEL_* variables, metrics/page from the flag
         d = Daemon(cfg)
         await d.restore()
         await d.init_lifecycle()  # LIFECYCLE: runtime probe, live restore, restart policies
@@ -252,6 +267,8 @@ async def serve(cfg: DaemonConfig) -> None:
         app = server.build_app(_routes(), app_state(d))
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
         await runner.setup()
+        if cfg.metrics_addr:
+            metrics_runner = await _start_metrics(cfg.metrics_addr, d)
         await _start_sites(runner, cfg)
         log.info("berthd %s: API listen on %s", ENGINE_VERSION, ", ".join(cfg.hosts))
         stop = asyncio.Event()
@@ -265,6 +282,9 @@ async def serve(cfg: DaemonConfig) -> None:
         await d.run_blocking(daemon_network.shutdown_networking, d)
         await d.shutdown()
     finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
+        trace.shutdown()
         lock.release()
 
 

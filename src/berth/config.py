@@ -65,7 +65,7 @@ class DaemonConfig(msgspec.Struct, rename={
     "default_cgroupns_mode": "default-cgroupns-mode", "live_restore": "live-restore",
     "no_new_privileges": "no-new-privileges", "group": "group", "debug": "debug",
     "bridge": "bridge", "bip": "bip", "init": "init", "experimental": "experimental",
-    "default_ulimits": "default-ulimits",
+    "default_ulimits": "default-ulimits", "metrics_addr": "metrics-addr",
 }, forbid_unknown_fields=False):
     hosts: list[str] = msgspec.field(default_factory=list)
     data_root: str = "/var/lib/berth"
@@ -95,6 +95,8 @@ class DaemonConfig(msgspec.Struct, rename={
     # --default-ulimit / "default-ulimits": applied to a container without a ulimit of
     # that name (daemon/oci_linux.go mergeUlimits), keyed by name.
     default_ulimits: dict[str, Ulimit] = msgspec.field(default_factory=dict)
+    # --metrics-addr: Prometheus metrics and the operations page (berth.trace); "" = nothing listens
+    metrics_addr: str = ""
 
     @property
     def pidfile_path(self) -> str:

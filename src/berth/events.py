@@ -144,6 +144,7 @@ class Events:
         self._subscribers: set[Subscription] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self.logged = 0  # engine_daemon_events_total
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Deliver on `loop` (default: the running one); call it from that loop."""
@@ -184,6 +185,7 @@ class Events:
     def publish_message(self, msg: Message) -> None:
         """Events.PublishMessage: keep `msg` in the ring and send it to subscribers."""
         with self._lock:
+            self.logged += 1
             loop = self._loop
             if loop is None or self._loop_thread == threading.get_ident():
                 self._publish_locked(msg)

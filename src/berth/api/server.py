@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute, MatchInfoError, UrlMappingMatchInfo
 from yarl import URL
 
-from .. import ENGINE_VERSION, errdefs
+from .. import ENGINE_VERSION, errdefs, trace
 from . import httpstatus
 from .httputils import API_VERSION_KEY, DEFAULT_VERSION, MIN_VERSION, compare_versions
 
@@ -116,6 +116,8 @@ def version_refusal(version: str) -> str | None:
 async def call_handler(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The handler's answer, or errorhandler.go's rendering of its error (one mapping:
     httpstatus.from_error). Used by the middleware and by the fast path."""
+    if trace.state.on and not request.get(_TRACED_KEY):
+        return await _traced_call(request, handler)
     try:
         return await handler(request)
     except errdefs.DockerError as err:
@@ -133,6 +135,32 @@ async def call_handler(request: web.Request, handler: Handler) -> web.StreamResp
     except Exception as err:  # an untyped error is a 500, as in dockerd
         log.exception("Handler for %s %s failed", request.method, request.path)
         return _error_response(request, 500, str(err))
+
+
+_TRACED_KEY = web.RequestKey("berth.traced", bool)
+# (method, handler) → the route's template without its patterns: `/containers/{name}/json`
+ROUTE_TEMPLATES: dict[tuple[str, Any], str] = {}
+
+
+async def _traced_call(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request as a trace operation (berth.trace): method, route template, API
+    version, status; the daemon's steps become its children."""
+    request[_TRACED_KEY] = True
+    op = trace.begin_request(request.method, ROUTE_TEMPLATES.get((request.method, handler), "?"),
+                             request.get(API_VERSION_KEY, ""), request.headers.get("traceparent", ""))
+    status, error = 500, ""
+    try:
+        resp = await call_handler(request, handler)
+        status = resp.status
+        return resp
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    except BaseException as e:
+        error = type(e).__name__
+        raise
+    finally:
+        trace.end_operation(op, status, error)
 
 
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
@@ -194,6 +222,7 @@ class _Router(web.UrlDispatcher):
 
     def add_api_route(self, method: str, path: str, handler: Handler) -> None:
         route = self.add_route(method, path, handler)
+        ROUTE_TEMPLATES[(method, handler)] = _PARAM.sub(r"{\1}", path)
         if "{" not in path:
             self._fixed[(method, path)] = route
             return

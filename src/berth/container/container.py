@@ -14,6 +14,7 @@ import msgspec
 from msgspec import Struct
 
 from ..pkg import atomicfile
+from ..trace import traced
 from ..types import gojson
 from ..types.container import Config, EndpointSettings, HostConfig
 from ..volume.mounts import MountPoint
@@ -99,6 +100,7 @@ class Container(Struct, dict=True):
     def name_without_slash(self) -> str:
         return self.Name[1:] if self.Name.startswith("/") else self.Name
 
+    @traced("ToDisk")
     def to_disk(self) -> None:
         """Write config.v2.json and hostconfig.json atomically (container.CheckpointTo).
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from ..trace import traced
 
 if TYPE_CHECKING:
     from .daemon import Daemon
 
 
+@traced("ContainerChanges", action="changes")
 async def container_changes(d: "Daemon", name: str) -> list[Any] | None:
     ctr = d.get_container(name)
     rw = d.layers.get_rw_layer(ctr.ID)

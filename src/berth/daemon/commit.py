@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import errdefs
+from ..trace import traced
 from ..image.commit import CommitConfig
 from ..image.image import normalize_config
 from ..image.importer import build_from_config
@@ -47,6 +48,7 @@ def _from_doc(doc: dict[str, Any]) -> Config:
     return gojson.decode(json.dumps(doc).encode(), Config, go_type_name="container.Config")
 
 
+@traced("CreateImageFromContainer", action="commit")
 async def create_image_from_container(d: Daemon, name: str, c: CreateImageConfig) -> str:
     """CreateImageFromContainer: returns the new image ID."""
     ctr = d.get_container(name)

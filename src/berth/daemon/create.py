@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .. import errdefs
+from ..trace import step, traced
 from ..container.container import Container, NetworkSettings
 from ..pkg import symlink
 from ..pkg.platforms import Platform
@@ -65,6 +66,7 @@ class ContainerCreateConfig(msgspec.Struct):
     platform: Platform | None = None
 
 
+@traced("containerCreate", action="create")
 async def container_create(d: "Daemon", params: ContainerCreateConfig) -> ContainerCreateCreatedBody:
     """containerCreate: the checks, in dockerd's order, then create."""
     if params.config is None:
@@ -115,6 +117,7 @@ def _platform_warning(img: "Image") -> str:
     )
 
 
+@traced("verifyNetworkingConfig")
 def verify_networking_config(nc: NetworkingConfig | None) -> None:
     if nc is None or not nc.EndpointsConfig:
         return
@@ -151,6 +154,7 @@ def _is_ipv6(s: str) -> bool:
     return isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is None and "." not in s
 
 
+@traced("adaptContainerSettings")
 def adapt_container_settings(d: "Daemon", hc: HostConfig, adjust_cpu_shares: bool) -> None:
     platform.adapt_container_settings(
         hc, adjust_cpu_shares, d.sysinfo, d.config.default_ipc_mode, d.config.default_cgroupns_mode or None
@@ -190,6 +194,7 @@ def _generate_security_opt(d: "Daemon", hc: HostConfig) -> None:
             # No SELinux labels in Berth: nothing to duplicate.
 
 
+@traced("create")
 async def create(d: "Daemon", params: ContainerCreateConfig) -> Container:
     """daemon.create: image, merges, new container, then everything that makes state."""
     config = params.config
@@ -216,6 +221,7 @@ async def create(d: "Daemon", params: ContainerCreateConfig) -> Container:
     return ctr
 
 
+@traced("newContainer")
 def new_container(d: "Daemon", name: str, config: Config, hc: HostConfig, img: "Image | None") -> Container:
     """newContainer: ID and name, hostname, Path/Args, the base record."""
     id_, full_name = names.generate_id_and_name(d, name)
@@ -246,6 +252,7 @@ def get_entrypoint_and_args(entrypoint: list[str] | None, cmd: list[str] | None)
     return cmd[0], list(cmd[1:])
 
 
+@traced("setSecurityOptions")
 def set_security_options(d: "Daemon", ctr: Container, hc: HostConfig) -> None:
     """parseSecurityOpt (daemon_unix.go); its errors are untyped: 500."""
     ctr.NoNewPrivileges = d.config.no_new_privileges
@@ -297,8 +304,9 @@ def _create_on_disk(d: "Daemon", ctr: Container, img: "Image | None", plan: "vol
     """
     made_layer = made_root = False
     try:
-        d.layers.create_rw_layer(ctr.ID, img.top_layer if img is not None else None,
-                                 ctr.host_config.StorageOpt or None)
+        with step("setRWLayer"):
+            d.layers.create_rw_layer(ctr.ID, img.top_layer if img is not None else None,
+                                     ctr.host_config.StorageOpt or None)
         made_layer = True
         os.mkdir(ctr.root, 0o710)
         made_root = True
@@ -320,6 +328,7 @@ def _create_on_disk(d: "Daemon", ctr: Container, img: "Image | None", plan: "vol
         raise
 
 
+@traced("createContainerOSSpecificSettings")
 def create_container_os_specific_settings(d: "Daemon", ctr: Container) -> None:
     """create_unix.go: working directory, masked/readonly defaults, image volumes."""
     hc = ctr.host_config

@@ -10,7 +10,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
-from .. import errdefs
+from .. import errdefs, trace
 from ..config import DaemonConfig
 from ..container.container import Container, from_disk
 from ..events import Events
@@ -55,7 +55,7 @@ class Daemon:
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking `fn` on the I/O pool; the awaiting task waits for it even when
         cancelled, so an undo never races the work it undoes."""
-        fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        fut = asyncio.get_running_loop().run_in_executor(self.executor, trace.in_context(fn), *args)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -79,6 +79,7 @@ class Daemon:
         self.events.log(action, "container", ctr.ID, attrs)
 
     # -- lookup ---------------------------------------------------------------------
+    @trace.touches
     def get_container(self, prefix_or_name: str) -> Container:
         """GetContainer: full ID, then exact name, then unique ID prefix."""
         if not prefix_or_name:
@@ -98,8 +99,10 @@ class Daemon:
             raise errdefs.NotFound(f"No such container: {prefix_or_name}")
         return self.containers[id_]
 
+    @trace.traced("Register")
     def register(self, ctr: Container) -> None:
         """Make a container visible: in the map and the ID index (its name is reserved already)."""
+        trace.touch(ctr.ID)
         self.containers[ctr.ID] = ctr
         self.ids.add(ctr.ID)
 

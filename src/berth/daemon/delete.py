@@ -7,6 +7,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..trace import traced
 from ..container.container import Container
 from . import volumes
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("berth.daemon")
 
 
+@traced("ContainerRm", action="delete")
 async def container_rm(d: "Daemon", name: str, force: bool, remove_volume: bool, remove_link: bool) -> None:
     ctr = d.get_container(name)
     if remove_link:
@@ -40,6 +42,7 @@ def rm_link(d: "Daemon", ctr: Container, name: str) -> None:
     d.names.release(name)
 
 
+@traced("cleanupContainer")
 async def cleanup_container(d: "Daemon", ctr: Container, force: bool, remove_volume: bool) -> None:
     """cleanupContainer: refuse a running container unless forced, then remove everything."""
     async with ctr.lock:

@@ -12,6 +12,7 @@ import re
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..trace import traced
 from ..network.etcfiles import _LOCALHOST_NS, DEFAULT_HOSTS  # one copy of libnetwork's defaults
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ def _extra_host_line(entry: str) -> str:
     return f"{ip}\t{host}\n"
 
 
+@traced("writeNetworkFiles")
 def write_network_files(d: "Daemon", ctr: "Container") -> None:
     """Write hostname, hosts and resolv.conf into the container directory (blocking);
     `container:` network mode shares the other container's files instead."""

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..trace import touches, traced
 from ..pkg import stringid, term
 from ..runtime import specs
 from ..runtime import spec as rspec
@@ -98,6 +99,7 @@ def _check_active(ctr: "Container", name: str) -> None:
         raise errdefs.Conflict(f"Container {ctr.ID} is restarting, wait until the container is running")
 
 
+@touches
 def get_exec_config(d: "Daemon", name: str) -> ExecConfig:
     """getExecConfig: exact ID; its container must still exist and be running."""
     ec = _execs(d).get(name)
@@ -115,6 +117,7 @@ def get_exec_config(d: "Daemon", name: str) -> ExecConfig:
     return ec
 
 
+@traced("ContainerExecCreate")
 def container_exec_create(d: "Daemon", name: str, config: ExecCreateRequest) -> str:
     """ContainerExecCreate (synchronous: register and answer without awaiting)."""
     ctr = d.get_container(name)
@@ -202,6 +205,7 @@ def _start_error(message: str) -> errdefs.DockerError:
     return errdefs.Unknown(msg)
 
 
+@traced("ContainerExecStart")
 async def container_exec_start(d: "Daemon", name: str, get_streams: Callable[[], Awaitable[ClientStreams]] | None,
                                multiplexed: bool, console: list[int] | None = None) -> None:
     """ContainerExecStart. get_streams is None for a detached start (returns once the

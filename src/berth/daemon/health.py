@@ -221,6 +221,10 @@ def _forget_later(d: Daemon, exec_id: str) -> None:
     asyncio.get_running_loop().call_later(EXEC_GC_DELAY, forget_exec, d, exec_id)
 
 
+# engine_daemon_health_checks_total / _failed_total (berth.daemon.metrics reads them)
+CHECKS = [0, 0]
+
+
 def handle_probe_result(d: Daemon, ctr: Container, start_ns: int, code: int, output: str, retries: int,
                         in_start_period: bool) -> None:
     """handleProbeResult: keep the last five results; a failure inside the start period
@@ -228,6 +232,8 @@ def handle_probe_result(d: Daemon, ctr: Container, start_ns: int, code: int, out
     h = ctr.State.Health
     if h is None:
         return
+    CHECKS[0] += 1
+    CHECKS[1] += code == -1  # dockerd counts a probe that could not run (or timed out), not an unhealthy one
     entry: dict[str, Any] = {"Start": gojson.format_go_time(start_ns), "End": gojson.format_go_time(time.time_ns()),
                              "ExitCode": code, "Output": output}
     logs = list(h.Log or [])

@@ -10,6 +10,7 @@ import signal as _signal
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..trace import traced
 from ..pkg.signal import parse_signal
 from ..runtime.oci import ContainerNotExist, OCIRuntimeError
 from . import monitor, wait
@@ -33,6 +34,7 @@ def stop_signal(ctr: "Container") -> int:
     return int(_signal.SIGTERM)
 
 
+@traced("ContainerKill")
 async def container_kill(d: "Daemon", name: str, sig_str: str) -> None:
     """ContainerKill: parse the signal (400), look the container up (404), then kill."""
     sig = 0
@@ -51,6 +53,7 @@ async def container_kill(d: "Daemon", name: str, sig_str: str) -> None:
     await kill_with_signal(d, ctr, sig)
 
 
+@traced("killWithSignal")
 async def kill_with_signal(d: "Daemon", ctr: "Container", sig: int) -> None:
     """killWithSignal: cancel the restart policy for a stopping signal, mark the container
     manually stopped, signal it (not while restarting), resume it if it was paused, and log

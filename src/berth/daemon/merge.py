@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .. import errdefs
+from ..trace import traced
 from ..logger.validate import validate_driver_opts
 from ..types.container import Config, HealthConfig, LogConfig
 
@@ -85,6 +86,7 @@ def merge(user: Config, image: Config) -> None:
         user.StopSignal = image.StopSignal
 
 
+@traced("mergeAndVerifyConfig")
 def merge_and_verify_config(config: Config, image_config: Config | None) -> None:
     if image_config is not None:
         merge(config, image_config)
@@ -99,6 +101,7 @@ _BUILTIN_OPTS = {"mode", "max-buffer-size", "cache-disabled", "cache-max-file", 
 _CACHE_KEYS = ("cache-disabled", "cache-max-file", "cache-max-size", "cache-compress")
 
 
+@traced("mergeAndVerifyLogConfig")
 def merge_and_verify_log_config(cfg: LogConfig, default_type: str, default_opts: dict[str, str]) -> None:
     if not cfg.Type:
         cfg.Type = default_type

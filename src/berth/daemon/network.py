@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .. import errdefs
+from ..trace import traced
 from ..container.container import NetworkEndpoint
 from ..network import etcfiles, keeper
 from ..network.netavark import Netavark, network_config
@@ -93,6 +94,7 @@ def network_name(d: "Daemon", mode: str) -> str:
     return mode
 
 
+@traced("updateContainerNetworkSettings")
 def update_container_network_settings(d: "Daemon", ctr: "Container", nc: NetworkingConfig | None) -> None:
     hc = ctr.host_config
     if not hc.NetworkMode:
@@ -122,6 +124,7 @@ def emit(d: "Daemon", n: Network, action: str, container_id: str = "") -> None:
 
 
 # -- start ------------------------------------------------------------------------------
+@traced("initializeNetworking")
 async def initialize_networking(d: "Daemon", ctr: "Container") -> str | None:
     """Set up the container's network before its spec is built. Returns the network
     namespace path the container joins: a fresh one Berth made (bridge networks, `none`),
@@ -177,6 +180,7 @@ def _initialize(d: "Daemon", ctr: "Container") -> str | None:
     return path
 
 
+@traced("allocateNetwork", network_action="allocate")
 async def finish_networking(d: "Daemon", ctr: "Container") -> None:
     """The netavark setups initialize_networking left pending, then the embedded-DNS
     redirect that needs the container's interfaces. On error the start fails and its
@@ -457,6 +461,7 @@ def _dns_redirect(d: "Daemon", ctr: "Container") -> None:
 
 
 # -- stop -------------------------------------------------------------------------------------
+@traced("releaseNetwork", network_action="release")
 async def release_network(d: "Daemon", ctr: "Container") -> None:
     """Tear down what initialize_networking made (releaseNetwork); safe to call twice."""
     await d.run_blocking(_release, d, ctr)

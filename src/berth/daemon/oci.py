@@ -13,6 +13,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..trace import traced
 from ..runtime import spec as rspec
 from ..runtime import specs
 from ..types import mount as mt
@@ -414,6 +415,7 @@ def _hard_limits() -> tuple[tuple[str, int], ...]:
     return tuple(rspec.daemon_hard_limits().items())
 
 
+@traced("createSpec")
 def create_spec(d: "Daemon", ctr: "Container", rootfs: str, netns: str | None = None) -> specs.Spec:
     """createSpec: the whole `config.json` for one start of `ctr` (blocking: reads the
     container's /etc/passwd)."""

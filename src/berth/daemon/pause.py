@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..trace import traced
 from ..runtime.oci import OCIRuntimeError
 from . import health
 
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from .daemon import Daemon
 
 
+@traced("ContainerPause")
 async def container_pause(d: "Daemon", name: str) -> None:
     ctr = d.get_container(name)
     async with ctr.lock:
@@ -30,6 +32,7 @@ async def container_pause(d: "Daemon", name: str) -> None:
     d.log_container_event(ctr, "pause")
 
 
+@traced("ContainerUnpause")
 async def container_unpause(d: "Daemon", name: str) -> None:
     ctr = d.get_container(name)
     async with ctr.lock:

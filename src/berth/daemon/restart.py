@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..trace import traced
 from .start import start_container
 from .stop import container_stop_inner, stop_timeout
 
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from .daemon import Daemon
 
 
+@traced("ContainerRestart")
 async def container_restart(d: "Daemon", name: str, timeout: int | None, signal: str = "") -> None:
     """ContainerRestart: stop (with `signal`, API 1.42, when it runs) and start again.
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import errdefs
+from ..trace import traced
 from ..logger import rotate as _rotate
 from ..runtime import specs
 from ..runtime.oci import OCIRuntimeError, runtime_error_message
@@ -42,6 +43,7 @@ def log_path(ctr: "Container") -> str:
     return os.path.join(ctr.root, f"{ctr.ID}-cri.log")
 
 
+@traced("StartLogger")
 def _prepare_logging(ctr: "Container") -> "LogFileConfig | None":
     """StartLogger (blocking): the driver's option checks with dockerd's wrapping, inspect's
     LogPath, the file and any rotation left from the last run (berth.logger.rotate). None:
@@ -63,6 +65,7 @@ def _prepare_logging(ctr: "Container") -> "LogFileConfig | None":
     return cfg
 
 
+@traced("ContainerStart")
 async def container_start(d: "Daemon", name: str, checkpoint: str = "", checkpoint_dir: str = "") -> None:
     """ContainerStart: the checks in dockerd's order, then containerStart."""
     if checkpoint and not d.config.experimental:
@@ -107,6 +110,7 @@ def _runtime_message(e: OCIRuntimeError) -> str:
     return f"failed to create shim task: OCI runtime create failed: {text}: unknown"
 
 
+@traced("containerStart", action="start")
 async def start_container(d: "Daemon", ctr: "Container", reset_restart_manager: bool) -> None:
     """containerStart: with the container lock held for the whole start."""
     async with ctr.lock:
@@ -251,6 +255,7 @@ async def _start_locked(d: "Daemon", ctr: "Container", reset_restart_manager: bo
     health.init_health_monitor(d, ctr)
 
 
+@traced("setupIpcDirs")
 def setup_ipc_dirs(d: "Daemon", ctr: "Container") -> None:
     """setupIpcDirs (blocking): a `shareable` container gets a tmpfs of ShmSize at
     `<root>/mounts/shm`; `container:<id>` uses the donor's, which must be shareable."""

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..trace import traced
 from ..pkg.signal import parse_signal
 from . import kill as _kill
 from . import wait
@@ -23,6 +24,7 @@ def stop_timeout(ctr: "Container") -> int:
     return t if isinstance(t, int) else DEFAULT_STOP_TIMEOUT
 
 
+@traced("ContainerStop")
 async def container_stop(d: "Daemon", name: str, timeout: int | None, signal: str = "") -> None:
     """ContainerStop: 304 when not running; errors wrapped as dockerd does.
 
@@ -52,6 +54,7 @@ async def _wait_not_running(ctr: "Container", seconds: float | None) -> bool:
         return False
 
 
+@traced("containerStop")
 async def container_stop_inner(d: "Daemon", ctr: "Container", seconds: int, signal: str = "") -> None:
     """containerStop: stop signal, wait `seconds` (negative: forever), then SIGKILL.
 

@@ -7,6 +7,7 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..trace import traced
 from ..pkg import caps, signal
 from ..types.container import Config, HealthConfig, HostConfig
 from ..volume import mounts
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 MINIMUM_DURATION = 1_000_000  # container.MinimumDuration: 1ms in nanoseconds
 
 
+@traced("verifyContainerSettings")
 def verify_container_settings(
     hc: HostConfig | None, config: Config | None, sysinfo: "SysInfo", default_runtime: str, runtimes: set[str],
     update: bool = False,

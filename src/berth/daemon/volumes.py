@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from msgspec import UNSET
 
 from .. import errdefs
+from ..trace import traced
 from ..pkg import symlink
 from ..pkg.stringid import generate_random_id
 from ..types import mount as mt
@@ -111,6 +112,7 @@ def plan_mount_points(d: "Daemon", ctr: "Container", hc: HostConfig) -> MountPla
     return plan
 
 
+@traced("setHostConfig")
 def register_mount_points(d: "Daemon", ctr: "Container", plan: MountPlan) -> None:
     """Create or reuse the named volumes of the plan and attach them (blocking)."""
     for dest, name, driver, opts, labels in plan.volumes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, NamedTuple
+from ..trace import traced
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -64,6 +65,7 @@ def notify_removed(ctr: "Container") -> None:
     _notify(ctr, "stop")
 
 
+@traced("ContainerWait")
 async def container_wait(d: "Daemon", name: str, condition: str) -> "asyncio.Future[StateStatus]":
     """ContainerWait: look the container up now (404 before any header is sent), wait later."""
     ctr = d.get_container(name)

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import errdefs
+from ..trace import traced
 from ..layer import LayerStore, chain_id_of
 from ..pkg import platforms
 from ..pkg.platforms import Platform
@@ -196,6 +197,7 @@ class ImageService:
 
     # -- lookups -------------------------------------------------------------------------
 
+    @traced("GetImage")
     def get_image(self, ref_or_id: str, platform: Platform | None = None) -> Image:
         """GetImage: digest/ID, then tag or digest reference, then unique ID prefix.
 
@@ -273,6 +275,7 @@ class ImageService:
         out["Metadata"] = {"LastTagTime": format_rfc3339_nano(last_tag) if last_tag else _ZERO_TIME}
         return out
 
+    @traced("ImageHistory", image_action="history")
     def history(self, ref: str) -> list[dict[str, Any]]:
         """ImageHistory: newest first; layers' own sizes; `<missing>` IDs but the first."""
         img = self.get_image(ref)
@@ -434,6 +437,7 @@ class ImageService:
 
     # -- operations in their own modules ------------------------------------------------
 
+    @traced("ImageDelete", image_action="delete")
     def delete(self, ref: str, force: bool, prune: bool,
                is_used_by: Callable[[str], list[tuple[str, bool]]] | None = None) -> list[dict[str, str]]:
         from .delete import image_delete

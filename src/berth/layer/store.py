@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from .. import errdefs
+from ..trace import traced
 from ..pkg import atomicfile, stringid
 from . import archive, tarsplit
 from .changes import Change, dir_changes, overlay_changes
@@ -114,10 +115,12 @@ class RWLayer:
             self._gdd = cached
         return dict(cached) if cached is not None else None
 
+    @traced("Mount")
     def mount(self) -> str:
         """Mount (refcounted) and return the root filesystem path."""
         return self._store.driver.get(self.mount_id)
 
+    @traced("Unmount")
     def unmount(self) -> None:
         self._store.driver.put(self.mount_id)
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .. import errdefs
+from ..trace import traced
 from ..container.container import NetworkEndpoint
 from ..types import gojson
 from ..types.filters import Args
@@ -159,6 +160,7 @@ def _kv(f: str, labels: dict[str, str]) -> bool:
 
 
 # -- connect / disconnect ------------------------------------------------------------------
+@traced("ConnectContainerToNetwork", network_action="connect")
 def connect(d: "Daemon", term: str, container: str, config: NetworkEndpoint | None) -> None:
     """ConnectToNetwork: a stopped container only records the settings; a running one is
     attached now, its /etc/hosts and /etc/resolv.conf rewritten."""
@@ -195,6 +197,7 @@ def connect(d: "Daemon", term: str, container: str, config: NetworkEndpoint | No
         ctr.to_disk()
 
 
+@traced("DisconnectContainerFromNetwork")
 def disconnect(d: "Daemon", term: str, container: str, force: bool) -> None:
     dn = _dn()
     ctl = dn.controller(d)

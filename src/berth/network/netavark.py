@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import errdefs
+from ..trace import PROCESS, traced
 from ..pkg import atomicfile
 from . import keeper, leftovers, netns
 
@@ -95,6 +96,7 @@ class Netavark:
     def _ep_file(self, container_id: str, network_id: str) -> str:
         return os.path.join(self.ep_dir, f"{container_id}-{network_id[:12]}.json")
 
+    @traced(lambda self, cmd, *a: f"netavark {cmd}", kind=PROCESS)
     def _run(self, cmd: str, netns: str, data: bytes) -> dict[str, Any]:
         if self.binary is None:
             raise errdefs.System("netavark binary not found: install the netavark package")

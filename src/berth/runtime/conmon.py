@@ -25,6 +25,7 @@ import socket
 import msgspec
 
 from berth.pkg import atomicfile
+from berth.trace import PROCESS, traced
 from berth.runtime import specs
 from berth.runtime.oci import OCIRuntime, OCIRuntimeError
 
@@ -298,6 +299,7 @@ class Conmon:
         if rc != 0:
             raise OCIRuntimeError(f"conmon failed: exit status {rc}: {_tail(stderr_path)}")
 
+    @traced(lambda self, id, bundle_dir, runtime, **kw: f"conmon ({runtime.name} create)", kind=PROCESS)
     async def create_container(
         self,
         id: str,
@@ -385,6 +387,7 @@ class Conmon:
         rt = runtime or OCIRuntime(state.runtime_path, state.runtime_name, state.runtime_root)
         return ContainerProcess(state, rt)
 
+    @traced(lambda self, container, *a, **kw: f"conmon ({container.runtime.name} exec)", kind=PROCESS)
     async def exec(
         self,
         container: ContainerProcess,

@@ -21,6 +21,7 @@ import threading
 import msgspec
 
 from berth import errdefs
+from berth.trace import PROCESS, traced
 from berth.runtime import spec as _spec
 from berth.runtime import specs
 
@@ -91,6 +92,7 @@ class OCIRuntime:
         """Flags that go before the subcommand (also passed to conmon as --runtime-arg)."""
         return ["--root", self.root]
 
+    @traced(lambda self, *args, **kw: f"{self.name} {args[0]}", kind=PROCESS)
     async def _run(self, *args: str, stdin: bytes | None = None) -> bytes:
         rc, out, err = await run_process(self.path, *self.global_args(), *args, stdin=stdin)
         if rc != 0:

@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""What tracing and metrics cost (issue 15): three berthd side by side, asked in turn.
+
+    sudo python3 bench/trace_cost.py [--base main] [--n 300] [--runs 60] [--keep-going]
+
+- `base`: this repository's `--base` revision (default `main`), exported with `git archive`
+  (no instrumentation at all);
+- `off`:  this checkout, no --metrics-addr and no OTEL_* endpoint (every hook a flag test);
+- `on`:   this checkout with `--metrics-addr 127.0.0.1:15690` and OTLP/HTTP export to a
+  receiver the bench runs (the tests' receiver), i.e. spans, metrics and the page ring.
+
+Each operation is asked of base, off, on, base, off, on, ... on one keep-alive connection
+per daemon, so machine noise hits the three alike: `create` (POST /containers/create of
+busybox `true`) and `run` (create + start + wait + delete, `--network none`, the
+run-to-exit of bench/engine_bench.py). Prints p50/p95 per daemon and the ratios on/off
+and off/base of the p50s. Everything made is removed; the daemons are stopped by pid.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+
+from engine_bench import Client, pct, timed
+
+
+def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    d = os.path.join(tmp, name)
+    os.makedirs(d)
+    sock = os.path.join(d, "berth.sock")
+    env = dict(os.environ, PYTHONPATH=src, **env_extra)
+    for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        if k not in env_extra:
+            env.pop(k, None)
+    log = open(os.path.join(d, "berthd.log"), "ab")
+    p = subprocess.Popen([sys.executable, "-m", "berth", "-H", f"unix://{sock}", "--data-root", f"{d}/root",
+                          "--exec-root", f"{d}/exec", "--pidfile", f"{d}/exec/berthd.pid",
+                          "--config-file", f"{d}/daemon.json", *extra],
+                         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=d)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if p.poll() is not None:
+            raise SystemExit(f"{name}: berthd exited: {open(log.name).read()[-2000:]}")
+        try:
+            if Client(sock).call("GET", "/_ping")[0] == 200:
+                return p, sock
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{name}: berthd did not answer")
+
+
+def _task_ns(pid: int) -> int:
+    """CPU time of every thread of `pid` so far, in ns, from the scheduler (schedstat: exact,
+    not the sampled clock ticks of /proc/PID/stat). Threads that ended are lost, so the
+    daemon's I/O pool is warmed up first."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+CPUACCT = "/sys/fs/cgroup/cpuacct"
+
+
+class CpuGroup:
+    """A cgroup v1 cpuacct group per daemon (when the host has one): the exact CPU time of
+    the daemon, every thread it had and the helpers it runs (conmon, runc, netavark), with
+    the exporter child moved out to a group of its own."""
+
+    def __init__(self, name: str) -> None:
+        self.path = os.path.join(CPUACCT, f"berth-trace-cost-{os.getpid()}-{name}")
+        os.makedirs(self.path, exist_ok=True)
+
+    def add(self, pid: int) -> None:
+        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+
+    def ms(self) -> float:
+        with open(os.path.join(self.path, "cpuacct.usage")) as f:
+            return int(f.read()) / 1e6
+
+    def remove(self) -> None:
+        try:
+            with open(os.path.join(self.path, "cgroup.procs")) as f:
+                left = f.read().split()
+            with open(os.path.join(CPUACCT, "cgroup.procs"), "w") as f:
+                for pid in left:
+                    try:
+                        f.write(pid)
+                        f.flush()
+                    except OSError:
+                        pass
+            os.rmdir(self.path)
+        except OSError:
+            pass
+
+
+def _cpu_ms(pid: int, exporter: bool = False) -> float:
+    """CPU ms of `pid`'s threads, or (`exporter`) of its OTLP exporter child (schedstat)."""
+    if not exporter:
+        return _task_ns(pid) / 1e6
+    total = 0
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = [int(c) for c in f.read().split()]
+    except OSError:
+        kids = []
+    for k in kids:
+        try:
+            with open(f"/proc/{k}/cmdline", "rb") as f:
+                if b"berth.trace.exporter" in f.read():
+                    total += _task_ns(k)
+        except OSError:
+            continue
+    return total / 1e6
+
+
+def inproc(rounds: int = 5, n: int = 2000) -> None:
+    """What the daemon's own process does per create when on (no daemon needed): a
+    create-shaped operation (the request, containerCreate, create and 18 more steps)
+    recorded, packed for the exporter, put into the step histograms; and what a
+    decorated step costs when off. Best of `rounds`, in microseconds."""
+    import asyncio
+
+    import msgspec
+
+    from berth import trace
+    from berth.trace import core, exporter, metrics
+
+    names = ["GetImage", "verifyContainerSettings", "verifyNetworkingConfig", "adaptContainerSettings",
+             "GetImage", "mergeAndVerifyConfig", "mergeAndVerifyLogConfig", "newContainer", "setSecurityOptions",
+             "setRWLayer", "setHostConfig", "createContainerOSSpecificSettings",
+             "updateContainerNetworkSettings", "ToDisk", "Register"]
+
+    @trace.traced("leaf")
+    def leaf() -> None:
+        pass
+
+    def make() -> core.Operation:
+        op = trace.begin_request("POST", "/containers/create", "1.41")
+        with trace.step("containerCreate"), trace.step("create"):
+            for name in names:
+                with trace.step(name):
+                    pass
+        trace.end_operation(op, 201)
+        return op
+
+    def best(fn: object, count: int) -> float:
+        out = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            for _ in range(count):
+                fn()  # type: ignore[operator]
+            out.append((time.perf_counter() - t) / count * 1e6)
+        return min(out)
+
+    def bare() -> None:
+        pass
+
+    core.state.on = False
+    off = best(leaf, n * 20) - best(bare, n * 20)
+
+    @trace.traced("aleaf")
+    async def aleaf() -> None:
+        pass
+
+    async def abare() -> None:
+        pass
+
+    async def async_cost() -> float:
+        res = []
+        for f in (aleaf, abare):
+            out = []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                for _ in range(n * 10):
+                    await f()
+                out.append((time.perf_counter() - t) / (n * 10) * 1e6)
+            res.append(min(out))
+        return res[0] - res[1]
+
+    aoff = asyncio.run(async_cost())
+    core.state.on, core.state.sinks = True, []
+    record = best(make, n)
+    ops = [make() for _ in range(n)]
+    enc = msgspec.msgpack.Encoder()
+    it = iter(ops * rounds)
+    pack = best(lambda: enc.encode([exporter.pack(next(it))]), n)
+    it2 = iter(ops * rounds)
+    hist = best(lambda: metrics._observe(next(it2)), n)
+    core.state.on = False
+    print(f"in-process, per create-shaped operation of {len(ops[0].spans)} spans (best of {rounds}):")
+    print(f"  on:  record {record:.1f} us + pack for the exporter {pack:.1f} us + step histograms {hist:.1f} us"
+          f" = {record + pack + hist:.1f} us")
+    print(f"  off: {off * 1000:.0f} ns per decorated sync step, {aoff * 1000:.0f} ns per async one")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", default="main")
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--runs", type=int, default=60)
+    ap.add_argument("--on", default="both", choices=["both", "metrics", "otlp"],
+                    help="what `on` turns on: --metrics-addr, OTLP export, or both")
+    ap.add_argument("--inproc", action="store_true", help="only the in-process costs (no daemon, no root)")
+    a = ap.parse_args()
+    if a.inproc:
+        inproc()
+        return
+
+    from otlp_receiver import OTLPReceiver
+
+    from berth.tools import busybox
+
+    tmp = tempfile.mkdtemp(prefix="berth-trace-cost-")
+    base_src = os.path.join(tmp, "base-src")
+    os.makedirs(base_src)
+    subprocess.run(f"git -C {ROOT} archive {a.base} src | tar -x -C {base_src}", shell=True, check=True)
+    receiver = OTLPReceiver(port=15691)
+    tar = os.path.join(tmp, "busybox.tar")
+    with open(tar, "wb") as f:
+        f.write(busybox.save_tar("busybox:latest"))
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    groups: dict[str, CpuGroup] = {}
+    socks: dict[str, str] = {}
+    made: dict[str, list[str]] = {}
+    try:
+        for name, src, extra, env in (
+                ("base", os.path.join(base_src, "src"), [], {}),
+                ("off", os.path.join(ROOT, "src"), [], {}),
+                ("on", os.path.join(ROOT, "src"),
+                 ["--metrics-addr", "127.0.0.1:15690"] if a.on in ("both", "metrics") else [],
+                 {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint} if a.on in ("both", "otlp") else {})):
+            procs[name], socks[name] = start(name, src, tmp, extra, env)
+            if os.path.isdir(CPUACCT):
+                groups[name] = CpuGroup(name)
+                groups[name].add(procs[name].pid)
+            subprocess.run(["docker", "-H", f"unix://{socks[name]}", "load", "-i", tar], check=True,
+                           capture_output=True)
+            made[name] = []
+        clients = {n: Client(s) for n, s in socks.items()}
+        body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}
+
+        def create(side: str) -> None:
+            st, out = clients[side].call("POST", "/containers/create", body)
+            assert st == 201, out
+            made[side].append(json.loads(out)["Id"])
+
+        def run(side: str) -> None:
+            c = clients[side]
+            st, out = c.call("POST", "/containers/create", body)
+            assert st == 201, out
+            cid = json.loads(out)["Id"]
+            st, out = c.call("POST", f"/containers/{cid}/start")
+            assert st == 204, out
+            c.call("POST", f"/containers/{cid}/wait")
+            c.call("DELETE", f"/containers/{cid}?force=1")
+
+        for side in clients:  # warm up: first imports, caches, the first full GC of a grown heap
+            for _ in range(50):
+                create(side)
+            for _ in range(5):
+                run(side)
+        exp = subprocess.run(["sh", "-c", f"cat /proc/{procs['on'].pid}/task/*/children"], capture_output=True,
+                             text=True).stdout.split()
+        for k in exp:  # the exporter's CPU is counted apart
+            try:
+                with open(f"/proc/{k}/cmdline", "rb") as f:
+                    if b"berth.trace.exporter" in f.read() and os.path.isdir(CPUACCT):
+                        groups["exporter"] = CpuGroup("exporter")
+                        groups["exporter"].add(int(k))
+            except OSError:
+                pass
+        results: dict[str, dict[str, list[float]]] = {"create": {s: [] for s in clients},
+                                                       "run": {s: [] for s in clients}}
+        cpu: dict[str, dict[str, float]] = {"create": {}, "run": {}}
+        sides = list(clients)
+
+        def usage() -> dict[str, float]:
+            if groups:
+                return {k: g.ms() for k, g in groups.items()}
+            out = {s: _cpu_ms(procs[s].pid) for s in sides}
+            out["exporter"] = _cpu_ms(procs["on"].pid, exporter=True)
+            return out
+
+        for op, count, fn in (("create", a.n, create), ("run", a.runs, run)):
+            before = usage()
+            for i in range(count):
+                for side in sides[i % 3:] + sides[:i % 3]:  # each daemon first in turn
+                    results[op][side].append(timed(lambda: fn(side)))
+            time.sleep(1.5)  # the metrics' batch and the exporter's queue are done
+            after = usage()
+            for s in [*sides, "exporter"]:
+                cpu[op][s] = (after.get(s, 0) - before.get(s, 0)) / count
+        print(f"{'op':<8}" + "".join(f"{s + ' p50':>11}{s + ' p95':>11}" for s in clients)
+              + f"{'on/off':>9}{'off/base':>10}")
+        for op, r in results.items():
+            p50 = {s: statistics.median(v) for s, v in r.items()}
+            print(f"{op:<8}" + "".join(f"{p50[s]:>11.2f}{pct(r[s], .95):>11.2f}" for s in clients)
+                  + f"{p50['on'] / p50['off']:>9.3f}{p50['off'] / p50['base']:>10.3f}")
+        print("CPU ms per operation: " + ("each daemon's cgroup (the daemon, conmon, runc, netavark; not the "
+                                          "containers)" if groups else "each daemon's threads (schedstat)")
+              + ", and `on`'s OTLP exporter:")
+        for op, c in cpu.items():
+            print(f"{op:<8}" + "".join(f"{s + ' ' + format(c[s], '.3f'):>16}" for s in [*sides, "exporter"])
+                  + f"   on-off {c['on'] - c['off']:+.3f} ms, off-base {c['off'] - c['base']:+.3f} ms")
+        print(f"(n={a.n} creates, {a.runs} runs per daemon; spans received: {len(receiver.snapshot())})")
+    finally:
+        for side, ids in made.items():
+            for cid in ids:
+                try:
+                    Client(socks[side]).call("DELETE", f"/containers/{cid}?force=1&v=1")
+                except Exception:
+                    pass
+        for p in procs.values():
+            p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        receiver.close()
+        for g in groups.values():
+            g.remove()
+        subprocess.run(["sh", "-c", f"grep ' {tmp}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Observability: the create path made visible (issue 15).
+
+- `core`: the recorder. Step functions carry `@traced("name")` (or `with step("name"):`,
+  `with process("runc start"):` for a program Berth runs); the API layer opens one
+  operation per request (`begin_request` / `end_operation`).
+- `otlp`: operations as OpenTelemetry spans over OTLP/HTTP, configured by OTEL_* variables.
+- `metrics`: dockerd 20.10's Prometheus metrics plus per-step histograms (prometheus_client).
+- `page`, `server`: the `--metrics-addr` listener: /metrics and the timeline page.
+
+Off (no OTLP endpoint, no --metrics-addr) every hook is one flag test. A subsystem with no
+dependency on `daemon` or `api`: both import it.
+
+For new code (pull/push, ...): decorate the step function with `@traced("dockerdName")`
+and run helper programs inside `with process("prog subcommand"):`; nothing else is needed.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .core import (
+    PROCESS,
+    REQUEST,
+    STEP,
+    Operation,
+    begin_operation,
+    current_operation,
+    end_operation,
+    in_context,
+    process,
+    state,
+    step,
+    touch,
+    touches,
+    traced,
+)
+
+log = logging.getLogger("berth.trace")
+
+__all__ = [
+    "PROCESS", "REQUEST", "STEP", "Operation", "begin_operation", "begin_request", "current_operation",
+    "end_operation", "in_context", "process", "setup", "shutdown", "state", "step", "touch", "touches", "traced",
+]
+
+_otlp: Any = None
+
+
+def begin_request(method: str, route: str, version: str, traceparent: str = "") -> Operation | None:
+    """The span of one API request: `POST /containers/create` with the route template,
+    never the path's values or the query (they can carry names a user keeps private)."""
+    if not state.on:
+        return None
+    attrs: dict[str, Any] = {"http.request.method": method, "http.route": route,
+                             "docker.api.version": version or "default"}
+    op = begin_operation(f"{method} {route}", attrs)
+    if op is not None and traceparent:
+        op.remote_parent = traceparent
+    return op
+
+
+def setup(metrics: bool) -> bool:
+    """Turn the recorder on if OTLP export is configured or `metrics` (--metrics-addr) is
+    given; returns whether it is on. Safe to call once per process."""
+    global _otlp
+    from . import otlp
+
+    state.sinks = []
+    if otlp.configured():
+        refusal = otlp.check_protocol()
+        if refusal:
+            log.warning("%s", refusal)
+        else:
+            from .exporter import ExporterPipe
+
+            _otlp = ExporterPipe()
+            state.sinks.append(_otlp)
+            log.info("tracing: exporting spans over OTLP/HTTP (exporter pid %d)", _otlp.proc.pid)
+    if metrics:
+        from . import metrics as _metrics
+        from . import page
+
+        state.sinks.append(_metrics.observe_operation)
+        state.sinks.append(page.RING.add)
+        state.action_sink = _metrics.observe_action
+    state.on = bool(state.sinks)
+    return state.on
+
+
+def shutdown() -> None:
+    """Flush what is queued for the collector and turn the recorder off."""
+    global _otlp
+    state.on = False
+    state.sinks = []
+    state.action_sink = None
+    if _otlp is not None:
+        _otlp.shutdown()
+        _otlp = None
