@@ -1,0 +1,93 @@
+"""berth.logger.jsonlog and copier: dockerd's json-file bytes (recorded from dockerd
+20.10.24 for the same output), its 16 KiB partial messages, and a resume after a restart
+that neither loses nor repeats a line."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from berth.logger import jsonlog
+from berth.logger.copier import BUF_SIZE, PrivateReader, Splitter
+
+# dockerd 20.10.24's first line for `printf 'a\tb<&>"\\ \u2028 \xff\x01\r\n'` with
+# --log-opt labels=lab,env=E,tag={{.Name}} (label lab=1, env E=v<1>)
+DOCKERD_LINE = (b'{"log":"a\\u0009b\\u003c\\u0026\\u003e\\"\\\\ \\u2028 \\ufffd\\u0001\\r\\n","stream":"stdout",'
+                b'"attrs":{"E":"v\\u003c1\\u003e","lab":"1","tag":"h13-j1"},"time":"2026-12-02T07:44:35.766283533Z"}\n')
+
+
+def test_line_as_dockerd_writes_it() -> None:
+    attrs = jsonlog.go_map({"lab": "1", "tag": "h13-j1", "E": "v<1>"}).encode()
+    line = b'a\tb<&>"\\ \xe2\x80\xa8 \xff\x01\r\n'
+    got = jsonlog.marshal(line, b"stdout", attrs, jsonlog.rfc3339nano(b"2026-12-02T07:44:35.766283533+00:00"))
+    assert got == DOCKERD_LINE
+
+
+@pytest.mark.parametrize("conmon,go", [
+    (b"2026-12-02T07:44:35.766348820+00:00", b"2026-12-02T07:44:35.76634882Z"),
+    (b"2026-12-02T07:44:35.000000000+00:00", b"2026-12-02T07:44:35Z"),
+    (b"2026-12-02T08:44:35.100000000+01:00", b"2026-12-02T07:44:35.1Z"),
+])
+def test_rfc3339nano(conmon: bytes, go: bytes) -> None:
+    assert jsonlog.rfc3339nano(conmon) == go
+
+
+def test_go_escaping() -> None:
+    assert jsonlog.ff_string(b"plain text") == b'"plain text"'
+    assert jsonlog.ff_string(b"\xe2\x82") == b'"\\ufffd\\ufffd"'  # Go: one U+FFFD per bad byte
+    assert jsonlog.ff_string("€\ufffd".encode()) == '"€\ufffd"'.encode()  # a real U+FFFD stays
+    assert jsonlog.go_string("a\tb\x08<") == '"a\\tb\\u0008\\u003c"'
+
+
+def rec(ts: int, flag: str, data: bytes, stream: str = "stdout") -> bytes:
+    return f"2026-12-02T07:44:35.{ts:09d}+00:00 {stream} {flag} ".encode() + data + b"\n"
+
+
+def feed(s: Splitter, recs: list[bytes]) -> list:
+    out: list = []
+    off, rr = 0, []
+    for r in recs:
+        rr.append((off, r))
+        off += len(r)
+    s.feed(rr, out)
+    return out
+
+
+def test_partial_messages_as_dockerd_cuts_them() -> None:
+    # conmon's 8 KiB records of one 40004-byte line: dockerd's 16384, 16384, 7236 + newline
+    line = b"x" * 40004
+    recs = [rec(1, "P", line[:8192]), rec(2, "F", b"err", "stderr"), rec(3, "P", line[8192:30000]),
+            rec(4, "F", line[30000:])]
+    out = feed(Splitter(), recs)
+    assert [(m.stream, len(m.line), m.complete) for m in out] == [
+        (b"stderr", 3, True), (b"stdout", BUF_SIZE, False), (b"stdout", BUF_SIZE, False), (b"stdout", 7236, True)]
+    assert {m.ts for m in out[1:]} == {recs[0][:35]}  # all pieces carry the first one's time
+    assert [m.partial.ordinal for m in out[1:]] == [1, 2, 3] and len({m.partial.id for m in out[1:]}) == 1
+    exact = feed(Splitter(), [rec(1, "F", b"y" * BUF_SIZE)])  # exactly 16 KiB: a piece, then "\n"
+    assert [(len(m.line), m.complete) for m in exact] == [(BUF_SIZE, False), (0, True)]
+
+
+@pytest.fixture
+def tmp():
+    d = tempfile.mkdtemp(prefix="bt-jsonlog-unit-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_resume_delivers_each_line_once(tmp: str) -> None:
+    path = os.path.join(tmp, ".conmon-k8s.log")
+    with open(path, "wb") as f:
+        f.write(rec(1, "F", b"one") + rec(2, "P", b"tw") + rec(3, "F", b"err", "stderr"))
+    r = PrivateReader(path)
+    msgs, _ = r.read()
+    r.commit()
+    r.close()
+    assert [m.line for m in msgs] == [b"one", b"err"]  # "tw" waits for its newline
+    with open(path, "ab") as f:  # written while "berthd was down"
+        f.write(rec(4, "F", b"o") + rec(5, "F", b"four"))
+    r2 = PrivateReader(path)
+    msgs, _ = r2.read(final=True)
+    assert [m.line for m in msgs] == [b"two", b"four"]
+    assert msgs[0].ts == rec(2, "F", b"")[:35]
