@@ -104,7 +104,7 @@ def logger_info(ctr: Container) -> Info:
         ContainerEntrypoint=ctr.Path, ContainerArgs=list(ctr.Args or []), ContainerImageID=ctr.Image,
         ContainerImageName=ctr.Config.Image, ContainerEnv=list(ctr.Config.Env or []),
         ContainerLabels=dict(ctr.Config.Labels or {}),
-        LogPath=inspect_log_path(ctr.root, ctr.ID, lc.Type))
+        LogPath=inspect_log_path(ctr.root, ctr.ID, lc.Type), ContainerCreated=str(ctr.Created or ""))
 
 
 # -- reading the files (blocking) ---------------------------------------------------------
