@@ -92,6 +92,15 @@ class Shipper:
     def _disconnect(self) -> None:
         pass
 
+    def _interrupt(self) -> None:
+        """Unblock the driver's thread (from the event loop): shut its socket down."""
+        sock = getattr(self, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _send_batch(self, msgs: list[Message]) -> None:
         if not self.connected:
             self._connect()
@@ -161,6 +170,7 @@ class Shipper:
             deadline = asyncio.get_running_loop().time() + 5
             while self._ring and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.05)
+            self._interrupt()  # a send stuck on a receiver that does not read
             self._sender.cancel()
             try:
                 await self._sender
