@@ -91,3 +91,35 @@ def test_resume_delivers_each_line_once(tmp: str) -> None:
     msgs, _ = r2.read(final=True)
     assert [m.line for m in msgs] == [b"two", b"four"]
     assert msgs[0].ts == rec(2, "F", b"")[:35]
+
+
+def test_fast_path_matches_the_message_path(tmp: str) -> None:
+    """PrivateReader with json-file's fast path gives the bytes the message path gives:
+    plain stretches, P records cut by conmon's reads, escapes, zero fractions, stderr."""
+    from berth.logger.config import LogFileConfig
+    from berth.logger.pump import FileSink
+
+    recs = [rec(1, "F", b"plain one"), rec(2, "P", b"cut by a re"), rec(3, "F", b"ad"), rec(0, "F", b""),
+            rec(5, "F", b"err", "stderr"), rec(6, "F", b'esc "<&>"\t\xff'), rec(7, "P", b"y" * 9000),
+            rec(8, "F", b"z" * 9000), rec(100000000, "F", b"tenth")] + [rec(10 + i, "F", b"n %d" % i) for i in range(50)]
+    path = os.path.join(tmp, ".conmon-k8s.log")
+    attrs = b'{"a":"1"}'
+    outs = []
+    for fast in (True, False):
+        with open(path, "wb") as f:
+            f.writelines(recs)
+        for p in (path + ".pos",):
+            if os.path.exists(p):
+                os.unlink(p)
+        sink = FileSink(LogFileConfig(os.path.join(tmp, f"out{fast}"), -1, 1, False, True), attrs)
+        r = PrivateReader(path)
+        got, _ = r.read(True, sink.fast() if fast else None)
+        if isinstance(got, list):
+            sink.write(got)
+        else:
+            sink.writer.write_raw(got)
+        sink.close()
+        r.close()
+        with open(os.path.join(tmp, f"out{fast}"), "rb") as f:
+            outs.append(f.read())
+    assert outs[0] == outs[1] and outs[0].count(b"\n") == 58  # 18000 bytes: two messages

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from typing import IO, NamedTuple
+from typing import IO, NamedTuple, Protocol
 
 from .. import errdefs  # noqa: F401 - typed errors for callers
 from . import rotate
@@ -149,6 +149,26 @@ def _ino(path: str) -> int | None:
         return None
 
 
+class FastPath(Protocol):
+    def convert(self, chunk: bytes) -> bytes | None: ...
+
+    def encode(self, msgs: list[Message]) -> bytes: ...
+
+
+_P_AT = 42  # " P " after `<35-char UTC time> stdout` (stdout and stderr are both 6 long)
+
+
+def _next_partial(data: bytes, pos: int, end: int) -> int:
+    """Start of the next P record in data[pos:end], or -1."""
+    i = data.find(b" P ", pos, end)
+    while i >= 0:
+        start = data.rfind(b"\n", 0, i) + 1
+        if start >= pos and i - start == _P_AT:
+            return start
+        i = data.find(b" P ", i + 1, end)
+    return -1
+
+
 class PrivateReader:
     """Reads conmon's private file batch by batch, across trims and daemon restarts."""
 
@@ -189,9 +209,11 @@ class PrivateReader:
         self.ino = os.fstat(self.f.fileno()).st_ino
         self.off = off
 
-    def read(self, final: bool = False) -> tuple[list[Message], bool]:
+    def read(self, final: bool = False,
+             fast: FastPath | None = None) -> tuple[list[Message] | bytes, bool]:
         """The next messages (up to ~1 MiB of records) and whether more is waiting.
-        `final`: conmon is gone, take everything and flush what has no newline."""
+        `final`: conmon is gone, take everything and flush what has no newline.
+        `fast`: the json-file sink's converters; its bytes are returned instead of messages."""
         out: list[Message] = []
         if self.f is None:
             self._open(self.path, 0)
@@ -202,29 +224,88 @@ class PrivateReader:
         self.f.seek(self.off)
         data = self.f.read(_READ)
         end = data.rfind(b"\n") + 1
+        more = len(data) == _READ
+        if fast is not None and end > 0 and self.off >= self.splitter.replay_end:
+            done = self._fast(data, end, fast, final)
+            self.off += end
+            return done, more or self._moved_on(end == len(data))
         records: list[tuple[int, bytes]] = []
         if end > 0:
             off = self.off
-            for raw in data[:end].splitlines(keepends=True):
-                records.append((off, raw))
-                off += len(raw)
+            raws = data[:end].split(b"\n")
+            raws.pop()  # after the last newline
+            for raw in raws:
+                records.append((off, raw + b"\n"))
+                off += len(raw) + 1
             self.off += end
         self.splitter.feed(records, out)
-        more = len(data) == _READ
-        if not more and self.ino != _ino(self.path) and (end == len(data)):
-            # conmon moved on to a fresh file (a trim): this one is complete.
-            self.f.close()
-            self._open(self.path, 0)
-            self.splitter.replay_end = 0
-            for p in self.splitter.pending.values():
-                # (a line cut by the trim resumes from the new file's start after a crash;
-                # its part in the old file is then lost: one line at most, rarely)
-                p.start = 0
+        if not more and self._moved_on(end == len(data)):
             more = True
-            self.asked_trim = False
         elif not more and final:
             self.splitter.flush(out)
         return out, more
+
+    def _records(self, data: bytes, start: int, end: int) -> list[tuple[int, bytes]]:
+        out, off = [], self.off + start
+        for raw in data[start:end].split(b"\n")[:-1]:
+            out.append((off, raw + b"\n"))
+            off += len(raw) + 1
+        return out
+
+    def _fast(self, data: bytes, end: int, fast: FastPath, final: bool) -> bytes:
+        """The json-file path: stretches of whole short lines converted in one regex pass,
+        the records around a partial (P) one through the splitter, in file order."""
+        out: list[bytes] = []
+        pos = 0
+        while pos < end:
+            if self.splitter.pending:
+                # feed line by line until the pending lines are complete
+                nl = data.index(b"\n", pos) + 1
+                msgs: list[Message] = []
+                self.splitter.feed(self._records(data, pos, nl), msgs)
+                if msgs:
+                    out.append(fast.encode(msgs))
+                pos = nl
+                continue
+            p = _next_partial(data, pos, end)
+            stop = end if p < 0 else p
+            if stop > pos:
+                conv = fast.convert(data[pos:stop])
+                if conv is None:
+                    msgs = []
+                    self.splitter.feed(self._records(data, pos, stop), msgs)
+                    conv = fast.encode(msgs)
+                out.append(conv)
+            if p < 0:
+                break
+            nl = data.index(b"\n", p) + 1
+            msgs = []
+            self.splitter.feed(self._records(data, p, nl), msgs)
+            if msgs:
+                out.append(fast.encode(msgs))
+            pos = nl
+        if final and end == len(data):
+            msgs = []
+            self.splitter.flush(msgs)
+            if msgs:
+                out.append(fast.encode(msgs))
+        return b"".join(out)
+
+    def _moved_on(self, at_end: bool) -> bool:
+        """conmon moved on to a fresh file (a trim) and this one is read to its end: it is
+        complete, go on with the new one."""
+        if not at_end or self.ino == _ino(self.path):
+            return False
+        assert self.f is not None
+        self.f.close()
+        self._open(self.path, 0)
+        self.splitter.replay_end = 0
+        for p in self.splitter.pending.values():
+            # (a line cut by the trim resumes from the new file's start after a crash;
+            # its part in the old file is then lost: one line at most, rarely)
+            p.start = 0
+        self.asked_trim = False
+        return True
 
     def commit(self) -> None:
         """Record what was delivered (after the sinks have it): temp file and rename, no
@@ -300,6 +381,24 @@ class LogWriter:
             self.last_ts = ts
         if buf:
             os.write(self.fd, b"".join(buf))
+
+    def write_raw(self, data: bytes) -> None:
+        """Whole JSON lines from jsonlog.fast_lines (their times are in them)."""
+        cap = self.cfg.max_size
+        if cap < 0 or self.size + len(data) < cap:
+            os.write(self.fd, data)
+            self.size += len(data)
+            i = data.rfind(b'"time":"')
+            if i >= 0:
+                self.last_ts = data[i + 8:data.index(b'"', i + 8)]
+            return
+        # a rotation falls in this chunk: entry by entry, to cut where dockerd cuts
+        entries = data.splitlines(keepends=True)
+        times = []
+        for e in entries:
+            i = e.rfind(b'"time":"')
+            times.append(e[i + 8:e.index(b'"', i + 8)])
+        self.write(entries, times)
 
     def _rotate(self) -> None:
         from .jsonlog import _parse_any

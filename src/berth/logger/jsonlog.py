@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import datetime as _dt
 import re
+from collections.abc import Callable
 
 _BAD = "\udcff"  # stands for one invalid byte: a lone surrogate never comes out of valid UTF-8
 
@@ -101,4 +102,36 @@ def marshal(log: bytes, stream: bytes, attrs: bytes, time: bytes) -> bytes:
     return out + b'"time":"' + time + b'"}\n'
 
 
-__all__ = ["ff_string", "go_bytes_string", "go_map", "go_string", "marshal", "rfc3339nano", "rfc3339nano_ns"]
+# Printable ASCII but the characters JSON or ffjson escape, and the newline: a chunk made
+# of these alone needs no escaping (checked with bytes.translate, far faster than a regex).
+_PLAIN_BYTES = bytes(c for c in range(0x20, 0x7F) if chr(c) not in '"\\<>&') + b"\n"
+_HEAD = 45  # len("2026-12-02T07:44:35.766348820+00:00 stdout F "): conmon runs with TZ=UTC
+
+
+def fast_lines(attrs: bytes) -> Callable[[bytes], bytes | None]:
+    """A chunk of conmon's whole-line (F) records, all stamped `+00:00`, → dockerd's lines
+    by slicing, when nothing in it needs escaping (the common case; anything else returns
+    None and takes the message path). The same bytes as `marshal`."""
+    mid = b'\\n","stream":"'
+    tail = b'",' + (b'"attrs":' + attrs + b"," if attrs else b"") + b'"time":"'
+
+    def convert(chunk: bytes) -> bytes | None:
+        if chunk.translate(None, _PLAIN_BYTES):
+            return None
+        lines = chunk.split(b"\n")
+        lines.pop()
+        # every line must carry a UTC header (a line's data holding one more only sends
+        # the chunk the slow way), and fit in one dockerd message
+        if (chunk.count(b"+00:00 stdout ") + chunk.count(b"+00:00 stderr ") != len(lines)
+                or max(map(len, lines)) >= _HEAD + 16384):
+            return None
+        for ln in (lines[0], lines[-1]):
+            if ln[29:35] != b"+00:00" or ln[42:44] != b" F":
+                return None
+        return b"".join([b'{"log":"' + ln[_HEAD:] + mid + ln[36:42] + tail + ln[:29].rstrip(b"0").rstrip(b".") +
+                         b'Z"}\n' for ln in lines])
+
+    return convert
+
+
+__all__ = ["fast_lines", "ff_string", "go_bytes_string", "go_map", "go_string", "marshal", "rfc3339nano", "rfc3339nano_ns"]

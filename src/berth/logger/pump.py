@@ -72,6 +72,21 @@ class FileSink:
     def close(self) -> None:
         self.writer.close()
 
+    def fast(self) -> _JSONFast | None:
+        return _JSONFast(self) if self.json else None
+
+
+class _JSONFast:
+    """What PrivateReader needs to turn records into json-file bytes directly."""
+
+    def __init__(self, sink: FileSink) -> None:
+        self.convert = jsonlog.fast_lines(sink.attrs)
+        self.attrs = sink.attrs
+
+    def encode(self, msgs: list[Message]) -> bytes:
+        marshal, utc, attrs = jsonlog.marshal, jsonlog.rfc3339nano, self.attrs
+        return b"".join(marshal(m.line + b"\n" if m.complete else m.line, m.stream, attrs, utc(m.ts)) for m in msgs)
+
 
 SinkSpec = tuple[LogFileConfig, "bytes | None"]  # the file, and json-file's attrs (None: cache format)
 
@@ -84,6 +99,7 @@ class Pump:
         self.private = private
         self.sink_spec = sink
         self.sink: FileSink | None = None
+        self._fast: _JSONFast | None = None
         # A restored container's driver is made (not connected) once the task runs.
         self._driver_factory = driver if callable(driver) else None
         self.driver: Driver | None = None if callable(driver) else driver
@@ -113,18 +129,27 @@ class Pump:
             except asyncio.CancelledError:
                 pass
 
-    def _read(self, final: bool) -> tuple[list[Message], bool]:
+    def _open(self) -> PrivateReader:
         if self.reader is None:
             self.reader = PrivateReader(self.private)
             if self.sink_spec is not None:
                 self.sink = FileSink(*self.sink_spec)
-        return self.reader.read(final)
+                self._fast = self.sink.fast()
+        return self.reader
 
-    def _deliver(self, msgs: list[Message]) -> None:
+    def _read(self, final: bool) -> tuple[list[Message], bool]:
+        msgs, more = self._open().read(final)
+        assert isinstance(msgs, list)
+        return msgs, more
+
+    def _deliver(self, msgs: list[Message] | bytes) -> None:
         """The file side of a batch, then the position (blocking)."""
         assert self.reader is not None
         if self.sink is not None:
-            self.sink.write(msgs)
+            if isinstance(msgs, bytes):
+                self.sink.writer.write_raw(msgs)
+            else:
+                self.sink.write(msgs)
         self.reader.commit()
         if self.reopen is not None and self.reader.want_trim():
             try:
@@ -133,7 +158,9 @@ class Pump:
                 log.debug("trim of %s: %s", self.cid, e)
 
     def _step(self, final: bool) -> bool:
-        msgs, more = self._read(final)
+        """json-file: read, write, remember (one thread hop)."""
+        reader = self._open()
+        msgs, more = reader.read(final, self._fast)
         self._deliver(msgs)
         return more
 
