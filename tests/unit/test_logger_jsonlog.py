@@ -123,3 +123,30 @@ def test_fast_path_matches_the_message_path(tmp: str) -> None:
         with open(os.path.join(tmp, f"out{fast}"), "rb") as f:
             outs.append(f.read())
     assert outs[0] == outs[1] and outs[0].count(b"\n") == 58  # 18000 bytes: two messages
+
+
+def test_final_read_flushes_only_at_the_end(tmp: str) -> None:
+    """A container gone with a backlog: a line cut by conmon at the edge of a read is
+    still merged (the flush of what has no newline waits for the end of the file)."""
+    from berth.logger import copier
+    from berth.logger.config import LogFileConfig
+    from berth.logger.pump import FileSink
+
+    path = os.path.join(tmp, ".conmon-k8s.log")
+    first = rec(1, "F", b"a" * 200)
+    n = copier._READ // len(first)
+    with open(path, "wb") as f:
+        f.writelines([first] * (n - 1))
+        filler = copier._READ - (n - 1) * len(first) - len(rec(2, "P", b""))
+        f.write(rec(2, "P", b"b" * filler))  # ends exactly at the first read's end
+        f.write(rec(3, "F", b"c"))
+    sink = FileSink(LogFileConfig(os.path.join(tmp, "out"), -1, 1, False, True), b"")
+    r = PrivateReader(path)
+    more = True
+    while more:
+        got, more = r.read(True, sink.fast())
+        sink.writer.write_raw(got) if isinstance(got, bytes) else sink.write(got)
+    sink.close()
+    with open(os.path.join(tmp, "out"), "rb") as f:
+        last = f.read().splitlines()[-1]
+    assert last.startswith(b'{"log":"' + b"b" * filler + b'c\\n"')

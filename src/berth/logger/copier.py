@@ -226,9 +226,16 @@ class PrivateReader:
         end = data.rfind(b"\n") + 1
         more = len(data) == _READ
         if fast is not None and end > 0 and self.off >= self.splitter.replay_end:
-            done = self._fast(data, end, fast, final)
+            done = self._fast(data, end, fast)
             self.off += end
-            return done, more or self._moved_on(end == len(data))
+            if more or self._moved_on(end == len(data)):
+                return done, True
+            if final:  # read to the end of the last file: what has no newline goes too
+                rest: list[Message] = []
+                self.splitter.flush(rest)
+                if rest:
+                    done += fast.encode(rest)
+            return done, False
         records: list[tuple[int, bytes]] = []
         if end > 0:
             off = self.off
@@ -252,7 +259,7 @@ class PrivateReader:
             off += len(raw) + 1
         return out
 
-    def _fast(self, data: bytes, end: int, fast: FastPath, final: bool) -> bytes:
+    def _fast(self, data: bytes, end: int, fast: FastPath) -> bytes:
         """The json-file path: stretches of whole short lines converted in one regex pass,
         the records around a partial (P) one through the splitter, in file order."""
         out: list[bytes] = []
@@ -284,11 +291,6 @@ class PrivateReader:
             if msgs:
                 out.append(fast.encode(msgs))
             pos = nl
-        if final and end == len(data):
-            msgs = []
-            self.splitter.flush(msgs)
-            if msgs:
-                out.append(fast.encode(msgs))
         return b"".join(out)
 
     def _moved_on(self, at_end: bool) -> bool:
