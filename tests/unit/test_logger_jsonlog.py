@@ -150,3 +150,28 @@ def test_final_read_flushes_only_at_the_end(tmp: str) -> None:
     with open(os.path.join(tmp, "out"), "rb") as f:
         last = f.read().splitlines()[-1]
     assert last.startswith(b'{"log":"' + b"b" * filler + b'c\\n"')
+
+
+def test_trim_switches_files_past_a_torn_record(tmp: str) -> None:
+    """conmon reopened its file (a trim) after a write it could not finish (a full disk):
+    the old file ends without a newline; the reader still moves on to the new file, and a
+    restart in between resumes in the old one through `.old`."""
+    path = os.path.join(tmp, ".conmon-k8s.log")
+    with open(path, "wb") as f:
+        f.write(rec(1, "F", b"one") + b"2026-12-02T07:4")  # torn
+    r = PrivateReader(path)
+    msgs, _ = r.read()
+    r.commit()
+    assert [m.line for m in msgs] == [b"one"]
+    os.link(path, path + ".old")  # want_trim, then conmon's reopen: a new file at the name
+    os.unlink(path)
+    with open(path, "wb") as f:
+        f.write(rec(2, "F", b"two"))
+    r.close()
+    r2 = PrivateReader(path)  # a restart: resumes in .old at the saved offset
+    got: list = []
+    more = True
+    while more:
+        msgs, more = r2.read(final=True)
+        got += msgs
+    assert [m.line for m in got] == [b"two"]

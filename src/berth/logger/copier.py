@@ -228,7 +228,7 @@ class PrivateReader:
         if fast is not None and end > 0 and self.off >= self.splitter.replay_end:
             done = self._fast(data, end, fast)
             self.off += end
-            if more or self._moved_on(end == len(data)):
+            if more or self._moved_on():
                 return done, True
             if final:  # read to the end of the last file: what has no newline goes too
                 rest: list[Message] = []
@@ -246,7 +246,7 @@ class PrivateReader:
                 off += len(raw) + 1
             self.off += end
         self.splitter.feed(records, out)
-        if not more and self._moved_on(end == len(data)):
+        if not more and self._moved_on():
             more = True
         elif not more and final:
             self.splitter.flush(out)
@@ -293,10 +293,11 @@ class PrivateReader:
             pos = nl
         return b"".join(out)
 
-    def _moved_on(self, at_end: bool) -> bool:
-        """conmon moved on to a fresh file (a trim) and this one is read to its end: it is
-        complete, go on with the new one."""
-        if not at_end or self.ino == _ino(self.path):
+    def _moved_on(self) -> bool:
+        """conmon moved on to a fresh file (a trim; it closed this one first) and this one
+        is read to its end: it is complete, go on with the new one. Bytes after its last
+        newline are a record conmon could not finish (a full disk): dropped."""
+        if self.ino == _ino(self.path):
             return False
         assert self.f is not None
         self.f.close()
@@ -365,31 +366,44 @@ class LogWriter:
         self.size = os.fstat(self.fd).st_size
         self.last_ts = b""
 
+    def _append(self, data: bytes) -> None:
+        """All of `data` or nothing: on an error (a full disk) the file is cut back to
+        where it was, so that the pump's retry of the batch leaves no torn line."""
+        view, done = memoryview(data), 0
+        try:
+            while done < len(data):
+                done += os.write(self.fd, view[done:])
+        except OSError:
+            if done:
+                os.ftruncate(self.fd, self.size)
+            raise
+        self.size += len(data)
+
     def write(self, entries: list[bytes], times: list[bytes]) -> None:
         cap = self.cfg.max_size
         if cap < 0:
             if entries:
-                os.write(self.fd, b"".join(entries))
+                self._append(b"".join(entries))
             return
         buf: list[bytes] = []
+        pending = 0
         for data, ts in zip(entries, times, strict=True):
-            if self.size >= cap:
+            if self.size + pending >= cap:
                 if buf:
-                    os.write(self.fd, b"".join(buf))
-                    buf = []
+                    self._append(b"".join(buf))
+                    buf, pending = [], 0
                 self._rotate()
             buf.append(data)
-            self.size += len(data)
+            pending += len(data)
             self.last_ts = ts
         if buf:
-            os.write(self.fd, b"".join(buf))
+            self._append(b"".join(buf))
 
     def write_raw(self, data: bytes) -> None:
         """Whole JSON lines from jsonlog.fast_lines (their times are in them)."""
         cap = self.cfg.max_size
         if cap < 0 or self.size + len(data) < cap:
-            os.write(self.fd, data)
-            self.size += len(data)
+            self._append(data)
             i = data.rfind(b'"time":"')
             if i >= 0:
                 self.last_ts = data[i + 8:data.index(b'"', i + 8)]

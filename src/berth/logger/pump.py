@@ -192,6 +192,10 @@ class Pump:
                     raise
                 except Exception as e:  # noqa: BLE001 - a full disk, say: the records wait in conmon's file
                     log.warning("logs of %s: %s", self.cid, e)
+                    # Start again from the last position written down: the batch that
+                    # failed is read and delivered again (the writer left no torn line).
+                    await self.run_blocking(self._close, False)
+                    self.reader, self.sink = None, None
                     await asyncio.sleep(_RETRY)
                     continue
                 if final and not more:
