@@ -290,7 +290,7 @@ def _msgpack_split(buf: bytes) -> tuple[list[object], bytes]:
     return out, buf[pos:]
 
 
-def _skip(b: bytes, i: int) -> int | None:  # noqa: C901 - one branch per msgpack type
+def _skip(b: bytes, i: int) -> int | None:
     if i >= len(b):
         return None
     t = b[i]
@@ -491,3 +491,34 @@ def test_start_failures_and_refusals(berthd: Berthd, made: list[str]) -> None:
     ]:
         r = berthd.docker("create", *opts, "busybox", "true", check=False)
         assert r.returncode != 0 and f"Error response from daemon: {msg}" in r.stderr.decode()
+
+
+def test_fluentd_lines_written_while_berthd_is_down(busybox_tar: str) -> None:
+    """berthd stops (live restore) while the container writes; the restarted berthd
+    ships what conmon kept meanwhile: every line once, in order."""
+    from berthd_harness import start_berthd, stop_berthd, unmount_under
+
+    tmp = tempfile.mkdtemp(prefix="bt-logdrv-restart-")
+    rx = FluentdReceiver(15543)
+    b = start_berthd(tmp=tmp)
+    cid = ""
+    try:
+        b.docker("load", "-i", busybox_tar)
+        cid = _run(b, "--log-driver", "fluentd", "--log-opt", "fluentd-address=127.0.0.1:15543",
+                   "busybox", "sh", "-c", "i=0; while [ $i -lt 150 ]; do echo r $i; i=$((i+1)); usleep 20000; done")
+        time.sleep(0.8)
+        stop_berthd(b, signal.SIGTERM, cleanup=False)
+        time.sleep(1.5)  # about 75 lines written with nobody reading conmon's file
+        b = start_berthd(tmp=tmp)
+        b.docker("wait", cid, timeout=30)
+        assert _wait_for(lambda: len(rx.events) >= 150, 20)
+        time.sleep(0.5)
+        assert [ev[2]["log"] for ev in rx.events] == [f"r {i}" for i in range(150)]  # type: ignore[index]
+        assert b.docker("logs", "--tail", "1", cid).stdout == b"r 149\n"  # the cache caught up too
+    finally:
+        rx.close()
+        if cid:
+            b.docker("rm", "-f", cid, check=False)
+        stop_berthd(b, cleanup=False)
+        unmount_under(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -461,6 +461,7 @@ async def start_logger(d: Daemon, ctr: Container, cfg: LogFileConfig | None) -> 
         raise errdefs.Untyped(f"failed to initialize logging driver: {e}") from None
     try:
         spec = _factory.sink_spec(info, ctr.root, ctr.ID, lc.Type, opts)
+        await pumps(d).cancel(ctr.ID)
         path = await d.run_blocking(_fresh_private, ctr.root)
     except BaseException:
         if driver is not None:

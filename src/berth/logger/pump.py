@@ -234,6 +234,13 @@ class LogPumps:
         p.start()
         return p
 
+    async def cancel(self, cid: str) -> None:
+        """A new start of the container: a pump still delivering the last run's rest (a
+        receiver that stayed away) stops before the private file is begun anew."""
+        p = self.pumps.pop(cid, None)
+        if p is not None:
+            await p.stop()
+
     async def finish(self, cid: str) -> None:
         p = self.pumps.pop(cid, None)
         if p is not None:
