@@ -84,7 +84,7 @@ class SlowFluentd(threading.Thread):
 
 def docker(sock: str, *args: str, check: bool = True) -> str:
     env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
-    r = subprocess.run(["docker", *args], env=env, capture_output=True, check=check, text=True)
+    r = subprocess.run(["docker", *args], env=env, capture_output=True, check=check, text=True)  # noqa: PLW1510
     return r.stdout.strip() or r.stderr.strip()
 
 

@@ -110,7 +110,9 @@ def rsyslog(tmpdir: str) -> Iterator[str]:
                     return False
             return os.path.exists(os.path.join(d, "log.sock"))
 
-        assert _wait_for(up), open(os.path.join(d, "rsyslogd.out")).read()
+        if not _wait_for(up):
+            with open(os.path.join(d, "rsyslogd.out")) as f:
+                raise AssertionError(f"rsyslogd did not come up: {f.read()}")
         yield d
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -462,8 +464,8 @@ def test_start_failures_and_refusals(berthd: Berthd, made: list[str]) -> None:
         (["--log-driver", "syslog", "--log-opt", "syslog-address=tcp://127.0.0.1:15549"],
          "failed to initialize logging driver: dial tcp 127.0.0.1:15549: connect: connection refused"),
         (["--log-driver", "gelf", "--log-opt", "gelf-address=tcp://127.0.0.1:15549"],
-         "failed to initialize logging driver: gelf: cannot connect to GELF endpoint: 127.0.0.1:15549 "
-         "dial tcp 127.0.0.1:15549: connect: connection refused"),
+         ("failed to initialize logging driver: gelf: cannot connect to GELF endpoint: 127.0.0.1:15549 "
+          "dial tcp 127.0.0.1:15549: connect: connection refused")),
         (["--log-driver", "fluentd", "--log-opt", "fluentd-address=127.0.0.1:15549"],
          "failed to initialize logging driver: dial tcp 127.0.0.1:15549: connect: connection refused"),
     ]
