@@ -73,6 +73,7 @@ class Shipper:
         # non-blocking: dockerd's ring buffer and its sender
         self._ring: collections.deque[Message] = collections.deque()
         self._ring_bytes = 0
+        self.ring_counts_messages = False  # fluentd-async's queue holds a number of messages
         self._ring_event = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self.dropped = 0
@@ -136,8 +137,9 @@ class Shipper:
         if not self.nonblocking:
             await self._deliver(msgs)
             return
+        count_only = self.ring_counts_messages
         for m in msgs:  # RingLogger.Log: drop when the buffer is full
-            size = len(m.line)
+            size = 1 if count_only else len(m.line)
             if self._ring_bytes + size > self.max_buffer and self._ring:
                 self.dropped += 1
                 continue

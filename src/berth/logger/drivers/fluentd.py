@@ -8,8 +8,8 @@ fluentd-request-ack each message carries a `chunk` id and waits for its `ack`.
 
 Addresses (parseAddress): "" → tcp 127.0.0.1:24224; `host`, `host:port`, `tcp://host:port`,
 `unix:///path`. fluentd-async (or the older fluentd-async-connect): no connection at start,
-messages queue up to fluentd-buffer-limit (1 MiB; dockerd counts messages there) and
-what does not fit is dropped. Otherwise an unreachable fluentd fails the start; a failed
+messages queue up to fluentd-buffer-limit of them (1Mi; fluent-logger's queue counts
+messages, not bytes) and what does not fit is dropped. Otherwise an unreachable fluentd fails the start; a failed
 send is retried every fluentd-retry-wait, at most fluentd-max-retries times, then the
 batch is dropped as dockerd drops it.
 """
@@ -150,6 +150,7 @@ class Fluentd(Shipper):
             # fluent-logger's async queue stands in for dockerd's: non-blocking, bounded
             self.nonblocking = True
             self.max_buffer = self.cfg.buffer_limit
+            self.ring_counts_messages = True
         self.sock: socket.socket | None = None
         self.retries = 0
 

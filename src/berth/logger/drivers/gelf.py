@@ -6,10 +6,13 @@ when larger, at most 128. tcp: uncompressed JSON, each followed by a NUL byte. T
 go-gelf's: version, host, short_message, timestamp (seconds, millisecond precision), level
 (6 stdout, 3 stderr), then the extra fields sorted (_command, _container_id,
 _container_name, _created, _image_id, _image_name, _tag, the labels/env attributes with a
-`_` prefix). Empty lines are not sent.
+`_` prefix). Empty lines are not sent. On tcp a failed send reconnects
+gelf-tcp-max-reconnect times (3), gelf-tcp-reconnect-delay seconds apart (1), then the
+batch is dropped as go-gelf drops the message.
 """
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import socket
@@ -20,7 +23,7 @@ from ...types import gojson
 from ..copier import Message
 from ..info import Info, extra_attributes, parse_log_tag
 from ..jsonlog import go_bytes_string, go_string, rfc3339nano
-from . import DriverError, Shipper, open_datagram, open_stream, send_datagram
+from . import DriverError, Shipper, log, open_datagram, open_stream, send_datagram
 
 CHUNK_SIZE = 1420  # go-gelf ChunkSize
 _HEADER = 12
@@ -72,6 +75,8 @@ class Gelf(Shipper):
         except ValueError:
             raise DriverError(f"gelf: invalid compression level {level}, err strconv.Atoi: "
                               f'parsing "{level}": invalid syntax') from None
+        # go-gelf's TCPWriter: after a failed write, MaxReconnect reconnects ReconnectDelay
+        # seconds apart, then the message is dropped (dockerd logs the error)
         self.max_reconnect, self.reconnect_delay = 3, 1
         for key in ("gelf-tcp-max-reconnect", "gelf-tcp-reconnect-delay"):
             if key in opts:
@@ -81,6 +86,10 @@ class Gelf(Shipper):
                     n = -1
                 if n < 0:
                     raise DriverError(f"{key} must be a positive integer")
+                if key == "gelf-tcp-max-reconnect":
+                    self.max_reconnect = n
+                else:
+                    self.reconnect_delay = n
         self.sock: socket.socket | None = None
         self._seq = 0
 
@@ -109,6 +118,24 @@ class Gelf(Shipper):
             raise ValueError(f"msg too large, would need {n} chunks")
         msg_id = os.urandom(8)
         return [b"\x1e\x0f" + msg_id + bytes((i, n)) + z[i * _DATA:(i + 1) * _DATA] for i in range(n)]
+
+    async def _deliver(self, msgs: list[Message]) -> None:
+        if self.scheme != "tcp":
+            await super()._deliver(msgs)
+            return
+        attempt = 0
+        while True:
+            try:
+                await asyncio.shield(self._run(self._send_batch, msgs))
+                return
+            except (OSError, DriverError) as e:
+                attempt += 1
+                if attempt > self.max_reconnect:
+                    self.dropped += len(msgs)
+                    log.warning("gelf: cannot send GELF message: %s (%d messages dropped after %d reconnects)",
+                                e, len(msgs), self.max_reconnect)
+                    return
+                await asyncio.sleep(self.reconnect_delay)
 
     def _connect(self) -> None:
         try:
