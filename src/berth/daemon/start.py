@@ -59,7 +59,9 @@ def _prepare_logging(ctr: "Container") -> "LogFileConfig | None":
         raise errdefs.Untyped(f"failed to initialize logging driver: {e}") from None
     ctr.LogPath = inspect_log_path(ctr.root, ctr.ID, lc.Type)
     if cfg is not None:
-        _rotate.prepare(cfg)
+        from ..logger.factory import uses_pump
+
+        _rotate.prepare(cfg, direct=not uses_pump(lc.Type))
     return cfg
 
 
