@@ -18,12 +18,14 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import IO, TYPE_CHECKING, NamedTuple
 
 import msgspec
 
 from .. import errdefs
+from ..logger import factory as _factory
+from ..logger import pump as _pump
 from ..logger import rotate
 from ..logger.config import (
     JSON_FILE,
@@ -33,8 +35,6 @@ from ..logger.config import (
     inspect_log_path,
 )
 from ..logger.info import Info, details_prefix, json_file_attrs
-from ..logger import factory as _factory
-from ..logger import pump as _pump
 from ..runtime import k8sfile
 from ..types import gojson
 from . import wait
@@ -500,7 +500,7 @@ def attach_logger(d: Daemon, ctr: Container, proc: object) -> None:
     pumps(d).start(ctr.ID, state.log_path, spec, factory, reopen)  # type: ignore[union-attr]
 
 
-def _restored_logger(ctr: Container) -> tuple[_pump.SinkSpec | None, object]:
+def _restored_logger(ctr: Container) -> tuple[_pump.SinkSpec | None, Callable[[], Awaitable[_pump.Driver | None]]]:
     lc = ctr.host_config.LogConfig
     opts = dict(lc.Config or {})
     info = logger_info(ctr)
@@ -510,7 +510,7 @@ def _restored_logger(ctr: Container) -> tuple[_pump.SinkSpec | None, object]:
         log.warning("logs of %s: %s", ctr.ID, e)
         spec = None
 
-    async def driver() -> object:
+    async def driver() -> _pump.Driver | None:
         try:
             return await _factory.new_driver(info, lc.Type, opts, connect=False)
         except errdefs.DockerError as e:
@@ -530,7 +530,7 @@ async def finish_logger(d: Daemon, ctr: Container) -> None:
         if not _factory.uses_pump(lc.Type) or not os.path.exists(path):
             return
         spec, factory = _restored_logger(ctr)
-        p.start(ctr.ID, path, spec, factory, None)  # type: ignore[arg-type]
+        p.start(ctr.ID, path, spec, factory, None)
     pump = p.pumps[ctr.ID]
     if ctr.host_config.LogConfig.Type == _factory.JSON_FILE:
         await p.finish(ctr.ID)

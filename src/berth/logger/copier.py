@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from typing import IO, NamedTuple, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 
 from .. import errdefs  # noqa: F401 - typed errors for callers
 from . import rotate
@@ -127,19 +127,18 @@ class Splitter:
                                    Partial(p.pid or secrets.token_hex(32), p.ordinal + 1, False)))
         self.pending.clear()
 
-    def state(self, end: int) -> dict[str, object]:
+    def state(self, end: int) -> dict[str, Any]:
         """What a resume needs: where to re-read from, up to where lines were delivered,
         and the lines still pending."""
         pend = {s.decode(): [p.start, p.emitted, p.pid, p.ordinal] for s, p in self.pending.items()}
         resume = min([end] + [p.start for p in self.pending.values()])
         return {"resume": resume, "end": end, "pending": pend}
 
-    def restore(self, st: dict[str, object]) -> int:
-        self.replay_end = int(st.get("end", 0))  # type: ignore[arg-type]
+    def restore(self, st: dict[str, Any]) -> int:
+        self.replay_end = int(st.get("end", 0))
         pend = st.get("pending") or {}
-        self.replay = {k.encode(): (int(v[0]), int(v[1]), str(v[2]), int(v[3]))  # type: ignore[index]
-                       for k, v in pend.items()}  # type: ignore[union-attr]
-        return int(st.get("resume", 0))  # type: ignore[arg-type]
+        self.replay = {k.encode(): (int(v[0]), int(v[1]), str(v[2]), int(v[3])) for k, v in pend.items()}
+        return int(st.get("resume", 0))
 
 
 def _ino(path: str) -> int | None:

@@ -24,7 +24,7 @@ SOCKET = "/run/systemd/journal/socket"
 
 def sanitize_key(key: str) -> str:
     """sanitizeKeyMod: A-Z0-9 and _, lower case raised, no leading _."""
-    out = []
+    out: list[str] = []
     for ch in key:
         if "a" <= ch <= "z":
             ch = ch.upper()
