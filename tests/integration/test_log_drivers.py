@@ -64,7 +64,7 @@ global(workDirectory="{d}" maxMessageSize="64k"
 module(load="imudp")
 module(load="imtcp" MaxSessions="50")
 module(load="imuxsock" SysSock.Use="off")
-input(type="imudp" port="15520" address="127.0.0.1" ruleset="out")
+input(type="imudp" port="15520" address="127.0.0.1" ruleset="out" rcvBufSize="8m")
 input(type="imtcp" port="15521" address="127.0.0.1" ruleset="out")
 input(type="imtcp" port="15522" address="127.0.0.1" ruleset="out" StreamDriver.Name="ossl"
       StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
