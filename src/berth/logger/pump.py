@@ -28,7 +28,10 @@ from .copier import LogWriter, Message, PrivateReader
 log = logging.getLogger("berth.logger")
 
 PRIVATE_NAME = ".conmon-k8s.log"  # in the container's directory, next to dockerd's files
-_IDLE = 0.05  # seconds between looks at an idle private file
+# seconds between looks at an idle private file: short while output flows, up to
+# _IDLE_MAX once it has been quiet (a stat each time, no thread hop)
+_IDLE_MIN = 0.025
+_IDLE_MAX = 0.2
 _RETRY = 1.0
 
 RunBlocking = Callable[..., Awaitable[Any]]
@@ -173,13 +176,38 @@ class Pump:
             else:
                 self.reader.close()
 
+    def _unchanged(self) -> bool:
+        """The private file is where the last batch left it (one stat, no read)."""
+        r = self.reader
+        if r is None or r.f is None or r.asked_trim:
+            return False
+        try:
+            st = os.stat(self.private)
+        except FileNotFoundError:
+            return False
+        return st.st_ino == r.ino and st.st_size == r.off
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+
     async def _run(self) -> None:
         done = False
         try:
             if self._driver_factory is not None:
                 self.driver = await self._driver_factory()
+            idle = _IDLE_MIN
             while True:
                 final = self._finishing
+                if not final and self._unchanged():
+                    # nothing new: no thread hop, and look less often the longer it stays so
+                    idle = min(idle * 2, _IDLE_MAX)
+                    await self._sleep(idle)
+                    continue
+                idle = _IDLE_MIN
                 try:
                     if self.driver is None:
                         more = await self.run_blocking(self._step, final)
@@ -202,11 +230,7 @@ class Pump:
                     done = True
                     break
                 if not more:
-                    self._wake.clear()
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), _IDLE)
-                    except TimeoutError:
-                        pass
+                    await self._sleep(idle)
         finally:
             if self.driver is not None and (done or self._finishing):
                 try:
