@@ -82,6 +82,18 @@ class SlowFluentd(threading.Thread):
         if self.bytes:
             self.events += 1  # the last one
 
+def cpu(sock: str) -> float:
+    """The daemon's CPU seconds, if a pidfile sits next to its socket as berthd's and the
+    reference's do (else -1)."""
+    for pf in (os.path.join(os.path.dirname(sock), "docker.pid"),
+               os.path.join(os.path.dirname(sock), "exec", "berthd.pid")):
+        if os.path.exists(pf):
+            with open(pf) as f, open(f"/proc/{int(f.read())}/stat") as st:
+                fields = st.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return -1.0
+
+
 def docker(sock: str, *args: str, check: bool = True) -> str:
     env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
     r = subprocess.run(["docker", *args], env=env, capture_output=True, check=check, text=True)  # noqa: PLW1510
@@ -103,8 +115,8 @@ def json_file(sock: str, lines: int) -> None:
     print(f"json-file {lines} lines: run+deliver {t1:.1f}s, file {count} lines, last {n}; {p.report()}")
 
 
-def fluentd(sock: str, lines: int, port: int, mode: str) -> None:
-    rx = SlowFluentd(port)
+def fluentd(sock: str, lines: int, port: int, mode: str, pause: float = 0.01) -> None:
+    rx = SlowFluentd(port, pause=pause)
     rx.start()
     p = Pinger(sock)
     p.start()
@@ -125,7 +137,8 @@ def fluentd(sock: str, lines: int, port: int, mode: str) -> None:
     # (dockerd makes a new logger for this, which connects to the now absent receiver)
     cached = docker(sock, "logs", "--tail", "1", cid, check=False)
     docker(sock, "rm", "-f", cid)
-    print(f"fluentd {mode} {lines} lines, slow receiver: container ran {ran:.1f}s, delivered until "
+    kind = "slow receiver" if pause else "fast receiver"
+    print(f"fluentd {mode} {lines} lines, {kind}: container ran {ran:.1f}s, delivered until "
           f"{done:.1f}s, ~{rx.events} events ({rx.bytes / 1e6:.1f} MB) received, cache last line {cached}; "
           f"{p.report()}")
 
@@ -136,7 +149,14 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--fluentd-lines", type=int, default=200_000)
     ap.add_argument("--port", type=int, default=15560)
+    ap.add_argument("--only-fast-fluentd", action="store_true",
+                    help="just fluentd (blocking) to a receiver that reads as fast as it can")
     a = ap.parse_args()
+    if a.only_fast_fluentd:
+        c0 = cpu(a.sock)
+        fluentd(a.sock, a.lines, a.port + 2, "blocking", pause=0)
+        print(f"daemon cpu {cpu(a.sock) - c0:.1f}s" if c0 >= 0 else "")
+        return
     json_file(a.sock, a.lines)
     fluentd(a.sock, a.fluentd_lines, a.port, "blocking")
     fluentd(a.sock, a.fluentd_lines, a.port + 1, "non-blocking")
