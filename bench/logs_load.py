@@ -96,7 +96,7 @@ def cpu(sock: str) -> float:
 
 def docker(sock: str, *args: str, check: bool = True) -> str:
     env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
-    r = subprocess.run(["docker", *args], env=env, capture_output=True, check=check, text=True)  # noqa: PLW1510
+    r = subprocess.run(["docker", *args], env=env, capture_output=True, check=check, text=True)
     return r.stdout.strip() or r.stderr.strip()
 
 
