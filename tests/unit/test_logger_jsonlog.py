@@ -175,3 +175,24 @@ def test_trim_switches_files_past_a_torn_record(tmp: str) -> None:
         msgs, more = r2.read(final=True)
         got += msgs
     assert [m.line for m in got] == [b"two"]
+
+
+def test_resume_inside_a_long_line(tmp: str) -> None:
+    """berthd stops after a 16 KiB piece of a long line went out: the restarted one sends
+    the rest as the next piece of the same partial message, nothing twice."""
+    path = os.path.join(tmp, ".conmon-k8s.log")
+    with open(path, "wb") as f:
+        f.write(rec(1, "P", b"a" * 10000) + rec(2, "P", b"b" * 10000))
+    r = PrivateReader(path)
+    first, _ = r.read()
+    r.commit()
+    r.close()
+    assert [(len(m.line), m.partial.ordinal, m.partial.last) for m in first] == [(BUF_SIZE, 1, False)]
+    with open(path, "ab") as f:
+        f.write(rec(3, "F", b"c" * 100) + rec(4, "F", b"next"))
+    r2 = PrivateReader(path)
+    rest, _ = r2.read(final=True)
+    assert [m.line for m in rest] == [b"b" * (20000 - BUF_SIZE) + b"c" * 100, b"next"]
+    p = rest[0].partial
+    assert p is not None and (p.id, p.ordinal, p.last) == (first[0].partial.id, 2, True)
+    assert rest[0].ts == first[0].ts
