@@ -4,9 +4,12 @@ log options, and logs kept while berthd was down. Compared with dockerd 20.10.24
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
+import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -75,6 +78,44 @@ def test_json_file_rotation_files_and_reading(berthd: Berthd, cleanup: list[str]
     assert _consecutive_to(nums, 99) and nums[0] > 0  # the oldest lines went with the oldest file
     assert _numbers(_lines(berthd, "--tail", "5", cid)) == [95, 96, 97, 98, 99]
     assert os.stat(os.path.join(root, f"{cid}-json.log")).st_mode & 0o777 == 0o640
+
+
+SPECIAL = ('printf "a\\tb<&>\\"\\\\\\\\ \\xe2\\x80\\xa8 \\xff\\x01\\r\\n\\nlast"; echo err >&2; '
+           'head -c 40000 /dev/zero | tr "\\0" x; echo; printf "\\xe2\\x82\\xac\\n"')
+# dockerd 20.10.24's json-file lines for SPECIAL (time values and the name replaced): the
+# escaping, the 16 KiB pieces of the 40004-byte line, the attrs object. sha256, length.
+DOCKERD_STDOUT = [("a7d8b50fdb19338d", 147), ("8e3bceb2f78f27c2", 95), ("32bde49a0e501631", 16477),
+                  ("ca74153ee81c3029", 16477), ("06694dfd7a5a6abc", 7331), ("695c2a37e9b3d77d", 98)]
+DOCKERD_STDERR = [("0034a2161bb7134c", 98)]
+
+
+def test_json_file_lines_byte_for_byte_as_dockerd(berthd: Berthd, cleanup: list[str]) -> None:
+    cid = _run(berthd, "--name", "logjson", "--label", "lab=1", "-e", "E=v<1>", "--log-opt", "labels=lab",
+               "--log-opt", "env=E", "--log-opt", "tag={{.Name}}", "busybox", "sh", "-c", SPECIAL)
+    cleanup.append(cid)
+    _wait_exit(berthd, cid)
+    path = json.loads(berthd.docker("inspect", cid).stdout)[0]["LogPath"]
+    with open(path, "rb") as f:
+        lines = f.read().splitlines()
+    times = [re.search(rb'"time":"([^"]*)"', ln).group(1) for ln in lines]  # type: ignore[union-attr]
+    assert all(re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z", t) for t in times)
+    norm = [re.sub(rb'"time":"[^"]*"', b'"time":"T"', ln).replace(b"logjson", b"NAME") for ln in lines]
+
+    def digests(stream: bytes) -> list[tuple[str, int]]:
+        return [(hashlib.sha256(n).hexdigest()[:16], len(n)) for n in norm if b'"stream":"%s"' % stream in n]
+
+    assert digests(b"stdout") == DOCKERD_STDOUT
+    assert digests(b"stderr") == DOCKERD_STDERR
+    # A Docker-format parser reads it: jq over dockerd's keys gives the output back.
+    with open(path, "rb") as f:
+        out = subprocess.run(["jq", "-j", 'select(.stream=="stdout") | .log'], stdin=f,
+                             capture_output=True, check=True).stdout
+    assert out == "a\tb<&>\"\\ \u2028 \ufffd\x01\r\n\nlast".encode() + b"x" * 40000 + "\n€\n".encode()
+    logs = berthd.docker("logs", cid)
+    assert logs.stdout == out and logs.stderr == b"err\n"
+    # the pieces of a long line come back as dockerd's reader returns them, one per entry
+    stamped = berthd.docker("logs", "-t", "--tail", "4", cid).stdout.split(b"Z ")
+    assert len(stamped) == 5
 
 
 def test_since_until_across_files(berthd: Berthd, cleanup: list[str]) -> None:

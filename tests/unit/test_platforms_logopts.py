@@ -68,5 +68,10 @@ def test_log_driver_errors(driver: str, opts: dict[str, str], message: str) -> N
 
 def test_log_driver_accepts() -> None:
     validate_driver_opts("json-file", {"max-size": "abc", "labels": "a"})  # values wait for start
-    validate_driver_opts("splunk", {})
-    validate_driver_opts("logentries", {"logentries-token": "t", "anything": "1"})
+    validate_driver_opts("syslog", {"syslog-address": "tcp://127.0.0.1", "syslog-facility": "23"})
+    validate_driver_opts("fluentd", {"fluentd-address": "unix:///x", "fluentd-async": "true"})
+    # dockerd's own checks pass, then Berth refuses what it would not ship
+    for name, opts in (("splunk", {}), ("logentries", {"logentries-token": "t", "anything": "1"}),
+                       ("awslogs", {"awslogs-group": "g"}), ("gcplogs", {})):
+        with pytest.raises(errdefs.InvalidParameter, match=f'logging driver "{name}" is not supported by Berth'):
+            validate_driver_opts(name, opts)

@@ -345,6 +345,9 @@ class Daemon:
         rotation = self.__dict__.get("log_rotation")  # LOGS: stop the rotation watcher
         if rotation is not None:
             await rotation.stop()
+        pumps = self.__dict__.get("log_pumps")  # LOGS: the pumps stop where they are
+        if pumps is not None:
+            await pumps.stop_all()
         for ctr in self.containers.values():
             for attr in ("monitor_task", "health_task"):
                 task = getattr(ctr, attr, None)

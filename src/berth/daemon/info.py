@@ -187,7 +187,7 @@ def system_info(d: "Daemon") -> Info:
         ContainersStopped=total - running - paused, Images=len(d.images.list_images(all=True)),
         Driver=d.layers.driver_name, DriverStatus=_driver_status(d),
         Plugins=PluginsInfo(Volume=["local"], Network=["bridge", "host", "null"], Authorization=None,
-                            Log=["json-file", "local", "none"]),
+                            Log=["fluentd", "gelf", "journald", "json-file", "local", "none", "syslog"]),
         MemoryLimit=si.memory_limit, SwapLimit=si.swap_limit, KernelMemory=si.kernel_memory,
         KernelMemoryTCP=si.kernel_memory_tcp, CpuCfsPeriod=si.cpu_cfs, CpuCfsQuota=si.cpu_cfs,
         CPUShares=si.cpu_shares, CPUSet=si.cpuset, PidsLimit=si.pids_limit,

@@ -2,8 +2,10 @@
 daemon/logger/loggerutils/logfile.go ReadLogs/openRotatedFiles/tailFiles/followLogs,
 api/server/httputils/write_log_stream.go).
 
-The files are conmon's CRI records under dockerd's names (berth.logger.rotate says why and
-how they rotate). Reading follows dockerd: with a tail (also "all") the rotated files come
+json-file's files hold dockerd's JSON lines (written by the pump, berth.logger.pump; a
+container started by an older Berth may still have conmon's CRI records there, and `local`
+and the dual-logging cache hold CRI records: each line is read in the format it has).
+Reading follows dockerd: with a tail (also "all") the rotated files come
 first, oldest first (`.N-1`, ..., `.1`, `.gz` ones decompressed), then the current file up
 to its size when the request came; the tail is taken over all of them, then since/until.
 A follow goes on in the current file and, when conmon moves on to a new file (a rotation),
@@ -12,13 +14,18 @@ drains the old one and carries on at the start of the new one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import IO, TYPE_CHECKING, NamedTuple
 
+import msgspec
+
 from .. import errdefs
+from ..logger import factory as _factory
+from ..logger import pump as _pump
 from ..logger import rotate
 from ..logger.config import (
     JSON_FILE,
@@ -29,6 +36,7 @@ from ..logger.config import (
 )
 from ..logger.info import Info, details_prefix, json_file_attrs
 from ..runtime import k8sfile
+from ..types import gojson
 from . import wait
 
 if TYPE_CHECKING:
@@ -36,6 +44,7 @@ if TYPE_CHECKING:
     from .daemon import Daemon
 
 _FOLLOW_POLL = 0.05
+_SHIP_AT_EXIT = 15.0  # seconds an exit waits for a shipping driver to deliver the rest
 _BATCH = 2000  # messages per thread hop while streaming a whole log
 _NOT_READABLE = "configured logging driver does not support reading"
 
@@ -95,7 +104,7 @@ def logger_info(ctr: Container) -> Info:
         ContainerEntrypoint=ctr.Path, ContainerArgs=list(ctr.Args or []), ContainerImageID=ctr.Image,
         ContainerImageName=ctr.Config.Image, ContainerEnv=list(ctr.Config.Env or []),
         ContainerLabels=dict(ctr.Config.Labels or {}),
-        LogPath=inspect_log_path(ctr.root, ctr.ID, lc.Type))
+        LogPath=inspect_log_path(ctr.root, ctr.ID, lc.Type), ContainerCreated=str(ctr.Created or ""))
 
 
 # -- reading the files (blocking) ---------------------------------------------------------
@@ -254,7 +263,7 @@ def _sources(ctr: Container, cfg: LogFileConfig) -> str:
     had conmon write (while that conmon runs, or when no newer file exists)."""
     proc = ctr.process if ctr.State.Running else None
     state_path = getattr(getattr(proc, "state", None), "log_path", "") if proc is not None else ""
-    if state_path and state_path != cfg.path:
+    if state_path and state_path != cfg.path and os.path.basename(state_path) != _pump.PRIVATE_NAME:
         return state_path
     if not os.path.exists(cfg.path):
         from .start import log_path
@@ -301,7 +310,36 @@ async def container_logs(d: Daemon, name: str, cfg: LogsConfig) -> tuple[AsyncIt
         bool(ctr.Config.Tty)
 
 
-def _messages(lines: Iterator[k8sfile.LogLine], attrs: bytes) -> Iterator[LogMessage]:
+class _JSONLine(msgspec.Struct):
+    """jsonlog.JSONLog as the json-file reader decodes it."""
+
+    log: str = ""
+    stream: str = ""
+    time: str = ""
+    attrs: dict[str, str] | None = None
+
+
+_decode_json = msgspec.json.Decoder(_JSONLine).decode
+
+
+def _messages(merger: k8sfile.LineMerger, records: Iterator[bytes], attrs: bytes) -> Iterator[LogMessage]:
+    """Each record in its format: a JSON line (one message, partial pieces as they are, as
+    dockerd's reader returns them) or conmon's CRI records (merged into whole lines)."""
+    for raw in records:
+        if raw[:1] == b"{":
+            try:
+                e = _decode_json(raw)
+                ns = gojson.parse_go_time(e.time)
+            except (msgspec.DecodeError, ValueError):
+                continue
+            yield LogMessage(2 if e.stream == "stderr" else 1, ns, e.log.encode(),
+                             details_prefix(e.attrs) if e.attrs else b"")
+            continue
+        for ln in merger.feed((raw,)):
+            yield LogMessage(1 if ln.stream == "stdout" else 2, k8sfile.parse_time(ln.time), ln.data, attrs)
+
+
+def _flushed(lines: Iterator[k8sfile.LogLine], attrs: bytes) -> Iterator[LogMessage]:
     for ln in lines:
         yield LogMessage(1 if ln.stream == "stdout" else 2, k8sfile.parse_time(ln.time), ln.data, attrs)
 
@@ -320,12 +358,12 @@ async def _stream(d: Daemon, ctr: Container, files: LogFileConfig, cfg: LogsConf
         return not (since and m.time_ns < since)
 
     def tail_all() -> list[LogMessage]:
-        msgs = deque(_messages(merger.feed(opened.backlog()), attrs), maxlen=tail)
+        msgs = deque(_messages(merger, opened.backlog(), attrs), maxlen=tail)
         if not follow:
-            msgs.extend(_messages(merger.flush(), attrs))
+            msgs.extend(_flushed(merger.flush(), attrs))
         return list(msgs)[-tail:]
 
-    backlog = _messages(merger.feed(opened.backlog()), attrs)
+    backlog = _messages(merger, opened.backlog(), attrs)
 
     def batch() -> list[LogMessage]:
         out = []
@@ -350,7 +388,7 @@ async def _stream(d: Daemon, ctr: Container, files: LogFileConfig, cfg: LogsConf
                     if wanted(m):
                         yield m
             if not follow:
-                for m in _messages(merger.flush(), attrs):
+                for m in _flushed(merger.flush(), attrs):
                     if not (until and m.time_ns > until) and wanted(m):
                         yield m
         if not follow:
@@ -360,13 +398,13 @@ async def _stream(d: Daemon, ctr: Container, files: LogFileConfig, cfg: LogsConf
         while True:
             done = stopped is not None and stopped.done()
             records = await d.run_blocking(follower.read_new)
-            for m in _messages(merger.feed(records), attrs):
+            for m in _messages(merger, iter(records), attrs):
                 if until and m.time_ns > until:
                     return
                 if wanted(m):
                     yield m
             if done:
-                for m in _messages(merger.flush(), attrs):
+                for m in _flushed(merger.flush(), attrs):
                     if not (until and m.time_ns > until) and wanted(m):
                         yield m
                 return
@@ -382,6 +420,129 @@ async def _stream(d: Daemon, ctr: Container, files: LogFileConfig, cfg: LogsConf
             follower.close()
         if stopped is not None and not stopped.done():
             stopped.cancel()
+
+
+# -- the logger of a running container (StartLogger, the copier, Reset) ---------------------
+
+log = logging.getLogger("berth.daemon")
+
+
+def pumps(d: Daemon) -> _pump.LogPumps:
+    p = d.__dict__.get("log_pumps")
+    if p is None:
+        p = d.__dict__["log_pumps"] = _pump.LogPumps(d.run_blocking)
+    return p
+
+
+def _fresh_private(root: str) -> str:
+    """A start: the private file of the last run was drained at its exit; begin anew."""
+    path = _pump.private_path(root)
+    for p in (path, path + ".old", path + ".pos"):
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+    return path
+
+
+async def start_logger(d: Daemon, ctr: Container, cfg: LogFileConfig | None) -> str:
+    """StartLogger's second half, for a start: the file conmon is to write ("" for none).
+    For json-file and the shipping drivers, the driver is made and connected now (an
+    unreachable target fails the start with dockerd's message) and the pump starts with
+    the monitor (`attach_logger`)."""
+    lc = ctr.host_config.LogConfig
+    if not _factory.uses_pump(lc.Type):
+        return cfg.path if cfg is not None else ""
+    opts = dict(lc.Config or {})
+    info = logger_info(ctr)
+    try:
+        driver = await _factory.new_driver(info, lc.Type, opts, connect=True)
+    except errdefs.DockerError as e:
+        raise errdefs.Untyped(f"failed to initialize logging driver: {e}") from None
+    try:
+        spec = _factory.sink_spec(info, ctr.root, ctr.ID, lc.Type, opts)
+        await pumps(d).cancel(ctr.ID)
+        path = await d.run_blocking(_fresh_private, ctr.root)
+    except BaseException:
+        if driver is not None:
+            await driver.close()
+        raise
+    ctr.log_pending = (spec, driver)  # type: ignore[attr-defined]
+    return path
+
+
+async def abort_logger(ctr: Container) -> None:
+    """The start failed after start_logger: close the driver it made."""
+    pending = getattr(ctr, "log_pending", None)
+    ctr.log_pending = None  # type: ignore[attr-defined]
+    if pending is not None and pending[1] is not None:
+        try:
+            await pending[1].close()
+        except Exception as e:  # noqa: BLE001
+            log.debug("closing log driver of %s: %s", ctr.ID, e)
+
+
+def attach_logger(d: Daemon, ctr: Container, proc: object) -> None:
+    """The copier starts with the monitor: after a start (with the driver start_logger
+    made) or after a daemon restart (a new driver that connects when it has something to
+    send; the pump first catches up with what conmon wrote meanwhile)."""
+    state = getattr(proc, "state", None)
+    if os.path.basename(getattr(state, "log_path", "") or "") != _pump.PRIVATE_NAME:
+        return  # local, none, or a container an older Berth started
+    pending = getattr(ctr, "log_pending", None)
+    ctr.log_pending = None  # type: ignore[attr-defined]
+    reopen = getattr(proc, "reopen_log", None)
+    if pending is not None:
+        spec, driver = pending
+        pumps(d).start(ctr.ID, state.log_path, spec, driver, reopen)  # type: ignore[union-attr]
+        return
+    spec, factory = _restored_logger(ctr)
+    pumps(d).start(ctr.ID, state.log_path, spec, factory, reopen)  # type: ignore[union-attr]
+
+
+def _restored_logger(ctr: Container) -> tuple[_pump.SinkSpec | None, Callable[[], Awaitable[_pump.Driver | None]]]:
+    lc = ctr.host_config.LogConfig
+    opts = dict(lc.Config or {})
+    info = logger_info(ctr)
+    try:
+        spec = _factory.sink_spec(info, ctr.root, ctr.ID, lc.Type, opts)
+    except errdefs.DockerError as e:  # it started with these options: they cannot fail
+        log.warning("logs of %s: %s", ctr.ID, e)
+        spec = None
+
+    async def driver() -> _pump.Driver | None:
+        try:
+            return await _factory.new_driver(info, lc.Type, opts, connect=False)
+        except errdefs.DockerError as e:
+            log.warning("log driver of %s: %s", ctr.ID, e)
+            return None
+
+    return spec, driver
+
+
+async def finish_logger(d: Daemon, ctr: Container) -> None:
+    """After the exit (conmon gone): deliver everything left, then close the driver — also
+    for a container that exited while berthd was down (its pump starts just to catch up)."""
+    p = pumps(d)
+    if ctr.ID not in p.pumps:
+        lc = ctr.host_config.LogConfig
+        path = _pump.private_path(ctr.root)
+        if not _factory.uses_pump(lc.Type) or not os.path.exists(path):
+            return
+        spec, factory = _restored_logger(ctr)
+        p.start(ctr.ID, path, spec, factory, None)
+    pump = p.pumps[ctr.ID]
+    if ctr.host_config.LogConfig.Type == _factory.JSON_FILE:
+        await p.finish(ctr.ID)
+        return
+    # A receiver that stays away must not hold the exit: after a while the pump goes on
+    # delivering in the background (until the container starts again).
+    try:
+        await asyncio.wait_for(asyncio.shield(pump.finish()), _SHIP_AT_EXIT)
+        p.pumps.pop(ctr.ID, None)
+    except TimeoutError:
+        log.warning("logs of %s: the %s receiver is slow; delivering the rest in the background",
+                    ctr.ID, ctr.host_config.LogConfig.Type)
 
 
 def frame(stream: int, data: bytes) -> bytes:

@@ -127,6 +127,9 @@ def watch(d: "Daemon", ctr: "Container", proc: ContainerProcess) -> None:
     rotation = d.__dict__.get("log_rotation")
     if rotation is not None:  # its log is watched while the process runs
         rotation.watch(ctr.ID)
+    from .logs import attach_logger  # LOGS: the pump of json-file and shipping drivers
+
+    attach_logger(d, ctr, proc)
 
 
 async def _watch(d: "Daemon", ctr: "Container", proc: ContainerProcess) -> None:
@@ -234,8 +237,11 @@ async def cleanup(d: "Daemon", ctr: "Container") -> None:
     # The network teardown and the unmount are independent: do them side by side.
     from ..logger.rotate import settle_container  # LOGS: the log's last rotation
 
+    from .logs import finish_logger  # LOGS: the rest of its output delivered
+
     results = await asyncio.gather(network.release_network(d, ctr), d.run_blocking(_cleanup_files, d, ctr),
-                                   d.run_blocking(settle_container, ctr), return_exceptions=True)
+                                   d.run_blocking(settle_container, ctr), finish_logger(d, ctr),
+                                   return_exceptions=True)
     for r in results:
         if isinstance(r, BaseException):
             log.warning("container %s: cleanup failed: %s", ctr.ID, r)

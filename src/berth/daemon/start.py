@@ -61,7 +61,9 @@ def _prepare_logging(ctr: "Container") -> "LogFileConfig | None":
         raise errdefs.Untyped(f"failed to initialize logging driver: {e}") from None
     ctr.LogPath = inspect_log_path(ctr.root, ctr.ID, lc.Type)
     if cfg is not None:
-        _rotate.prepare(cfg)
+        from ..logger.factory import uses_pump
+
+        _rotate.prepare(cfg, direct=not uses_pump(lc.Type))
     return cfg
 
 
@@ -143,6 +145,9 @@ async def _start_failed(d: "Daemon", ctr: "Container", err: BaseException) -> No
     if ctr.State.ExitCode == 0:
         ctr.State.ExitCode = 128
     ctr.process = None
+    from .logs import abort_logger
+
+    await abort_logger(ctr)  # a driver start_logger connected
     await _monitor.cleanup(d, ctr)
     await d.run_blocking(ctr.to_disk)
 
@@ -190,17 +195,26 @@ async def _create_task(d: "Daemon", ctr: "Container", runtime: Any, netns: str |
     if reset_restart_manager:
         _monitor.reset_restart_manager(ctr)
         ctr.HasBeenManuallyStopped = False
+    from . import logs as _logs
+
+    # json-file and the shipping drivers: conmon writes a private file the pump reads.
+    conmon_log = await _logs.start_logger(d, ctr, log_cfg)
+    direct = log_cfg is not None and conmon_log == log_cfg.path
     try:
         proc = await rts.conmon.create_container(
             ctr.ID, bundle, runtime, exit_dir=rts.exits_dir, persist_dir=bundle,
-            log_path=log_cfg.path if log_cfg else "", log_driver="k8s-file" if log_cfg else "none",
+            log_path=conmon_log, log_driver="k8s-file" if conmon_log else "none",
             terminal=bool(ctr.Config.Tty), stdin=bool(ctr.Config.OpenStdin),
-            log_size_max=_rotate.backstop_size(log_cfg) if log_cfg else None)
-        if log_cfg is not None and log_cfg.max_size >= 0:  # only a rotating log needs it
+            log_size_max=_rotate.backstop_size(log_cfg) if direct and log_cfg else None)
+        if direct and log_cfg is not None and log_cfg.max_size >= 0:  # only a rotating log needs it
             await d.run_blocking(_rotate.started, log_cfg)
     except OCIRuntimeError as e:
+        await _logs.abort_logger(ctr)
         await _delete_runtime(runtime, ctr.ID)
         raise translate_start_error(ctr, _runtime_message(e)) from None
+    except BaseException:
+        await _logs.abort_logger(ctr)
+        raise
     return proc, runtime
 
 

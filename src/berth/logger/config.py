@@ -11,10 +11,10 @@ Files (the same names and places as dockerd's, see berth.logger.rotate for the c
   for json-file only). Defaults: no max-size (never rotates), max-file 1, no compression.
 - local: `<container root>/local-logs/container.log` (LogPath stays ""); defaults 20 MiB,
   5 files, compressed.
-- any other driver (syslog, gelf, ...): dockerd 20.10's "dual logging" cache,
-  `<container root>/container-cached.log` with the local driver's defaults, tuned by
-  `cache-max-size`/`cache-max-file`/`cache-compress`, off with `cache-disabled=true`.
-  Berth cannot ship to those drivers; it keeps this readable copy only.
+- the shipping drivers (syslog, gelf, fluentd, journald): dockerd 20.10's "dual logging"
+  cache, `<container root>/container-cached.log` with the local driver's defaults, tuned by
+  `cache-max-size`/`cache-max-file`/`cache-compress`, off with `cache-disabled=true`
+  (berth.logger.pump writes it next to shipping every line).
 - none: no file.
 """
 from __future__ import annotations

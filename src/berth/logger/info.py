@@ -39,6 +39,7 @@ class Info:
     ContainerLabels: dict[str, str] = field(default_factory=dict)
     LogPath: str = ""
     DaemonName: str = "docker"
+    ContainerCreated: str = ""  # as Go's JSON writes the time (gelf's _created)
 
 
 def _go_regexp(expr: str) -> re.Pattern[str]:

@@ -1,11 +1,12 @@
-"""Size rotation of the log files conmon writes (moby v20.10.24
-daemon/logger/loggerutils/logfile.go: checkCapacityAndRotate, rotate, compressFile).
+"""Size rotation of the log files conmon writes itself (moby v20.10.24
+daemon/logger/loggerutils/logfile.go: checkCapacityAndRotate, rotate, compressFile): the
+`local` driver's, and json-file's of a container an older Berth started. (json-file and the
+dual-logging cache are written by the pump now, berth.logger.pump, which rotates as it
+writes with berth.logger.copier.LogWriter, using `_shift` and `compress_file` from here.)
 
 conmon writes the container's output, also while berthd is down, in the CRI (k8s-file) format
 (berth.runtime.k8sfile): one `<time> <stream> <P|F> <data>` line per chunk. The file *names*
-are dockerd's (berth.logger.config: `<id>-json.log`, `.1`, `.2.gz`, ...; inspect's LogPath
-is the current file as in dockerd), the *content* is not JSON: Berth reads it back for
-`docker logs`, and a host tool that parses dockerd's files must use a CRI parser instead.
+are dockerd's (berth.logger.config: `local-logs/container.log`, `.1`, `.2.gz`, ...).
 
 How a rotation happens without stopping the writer:
 - Next to the current file Berth keeps a second hard link, `.<name>.live`, to the inode
@@ -286,12 +287,14 @@ def settle(cfg: LogFileConfig) -> None:
             os.close(fd)
 
 
-def prepare(cfg: LogFileConfig) -> None:
+def prepare(cfg: LogFileConfig, direct: bool = True) -> None:
     """Before conmon opens the file: the directory (local-logs is 0700 as dockerd's), the
-    file with dockerd's mode, and any rotation left over from the last run."""
+    file with dockerd's mode, and any rotation left over from the last run (`direct`: conmon
+    writes this file itself; a file the pump writes is always rotated already)."""
     d = os.path.dirname(cfg.path)
     os.makedirs(d, 0o700, exist_ok=True)
-    settle(cfg)
+    if direct:
+        settle(cfg)
     fd = os.open(cfg.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
     os.close(fd)
 
@@ -336,6 +339,10 @@ def settle_container(ctr: Container) -> None:
     """After a container's exit (monitor.cleanup, container lock held, conmon gone): its
     log files as dockerd's writes would have left them."""
     lc = ctr.host_config.LogConfig
+    from .factory import uses_pump
+
+    if uses_pump(lc.Type):
+        return  # the pump rotates as it writes (and may still be writing: never cut under it)
     try:
         cfg = file_config(ctr.root, ctr.ID, lc.Type, lc.Config)
     except Exception:  # noqa: BLE001 - it never started with these options

@@ -2,9 +2,11 @@
 ValidateLogOpts and each built-in driver's ValidateLogOpt: jsonfilelog, local, syslog,
 journald, gelf, fluentd, awslogs, splunk, gcplogs, logentries).
 
-Only json-file, local and none can actually log in Berth; the others are accepted at
-create exactly as dockerd accepts them (their option names, required options and the
-values dockerd checks before the logger exists). Every error here becomes a 400.
+Berth runs json-file, local, none, syslog, gelf, fluentd and journald (berth.logger.factory);
+those are checked exactly as dockerd checks them at create (option names, required options
+and the values dockerd checks before the logger exists). awslogs, splunk, gcplogs,
+logentries and etwlogs are refused after their own checks: Berth would not ship their logs.
+Every error here becomes a 400.
 """
 from __future__ import annotations
 
@@ -96,15 +98,41 @@ _FLUENTD_KEYS = (*_COMMON, "fluentd-address", "fluentd-buffer-limit", "fluentd-r
 _GCP_KEYS = ("env", "env-regex", "labels", "labels-regex", "gcp-project", "gcp-log-cmd", "gcp-meta-zone",
              "gcp-meta-name", "gcp-meta-id")
 
+def _syslog(cfg: dict[str, str]) -> None:
+    """syslog.ValidateLogOpt: the keys, then address (a unix path must exist), facility
+    and format."""
+    from .drivers import DriverError
+    from .drivers.syslog import parse_address, parse_facility, parse_format
+
+    _keys(_SYSLOG_KEYS, lambda k: f"unknown log opt '{k}' for syslog log driver")(cfg)
+    try:
+        parse_address(cfg.get("syslog-address", ""))
+        parse_facility(cfg.get("syslog-facility", ""))
+        parse_format(cfg.get("syslog-format", ""))
+    except DriverError as e:
+        raise _bad(str(e)) from None
+
+
+def _fluentd(cfg: dict[str, str]) -> None:
+    from .drivers import DriverError
+    from .drivers.fluentd import parse_config
+
+    _keys(_FLUENTD_KEYS, lambda k: f"unknown log opt '{k}' for fluentd log driver")(cfg)
+    try:
+        parse_config(cfg)
+    except DriverError as e:
+        raise _bad(str(e)) from None
+
+
 # name → ValidateLogOpt of the drivers dockerd 20.10 registers on Linux.
 VALIDATORS: dict[str, Validator] = {
     "json-file": _keys((*_COMMON, "max-file", "max-size", "compress"),
                        lambda k: f"unknown log opt '{k}' for json-file log driver"),
     "local": _keys(("max-file", "max-size", "compress"), lambda k: f"unknown log opt '{k}' for log driver local"),
-    "syslog": _keys(_SYSLOG_KEYS, lambda k: f"unknown log opt '{k}' for syslog log driver"),
+    "syslog": _syslog,
     "journald": _keys(_COMMON, lambda k: f"unknown log opt '{k}' for journald log driver"),
     "gelf": _gelf,
-    "fluentd": _keys(_FLUENTD_KEYS, lambda k: f"unknown log opt '{k}' for fluentd log driver"),
+    "fluentd": _fluentd,
     "awslogs": _awslogs,
     "splunk": _keys(_SPLUNK_KEYS, lambda k: f"unknown log opt '{k}' for splunk log driver"),
     "gcplogs": _keys(_GCP_KEYS, lambda k: f"{_q(k)} is not a valid option for the gcplogs driver"),
@@ -119,6 +147,9 @@ def validate_driver_opts(name: str, opts: dict[str, str]) -> None:
     if validator is None:
         raise _bad(f'error looking up logging plugin {name}: plugin "{name}" not found')
     validator(opts)
+    from .factory import check_shipped
+
+    check_shipped(name)
 
 
 __all__ = ["VALIDATORS", "validate_driver_opts"]

@@ -277,6 +277,9 @@ class Conmon:
         forked the real monitor into its own session."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("NOTIFY_SOCKET", "_OCI_", "LISTEN_"))}
+        # conmon stamps log records in its local time: UTC makes them the `+00:00` records
+        # the json-file pump converts without a date computation (berth.logger.jsonlog).
+        env["TZ"] = "UTC"
         for name, s in extra.items():
             env[name] = str(s.fileno())
         # stderr is a file, not a pipe: the forked monitor keeps it open for its whole life.
