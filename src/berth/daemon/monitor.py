@@ -25,6 +25,7 @@ from . import network, wait
 
 if TYPE_CHECKING:
     from ..container.container import Container
+    from ..container.state import State
     from ..runtime.oci import OCIRuntime
     from .daemon import Daemon
 
@@ -162,6 +163,22 @@ async def handle_exit_locked(d: "Daemon", ctr: "Container", proc: ContainerProce
     duration = time.monotonic() - started if started is not None else 0.0
     rm = restart_manager(ctr)
     restart = not getattr(ctr, "removing_now", False) and rm.should_restart(code, ctr.HasBeenManuallyStopped, duration)
+    wait.begin_exit(ctr)
+    try:
+        await _handle_exit(d, ctr, s, restart, code, oom, exited_at_ns)
+    finally:
+        # dockerd's waiters take the container lock to read the result, so they wake
+        # only after handleContainerExit: the network released (a published port free
+        # again, no address in inspect), the state written, the `die` event sent.
+        wait.notify_stop(ctr)
+    if restart:
+        asyncio.get_running_loop().create_task(_restart_later(d, ctr, rm, code))
+    elif allow_auto_remove and ctr.host_config.AutoRemove:
+        asyncio.get_running_loop().create_task(auto_remove(d, ctr))
+
+
+async def _handle_exit(d: "Daemon", ctr: "Container", s: "State", restart: bool, code: int, oom: bool,
+                       exited_at_ns: int | None) -> None:
     now = gojson.format_go_time(exited_at_ns if exited_at_ns is not None else time.time_ns())
     if restart:
         ctr.RestartCount += 1
@@ -175,17 +192,7 @@ async def handle_exit_locked(d: "Daemon", ctr: "Container", proc: ContainerProce
         d.log_container_event(ctr, "oom")
     d.log_container_event(ctr, "die", {"exitCode": str(code)})
     await cleanup(d, ctr)
-    # dockerd's waiters take the container lock to read the result, so they wake only
-    # after handleContainerExit (and its `die` event): `stop` follows `die`. The
-    # checkpoint may follow the wake-up: anything the woken client does next that
-    # touches the container waits for our lock, and a crash in between is recovered
-    # from conmon's exit file.
-    wait.notify_stop(ctr)
     await d.run_blocking(ctr.to_disk)
-    if restart:
-        asyncio.get_running_loop().create_task(_restart_later(d, ctr, rm, code))
-    elif allow_auto_remove and ctr.host_config.AutoRemove:
-        asyncio.get_running_loop().create_task(auto_remove(d, ctr))
 
 
 async def _restart_later(d: "Daemon", ctr: "Container", rm: RestartManager, code: int) -> None:
@@ -356,6 +363,15 @@ async def _restore_one(d: "Daemon", ctr: "Container") -> None:
 
 async def _exit_while_down(d: "Daemon", ctr: "Container", code: int, exited_at: int | None) -> None:
     ctr.process = None
+    wait.begin_exit(ctr)
+    try:
+        await _exited_while_down(d, ctr, code, exited_at)
+    finally:
+        wait.notify_stop(ctr)
+    ctr.restart_manager = None
+
+
+async def _exited_while_down(d: "Daemon", ctr: "Container", code: int, exited_at: int | None) -> None:
     s = ctr.State
     s.Running, s.Restarting, s.Paused, s.Pid = False, False, False, 0
     s.ExitCode = code
@@ -363,5 +379,3 @@ async def _exit_while_down(d: "Daemon", ctr: "Container", code: int, exited_at: 
     d.log_container_event(ctr, "die", {"exitCode": str(code)})
     await cleanup(d, ctr)
     await d.run_blocking(ctr.to_disk)
-    wait.notify_stop(ctr)
-    ctr.restart_manager = None
