@@ -57,11 +57,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-new-privileges", action="store_true", default=None)
     p.add_argument("-b", "--bridge", default=None)
     p.add_argument("--bip", default=None)
+    p.add_argument("--host-gateway-ip", default=None, type=_ip_flag("host-gateway-ip"))
     p.add_argument("--init", action="store_true", default=None)
     p.add_argument("--default-ulimit", action="append", default=[], type=_ulimit_flag,
                    help="default ulimits for containers (name=soft[:hard])")
     p.add_argument("-v", "--version", action="store_true")
     return p.parse_args(argv)
+
+
+def _ip_flag(name: str) -> Any:
+    """pflag's IPVar: net.ParseIP, with pflag's error for anything else."""
+    def parse(value: str) -> str:
+        import ipaddress
+
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'invalid argument "{value}" for "--{name}" flag: '
+                                             f'failed to parse IP: "{value}"') from None
+    return parse
 
 
 def _ulimit_flag(value: str) -> Ulimit:
@@ -106,7 +120,7 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
     for key in ("host", "data_root", "exec_root", "pidfile", "log_level", "debug", "storage_driver", "tlsverify",
                 "tlscacert", "tlscert", "tlskey", "group", "default_runtime", "log_driver",
                 "default_ipc_mode", "default_cgroupns_mode", "live_restore", "no_new_privileges", "bridge", "bip",
-                "init"):
+                "init", "host_gateway_ip"):
         v = getattr(args, key)
         if v is not None:
             flags["hosts" if key == "host" else key.replace("_", "-")] = v
@@ -127,6 +141,14 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
         )
     merged = {**raw, **flags}
     cfg = msgspec.convert(merged, DaemonConfig)
+    if cfg.host_gateway_ip:  # daemon.json: net.IP's UnmarshalText
+        import ipaddress
+
+        try:
+            cfg.host_gateway_ip = str(ipaddress.ip_address(cfg.host_gateway_ip))
+        except ValueError:
+            raise SystemExit(f"unable to configure the Docker daemon with file {args.config_file}: "
+                             f"invalid IP address: {cfg.host_gateway_ip}") from None
     for spec in args.add_runtime:
         name, _, path = spec.partition("=")
         cfg.runtimes[name] = Runtime(path=path or name)

@@ -66,6 +66,7 @@ class DaemonConfig(msgspec.Struct, rename={
     "no_new_privileges": "no-new-privileges", "group": "group", "debug": "debug",
     "bridge": "bridge", "bip": "bip", "init": "init", "experimental": "experimental",
     "default_ulimits": "default-ulimits",
+    "host_gateway_ip": "host-gateway-ip",
 }, forbid_unknown_fields=False):
     hosts: list[str] = msgspec.field(default_factory=list)
     data_root: str = "/var/lib/berth"
@@ -90,6 +91,9 @@ class DaemonConfig(msgspec.Struct, rename={
     debug: bool = False
     bridge: str = ""
     bip: str = ""
+    # --host-gateway-ip: what `--add-host name:host-gateway` resolves to ("" = the
+    # default bridge's gateway)
+    host_gateway_ip: str = ""
     init: bool = False
     experimental: bool = False
     # --default-ulimit / "default-ulimits": applied to a container without a ulimit of

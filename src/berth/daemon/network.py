@@ -157,6 +157,7 @@ def _initialize(d: "Daemon", ctr: "Container") -> str | None:
         return None
     path = ctl.nv.create_netns(ns.SandboxID)
     ns.SandboxKey = path
+    ctr.next_if_index = 0  # a new sandbox names its interfaces from eth0 again
     # With one network, netavark's setup (the slowest step of a start) is left to
     # finish_networking, which the start runs while the runtime creates the container:
     # the addresses are Berth's own (IPAM), so the spec and /etc/hosts need nothing from it.
@@ -336,6 +337,19 @@ def _publish_link_aliases(d: "Daemon", ctl: Controller, n: Network, links: list[
             ctl.nv.add_dns_names(n.Id, target.ID, [alias])
 
 
+def rename_endpoints(d: "Daemon", ctr: "Container", old: str) -> None:
+    """ContainerRename's sandbox.Rename: a running container's DNS entry on each
+    user-defined network answers to its new name instead of `old` (blocking)."""
+    if not ctr.State.Running or not ctr.NetworkSettings.SandboxID:
+        return
+    ctl = controller(d)
+    with ctl.lock:
+        for name, ep in (ctr.NetworkSettings.Networks or {}).items():
+            n = _find_quiet(ctl, name, ep.NetworkID)
+            if n is not None and n.user_defined and ep.EndpointID:
+                ctl.nv.rename_dns_name(n.Id, ctr.ID, old.lstrip("/"), ctr.name_without_slash())
+
+
 def validate_networking_config(n: Network, want4: str, want6: str) -> None:
     """validateNetworkingConfig: a user-specified address needs a user-defined network
     whose subnet of that family the user configured."""
@@ -350,19 +364,25 @@ def validate_networking_config(n: Network, want4: str, want6: str) -> None:
 
 
 def _free_interface(ctl: Controller, ctr: "Container") -> str:
-    used = set()
+    """The next interface name of the container's sandbox: libnetwork's osl counts
+    `nextIfIndex` up and never gives a name back while the sandbox lives, so a
+    disconnect and connect gives eth1, not eth0 again. The count lives with the sandbox
+    (reset by _initialize); after a daemon restart it is taken from the interfaces the
+    container has."""
+    used = -1
     import json
 
     for nid in ctl.nv.attached(ctr.ID):
         try:
             with open(os.path.join(ctl.nv.ep_dir, f"{ctr.ID}-{nid}.json")) as f:
                 for pn in json.load(f)["opts"]["networks"].values():
-                    used.add(pn["interface_name"])
+                    name = pn["interface_name"]
+                    if name.startswith("eth") and name[3:].isdigit():
+                        used = max(used, int(name[3:]))
         except (OSError, ValueError, KeyError):
             pass
-    i = 0
-    while f"eth{i}" in used:
-        i += 1
+    i = max(getattr(ctr, "next_if_index", 0), used + 1)
+    ctr.next_if_index = i + 1
     return f"eth{i}"
 
 
@@ -557,20 +577,46 @@ def build_hosts(d: "Daemon", ctr: "Container") -> str:
             base = etcfiles.DEFAULT_HOSTS
         if base and not base.endswith("\n"):
             base += "\n"
-        for h in ctr.host_config.ExtraHosts or []:
-            host, _, ip = h.partition(":")
+        for host, ip in extra_hosts(d, ctr):
             base += f"{ip}\t{host}\n"
         return base
     if mode.startswith("container:"):
         return build_hosts(d, d.get_container(mode.split(":", 1)[1]))
-    extra: list[tuple[str, str]] = []
-    for h in ctr.host_config.ExtraHosts or []:
-        host, _, ip = h.partition(":")
-        extra.append((host, ip))
+    extra = extra_hosts(d, ctr)
     if mode in ("default", "bridge"):
         extra += _link_records(d, ctr)
     ips = [ep.IPAddress for ep in (ctr.NetworkSettings.Networks or {}).values() if ep.IPAddress]
     return etcfiles.build_hosts(ips, ctr.Config.Hostname, ctr.Config.Domainname, extra)
+
+
+HOST_GATEWAY_NAME = "host-gateway"
+
+
+def host_gateway_ip(d: "Daemon") -> str:
+    """config.HostGatewayIP: `--host-gateway-ip`, else the default bridge's gateway, as
+    dockerd sets it when its network controller starts ("" without a default bridge)."""
+    if d.config.host_gateway_ip:
+        return d.config.host_gateway_ip
+    try:
+        br = controller(d).store.find(DEFAULT_NETWORK)
+    except errdefs.DockerError:
+        return ""
+    pools = [p for p in br.Pools if ":" not in p.Subnet] or br.Pools
+    return pools[0].Gateway if pools else ""
+
+
+def extra_hosts(d: "Daemon", ctr: "Container") -> list[tuple[str, str]]:
+    """buildSandboxOptions: the --add-host records, `host-gateway` replaced by the
+    daemon's HostGatewayIP (how `host.docker.internal:host-gateway` works on Linux)."""
+    out: list[tuple[str, str]] = []
+    for h in ctr.host_config.ExtraHosts or []:
+        host, _, ip = h.partition(":")
+        if ip == HOST_GATEWAY_NAME:
+            ip = host_gateway_ip(d)
+            if not ip:
+                raise errdefs.Untyped("unable to derive the IP value for host-gateway")
+        out.append((host, ip))
+    return out
 
 
 def _link_records(d: "Daemon", ctr: "Container") -> list[tuple[str, str]]:

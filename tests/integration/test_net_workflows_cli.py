@@ -1,0 +1,212 @@
+"""Everyday networking workflows as on dockerd 20.10, through the real docker CLI:
+`--add-host name:host-gateway` (and `--host-gateway-ip`), `docker rename` seen by the
+embedded DNS, `--ip-range` addresses, interface names after a reconnect, and the bridge
+of a new network made at `network create`.
+
+Expected values are the reference dockerd 20.10.24's for the same commands. Subnets are
+10.89.x.0/24 (or /16 in 10.8x) networks no route on the host overlaps.
+"""
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import pathlib
+import random
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from berthd_harness import Berthd, start_berthd, stop_berthd
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="integration tests need root"),
+    pytest.mark.skipif(not any(os.access(p, os.X_OK) for p in ("/usr/lib/podman/netavark",
+                                                               "/usr/libexec/podman/netavark")),
+                       reason="needs netavark"),
+]
+
+
+def uniq(prefix: str = "nw") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def _routes() -> list[ipaddress.IPv4Network]:
+    out = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    nets = []
+    for line in out.splitlines():
+        words = line.split()
+        dst = words[1] if words and words[0] in ("local", "broadcast", "unreachable") and len(words) > 1 else \
+            (words[0] if words else "")
+        with contextlib.suppress(ValueError):
+            nets.append(ipaddress.IPv4Network(dst, strict=False))
+    return nets
+
+
+def free_net(prefix: int = 24) -> ipaddress.IPv4Network:
+    """A free 10.x.y.0/24 (or 10.x.0.0/16) no route on the host overlaps."""
+    used = _routes()
+    for _ in range(200):
+        net = ipaddress.IPv4Network(f"10.{random.randrange(100, 250)}.{random.randrange(0, 250)}.0/24"
+                                    if prefix == 24 else f"10.{random.randrange(100, 250)}.0.0/16", strict=False)
+        if not any(net.overlaps(u) for u in used):
+            return net
+    raise AssertionError("no free subnet")
+
+
+def out(b: Berthd, *args: str) -> str:
+    return b.docker(*args).stdout.decode()
+
+
+@contextlib.contextmanager
+def network(b: Berthd, *opts: str) -> Iterator[str]:
+    name = uniq("net")
+    b.docker("network", "create", *opts, name)
+    try:
+        yield name
+    finally:
+        ids = b.docker("ps", "-aq", "--filter", f"network={name}", check=False).stdout.decode().split()
+        if ids:
+            b.docker("rm", "-f", *ids, check=False)
+        b.docker("network", "rm", name, check=False)
+
+
+@pytest.fixture
+def names(berthd: Berthd) -> Iterator[list[str]]:
+    made: list[str] = []
+    yield made
+    if made:
+        berthd.docker("rm", "-f", *made, check=False)
+
+
+def default_gateway(b: Berthd) -> str:
+    subnet = json.loads(out(b, "network", "inspect", "bridge"))[0]["IPAM"]["Config"][0]["Subnet"]
+    return str(ipaddress.ip_network(subnet).network_address + 1)
+
+
+# -- item 4: host-gateway -------------------------------------------------------------------------
+def test_add_host_host_gateway_is_the_default_bridge_gateway(berthd: Berthd) -> None:
+    gw = default_gateway(berthd)
+    hosts = out(berthd, "run", "--rm", "--add-host", "hgw:host-gateway", "--add-host", "other:1.2.3.4",
+                "busybox", "cat", "/etc/hosts").splitlines()
+    # dockerd's order: the extra hosts, then the container's own record
+    assert hosts[6:8] == [f"{gw}\thgw", "1.2.3.4\tother"], hosts
+    with network(berthd) as net:
+        hosts = out(berthd, "run", "--rm", "--network", net, "--add-host", "host.docker.internal:host-gateway",
+                    "busybox", "cat", "/etc/hosts")
+        assert f"{gw}\thost.docker.internal\n" in hosts
+    for mode in ("none", "host"):
+        hosts = out(berthd, "run", "--rm", "--network", mode, "--add-host", "hgw:host-gateway", "busybox",
+                    "cat", "/etc/hosts")
+        assert hosts.endswith(f"{gw}\thgw\n"), (mode, hosts)
+    # the setting is kept as given
+    cid = out(berthd, "create", "--add-host", "hgw:host-gateway", "busybox").strip()
+    try:
+        assert json.loads(out(berthd, "inspect", cid))[0]["HostConfig"]["ExtraHosts"] == ["hgw:host-gateway"]
+    finally:
+        berthd.docker("rm", cid)
+
+
+def test_host_gateway_ip_flag_and_daemon_json(busybox_tar: str, tmp_path: pathlib.Path) -> None:
+    b = start_berthd(extra=["--host-gateway-ip", "10.123.45.6"])
+    try:
+        b.docker("load", "-i", busybox_tar)
+        hosts = out(b, "run", "--rm", "--network", "none", "--add-host", "hgw:host-gateway", "busybox",
+                    "cat", "/etc/hosts")
+        assert hosts.endswith("10.123.45.6\thgw\n")
+    finally:
+        stop_berthd(b)
+    # daemon.json's "host-gateway-ip"; an invalid address stops the daemon as dockerd's does
+    tmp = str(tmp_path)
+    with open(os.path.join(tmp, "daemon.json"), "w") as f:
+        json.dump({"host-gateway-ip": "bogus"}, f)
+    with pytest.raises(RuntimeError, match="invalid IP address: bogus"):
+        start_berthd(tmp)
+
+
+# -- item 5: rename and the embedded DNS ----------------------------------------------------------
+def lookup(b: Berthd, peer: str, name: str) -> str:
+    r = b.docker("exec", peer, "nslookup", name, check=False)
+    lines = r.stdout.decode().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Name:") and i + 1 < len(lines):
+            return lines[i + 1].split()[-1]
+    return ""
+
+
+def test_rename_running_container_updates_dns(berthd: Berthd) -> None:
+    with network(berthd) as net:
+        old, new, peer = uniq("old"), uniq("new"), uniq("peer")
+        berthd.docker("run", "-d", "--name", old, "--network", net, "--network-alias", "al" + old[-6:],
+                      "busybox", "sleep", "300")
+        berthd.docker("run", "-d", "--name", peer, "--network", net, "busybox", "sleep", "300")
+        ip = json.loads(out(berthd, "inspect", old))[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
+        assert lookup(berthd, peer, old) == ip
+        berthd.docker("rename", old, new)
+        assert lookup(berthd, peer, new) == ip
+        assert lookup(berthd, peer, old) == ""
+        assert lookup(berthd, peer, "al" + old[-6:]) == ip  # aliases stay
+        # the teardown still finds its entry: a restart leaves one name, the new one
+        berthd.docker("restart", "-t", "1", new)
+        ip = json.loads(out(berthd, "inspect", new))[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
+        assert lookup(berthd, peer, new) == ip and lookup(berthd, peer, old) == ""
+        berthd.docker("rm", "-f", new)
+        assert lookup(berthd, peer, new) == ""
+
+
+# -- item 14: --ip-range -------------------------------------------------------------------------
+def addr(b: Berthd, net: str) -> tuple[str, str]:
+    text = out(b, "run", "--rm", "--network", net, "busybox", "sh", "-c",
+               "ip -4 -o addr show eth0; ip route show default")
+    words = text.split()
+    return words[words.index("inet") + 1].split("/")[0], words[words.index("via") + 1]
+
+
+def test_ip_range_addresses(berthd: Berthd) -> None:
+    wide = free_net(16)
+    o = wide.network_address
+    # no --gateway: the IPAM gives the gateway the range's first address, the container the next
+    with network(berthd, "--subnet", str(wide), "--ip-range", f"{o + 5 * 256}/24") as net:
+        assert addr(berthd, net) == (str(o + 5 * 256 + 1), str(o + 5 * 256))
+        assert "Gateway" not in json.loads(out(berthd, "network", "inspect", net))[0]["IPAM"]["Config"][0]
+    # with --gateway: the first container gets the range's first address (10.X.5.0)
+    with network(berthd, "--subnet", str(wide), "--ip-range", f"{o + 5 * 256}/24", "--gateway", str(o + 1)) as net:
+        assert addr(berthd, net) == (str(o + 5 * 256), str(o + 1))
+    # a range at the start of the subnet: its first address is the subnet's, never handed out
+    with network(berthd, "--subnet", str(wide), "--ip-range", f"{o}/24") as net:
+        assert addr(berthd, net) == (str(o + 2), str(o + 1))
+
+
+# -- item 15: interface names after a reconnect ---------------------------------------------------
+def interfaces(b: Berthd, name: str) -> list[str]:
+    return sorted(out(b, "exec", name, "ls", "/sys/class/net").split())
+
+
+def test_reconnect_gives_the_next_interface(berthd: Berthd, names: list[str]) -> None:
+    with network(berthd) as a, network(berthd) as b:
+        names.append(uniq())
+        c = names[-1]
+        berthd.docker("run", "-d", "--name", c, "--network", a, "busybox", "sleep", "300")
+        assert interfaces(berthd, c) == ["eth0", "lo"]
+        berthd.docker("network", "disconnect", a, c)
+        berthd.docker("network", "connect", a, c)
+        assert interfaces(berthd, c) == ["eth1", "lo"]
+        berthd.docker("network", "connect", b, c)
+        assert interfaces(berthd, c) == ["eth1", "eth2", "lo"]
+        berthd.docker("network", "disconnect", a, c)
+        berthd.docker("network", "connect", a, c)
+        assert interfaces(berthd, c) == ["eth2", "eth3", "lo"]
+        # a new sandbox counts from eth0 again
+        berthd.docker("restart", "-t", "1", c)
+        assert interfaces(berthd, c) == ["eth0", "eth1", "lo"]
+        berthd.docker("rm", "-f", c)
+    # the default bridge too (the issue's case)
+    names.append(uniq())
+    c = names[-1]
+    berthd.docker("run", "-d", "--name", c, "busybox", "sleep", "300")
+    berthd.docker("network", "disconnect", "bridge", c)
+    berthd.docker("network", "connect", "bridge", c)
+    assert interfaces(berthd, c) == ["eth1", "lo"]
