@@ -210,3 +210,97 @@ def test_reconnect_gives_the_next_interface(berthd: Berthd, names: list[str]) ->
     berthd.docker("network", "disconnect", "bridge", c)
     berthd.docker("network", "connect", "bridge", c)
     assert interfaces(berthd, c) == ["eth1", "lo"]
+
+
+# -- item 13: the bridge exists from `network create` on -----------------------------------------
+def link_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
+
+
+def test_network_create_makes_the_bridge(berthd: Berthd) -> None:
+    name = "xb" + uuid.uuid4().hex[:8]
+    subnet = free_net()
+    with network(berthd, "--subnet", str(subnet), "--opt", f"com.docker.network.bridge.name={name}") as net:
+        assert link_exists(name)  # before any container joins, as dockerd's
+        addrs = subprocess.run(["ip", "-4", "-o", "addr", "show", name], capture_output=True, text=True).stdout
+        assert f"{subnet.network_address + 1}/24" in addrs
+        # the address the set-up used is free again: the first container gets .2
+        text = out(berthd, "run", "--rm", "--network", net, "busybox", "ip", "-4", "-o", "addr", "show", "eth0")
+        assert f"{subnet.network_address + 2}/24" in text
+        assert not [p for p in os.listdir(os.path.join(berthd.exec_root, "netavark", "endpoints"))
+                    if "keeper" in p]
+    assert not link_exists(name)
+    # the default bridge is there from the daemon's start
+    default = json.loads(out(berthd, "network", "inspect", "bridge"))[0]["Options"]["com.docker.network.bridge.name"]
+    assert link_exists(default)
+
+
+# -- item 9: the host set-up at daemon start, in a network namespace of the test's own ------------
+@contextlib.contextmanager
+def netns() -> Iterator[str]:
+    name = "berth-t-" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def in_netns(ns: str) -> list[str]:
+    """A wrapper entering only the namespace's network (`ip netns exec` would remount /sys,
+    hiding the cgroup mount the runtime needs); /sys/class/net still shows the host's."""
+    return ["nsenter", f"--net=/run/netns/{ns}"]
+
+
+def in_ns(ns: str, *cmd: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, check=True).stdout
+
+
+def test_start_enables_ip_forward_and_drops_forward(busybox_tar: str) -> None:
+    with netns() as ns:
+        in_ns(ns, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward")
+        assert "-P FORWARD ACCEPT" in in_ns(ns, "iptables", "-S", "FORWARD")
+        b = start_berthd(prefix=in_netns(ns))
+        try:
+            assert in_ns(ns, "cat", "/proc/sys/net/ipv4/ip_forward").strip() == "1"
+            assert "-P FORWARD DROP" in in_ns(ns, "iptables", "-S", "FORWARD")
+            b.docker("load", "-i", busybox_tar)
+            r = b.docker("run", "--rm", "busybox", "true")
+            assert b"IPv4 forwarding is disabled" not in r.stderr
+        finally:
+            stop_berthd(b)
+    # a host that forwards already keeps its FORWARD policy
+    with netns() as ns:
+        in_ns(ns, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
+        b = start_berthd(prefix=in_netns(ns))
+        try:
+            assert "-P FORWARD ACCEPT" in in_ns(ns, "iptables", "-S", "FORWARD")
+        finally:
+            stop_berthd(b)
+
+
+def test_ip_forward_false_leaves_forwarding_off(busybox_tar: str) -> None:
+    with netns() as ns:
+        in_ns(ns, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward")
+        b = start_berthd(prefix=in_netns(ns), extra=["--ip-forward=false"])
+        try:
+            b.docker("load", "-i", busybox_tar)
+            r = b.docker("run", "--rm", "busybox", "true")  # netavark's setup turns it on; Berth puts it back
+            assert b"IPv4 forwarding is disabled. Networking will not work." in r.stderr
+            assert in_ns(ns, "cat", "/proc/sys/net/ipv4/ip_forward").strip() == "0"
+            assert "-P FORWARD ACCEPT" in in_ns(ns, "iptables", "-S", "FORWARD")
+        finally:
+            stop_berthd(b)
+
+
+def test_unserved_host_setup_values_are_refused(tmp_path: pathlib.Path) -> None:
+    for flag in ("--iptables=false", "--ip-masq=false", "--icc=false", "--userland-proxy=false"):
+        d = tmp_path / flag.strip("-").replace("=", "-")
+        d.mkdir()
+        with pytest.raises(RuntimeError, match=f"{flag} is not supported"):
+            start_berthd(str(d), extra=[flag])
+    d = tmp_path / "json"
+    d.mkdir()
+    (d / "daemon.json").write_text('{"icc": false}')
+    with pytest.raises(RuntimeError, match="--icc=false is not supported"):
+        start_berthd(str(d))

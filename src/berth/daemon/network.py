@@ -26,7 +26,7 @@ import msgspec
 
 from .. import errdefs
 from ..container.container import NetworkEndpoint
-from ..network import etcfiles, keeper
+from ..network import etcfiles, hostsetup, keeper
 from ..network.netavark import Netavark, network_config
 from ..network.ports import PortAllocator, PortError, host_has_ipv6, plan
 from ..network.store import Network, NetworkStore, now_go
@@ -62,6 +62,22 @@ def drop_bridge(d: "Daemon", n: Any) -> None:
     with ctl.lock:
         keeper.drop(ctl.nv, network_config(n))
         ctl.nv.sweep_leftovers()  # its port-forwarding chain, which netavark keeps
+
+
+def create_bridge(d: "Daemon", n: Any) -> None:
+    """The bridge driver's CreateNetwork: the network's bridge (`ip link show <name>`
+    works at once) and chains exist from now on, not from its first container; the
+    addresses the throwaway attachment uses are reserved in IPAM meanwhile."""
+    if n.Driver != "bridge":
+        return
+    ctl = controller(d)
+    with ctl.lock:
+        eid = "keeper-" + generate_random_id()
+        ips = [a for a, _, _ in ctl.store.allocate(n, eid)]
+        try:
+            keeper.make(ctl.nv, network_config(n), ips)
+        finally:
+            ctl.store.release_endpoint(n, eid)
 
 
 def shutdown_networking(d: "Daemon") -> None:
@@ -532,6 +548,11 @@ async def restore_networking(d: "Daemon") -> None:
 
 def _restore(d: "Daemon") -> None:
     ctl = controller(d)
+    # the bridge driver's start: ip_forward (and the FORWARD policy), br_netfilter
+    pin = hostsetup.setup(d.config.ip_forward, d.config.iptables)
+    if pin is not None:
+        ctl.nv.after_setup = pin.restore
+    d.sysinfo.ipv4_forwarding_disabled = not hostsetup.forwarding_enabled()  # what run warns about
     live_eps: set[str] = set()
     for ctr in list(d.containers.values()):
         if ctr.State.Running:
@@ -560,6 +581,12 @@ def _restore(d: "Daemon") -> None:
         path = os.path.join(ctl.nv.netns_dir, f)
         if not any(c.NetworkSettings.SandboxKey == path and c.State.Running for c in d.containers.values()):
             ctl.nv.remove_netns(path)
+    # dockerd's bridge driver makes its default bridge at start (docker0 is there before
+    # any container; `host-gateway` answers at its address from any network)
+    try:
+        create_bridge(d, ctl.store.find(DEFAULT_NETWORK))
+    except errdefs.DockerError as e:
+        log.warning("default bridge: %s", e)
 
 
 # -- /etc/hosts and /etc/resolv.conf ---------------------------------------------------------

@@ -106,6 +106,11 @@ def inspect_network(d: "Daemon", term: str) -> NetworkResource:
 def create_network(d: "Daemon", req: NetworkCreateRequest) -> tuple[str, str]:
     dn = _dn()
     n, warning = dn.controller(d).store.create(req)
+    try:
+        dn.create_bridge(d, n)  # the bridge exists from `network create` on, as in dockerd
+    except errdefs.DockerError:
+        dn.controller(d).store.remove(n)
+        raise
     dn.emit(d, n, "create")
     return n.Id, warning
 

@@ -28,7 +28,7 @@ def host_routes() -> list[ipaddress.IPv4Network]:
     out = []
     try:
         with open("/proc/net/route") as f:
-            next(f)
+            next(f, None)  # the header; a namespace without routes has none
             for line in f:
                 parts = line.split()
                 if len(parts) < 8:

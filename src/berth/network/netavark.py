@@ -57,6 +57,7 @@ class Netavark:
     def __init__(self, exec_root: str) -> None:
         self.binary = _find(_CANDIDATES, "netavark")
         self.aardvark = _find(_AARDVARK, "aardvark-dns")
+        self.after_setup: Callable[[], None] | None = None
         self.config_dir = os.path.join(exec_root, "netavark")
         self.ep_dir = os.path.join(self.config_dir, "endpoints")
         self.netns_dir = os.path.join(exec_root, "netns")
@@ -106,6 +107,8 @@ class Netavark:
             if cmd == "setup" and r.returncode == 0 and not self._isolation_jump_checked:
                 _keep_isolation_jump()
                 self._isolation_jump_checked = True
+            if cmd == "setup" and self.after_setup is not None:
+                self.after_setup()  # netavark sets ip_forward; --ip-forward=false puts it back
         out = r.stdout.decode(errors="replace").strip()
         if r.returncode != 0:
             msg = out or r.stderr.decode(errors="replace").strip()
