@@ -304,3 +304,18 @@ def test_unserved_host_setup_values_are_refused(tmp_path: pathlib.Path) -> None:
     (d / "daemon.json").write_text('{"icc": false}')
     with pytest.raises(RuntimeError, match="--icc=false is not supported"):
         start_berthd(str(d))
+
+
+def test_ipv6_gateway_is_the_first_address(berthd: Berthd) -> None:
+    """An IPv6 subnet's gateway is allocated as an IPv4 one is (::1, or the range's first
+    address); containers start at the next one, with a default route through it."""
+    if not os.path.exists("/proc/net/if_inet6"):
+        pytest.skip("no IPv6 on this host")
+    tag = uuid.uuid4().hex[:4]
+    for opts, want_ip, want_gw in ((["--subnet", f"fd11:{tag}::/64"], f"fd11:{tag}::2", f"fd11:{tag}::1"),
+                                   (["--subnet", f"fd12:{tag}::/64", "--ip-range", f"fd12:{tag}::100/120"],
+                                    f"fd12:{tag}::101", f"fd12:{tag}::100")):
+        with network(berthd, "--ipv6", *opts) as net:
+            text = out(berthd, "run", "--rm", "--network", net, "busybox", "sh", "-c",
+                       "ip -6 -o addr show eth0 scope global; ip -6 route show default")
+            assert f"inet6 {want_ip}/64" in text and f"default via {want_gw} " in text, text

@@ -249,9 +249,10 @@ class NetworkStore:
                 if ip is None or ip not in subnet:
                     raise errdefs.Untyped(f"failed to allocate gateway ({gw}): Requested address is out of range")
             aux = list((c.AuxiliaryAddresses or {}).values())
-            if not gw and subnet.version == 4:
+            if not gw:
                 # the IPAM hands the gateway the first free address of the range, as to
-                # any endpoint (dockerd: 10.0.5.0 for --ip-range 10.0.5.0/24)
+                # any endpoint (dockerd: 10.0.5.0 for --ip-range 10.0.5.0/24; fd00::1
+                # for an IPv6 subnet, the containers getting ::2 on)
                 gw = ipam.first_free(subnet, rng, set(aux)) or str(subnet.network_address + 1)
             pools.append(Pool(Subnet=str(subnet), Gateway=gw, IPRange=str(rng) if rng else "", Aux=aux))
             in_use.append(subnet)
