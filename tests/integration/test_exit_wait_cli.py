@@ -112,3 +112,27 @@ def test_ps_name_filter_with_and_without_the_slash(berthd: Berthd, names: list[s
     # link names (/other/alias) are not the container's name: dockerd matches none
     assert ps(f"al{web[-4:]}") == []
     assert ps(f"^/{other}/") == []
+
+
+def test_exit_while_the_daemon_is_down(busybox_tar: str) -> None:
+    """The daemon-restart path: a container that exited while berthd was down is handled
+    (network released, state written) before the restarted daemon answers its wait."""
+    import signal
+    import time
+
+    from berthd_harness import start_berthd, stop_berthd
+
+    b = start_berthd()
+    port = host_port()
+    try:
+        b.docker("load", "-i", busybox_tar)
+        b.docker("run", "-d", "--name", "down", "-p", f"{port}:80", "busybox", "sleep", "2")
+        stop_berthd(b, sig=signal.SIGKILL, cleanup=False)
+        time.sleep(3)  # it exits meanwhile; conmon keeps its exit code
+        b = start_berthd(tmp=b.tmp)
+        assert b.docker("wait", "down").stdout.decode().strip() == "0"
+        assert state(b, "down")[:2] == ("exited", "")
+        b.docker("run", "--rm", "-p", f"{port}:80", "busybox", "true")
+        b.docker("rm", "down")
+    finally:
+        stop_berthd(b)
