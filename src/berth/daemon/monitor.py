@@ -192,7 +192,7 @@ async def _handle_exit(d: "Daemon", ctr: "Container", s: "State", restart: bool,
         d.log_container_event(ctr, "oom")
     d.log_container_event(ctr, "die", {"exitCode": str(code)})
     await cleanup(d, ctr)
-    await d.run_blocking(ctr.to_disk)
+    await d.run_blocking(checkpoint_exit, d, ctr)
 
 
 async def _restart_later(d: "Daemon", ctr: "Container", rm: RestartManager, code: int) -> None:
@@ -231,7 +231,8 @@ async def auto_remove(d: "Daemon", ctr: "Container") -> None:
 
 
 async def cleanup(d: "Daemon", ctr: "Container") -> None:
-    """daemon.Cleanup: runtime state and cgroup, conmon's files, rootfs mount, network."""
+    """daemon.Cleanup: runtime state and cgroup, rootfs mount, network (conmon's files go
+    with the checkpoint that follows: checkpoint_exit)."""
     rts = d.lifecycle
     runtime = rts.get(ctr.host_config.Runtime if isinstance(ctr.host_config.Runtime, str) else "")
     # `runtime delete` (state dir and cgroup of a dead container) costs ~20 ms of runc's
@@ -263,10 +264,17 @@ async def await_runtime_cleanup(ctr: "Container") -> None:
         await asyncio.shield(task)
 
 
-def _cleanup_files(d: "Daemon", ctr: "Container") -> None:
+def checkpoint_exit(d: "Daemon", ctr: "Container") -> None:
+    """Write the exit's state, then drop conmon's record of the run (its bundle with the
+    state file reattach reads, and its exit file): a crash in between finds the exit
+    again in conmon's files at the next start, never a run with neither (blocking)."""
+    ctr.to_disk()
     shutil.rmtree(d.lifecycle.bundle_dir(ctr.ID), ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(d.lifecycle.exits_dir, ctr.ID))
+
+
+def _cleanup_files(d: "Daemon", ctr: "Container") -> None:
     shm = os.path.join(ctr.root, "mounts", "shm")
     if ctr.ShmPath == shm and os.path.ismount(shm):
         # unmountIpcMount: a shareable container's /dev/shm goes with its run
@@ -378,4 +386,4 @@ async def _exited_while_down(d: "Daemon", ctr: "Container", code: int, exited_at
     s.FinishedAt = gojson.format_go_time(exited_at if exited_at is not None else time.time_ns())
     d.log_container_event(ctr, "die", {"exitCode": str(code)})
     await cleanup(d, ctr)
-    await d.run_blocking(ctr.to_disk)
+    await d.run_blocking(checkpoint_exit, d, ctr)

@@ -68,8 +68,8 @@ def create_bridge(d: "Daemon", n: Any) -> None:
     """The bridge driver's CreateNetwork: the network's bridge (`ip link show <name>`
     works at once) and chains exist from now on, not from its first container; the
     addresses the throwaway attachment uses are reserved in IPAM meanwhile."""
-    if n.Driver != "bridge":
-        return
+    if n.Driver != "bridge" or keeper.kept(n.Interface, n.Id):
+        return  # a restarted daemon finds its default bridge kept
     ctl = controller(d)
     with ctl.lock:
         eid = "keeper-" + generate_random_id()

@@ -140,7 +140,7 @@ async def _start_failed(d: "Daemon", ctr: "Container", err: BaseException) -> No
         ctr.State.ExitCode = 128
     ctr.process = None
     await _monitor.cleanup(d, ctr)
-    await d.run_blocking(ctr.to_disk)
+    await d.run_blocking(_monitor.checkpoint_exit, d, ctr)
 
 
 def _prepare_bundle(d: "Daemon", ctr: "Container", bundle: str, netns: str | None) -> tuple[str, specs.Spec]:

@@ -150,6 +150,11 @@ def drop(nv: "Netavark", net_config: dict[str, Any]) -> None:
     nv.remove_netns(path)
 
 
+def kept(bridge: str, network_id: str) -> bool:
+    """The bridge is up and held by its keeper (nothing to make)."""
+    return _exists(bridge) and has_keeper(network_id)
+
+
 def make(nv: "Netavark", net_config: dict[str, Any], ips: list[str]) -> None:
     """Make the network's bridge and firewall chains now, as dockerd's bridge driver does
     at `network create` (and for its default bridge at start), and keep them: netavark
@@ -158,7 +163,7 @@ def make(nv: "Netavark", net_config: dict[str, Any], ips: list[str]) -> None:
     throwaway torn down again. Raises the netavark error when the setup fails."""
     network_id = net_config["id"]
     bridge = net_config.get("network_interface") or ""
-    if _exists(bridge) and has_keeper(network_id):
+    if kept(bridge, network_id):
         return
     sandbox = stringid.generate_random_id()
     path = nv.create_netns(sandbox)
