@@ -319,3 +319,52 @@ def test_ipv6_gateway_is_the_first_address(berthd: Berthd) -> None:
             text = out(berthd, "run", "--rm", "--network", net, "busybox", "sh", "-c",
                        "ip -6 -o addr show eth0 scope global; ip -6 route show default")
             assert f"inet6 {want_ip}/64" in text and f"default via {want_gw} " in text, text
+
+
+# -- item 9's twins on user networks: enable_icc and enable_ip_masquerade --------------------------
+def test_network_without_icc(berthd: Berthd, names: list[str]) -> None:
+    """`-o com.docker.network.bridge.enable_icc=false`: containers of the network do not
+    reach each other (dockerd's DROP between two ports of the bridge); the rule goes with
+    the network."""
+    name = "xi" + uuid.uuid4().hex[:8]
+    with network(berthd, "-o", "com.docker.network.bridge.enable_icc=false",
+                 "-o", f"com.docker.network.bridge.name={name}") as net:
+        names.append(uniq())
+        berthd.docker("run", "-d", "--name", names[-1], "--network", net, "busybox", "sleep", "300")
+        ip = json.loads(out(berthd, "inspect", names[-1]))[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
+        r = berthd.docker("run", "--rm", "--network", net, "busybox", "ping", "-c", "1", "-W", "1", ip, check=False)
+        assert r.returncode != 0
+        assert any(f"berth icc {name}" in ln for ln in iptables_lines())
+    assert not any(f"berth icc {name}" in ln for ln in iptables_lines())
+    with network(berthd) as net:  # the default: they do
+        names.append(uniq())
+        berthd.docker("run", "-d", "--name", names[-1], "--network", net, "busybox", "sleep", "300")
+        berthd.docker("run", "--rm", "--network", net, "busybox", "ping", "-c", "1", "-W", "2", names[-1])
+    r = berthd.docker("network", "create", "-o", "com.docker.network.bridge.enable_ip_masquerade=false", uniq(),
+                      check=False)
+    assert r.returncode != 0 and b"enable_ip_masquerade=false is not supported" in r.stderr
+
+
+def iptables_lines() -> list[str]:
+    return subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True).stdout.splitlines()
+
+
+def test_bridges_are_made_again_at_start(busybox_tar: str) -> None:
+    """A daemon stop takes unused bridges off the host; the next start makes every bridge
+    network's bridge again (dockerd's restored networks), its icc rule with it."""
+    b = start_berthd()
+    name = "xr" + uuid.uuid4().hex[:8]
+    try:
+        b.docker("network", "create", "-o", f"com.docker.network.bridge.name={name}",
+                 "-o", "com.docker.network.bridge.enable_icc=false", "n1")
+        assert link_exists(name)
+        stop_berthd(b, cleanup=False)
+        assert not link_exists(name)
+        assert not any(f"berth icc {name}" in ln for ln in iptables_lines())
+        b = start_berthd(tmp=b.tmp)
+        assert link_exists(name)
+        assert any(f"berth icc {name}" in ln for ln in iptables_lines())
+        b.docker("network", "rm", "n1")
+        assert not link_exists(name)
+    finally:
+        stop_berthd(b)

@@ -60,6 +60,8 @@ def drop_bridge(d: "Daemon", n: Any) -> None:
         return
     ctl = controller(d)
     with ctl.lock:
+        if not icc_enabled(n):
+            hostsetup.set_icc(n.Interface, True)
         keeper.drop(ctl.nv, network_config(n))
         ctl.nv.sweep_leftovers()  # its port-forwarding chain, which netavark keeps
 
@@ -68,16 +70,28 @@ def create_bridge(d: "Daemon", n: Any) -> None:
     """The bridge driver's CreateNetwork: the network's bridge (`ip link show <name>`
     works at once) and chains exist from now on, not from its first container; the
     addresses the throwaway attachment uses are reserved in IPAM meanwhile."""
-    if n.Driver != "bridge" or keeper.kept(n.Interface, n.Id):
-        return  # a restarted daemon finds its default bridge kept
+    if n.Driver != "bridge":
+        return
     ctl = controller(d)
     with ctl.lock:
-        eid = "keeper-" + generate_random_id()
-        ips = [a for a, _, _ in ctl.store.allocate(n, eid)]
-        try:
-            keeper.make(ctl.nv, network_config(n), ips)
-        finally:
-            ctl.store.release_endpoint(n, eid)
+        if not keeper.kept(n.Interface, n.Id):  # a restarted daemon may find it kept
+            eid = "keeper-" + generate_random_id()
+            ips = [a for a, _, _ in ctl.store.allocate(n, eid)]
+            try:
+                keeper.make(ctl.nv, network_config(n), ips)
+            finally:
+                ctl.store.release_endpoint(n, eid)
+        if not icc_enabled(n):
+            try:
+                hostsetup.set_icc(n.Interface, False)
+            except OSError as e:
+                raise errdefs.System(str(e)) from None
+
+
+def icc_enabled(n: Any) -> bool:
+    """com.docker.network.bridge.enable_icc, a strconv.ParseBool value (default true)."""
+    return n.Options.get("com.docker.network.bridge.enable_icc", "true") not in ("0", "f", "F", "FALSE", "false",
+                                                                                 "False")
 
 
 def shutdown_networking(d: "Daemon") -> None:
@@ -581,12 +595,13 @@ def _restore(d: "Daemon") -> None:
         path = os.path.join(ctl.nv.netns_dir, f)
         if not any(c.NetworkSettings.SandboxKey == path and c.State.Running for c in d.containers.values()):
             ctl.nv.remove_netns(path)
-    # dockerd's bridge driver makes its default bridge at start (docker0 is there before
-    # any container; `host-gateway` answers at its address from any network)
-    try:
-        create_bridge(d, ctl.store.find(DEFAULT_NETWORK))
-    except errdefs.DockerError as e:
-        log.warning("default bridge: %s", e)
+    # dockerd's bridge driver makes its bridges at start (docker0 is there before any
+    # container; `host-gateway` answers at its address from any network)
+    for n in ctl.store.list():
+        try:
+            create_bridge(d, n)
+        except errdefs.DockerError as e:
+            log.warning("network %s: bridge %s: %s", n.Name, n.Interface, e)
 
 
 # -- /etc/hosts and /etc/resolv.conf ---------------------------------------------------------

@@ -100,3 +100,33 @@ def setup(ip_forward: bool, iptables: bool) -> PinnedSysctl | None:
         return PinnedSysctl(IPV4_FORWARD)
     setup_ip_forwarding(iptables)
     return None
+
+
+BRIDGE_NF_IPTABLES = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+
+def _icc_rule(bridge: str) -> list[str]:
+    return ["FORWARD", "-i", bridge, "-o", bridge, "-m", "comment", "--comment", f"berth icc {bridge}", "-j", "DROP"]
+
+
+def set_icc(bridge: str, enable: bool) -> None:
+    """setIcc for a network with `com.docker.network.bridge.enable_icc=false`: traffic
+    between two containers of the bridge is dropped (inserted ahead of netavark's
+    accepts, which dockerd's appended rule would come after), and, as
+    setupBridgeNetFiltering, bridged traffic made to pass iptables. `enable` True
+    removes the rule (the network is going)."""
+    rule = _icc_rule(bridge)
+    present = subprocess.run(["iptables", "-w", "-C", *rule], capture_output=True).returncode == 0
+    if enable:
+        if present:
+            subprocess.run(["iptables", "-w", "-D", *rule], capture_output=True)
+        return
+    if not present:
+        r = subprocess.run(["iptables", "-w", "-I", *rule[:1], "1", *rule[1:]], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise OSError(f"Setting ICC rule failed: {r.stderr.strip()}")
+    if forwarding_enabled() and _read(BRIDGE_NF_IPTABLES) == "0":
+        try:
+            _write(BRIDGE_NF_IPTABLES, "1")
+        except OSError as e:
+            log.warning("enabling bridge-nf-call-iptables: %s", e)
