@@ -368,3 +368,30 @@ def test_bridges_are_made_again_at_start(busybox_tar: str) -> None:
         assert not link_exists(name)
     finally:
         stop_berthd(b)
+
+
+def test_network_host_binding_ipv4(berthd: Berthd, names: list[str]) -> None:
+    """`-o com.docker.network.bridge.host_binding_ipv4=127.0.0.1`: a published port with
+    no host address binds there (dockerd's defHostIP); an explicit one is kept."""
+    import socket
+
+    ports = []
+    for p in range(15350, 15400):
+        s = socket.socket()
+        try:
+            s.bind(("0.0.0.0", p))
+            ports.append(p)
+        except OSError:
+            pass
+        finally:
+            s.close()
+        if len(ports) == 2:
+            break
+    with network(berthd, "-o", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1") as net:
+        names.append(uniq())
+        berthd.docker("run", "-d", "--name", names[-1], "--network", net, "-p", f"{ports[0]}:80",
+                      "-p", f"0.0.0.0:{ports[1]}:81", "busybox", "sleep", "300")
+        shown = json.loads(out(berthd, "inspect", names[-1]))[0]["NetworkSettings"]["Ports"]
+        assert shown["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(ports[0])}]
+        assert shown["81/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(ports[1])}]
+        berthd.docker("rm", "-f", names[-1])

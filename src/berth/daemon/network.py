@@ -302,7 +302,8 @@ def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: Netwo
             "network_info": {n.Id: network_config(n)},
         }
         if publish and n.Driver == "bridge":
-            opts["port_mappings"] = _publish(ctl, ctr, eid)
+            opts["port_mappings"] = _publish(
+                ctl, ctr, eid, n.Options.get("com.docker.network.bridge.host_binding_ipv4") or "0.0.0.0")
         if deferred is None:
             ctl.nv.setup(netns, opts)
         else:
@@ -416,8 +417,10 @@ def _free_interface(ctl: Controller, ctr: "Container") -> str:
     return f"eth{i}"
 
 
-def _publish(ctl: Controller, ctr: "Container", eid: str) -> list[dict[str, Any]]:
-    """Reserve host ports and fill NetworkSettings.Ports; returns netavark port mappings."""
+def _publish(ctl: Controller, ctr: "Container", eid: str, default_ip: str = "0.0.0.0") -> list[dict[str, Any]]:
+    """Reserve host ports and fill NetworkSettings.Ports; returns netavark port mappings.
+    A binding without a host address takes `default_ip`, the network's
+    host_binding_ipv4 (allocatePorts' defHostIP): only the unspecified one adds `::`."""
     hc = ctr.host_config
     exposed = ctr.Config.ExposedPorts if isinstance(ctr.Config.ExposedPorts, dict) else None
     bindings = msgspec.to_builtins(hc.PortBindings) if hc.PortBindings else None
@@ -434,7 +437,8 @@ def _publish(ctl: Controller, ctr: "Container", eid: str) -> list[dict[str, Any]
             for host_ip, host_port in pairs:
                 lo, _, hi = (host_port or "").partition("-")
                 want, want_end = (int(lo) if lo else 0), (int(hi) if hi else 0)
-                ips = [host_ip] if host_ip else (["0.0.0.0", "::"] if v6 else ["0.0.0.0"])
+                ips = [host_ip] if host_ip else ([default_ip, "::"] if v6 and default_ip == "0.0.0.0"
+                                                 else [default_ip])
                 got = 0
                 for ip in ips:
                     if ip == "::" and got:
