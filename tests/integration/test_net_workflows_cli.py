@@ -16,7 +16,7 @@ import pathlib
 import random
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -213,6 +213,17 @@ def test_reconnect_gives_the_next_interface(berthd: Berthd, names: list[str]) ->
 
 
 # -- item 13: the bridge exists from `network create` on -----------------------------------------
+def eventually(pred: "Callable[[], bool]", timeout: float = 20) -> bool:
+    import time
+
+    deadline = time.time() + timeout
+    while not pred():
+        if time.time() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def link_exists(name: str) -> bool:
     return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
 
@@ -230,9 +241,9 @@ def test_network_create_makes_the_bridge(berthd: Berthd) -> None:
         assert not [p for p in os.listdir(os.path.join(berthd.exec_root, "netavark", "endpoints"))
                     if "keeper" in p]
     assert not link_exists(name)
-    # the default bridge is there from the daemon's start
+    # the default bridge is there from the daemon's start (made beside its first requests)
     default = json.loads(out(berthd, "network", "inspect", "bridge"))[0]["Options"]["com.docker.network.bridge.name"]
-    assert link_exists(default)
+    assert eventually(lambda: link_exists(default))
 
 
 # -- item 9: the host set-up at daemon start, in a network namespace of the test's own ------------
@@ -362,8 +373,8 @@ def test_bridges_are_made_again_at_start(busybox_tar: str) -> None:
         assert not link_exists(name)
         assert not any(f"berth icc {name}" in ln for ln in iptables_lines())
         b = start_berthd(tmp=b.tmp)
-        assert link_exists(name)
-        assert any(f"berth icc {name}" in ln for ln in iptables_lines())
+        assert eventually(lambda: link_exists(name))
+        assert eventually(lambda: any(f"berth icc {name}" in ln for ln in iptables_lines()))
         b.docker("network", "rm", "n1")
         assert not link_exists(name)
     finally:

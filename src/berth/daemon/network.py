@@ -15,6 +15,7 @@ At daemon start, after containers are loaded: `await restore_networking(d)`.
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
@@ -51,6 +52,7 @@ class Controller:
         self.nv = Netavark(d.config.exec_root)
         self.ports = PortAllocator()
         self.lock = threading.RLock()
+        self.closing = False
 
 
 def drop_bridge(d: "Daemon", n: Any) -> None:
@@ -98,6 +100,8 @@ def shutdown_networking(d: "Daemon") -> None:
     """At daemon stop, leave nothing on the host for networks no container uses any more;
     a network with live-restored containers keeps its bridge until the last one leaves."""
     ctl = controller(d)
+    with ctl.lock:
+        ctl.closing = True  # the start's bridge making (make_bridges) stops here
     for n in ctl.store.list():
         if n.Driver == "bridge" and keeper.has_keeper(n.Id):
             try:
@@ -562,6 +566,26 @@ async def restore_networking(d: "Daemon") -> None:
     """At daemon start: keep running containers' networking (re-reserve their host ports),
     tear down what dead containers left (namespaces, netavark state, addresses)."""
     await d.run_blocking(_restore, d)
+    # dockerd's bridge driver makes its bridges at start (docker0 is there before any
+    # container; `host-gateway` answers at its address from any network). Berth does it
+    # beside the first requests rather than before them: a start is not kept waiting,
+    # and a container attaching meanwhile is safe (the setup's address is reserved).
+    task = asyncio.get_running_loop().create_task(d.run_blocking(make_bridges, d))
+    d.__dict__["_berth_bridges_task"] = task
+
+
+def make_bridges(d: "Daemon") -> None:
+    ctl = controller(d)
+    for n in ctl.store.list():
+        with ctl.lock:
+            if ctl.closing:
+                return
+            if n.Id not in ctl.store.networks:
+                continue  # removed meanwhile
+            try:
+                create_bridge(d, n)
+            except errdefs.DockerError as e:
+                log.warning("network %s: bridge %s: %s", n.Name, n.Interface, e)
 
 
 def _restore(d: "Daemon") -> None:
@@ -599,13 +623,6 @@ def _restore(d: "Daemon") -> None:
         path = os.path.join(ctl.nv.netns_dir, f)
         if not any(c.NetworkSettings.SandboxKey == path and c.State.Running for c in d.containers.values()):
             ctl.nv.remove_netns(path)
-    # dockerd's bridge driver makes its bridges at start (docker0 is there before any
-    # container; `host-gateway` answers at its address from any network)
-    for n in ctl.store.list():
-        try:
-            create_bridge(d, n)
-        except errdefs.DockerError as e:
-            log.warning("network %s: bridge %s: %s", n.Name, n.Interface, e)
 
 
 # -- /etc/hosts and /etc/resolv.conf ---------------------------------------------------------
