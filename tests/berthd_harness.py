@@ -52,7 +52,9 @@ class Berthd:
 
 
 def start_berthd(tmp: str | None = None, extra: list[str] | None = None,
-                 extra_env: dict[str, str] | None = None) -> Berthd:
+                 extra_env: dict[str, str] | None = None, prefix: list[str] | None = None) -> Berthd:
+    """`prefix` runs the daemon under a wrapper (`ip netns exec NS` for a daemon in a
+    network namespace of its own)."""
     tmp = tmp or tempfile.mkdtemp(prefix="berth-test-")
     sock = os.path.join(tmp, "berth.sock")
     data_root = os.path.join(tmp, "root")
@@ -64,7 +66,7 @@ def start_berthd(tmp: str | None = None, extra: list[str] | None = None,
     env.update(extra_env or {})
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "berth", "-H", f"unix://{sock}", "--data-root", data_root,
+            [*(prefix or []), sys.executable, "-m", "berth", "-H", f"unix://{sock}", "--data-root", data_root,
              "--exec-root", exec_root, "--pidfile", os.path.join(exec_root, "berthd.pid"),
              "--config-file", os.path.join(tmp, "daemon.json"), *(extra or [])],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,

@@ -57,12 +57,55 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-new-privileges", action="store_true", default=None)
     p.add_argument("-b", "--bridge", default=None)
     p.add_argument("--bip", default=None)
+    p.add_argument("--host-gateway-ip", default=None, type=_ip_flag("host-gateway-ip"))
+    for flag in ("--ip-forward", "--iptables", "--ip-masq", "--icc", "--userland-proxy"):
+        p.add_argument(flag, nargs="?", const=True, default=None, type=_bool_flag(flag))
     p.add_argument("--init", action="store_true", default=None)
     p.add_argument("--default-ulimit", action="append", default=[], type=_ulimit_flag,
                    help="default ulimits for containers (name=soft[:hard])")
     p.add_argument("--metrics-addr", default=None, help="TCP address to serve the metrics API on")
     p.add_argument("-v", "--version", action="store_true")
     return p.parse_args(argv)
+
+
+def _ip_flag(name: str) -> Any:
+    """pflag's IPVar: net.ParseIP, with pflag's error for anything else."""
+    def parse(value: str) -> str:
+        import ipaddress
+
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'invalid argument "{value}" for "--{name}" flag: '
+                                             f'failed to parse IP: "{value}"') from None
+    return parse
+
+
+def _bool_flag(name: str) -> Any:
+    """pflag's BoolVar value (`--icc=false`): strconv.ParseBool."""
+    def parse(value: str) -> bool:
+        if value in ("1", "t", "T", "TRUE", "true", "True"):
+            return True
+        if value in ("0", "f", "F", "FALSE", "false", "False"):
+            return False
+        raise argparse.ArgumentTypeError(f'invalid argument "{value}" for "{name}" flag: '
+                                         f'strconv.ParseBool: parsing "{value}": invalid syntax')
+    return parse
+
+
+# Host set-up options whose non-default values need firewall control netavark (which
+# programs every bridge network's iptables rules) does not give Berth.
+_UNSERVED_FALSE = {"iptables": "netavark programs iptables for every bridge network",
+                   "ip_masq": "netavark masquerades every bridge network's traffic",
+                   "icc": "netavark lets the containers of a bridge network reach each other",
+                   "userland_proxy": "published ports are held by the daemon as docker-proxy holds them"}
+
+
+def _check_host_setup(cfg: DaemonConfig) -> None:
+    """Refuse, rather than ignore, a host set-up value Berth cannot serve."""
+    for key, why in _UNSERVED_FALSE.items():
+        if getattr(cfg, key) is False:
+            raise SystemExit(f"berthd: --{key.replace('_', '-')}=false is not supported: {why}")
 
 
 def _ulimit_flag(value: str) -> Ulimit:
@@ -107,7 +150,7 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
     for key in ("host", "data_root", "exec_root", "pidfile", "log_level", "debug", "storage_driver", "tlsverify",
                 "tlscacert", "tlscert", "tlskey", "group", "default_runtime", "log_driver",
                 "default_ipc_mode", "default_cgroupns_mode", "live_restore", "no_new_privileges", "bridge", "bip",
-                "init", "metrics_addr"):
+                "init", "metrics_addr", "host_gateway_ip", "ip_forward", "iptables", "ip_masq", "icc", "userland_proxy"):
         v = getattr(args, key)
         if v is not None:
             flags["hosts" if key == "host" else key.replace("_", "-")] = v
@@ -128,6 +171,15 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
         )
     merged = {**raw, **flags}
     cfg = msgspec.convert(merged, DaemonConfig)
+    _check_host_setup(cfg)
+    if cfg.host_gateway_ip:  # daemon.json: net.IP's UnmarshalText
+        import ipaddress
+
+        try:
+            cfg.host_gateway_ip = str(ipaddress.ip_address(cfg.host_gateway_ip))
+        except ValueError:
+            raise SystemExit(f"unable to configure the Docker daemon with file {args.config_file}: "
+                             f"invalid IP address: {cfg.host_gateway_ip}") from None
     for spec in args.add_runtime:
         name, _, path = spec.partition("=")
         cfg.runtimes[name] = Runtime(path=path or name)

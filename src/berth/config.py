@@ -66,6 +66,9 @@ class DaemonConfig(msgspec.Struct, rename={
     "no_new_privileges": "no-new-privileges", "group": "group", "debug": "debug",
     "bridge": "bridge", "bip": "bip", "init": "init", "experimental": "experimental",
     "default_ulimits": "default-ulimits", "metrics_addr": "metrics-addr",
+    "host_gateway_ip": "host-gateway-ip",
+    "ip_forward": "ip-forward", "iptables": "iptables", "ip_masq": "ip-masq", "icc": "icc",
+    "userland_proxy": "userland-proxy",
 }, forbid_unknown_fields=False):
     hosts: list[str] = msgspec.field(default_factory=list)
     data_root: str = "/var/lib/berth"
@@ -90,6 +93,16 @@ class DaemonConfig(msgspec.Struct, rename={
     debug: bool = False
     bridge: str = ""
     bip: str = ""
+    # --host-gateway-ip: what `--add-host name:host-gateway` resolves to ("" = the
+    # default bridge's gateway)
+    host_gateway_ip: str = ""
+    # the bridge driver's host set-up (network/hostsetup.py); Berth serves only the
+    # defaults of the last four (load_config refuses the others)
+    ip_forward: bool = True
+    iptables: bool = True
+    ip_masq: bool = True
+    icc: bool = True
+    userland_proxy: bool = True
     init: bool = False
     experimental: bool = False
     # --default-ulimit / "default-ulimits": applied to a container without a ulimit of

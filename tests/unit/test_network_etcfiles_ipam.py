@@ -25,5 +25,12 @@ def test_hosts_records_order() -> None:
 def test_first_free_skips_reserved_and_uses_range() -> None:
     subnet = ipaddress.ip_network("10.89.5.0/24")
     assert ipam.first_free(subnet, None, {"10.89.5.1"}) == "10.89.5.2"
-    # dockerd hands out the range's first address (observed: 10.89.5.128 for 10.89.5.128/25)
-    assert ipam.first_free(subnet, ipaddress.ip_network("10.89.5.128/25"), {"10.89.5.1"}) == "10.89.5.129"
+    # dockerd hands out the range's first address (reference: the gateway of 10.89.5.128/25
+    # is 10.89.5.128, and with --gateway given the first container gets 10.X.5.0 of a /24
+    # range in a /16), never the subnet's own first one
+    rng = ipaddress.ip_network("10.89.5.128/25")
+    assert ipam.first_free(subnet, rng, {"10.89.5.1"}) == "10.89.5.128"
+    assert ipam.first_free(subnet, rng, {"10.89.5.128"}) == "10.89.5.129"
+    wide = ipaddress.ip_network("10.89.0.0/16")
+    assert ipam.first_free(wide, ipaddress.ip_network("10.89.5.0/24"), set()) == "10.89.5.0"
+    assert ipam.first_free(wide, ipaddress.ip_network("10.89.0.0/24"), set()) == "10.89.0.1"

@@ -148,7 +148,13 @@ class Builder:
 
     async def build(self, stages: list[Stage], meta: list[Command], escape: str) -> str:
         try:
+            # a global ARG before the first FROM is a step of its own, shown and counted
+            # (dispatchDockerfileWithCancellation's printCommand of each metaArg)
+            total = len(meta) + sum(1 + len(s.commands) for s in stages)
+            index = 0
             for m in meta:
+                index += 1
+                await self._print_step(index, total, m.original)
                 for word in m.args:
                     k, sep, v = word.partition("=")
                     try:
@@ -156,8 +162,6 @@ class Builder:
                     except ShellError as e:
                         raise errdefs.InvalidParameter(str(e)) from None
                     self.build_args.add_meta_arg(k, value)
-            total = sum(1 + len(s.commands) for s in stages)
-            index = 0
             state: DispatchState | None = None
             for stage_ix, stage in enumerate(stages):
                 if stage.name and stage.name in self.stages:
@@ -358,9 +362,11 @@ class Builder:
                 raise errdefs.InvalidParameter(
                     f"When using {name} with more than one source file, the destination must be a directory "
                     "and end with a /")
-            src_hash = await self.d.run_blocking(copier.source_hash, infos)
+            src_hash = await self.d.run_blocking(copier.source_hash, infos,
+                                                 None if from_ref else self.ctx.sums)
             chown = cmd.flags.get("chown", "")
-            chown_comment = f"--chown={chown} " if chown else ""
+            # dockerd writes no space after the flag: `COPY --chown=1:2file:<hash> in /x `
+            chown_comment = f"--chown={chown}" if chown else ""
             cfg = copy.deepcopy(s.run_config)
             cfg["Cmd"] = get_shell(cfg) + [f"#(nop) {name} {chown_comment}{src_hash} in {args[-1]} "]
             if await self.probe_cache(s, cfg):

@@ -23,6 +23,7 @@ from ..image import pathmatch
 from ..image.reference import ReferenceError
 from ..layer.archive import decompress_stream
 from ..pkg.symlink import follow_symlink_in_scope
+from .tarsum import ArchiveSums
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 
@@ -32,6 +33,7 @@ class BuildContext:
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self.sums = ArchiveSums(root)  # tarsum of each member, for COPY/ADD's history text
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -71,6 +73,8 @@ def extract_context(body: BinaryIO, tmp_dir: str) -> BuildContext:
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tf:
                 tf.extractall(root, filter=member_filter)
+                for member in tf.members:
+                    ctx.sums.add(member)
         except tarfile.ReadError as e:
             if "empty file" not in str(e):
                 raise errdefs.InvalidParameter(f"failed to read build context: {e}") from None

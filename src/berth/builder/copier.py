@@ -7,7 +7,6 @@ new layer's mount, with symlinks followed in scope, so neither side can escape.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import shutil
@@ -19,7 +18,9 @@ from .. import errdefs
 from ..image import pathmatch
 from ..image.reference import ReferenceError
 from ..layer.archive import decompress_stream
+from . import tarsum
 from .context import member_filter, scoped_path
+from .tarsum import ArchiveSums
 
 _WILDCARDS = "*?["
 
@@ -71,25 +72,14 @@ def collect(root: str, sources: list[str]) -> list[CopyInfo]:
     return infos
 
 
-def source_hash(infos: list[CopyInfo]) -> str:
-    """getSourceHashFromInfos: `file:`, `dir:` or `multi:` and a content digest (Berth's
-    own digest of names, modes and bytes; it only has to change when they change)."""
-    h = hashlib.sha256()
-    for info in infos:
-        paths = [info.path]
-        if info.is_dir:
-            paths = [os.path.join(info.path, r) for r in _walk(info.path)]
-        for p in paths:
-            st = os.lstat(p)
-            h.update(f"{os.path.relpath(p, info.root)}\0{st.st_mode}\0{st.st_size}\0".encode())
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as f:
-                    while chunk := f.read(1 << 20):
-                        h.update(chunk)
-            elif stat.S_ISLNK(st.st_mode):
-                h.update(os.readlink(p).encode())
-    kind = "multi" if len(infos) > 1 else ("dir" if infos[0].is_dir else "file")
-    return f"{kind}:{h.hexdigest()}"
+def source_hash(infos: list[CopyInfo], sums: "ArchiveSums | None") -> str:
+    """getSourceHashFromInfos: `file:`, `dir:` or `multi:` and the sources' tarsums as
+    dockerd computes them (builder/tarsum.py): from the context tar's headers (`sums`), or
+    from lstat for a `--from` root (sums None)."""
+    root = infos[0].root
+    file_sum = sums.get if sums is not None else (lambda rel: tarsum.lazy_sum(root, rel))
+    return tarsum.source_hash(root, lambda rel: scoped_path(root, rel), file_sum,
+                              [(i.rel, i.is_dir) for i in infos], archive=sums is not None)
 
 
 def _chown(path: str, ids: tuple[int, int] | None) -> None:

@@ -113,7 +113,10 @@ class Container(Struct, dict=True):
         config = gojson.encode_stream(self)
         host = gojson.encode_stream(self.host_config)
         atomicfile.write_file(os.path.join(self.root, CONFIG_FILE), config, 0o600, sync_dir=False)
-        atomicfile.write_file(os.path.join(self.root, HOST_CONFIG_FILE), host, 0o644, sync_dir=False)
+        # most checkpoints (start, exit) leave the host config as it was: one fsync less
+        if host != getattr(self, "written_host_config", None):
+            atomicfile.write_file(os.path.join(self.root, HOST_CONFIG_FILE), host, 0o644, sync_dir=False)
+            self.written_host_config = host
         atomicfile.fsync_dir(self.root)
 
 

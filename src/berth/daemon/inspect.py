@@ -14,7 +14,7 @@ from ..types import gojson
 from ..types.container import Config, EndpointSettings, HostConfig
 from ..types.mount import MountPoint as APIMountPoint
 from ..volume.mounts import inspect_mount_point
-from . import links
+from . import links, wait
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -127,9 +127,13 @@ async def container_inspect_cached(d: "Daemon", name: str, size: bool) -> Contai
     links (other containers' renames). With `size`, or while an operation holds the
     container's lock, the answer is computed and not kept.
     """
+    ctr = d.get_container(name)
+    if wait.exit_in_progress(ctr):
+        # dockerd's inspect takes the container lock, held by handleContainerExit: the
+        # answer shows the exit once it is over (no address left, the state written).
+        await wait.wait_condition(ctr, wait.NOT_RUNNING)
     if size:
         return await container_inspect(d, name, size)
-    ctr = d.get_container(name)
     if ctr.lock.locked():
         # A start, stop, update... is under way: its in-memory changes (network settings
         # first, the checkpoint last) are not all covered by the key yet.

@@ -118,7 +118,10 @@ async def containers(d: "Daemon", all_: bool, limit: int, size: bool, filters: A
         st = ctr.State
         if not st.Running and not all_ and limit <= 0 and before is None and since is None:
             continue
-        if filters.contains("name") and not any(filters.match("name", n) for n in names.get(ctr.ID, [ctr.Name])):
+        # The container's own name, with and without its leading "/" (`^web$` is the usual
+        # idiom); never its link names (/parent/alias), as in dockerd's includeContainerInList.
+        if filters.contains("name") and not (filters.match("name", ctr.Name)
+                                             or filters.match("name", ctr.Name.lstrip("/"))):
             continue
         if not filters.match("id", ctr.ID):
             continue

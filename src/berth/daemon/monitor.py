@@ -25,6 +25,7 @@ from . import network, wait
 
 if TYPE_CHECKING:
     from ..container.container import Container
+    from ..container.state import State
     from ..runtime.oci import OCIRuntime
     from .daemon import Daemon
 
@@ -165,6 +166,22 @@ async def handle_exit_locked(d: "Daemon", ctr: "Container", proc: ContainerProce
     duration = time.monotonic() - started if started is not None else 0.0
     rm = restart_manager(ctr)
     restart = not getattr(ctr, "removing_now", False) and rm.should_restart(code, ctr.HasBeenManuallyStopped, duration)
+    wait.begin_exit(ctr)
+    try:
+        await _handle_exit(d, ctr, s, restart, code, oom, exited_at_ns)
+    finally:
+        # dockerd's waiters take the container lock to read the result, so they wake
+        # only after handleContainerExit: the network released (a published port free
+        # again, no address in inspect), the state written, the `die` event sent.
+        wait.notify_stop(ctr)
+    if restart:
+        asyncio.get_running_loop().create_task(_restart_later(d, ctr, rm, code))
+    elif allow_auto_remove and ctr.host_config.AutoRemove:
+        asyncio.get_running_loop().create_task(auto_remove(d, ctr))
+
+
+async def _handle_exit(d: "Daemon", ctr: "Container", s: "State", restart: bool, code: int, oom: bool,
+                       exited_at_ns: int | None) -> None:
     now = gojson.format_go_time(exited_at_ns if exited_at_ns is not None else time.time_ns())
     if restart:
         ctr.RestartCount += 1
@@ -178,17 +195,7 @@ async def handle_exit_locked(d: "Daemon", ctr: "Container", proc: ContainerProce
         d.log_container_event(ctr, "oom")
     d.log_container_event(ctr, "die", {"exitCode": str(code)})
     await cleanup(d, ctr)
-    # dockerd's waiters take the container lock to read the result, so they wake only
-    # after handleContainerExit (and its `die` event): `stop` follows `die`. The
-    # checkpoint may follow the wake-up: anything the woken client does next that
-    # touches the container waits for our lock, and a crash in between is recovered
-    # from conmon's exit file.
-    wait.notify_stop(ctr)
-    await d.run_blocking(ctr.to_disk)
-    if restart:
-        asyncio.get_running_loop().create_task(_restart_later(d, ctr, rm, code))
-    elif allow_auto_remove and ctr.host_config.AutoRemove:
-        asyncio.get_running_loop().create_task(auto_remove(d, ctr))
+    await d.run_blocking(checkpoint_exit, d, ctr)
 
 
 async def _restart_later(d: "Daemon", ctr: "Container", rm: RestartManager, code: int) -> None:
@@ -227,7 +234,8 @@ async def auto_remove(d: "Daemon", ctr: "Container") -> None:
 
 
 async def cleanup(d: "Daemon", ctr: "Container") -> None:
-    """daemon.Cleanup: runtime state and cgroup, conmon's files, rootfs mount, network."""
+    """daemon.Cleanup: runtime state and cgroup, rootfs mount, network (conmon's files go
+    with the checkpoint that follows: checkpoint_exit)."""
     rts = d.lifecycle
     runtime = rts.get(ctr.host_config.Runtime if isinstance(ctr.host_config.Runtime, str) else "")
     # `runtime delete` (state dir and cgroup of a dead container) costs ~20 ms of runc's
@@ -262,13 +270,20 @@ async def await_runtime_cleanup(ctr: "Container") -> None:
         await asyncio.shield(task)
 
 
-def _cleanup_files(d: "Daemon", ctr: "Container") -> None:
+def checkpoint_exit(d: "Daemon", ctr: "Container") -> None:
+    """Write the exit's state, then drop conmon's record of the run (its bundle with the
+    state file reattach reads, and its exit file): a crash in between finds the exit
+    again in conmon's files at the next start, never a run with neither (blocking)."""
+    ctr.to_disk()
     shutil.rmtree(d.lifecycle.bundle_dir(ctr.ID), ignore_errors=True)
     from .volumes import unmount_volumes
 
     unmount_volumes(d, ctr)  # UnmountVolumes: the local driver unmounts after the last user
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(d.lifecycle.exits_dir, ctr.ID))
+
+
+def _cleanup_files(d: "Daemon", ctr: "Container") -> None:
     shm = os.path.join(ctr.root, "mounts", "shm")
     if ctr.ShmPath == shm and os.path.ismount(shm):
         # unmountIpcMount: a shareable container's /dev/shm goes with its run
@@ -365,12 +380,19 @@ async def _restore_one(d: "Daemon", ctr: "Container") -> None:
 
 async def _exit_while_down(d: "Daemon", ctr: "Container", code: int, exited_at: int | None) -> None:
     ctr.process = None
+    wait.begin_exit(ctr)
+    try:
+        await _exited_while_down(d, ctr, code, exited_at)
+    finally:
+        wait.notify_stop(ctr)
+    ctr.restart_manager = None
+
+
+async def _exited_while_down(d: "Daemon", ctr: "Container", code: int, exited_at: int | None) -> None:
     s = ctr.State
     s.Running, s.Restarting, s.Paused, s.Pid = False, False, False, 0
     s.ExitCode = code
     s.FinishedAt = gojson.format_go_time(exited_at if exited_at is not None else time.time_ns())
     d.log_container_event(ctr, "die", {"exitCode": str(code)})
     await cleanup(d, ctr)
-    await d.run_blocking(ctr.to_disk)
-    wait.notify_stop(ctr)
-    ctr.restart_manager = None
+    await d.run_blocking(checkpoint_exit, d, ctr)

@@ -15,6 +15,7 @@ At daemon start, after containers are loaded: `await restore_networking(d)`.
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
@@ -27,7 +28,7 @@ import msgspec
 from .. import errdefs
 from ..trace import traced
 from ..container.container import NetworkEndpoint
-from ..network import etcfiles, keeper
+from ..network import etcfiles, hostsetup, keeper
 from ..network.netavark import Netavark, network_config
 from ..network.ports import PortAllocator, PortError, host_has_ipv6, plan
 from ..network.store import Network, NetworkStore, now_go
@@ -52,6 +53,7 @@ class Controller:
         self.nv = Netavark(d.config.exec_root)
         self.ports = PortAllocator()
         self.lock = threading.RLock()
+        self.closing = False
 
 
 def drop_bridge(d: "Daemon", n: Any) -> None:
@@ -61,14 +63,46 @@ def drop_bridge(d: "Daemon", n: Any) -> None:
         return
     ctl = controller(d)
     with ctl.lock:
+        if not icc_enabled(n):
+            hostsetup.set_icc(n.Interface, True)
         keeper.drop(ctl.nv, network_config(n))
         ctl.nv.sweep_leftovers()  # its port-forwarding chain, which netavark keeps
+
+
+def create_bridge(d: "Daemon", n: Any) -> None:
+    """The bridge driver's CreateNetwork: the network's bridge (`ip link show <name>`
+    works at once) and chains exist from now on, not from its first container; the
+    addresses the throwaway attachment uses are reserved in IPAM meanwhile."""
+    if n.Driver != "bridge":
+        return
+    ctl = controller(d)
+    with ctl.lock:
+        if not keeper.kept(n.Interface, n.Id):  # a restarted daemon may find it kept
+            eid = "keeper-" + generate_random_id()
+            ips = [a for a, _, _ in ctl.store.allocate(n, eid)]
+            try:
+                keeper.make(ctl.nv, network_config(n), ips)
+            finally:
+                ctl.store.release_endpoint(n, eid)
+        if not icc_enabled(n):
+            try:
+                hostsetup.set_icc(n.Interface, False)
+            except OSError as e:
+                raise errdefs.System(str(e)) from None
+
+
+def icc_enabled(n: Any) -> bool:
+    """com.docker.network.bridge.enable_icc, a strconv.ParseBool value (default true)."""
+    return n.Options.get("com.docker.network.bridge.enable_icc", "true") not in ("0", "f", "F", "FALSE", "false",
+                                                                                 "False")
 
 
 def shutdown_networking(d: "Daemon") -> None:
     """At daemon stop, leave nothing on the host for networks no container uses any more;
     a network with live-restored containers keeps its bridge until the last one leaves."""
     ctl = controller(d)
+    with ctl.lock:
+        ctl.closing = True  # the start's bridge making (make_bridges) stops here
     for n in ctl.store.list():
         if n.Driver == "bridge" and keeper.has_keeper(n.Id):
             try:
@@ -160,6 +194,7 @@ def _initialize(d: "Daemon", ctr: "Container") -> str | None:
         return None
     path = ctl.nv.create_netns(ns.SandboxID)
     ns.SandboxKey = path
+    ctr.next_if_index = 0  # a new sandbox names its interfaces from eth0 again
     # With one network, netavark's setup (the slowest step of a start) is left to
     # finish_networking, which the start runs while the runtime creates the container:
     # the addresses are Berth's own (IPAM), so the spec and /etc/hosts need nothing from it.
@@ -275,7 +310,8 @@ def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: Netwo
             "network_info": {n.Id: network_config(n)},
         }
         if publish and n.Driver == "bridge":
-            opts["port_mappings"] = _publish(ctl, ctr, eid)
+            opts["port_mappings"] = _publish(
+                ctl, ctr, eid, n.Options.get("com.docker.network.bridge.host_binding_ipv4") or "0.0.0.0")
         if deferred is None:
             ctl.nv.setup(netns, opts)
         else:
@@ -340,6 +376,19 @@ def _publish_link_aliases(d: "Daemon", ctl: Controller, n: Network, links: list[
             ctl.nv.add_dns_names(n.Id, target.ID, [alias])
 
 
+def rename_endpoints(d: "Daemon", ctr: "Container", old: str) -> None:
+    """ContainerRename's sandbox.Rename: a running container's DNS entry on each
+    user-defined network answers to its new name instead of `old` (blocking)."""
+    if not ctr.State.Running or not ctr.NetworkSettings.SandboxID:
+        return
+    ctl = controller(d)
+    with ctl.lock:
+        for name, ep in (ctr.NetworkSettings.Networks or {}).items():
+            n = _find_quiet(ctl, name, ep.NetworkID)
+            if n is not None and n.user_defined and ep.EndpointID:
+                ctl.nv.rename_dns_name(n.Id, ctr.ID, old.lstrip("/"), ctr.name_without_slash())
+
+
 def validate_networking_config(n: Network, want4: str, want6: str) -> None:
     """validateNetworkingConfig: a user-specified address needs a user-defined network
     whose subnet of that family the user configured."""
@@ -354,24 +403,32 @@ def validate_networking_config(n: Network, want4: str, want6: str) -> None:
 
 
 def _free_interface(ctl: Controller, ctr: "Container") -> str:
-    used = set()
+    """The next interface name of the container's sandbox: libnetwork's osl counts
+    `nextIfIndex` up and never gives a name back while the sandbox lives, so a
+    disconnect and connect gives eth1, not eth0 again. The count lives with the sandbox
+    (reset by _initialize); after a daemon restart it is taken from the interfaces the
+    container has."""
+    used = -1
     import json
 
     for nid in ctl.nv.attached(ctr.ID):
         try:
             with open(os.path.join(ctl.nv.ep_dir, f"{ctr.ID}-{nid}.json")) as f:
                 for pn in json.load(f)["opts"]["networks"].values():
-                    used.add(pn["interface_name"])
+                    name = pn["interface_name"]
+                    if name.startswith("eth") and name[3:].isdigit():
+                        used = max(used, int(name[3:]))
         except (OSError, ValueError, KeyError):
             pass
-    i = 0
-    while f"eth{i}" in used:
-        i += 1
+    i = max(getattr(ctr, "next_if_index", 0), used + 1)
+    ctr.next_if_index = i + 1
     return f"eth{i}"
 
 
-def _publish(ctl: Controller, ctr: "Container", eid: str) -> list[dict[str, Any]]:
-    """Reserve host ports and fill NetworkSettings.Ports; returns netavark port mappings."""
+def _publish(ctl: Controller, ctr: "Container", eid: str, default_ip: str = "0.0.0.0") -> list[dict[str, Any]]:
+    """Reserve host ports and fill NetworkSettings.Ports; returns netavark port mappings.
+    A binding without a host address takes `default_ip`, the network's
+    host_binding_ipv4 (allocatePorts' defHostIP): only the unspecified one adds `::`."""
     hc = ctr.host_config
     exposed = ctr.Config.ExposedPorts if isinstance(ctr.Config.ExposedPorts, dict) else None
     bindings = msgspec.to_builtins(hc.PortBindings) if hc.PortBindings else None
@@ -388,7 +445,8 @@ def _publish(ctl: Controller, ctr: "Container", eid: str) -> list[dict[str, Any]
             for host_ip, host_port in pairs:
                 lo, _, hi = (host_port or "").partition("-")
                 want, want_end = (int(lo) if lo else 0), (int(hi) if hi else 0)
-                ips = [host_ip] if host_ip else (["0.0.0.0", "::"] if v6 else ["0.0.0.0"])
+                ips = [host_ip] if host_ip else ([default_ip, "::"] if v6 and default_ip == "0.0.0.0"
+                                                 else [default_ip])
                 got = 0
                 for ip in ips:
                     if ip == "::" and got:
@@ -513,10 +571,35 @@ async def restore_networking(d: "Daemon") -> None:
     """At daemon start: keep running containers' networking (re-reserve their host ports),
     tear down what dead containers left (namespaces, netavark state, addresses)."""
     await d.run_blocking(_restore, d)
+    # dockerd's bridge driver makes its bridges at start (docker0 is there before any
+    # container; `host-gateway` answers at its address from any network). Berth does it
+    # beside the first requests rather than before them: a start is not kept waiting,
+    # and a container attaching meanwhile is safe (the setup's address is reserved).
+    task = asyncio.get_running_loop().create_task(d.run_blocking(make_bridges, d))
+    d.__dict__["_berth_bridges_task"] = task
+
+
+def make_bridges(d: "Daemon") -> None:
+    ctl = controller(d)
+    for n in ctl.store.list():
+        with ctl.lock:
+            if ctl.closing:
+                return
+            if n.Id not in ctl.store.networks:
+                continue  # removed meanwhile
+            try:
+                create_bridge(d, n)
+            except errdefs.DockerError as e:
+                log.warning("network %s: bridge %s: %s", n.Name, n.Interface, e)
 
 
 def _restore(d: "Daemon") -> None:
     ctl = controller(d)
+    # the bridge driver's start: ip_forward (and the FORWARD policy), br_netfilter
+    pin = hostsetup.setup(d.config.ip_forward, d.config.iptables)
+    if pin is not None:
+        ctl.nv.after_setup = pin.restore
+    d.sysinfo.ipv4_forwarding_disabled = not hostsetup.forwarding_enabled()  # what run warns about
     live_eps: set[str] = set()
     for ctr in list(d.containers.values()):
         if ctr.State.Running:
@@ -562,20 +645,46 @@ def build_hosts(d: "Daemon", ctr: "Container") -> str:
             base = etcfiles.DEFAULT_HOSTS
         if base and not base.endswith("\n"):
             base += "\n"
-        for h in ctr.host_config.ExtraHosts or []:
-            host, _, ip = h.partition(":")
+        for host, ip in extra_hosts(d, ctr):
             base += f"{ip}\t{host}\n"
         return base
     if mode.startswith("container:"):
         return build_hosts(d, d.get_container(mode.split(":", 1)[1]))
-    extra: list[tuple[str, str]] = []
-    for h in ctr.host_config.ExtraHosts or []:
-        host, _, ip = h.partition(":")
-        extra.append((host, ip))
+    extra = extra_hosts(d, ctr)
     if mode in ("default", "bridge"):
         extra += _link_records(d, ctr)
     ips = [ep.IPAddress for ep in (ctr.NetworkSettings.Networks or {}).values() if ep.IPAddress]
     return etcfiles.build_hosts(ips, ctr.Config.Hostname, ctr.Config.Domainname, extra)
+
+
+HOST_GATEWAY_NAME = "host-gateway"
+
+
+def host_gateway_ip(d: "Daemon") -> str:
+    """config.HostGatewayIP: `--host-gateway-ip`, else the default bridge's gateway, as
+    dockerd sets it when its network controller starts ("" without a default bridge)."""
+    if d.config.host_gateway_ip:
+        return d.config.host_gateway_ip
+    try:
+        br = controller(d).store.find(DEFAULT_NETWORK)
+    except errdefs.DockerError:
+        return ""
+    pools = [p for p in br.Pools if ":" not in p.Subnet] or br.Pools
+    return pools[0].Gateway if pools else ""
+
+
+def extra_hosts(d: "Daemon", ctr: "Container") -> list[tuple[str, str]]:
+    """buildSandboxOptions: the --add-host records, `host-gateway` replaced by the
+    daemon's HostGatewayIP (how `host.docker.internal:host-gateway` works on Linux)."""
+    out: list[tuple[str, str]] = []
+    for h in ctr.host_config.ExtraHosts or []:
+        host, _, ip = h.partition(":")
+        if ip == HOST_GATEWAY_NAME:
+            ip = host_gateway_ip(d)
+            if not ip:
+                raise errdefs.Untyped("unable to derive the IP value for host-gateway")
+        out.append((host, ip))
+    return out
 
 
 def _link_records(d: "Daemon", ctr: "Container") -> list[tuple[str, str]]:

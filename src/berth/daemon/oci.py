@@ -145,7 +145,7 @@ def merge_tmpfs_options(options: list[str]) -> list[str]:
         if key is None:
             k, sep, _ = opt.partition("=")
             if not sep or k not in _TMPFS_DATA:
-                raise errdefs.System(f'Invalid tmpfs option ["{opt}"]')
+                raise errdefs.System(f'invalid tmpfs option ["{opt}"]')
             key = "=" + k
         if key not in seen:
             seen.add(key)

@@ -1,10 +1,13 @@
 """POST /containers/{id}/rename (moby/daemon/rename.go ContainerRename)."""
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from .. import errdefs
-from . import names
+from . import names, network
+
+log = logging.getLogger("berth.daemon")
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -41,4 +44,8 @@ async def container_rename(d: "Daemon", old_name: str, new_name: str) -> None:
             raise
         d.names.release(old)
         del children
+        try:
+            await d.run_blocking(network.rename_endpoints, d, ctr, old)
+        except Exception as e:  # noqa: BLE001 - the rename stands, as in dockerd's log-only paths
+            log.warning("container %s: renaming its DNS entries failed: %s", ctr.ID, e)
     d.log_container_event(ctr, "rename", {"oldName": old})

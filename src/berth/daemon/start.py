@@ -149,7 +149,7 @@ async def _start_failed(d: "Daemon", ctr: "Container", err: BaseException) -> No
 
     await abort_logger(ctr)  # a driver start_logger connected
     await _monitor.cleanup(d, ctr)
-    await d.run_blocking(ctr.to_disk)
+    await d.run_blocking(_monitor.checkpoint_exit, d, ctr)
 
 
 def _prepare_bundle(d: "Daemon", ctr: "Container", bundle: str, netns: str | None) -> tuple[str, specs.Spec]:

@@ -35,11 +35,23 @@ def wait_condition(ctr: "Container", condition: str) -> asyncio.Future[StateStat
     """State.Wait: unknown conditions mean not-running, which is answered at once when the
     container is not running (also when it was never started)."""
     fut: asyncio.Future[StateStatus] = asyncio.get_running_loop().create_future()
-    if condition not in (NEXT_EXIT, REMOVED) and not ctr.State.Running:
+    # dockerd reads the state under the container lock, which handleContainerExit holds
+    # until the network is released and the state written: an exit being handled is not
+    # over yet, so its waiter is woken with the others at the end (notify_stop).
+    if condition not in (NEXT_EXIT, REMOVED) and not ctr.State.Running and not exit_in_progress(ctr):
         fut.set_result(StateStatus(ctr.State.ExitCode, ctr.State.Error))
         return fut
     _waiters(ctr, "remove" if condition == REMOVED else "stop").append(fut)
     return fut
+
+
+def exit_in_progress(ctr: "Container") -> bool:
+    return bool(getattr(ctr, "exiting", False))
+
+
+def begin_exit(ctr: "Container") -> None:
+    """handleContainerExit has begun: not-running waiters wait for its end (notify_stop)."""
+    ctr.exiting = True
 
 
 def _notify(ctr: "Container", kind: str, error: str | None = None) -> None:
@@ -52,7 +64,9 @@ def _notify(ctr: "Container", kind: str, error: str | None = None) -> None:
 
 
 def notify_stop(ctr: "Container") -> None:
-    """SetStopped / SetRestarting closing waitStop."""
+    """SetStopped / SetRestarting closing waitStop, seen by the waiters once the exit
+    handling is over (the container lock released)."""
+    ctr.exiting = False
     _notify(ctr, "stop")
 
 

@@ -106,7 +106,17 @@ def inspect_network(d: "Daemon", term: str) -> NetworkResource:
 
 def create_network(d: "Daemon", req: NetworkCreateRequest) -> tuple[str, str]:
     dn = _dn()
+    masq = (req.Options or {}).get("com.docker.network.bridge.enable_ip_masquerade", "true")
+    if (req.Driver or "bridge") == "bridge" and masq in ("0", "f", "F", "FALSE", "false", "False"):
+        # refused rather than ignored: netavark masquerades every bridge network
+        raise errdefs.InvalidParameter("com.docker.network.bridge.enable_ip_masquerade=false is not supported")
     n, warning = dn.controller(d).store.create(req)
+    try:
+        dn.create_bridge(d, n)  # the bridge exists from `network create` on, as in dockerd
+    except errdefs.DockerError:
+        dn.controller(d).store.remove(n)
+        dn.drop_bridge(d, n)
+        raise
     dn.emit(d, n, "create")
     return n.Id, warning
 

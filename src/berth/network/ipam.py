@@ -28,7 +28,7 @@ def host_routes() -> list[ipaddress.IPv4Network]:
     out = []
     try:
         with open("/proc/net/route") as f:
-            next(f)
+            next(f, None)  # the header; a namespace without routes has none
             for line in f:
                 parts = line.split()
                 if len(parts) < 8:
@@ -76,14 +76,15 @@ def first_free(subnet: Net, ip_range: Net | None, reserved: set[str]) -> str | N
     """The first address of the range (or subnet) not reserved, skipping network and broadcast."""
     rng = ip_range or subnet
     last = subnet.broadcast_address if subnet.version == 4 else None
-    # The first address of a sub-range is never handed out by dockerd's allocator either
-    # (with --ip-range 10.0.0.128/25 the first container gets .129).
-    start = rng.network_address + 1
+    # dockerd's allocator (getAddressRange) reserves only the subnet's own first address:
+    # the first address of a sub-range is handed out (--ip-range 10.0.5.0/24 in 10.0.0.0/16
+    # gives 10.0.5.0, to the gateway when none is given, else to the first container).
+    start = rng.network_address
     end = rng.broadcast_address
     ip = start
     # Bounded walk: sets are small compared with the range in practice.
     while ip <= end:
-        if ip != last and str(ip) not in reserved:
+        if ip != last and ip != subnet.network_address and str(ip) not in reserved:
             return str(ip)
         ip += 1
     return None

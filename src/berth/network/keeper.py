@@ -148,3 +148,35 @@ def drop(nv: "Netavark", net_config: dict[str, Any]) -> None:
     _ip("link", "del", name)
     nv.teardown(cid, network_id)
     nv.remove_netns(path)
+
+
+def kept(bridge: str, network_id: str) -> bool:
+    """The bridge is up and held by its keeper (nothing to make)."""
+    return _exists(bridge) and has_keeper(network_id)
+
+
+def make(nv: "Netavark", net_config: dict[str, Any], ips: list[str]) -> None:
+    """Make the network's bridge and firewall chains now, as dockerd's bridge driver does
+    at `network create` (and for its default bridge at start), and keep them: netavark
+    sets a network up only for a container, so a throwaway namespace is attached with
+    `ips` (addresses the caller reserved), a keeper parked on the bridge, and the
+    throwaway torn down again. Raises the netavark error when the setup fails."""
+    network_id = net_config["id"]
+    bridge = net_config.get("network_interface") or ""
+    if kept(bridge, network_id):
+        return
+    sandbox = stringid.generate_random_id()
+    path = nv.create_netns(sandbox)
+    cid = THROWAWAY_PREFIX + sandbox[:12]
+    opts = {
+        "container_id": cid,
+        "container_name": cid,
+        "networks": {network_id: {"static_ips": ips, "interface_name": "eth0"}},
+        "network_info": {network_id: dict(net_config, dns_enabled=False)},
+    }
+    try:
+        nv.setup(path, opts)
+        ensure(bridge, network_id)
+        nv.teardown(cid, network_id)
+    finally:
+        nv.remove_netns(path)

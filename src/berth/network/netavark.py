@@ -26,7 +26,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import errdefs
@@ -58,6 +58,7 @@ class Netavark:
     def __init__(self, exec_root: str) -> None:
         self.binary = _find(_CANDIDATES, "netavark")
         self.aardvark = _find(_AARDVARK, "aardvark-dns")
+        self.after_setup: Callable[[], None] | None = None
         self.config_dir = os.path.join(exec_root, "netavark")
         self.ep_dir = os.path.join(self.config_dir, "endpoints")
         self.netns_dir = os.path.join(exec_root, "netns")
@@ -108,6 +109,8 @@ class Netavark:
             if cmd == "setup" and r.returncode == 0 and not self._isolation_jump_checked:
                 _keep_isolation_jump()
                 self._isolation_jump_checked = True
+            if cmd == "setup" and self.after_setup is not None:
+                self.after_setup()  # netavark sets ip_forward; --ip-forward=false puts it back
         out = r.stdout.decode(errors="replace").strip()
         if r.returncode != 0:
             msg = out or r.stderr.decode(errors="replace").strip()
@@ -135,6 +138,28 @@ class Netavark:
         netavark only writes names at setup; this edits the entry it wrote (aardvark's
         config: `<id> <ipv4s> <ipv6s> <names>[ <dns servers>]` a line) and asks aardvark-dns
         to read its config again (SIGHUP), as netavark does after its own edits."""
+        self._edit_dns_names(network_id, container_id, lambda have: have + [nm for nm in names if nm not in have])
+
+    def rename_dns_name(self, network_id: str, container_id: str, old: str, new: str) -> None:
+        """A renamed running container answers to its new name, no longer to the old one
+        (dockerd's sandbox.Rename); the saved setup options follow, for the teardown."""
+        self._edit_dns_names(network_id, container_id,
+                             lambda have: list(dict.fromkeys(new if nm == old else nm for nm in have)))
+        path = self._ep_file(container_id, network_id)
+        with host_lock(self.lock_path):
+            try:
+                with open(path) as f:
+                    saved = json.load(f)
+            except (OSError, ValueError):
+                return
+            if saved.get("opts", {}).get("container_name") == old:
+                saved["opts"]["container_name"] = new
+                atomicfile.write_file(path, json.dumps(saved).encode(), 0o600)
+
+    def _edit_dns_names(self, network_id: str, container_id: str,
+                        edit: "Callable[[list[str]], list[str]]") -> None:
+        """Edit the names of a container's entry in aardvark-dns's config for a network
+        (`<id> <ipv4s> <ipv6s> <names>[ <dns servers>]` a line), then reload aardvark-dns."""
         path = os.path.join(self.config_dir, "aardvark-dns", network_id)
         with host_lock(self.lock_path):
             try:
@@ -148,9 +173,9 @@ class Netavark:
                 if len(fields) < 4 or fields[0] != container_id:
                     continue
                 have = fields[3].split(",")
-                extra = [nm for nm in names if nm not in have]
-                if extra:
-                    fields[3] = ",".join(have + extra)
+                want = edit(have)
+                if want != have:
+                    fields[3] = ",".join(want)
                     lines[i] = " ".join(fields)
                     changed = True
             if not changed:

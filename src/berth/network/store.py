@@ -248,9 +248,12 @@ class NetworkStore:
                 ip = ipam.parse_ip(gw)
                 if ip is None or ip not in subnet:
                     raise errdefs.Untyped(f"failed to allocate gateway ({gw}): Requested address is out of range")
-            elif subnet.version == 4:
-                gw = str(subnet.network_address + 1)
             aux = list((c.AuxiliaryAddresses or {}).values())
+            if not gw:
+                # the IPAM hands the gateway the first free address of the range, as to
+                # any endpoint (dockerd: 10.0.5.0 for --ip-range 10.0.5.0/24; fd00::1
+                # for an IPv6 subnet, the containers getting ::2 on)
+                gw = ipam.first_free(subnet, rng, set(aux)) or str(subnet.network_address + 1)
             pools.append(Pool(Subnet=str(subnet), Gateway=gw, IPRange=str(rng) if rng else "", Aux=aux))
             in_use.append(subnet)
         if not any(ipaddress.ip_network(p.Subnet).version == 4 for p in pools):
