@@ -66,6 +66,10 @@ class DaemonConfig(msgspec.Struct, rename={
     "no_new_privileges": "no-new-privileges", "group": "group", "debug": "debug",
     "bridge": "bridge", "bip": "bip", "init": "init", "experimental": "experimental",
     "default_ulimits": "default-ulimits",
+    "insecure_registries": "insecure-registries", "registry_mirrors": "registry-mirrors",
+    "max_concurrent_downloads": "max-concurrent-downloads", "max_concurrent_uploads": "max-concurrent-uploads",
+    "max_download_attempts": "max-download-attempts", "berth_registry_mirrors": "berth-registry-mirrors",
+    "berth_certs_dirs": "berth-certs-dirs",
 }, forbid_unknown_fields=False):
     hosts: list[str] = msgspec.field(default_factory=list)
     data_root: str = "/var/lib/berth"
@@ -95,6 +99,16 @@ class DaemonConfig(msgspec.Struct, rename={
     # --default-ulimit / "default-ulimits": applied to a container without a ulimit of
     # that name (daemon/oci_linux.go mergeUlimits), keyed by name.
     default_ulimits: dict[str, Ulimit] = msgspec.field(default_factory=dict)
+    # Registries (moby/registry/config.go ServiceOptions, daemon/config CommonConfig).
+    insecure_registries: list[str] = msgspec.field(default_factory=list)
+    registry_mirrors: list[str] = msgspec.field(default_factory=list)
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
+    max_download_attempts: int = 5
+    # Berth's own: mirrors for registries other than docker.io (moby#18818), host → mirror URLs,
+    # and the certs.d roots (dockerd's /etc/docker/certs.d, then /etc/berth/certs.d).
+    berth_registry_mirrors: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    berth_certs_dirs: list[str] = msgspec.field(default_factory=lambda: ["/etc/docker/certs.d", "/etc/berth/certs.d"])
 
     @property
     def pidfile_path(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -24,7 +25,11 @@ from ...types.auth import AuthConfig
 from ...types.filters import Args
 from .. import versions
 from ..fastpath import plain_reply
-from ..httputils import bool_value, bool_value_or_default, spool_body, version_from_request
+from ..backend import BACKEND
+from ..httputils import (LazyStream, bool_value, bool_value_or_default, meta_headers, registry_auth, spool_body,
+                         version_from_request)
+
+log = logging.getLogger("berth.api")
 
 IMAGE_SERVICE = web.AppKey("image_service", ImageService)
 # The daemon's answer to "which containers use image X": (container id, running) pairs.
@@ -86,13 +91,46 @@ async def post_images_load(request: web.Request) -> web.StreamResponse:
         os.unlink(path)
 
 
+async def _progress(request: web.Request, op: Callable[[Callable[[bytes], Any]], Any]) -> web.StreamResponse:
+    """Run a pull or push writing its progress stream: an error before the first line is
+    an HTTP status, after it an errorDetail line (status stays 200)."""
+    stream = LazyStream(request)
+    try:
+        await op(stream.write)
+    except errdefs.DockerError as e:
+        if stream.resp is None:
+            raise
+        await _write_quietly(stream, error_message(str(e)))
+    except (ConnectionError, asyncio.CancelledError):
+        if stream.resp is None:
+            raise
+    except Exception as e:  # noqa: BLE001 - a bug must still end the stream readably
+        log.exception("%s %s", request.method, request.path)
+        if stream.resp is None:
+            raise
+        await _write_quietly(stream, error_message(str(e)))
+    return await stream.finish()
+
+
+async def _write_quietly(stream: LazyStream, data: bytes) -> None:
+    try:
+        await stream.write(data)
+    except (ConnectionError, RuntimeError):
+        pass
+
+
 async def post_images_create(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     q = request.query
+    if q.get("fromImage", ""):
+        platform = q.get("platform", "") if versions.at_least(version_from_request(request), "1.32") else ""
+        backend = request.app[BACKEND]
+        return await _progress(request, lambda write: backend.pull_image(
+            q["fromImage"], q.get("tag", ""), platform, registry_auth(request), meta_headers(request),
+            request.headers.get("User-Agent", ""), write))
     if q.get("fromSrc", "") != "-":
         if q.get("fromSrc"):
             raise errdefs.NotImplemented("importing from a URL is not supported")
-        raise errdefs.NotImplemented("pulling images is not supported")
     path = await _spool_body(request, svc)
     try:
         def run() -> str:

@@ -1,0 +1,256 @@
+"""What pull and push share: the registry configuration, the daemon-wide transfer
+managers, the distribution metadata, and the Go-worded helpers around a repository
+(manifest and blob requests)."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+
+from ..image.service import ImageService
+from ..layer import LayerStore
+from ..registry.config import ServiceConfig
+from ..registry.errors import ErrCode, RegistryError, Transport, URLError, VerificationError
+from ..registry.session import Credentials, Session, error_of, transport_text
+from . import manifest as mf
+from .metadata import MetadataStore
+from .progress import Meter, action
+from .xfer import TransferManager
+
+T = TypeVar("T")
+RunBlocking = Callable[..., Any]
+
+
+@dataclass
+class Options:
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
+    max_download_attempts: int = 5
+    retry_unit: float = 5.0  # seconds per retry step ("Retrying in 5×k seconds")
+
+
+@dataclass
+class Request:
+    """What the API hands over with a pull or push."""
+
+    creds: Credentials = field(default_factory=Credentials)
+    creds_json: bytes = b""  # for push's HMAC key
+    meta_headers: dict[str, str] = field(default_factory=dict)
+    upstream_ua: str = ""
+
+
+class DistributionService:
+    def __init__(self, images: ImageService, layers: LayerStore, registry: ServiceConfig, tmp_dir: str,
+                 run_blocking: RunBlocking, options: Options | None = None) -> None:
+        self.images = images
+        self.layers = layers
+        self.registry = registry
+        self.tmp_dir = tmp_dir
+        self.run_blocking = run_blocking
+        self.options = options or Options()
+        self.downloads = TransferManager(self.options.max_concurrent_downloads)
+        self.uploads = TransferManager(self.options.max_concurrent_uploads)
+        self.metadata = MetadataStore(os.path.join(images.root, "distribution"))
+
+
+class SharedSession:
+    """A Session kept open while any transfer started through it still runs."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._users = 1
+
+    def hold(self) -> None:
+        self._users += 1
+
+    async def release(self) -> None:
+        self._users -= 1
+        if self._users == 0:
+            await self.session.__aexit__(None, None, None)
+
+
+async def get_manifest(s: Session, path: str, ref: str, by_digest: bool) -> mf.Manifest:
+    """tags.Get + manifests.Get: HEAD the tag for its digest, then GET by digest; by
+    digest, GET and verify."""
+    accept = {"Accept": ", ".join(mf.ACCEPT)}
+    target = ref
+    if not by_digest:
+        url = s.url(f"/v2/{path}/manifests/{ref}")
+        r = await s.request("HEAD", url, headers=accept)
+        r.release()
+        dg = r.headers.get("Docker-Content-Digest", "")
+        if 200 <= r.status < 400 and dg:
+            target = dg
+        elif r.status >= 400 and r.status != 404 and r.status != 401:
+            pass  # the GET below decodes the error body
+    url = s.url(f"/v2/{path}/manifests/{target}")
+    r = await s.request("GET", url, headers=accept)
+    try:
+        if not 200 <= r.status < 300:
+            err = await error_of(r)
+            raise URLError("GET", url, err) if r.status == 401 and not isinstance(err, ErrCode) else err
+        try:
+            raw = await r.read()
+        except (aiohttp.ClientError, OSError) as e:
+            raise URLError("GET", url, Transport(transport_text(e))) from None
+        ctype = r.headers.get("Content-Type", "")
+    finally:
+        r.release()
+    m = mf.parse(ctype, raw)
+    if (by_digest or target != ref) and m.digest != target:
+        if by_digest:
+            raise VerificationError(f"manifest verification failed for digest {target}")
+    return m
+
+
+async def fetch_config(s: Session, path: str, dgst: str) -> bytes:
+    """pullSchema2Config: up to 5 attempts, 250 ms doubling; digest verified."""
+    delay, last = 0.25, None
+    for attempt in range(1, 6):
+        url = s.url(f"/v2/{path}/blobs/{dgst}")
+        try:
+            r = await s.request("GET", url)
+            try:
+                if r.status != 200:
+                    err: RegistryError = await error_of(r)
+                    if r.status == 404:
+                        err = ErrCode("BLOB_UNKNOWN")
+                    raise err
+                raw = await r.read()
+            finally:
+                r.release()
+            if "sha256:" + hashlib.sha256(raw).hexdigest() != dgst:
+                raise VerificationError(f"image config verification failed for digest {dgst}")
+            return raw
+        except VerificationError:
+            raise
+        except (RegistryError, aiohttp.ClientError, OSError) as e:
+            last = e
+            if not retryable(e):
+                raise RegistryError(f"error pulling image configuration: download failed after "
+                                    f"attempts={attempt}: {e}") from None
+            await asyncio.sleep(delay)
+            delay *= 2
+    raise RegistryError(f"error pulling image configuration: download failed after attempts=5: {last}")
+
+
+def retryable(e: BaseException) -> bool:
+    """retryOnError: what xfer.DoNotRetry leaves out."""
+    inner: BaseException = e
+    while isinstance(inner, URLError):
+        inner = inner.err
+    if isinstance(inner, ErrCode):
+        return inner.code not in ("UNAUTHORIZED", "UNSUPPORTED", "DENIED", "TOOMANYREQUESTS", "NAME_UNKNOWN",
+                                  "BLOB_UNKNOWN")
+    from ..registry.errors import BadResponseBody, ErrCodes, NoBasicAuthCredentials, TokenError
+
+    if isinstance(inner, ErrCodes):
+        return all(retryable(c) for c in inner.errors)
+    if isinstance(inner, (NoBasicAuthCredentials, TokenError, BadResponseBody, VerificationError,
+                          mf.ManifestError, UnknownBlob)):
+        return False
+    return "no space left on device" not in str(inner)
+
+
+class UnknownBlob(RegistryError):
+    """distribution.ErrBlobUnknown on a blob GET's 404: never retried."""
+
+
+class BlobDownload:
+    """v2LayerDescriptor.Download into `<data-root>/tmp/GetImageBlob*`: digest verified,
+    resumed with a Range request after a dropped connection (206 needed)."""
+
+    def __init__(self, svc: DistributionService, s: Session, path: str, desc: mf.Descriptor,
+                 emit: Callable[[bytes], None], id_: str) -> None:
+        self.svc, self.s, self.path, self.desc, self.emit, self.id = svc, s, path, desc, emit, id_
+        fd, self.file = tempfile.mkstemp(prefix="GetImageBlob", dir=svc.tmp_dir)
+        os.close(fd)
+        self.offset = 0
+        self.hash = hashlib.sha256()
+
+    def discard(self) -> None:
+        try:
+            os.unlink(self.file)
+        except FileNotFoundError:
+            pass
+
+    def _reset(self) -> None:
+        self.offset = 0
+        self.hash = hashlib.sha256()
+        os.truncate(self.file, 0)
+
+    async def attempt(self) -> None:
+        url = self.s.url(f"/v2/{self.path}/blobs/{self.desc.digest}")
+        headers = {"Accept-Encoding": "identity"}
+        resumed = self.offset > 0
+        if resumed:
+            headers["Range"] = f"bytes={self.offset}-"
+        r = await self.s.request("GET", url, headers=headers)
+        try:
+            if r.status == 404:
+                raise UnknownBlob("unknown blob")
+            if not 200 <= r.status < 300:
+                raise await error_of(r)
+            if resumed and r.status != 206:
+                self._reset()
+                raise Transport("expected HTTP 206 from byte range request")
+            length = r.content_length
+            total = length if length is not None else 0
+            meter = Meter(self.emit, "Downloading", self.id, total)
+            buf = bytearray()
+            loop = asyncio.get_running_loop()
+            with open(self.file, "ab") as f:
+                try:
+                    async for chunk in r.content.iter_chunked(1 << 16):
+                        buf += chunk
+                        meter.add(len(chunk))
+                        if len(buf) >= 1 << 20:
+                            data, buf = bytes(buf), bytearray()
+                            await loop.run_in_executor(None, self._write, f, data)
+                except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as e:
+                    if buf:
+                        await loop.run_in_executor(None, self._write, f, bytes(buf))
+                    raise URLError("GET", url, Transport(transport_text(e))) from None
+                if buf:
+                    await loop.run_in_executor(None, self._write, f, bytes(buf))
+            if length is not None and meter.current < length:
+                raise Transport("unexpected EOF")
+            meter.done()
+        finally:
+            r.release()
+        self.emit(action("Verifying Checksum", self.id))
+        if "sha256:" + self.hash.hexdigest() != self.desc.digest:
+            was_resumed = resumed
+            self._reset()
+            err = VerificationError(f"filesystem layer verification failed for digest {self.desc.digest}")
+            if was_resumed:
+                raise Transport(str(err))  # retried once more from the start
+            raise err
+        self.emit(action("Download complete", self.id))
+
+    def _write(self, f: Any, data: bytes) -> None:
+        f.write(data)
+        self.hash.update(data)
+        self.offset += len(data)
+
+    async def run(self) -> str:
+        """Attempts with dockerd's countdown between them; the verified file's path."""
+        attempts = self.svc.options.max_download_attempts + 1
+        for k in range(1, attempts + 1):
+            try:
+                await self.attempt()
+                return self.file
+            except (RegistryError, aiohttp.ClientError, OSError) as e:
+                if k == attempts or not retryable(e):
+                    raise
+                delay = int(self.svc.options.retry_unit * k)
+                for n in range(delay, 0, -1):
+                    self.emit(action(f"Retrying in {n} second{'s' if n != 1 else ''}", self.id))
+                    await asyncio.sleep(1 if self.svc.options.retry_unit >= 1 else self.svc.options.retry_unit)
+        raise AssertionError("unreachable")
