@@ -65,7 +65,7 @@ async def pull_image(d: Any, image: str, tag: str, platform_spec: str, auth: Aut
     from ..distribution.pull import pull
 
     platform = platforms.parse(platform_spec) if platform_spec else None
-    image = image[:-1] if image.endswith(":") else image
+    image = image.removesuffix(":")
     try:
         ref = refmod.parse_normalized_named(image)
     except refmod.ReferenceError as e:
@@ -94,3 +94,33 @@ async def pull_image(d: Any, image: str, tag: str, platform_spec: str, auth: Aut
     finally:
         await out.close()
     d.images.log_image_event(refmod.familiar_string(ref), refmod.familiar_name(ref), "pull")
+
+
+async def push_image(d: Any, image: str, tag: str, auth: AuthConfig | None, meta_headers: dict[str, str],
+                     upstream_ua: str, write: Writer) -> None:
+    """PushImage: name and tag errors are unclassified (500); everything after the first
+    line comes in the stream."""
+    from ..distribution.push import push
+
+    try:
+        ref = refmod.parse_normalized_named(image)
+        if tag:
+            ref = refmod.with_tag(ref, tag)
+    except refmod.ReferenceError as e:
+        raise errdefs.Untyped(str(e)) from None
+    svc = distribution_service(d)
+    out = Output(write, _cancel_current())
+    try:
+        try:
+            await push(svc, ref, request_of(auth, meta_headers, upstream_ua), out)
+        except errdefs.DockerError:
+            raise
+        except Exception as e:  # registry errors: push returns them raw (500 class)
+            from ..registry.errors import RegistryError
+
+            if isinstance(e, RegistryError):
+                raise errdefs.Unknown(str(e)) from None
+            raise
+    finally:
+        await out.close()
+    d.images.log_image_event(refmod.familiar_string(ref), refmod.familiar_name(ref), "push")

@@ -30,7 +30,14 @@ from ..registry.session import Session, error_of, transport_text
 from . import manifest as mf
 from .metadata import V2Metadata
 from .progress import Output, action, message
-from .service import BlobDownload, DistributionService, Request, SharedSession, fetch_config, get_manifest
+from .service import (
+    BlobDownload,
+    DistributionService,
+    Request,
+    SharedSession,
+    fetch_config,
+    get_manifest,
+)
 from .xfer import Transfer
 
 
@@ -314,4 +321,4 @@ async def _register(svc: DistributionService, blob: str, parent: str | None, t: 
         raise
 
 
-__all__ = ["pull", "translate_pull_error", "ErrCode", "Transport", "transport_text"]
+__all__ = ["ErrCode", "Transport", "pull", "translate_pull_error", "transport_text"]

@@ -16,7 +16,13 @@ import aiohttp
 from ..image.service import ImageService
 from ..layer import LayerStore
 from ..registry.config import ServiceConfig
-from ..registry.errors import ErrCode, RegistryError, Transport, URLError, VerificationError
+from ..registry.errors import (
+    ErrCode,
+    RegistryError,
+    Transport,
+    URLError,
+    VerificationError,
+)
 from ..registry.session import Credentials, Session, error_of, transport_text
 from . import manifest as mf
 from .metadata import MetadataStore
@@ -148,7 +154,12 @@ def retryable(e: BaseException) -> bool:
     if isinstance(inner, ErrCode):
         return inner.code not in ("UNAUTHORIZED", "UNSUPPORTED", "DENIED", "TOOMANYREQUESTS", "NAME_UNKNOWN",
                                   "BLOB_UNKNOWN")
-    from ..registry.errors import BadResponseBody, ErrCodes, NoBasicAuthCredentials, TokenError
+    from ..registry.errors import (
+        BadResponseBody,
+        ErrCodes,
+        NoBasicAuthCredentials,
+        TokenError,
+    )
 
     if isinstance(inner, ErrCodes):
         return all(retryable(c) for c in inner.errors)
@@ -252,5 +263,5 @@ class BlobDownload:
                 delay = int(self.svc.options.retry_unit * k)
                 for n in range(delay, 0, -1):
                     self.emit(action(f"Retrying in {n} second{'s' if n != 1 else ''}", self.id))
-                    await asyncio.sleep(1 if self.svc.options.retry_unit >= 1 else self.svc.options.retry_unit)
+                    await asyncio.sleep(min(1, self.svc.options.retry_unit))
         raise AssertionError("unreachable")

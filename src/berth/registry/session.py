@@ -26,8 +26,16 @@ import aiohttp
 
 from .. import ENGINE_VERSION
 from .config import Endpoint, ssl_context
-from .errors import (ErrCode, NoBasicAuthCredentials, RegistryError, TokenError, Transport, URLError,
-                     handle_error_response, parse_challenges)
+from .errors import (
+    ErrCode,
+    NoBasicAuthCredentials,
+    RegistryError,
+    TokenError,
+    Transport,
+    URLError,
+    handle_error_response,
+    parse_challenges,
+)
 
 PING_TIMEOUT = 15.0
 
@@ -122,7 +130,7 @@ class Session:
                                            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self._http is not None:
             await self._http.close()
 
@@ -147,7 +155,7 @@ class Session:
                 self.found_v2 = "registry/2.0" in [v.strip() for v in versions.split(",")]
                 if r.status == 401:
                     self.challenges = parse_challenges(r.headers.getall("WWW-Authenticate", []))
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise URLError("GET", url, Transport(transport_text(e))) from None
 
     # -- authorizer ------------------------------------------------------------------
@@ -218,7 +226,7 @@ class Session:
                 if not 200 <= r.status < 300:
                     raise handle_error_response(r.status, r.reason or "", r.headers, body,
                                                 r.headers.getall("WWW-Authenticate", []))
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise Transport(transport_text(e)) from None
         try:
             doc = json.loads(body)
@@ -250,7 +258,7 @@ class Session:
             try:
                 r = await self.http.request(method, url, headers=h, data=data, proxy=proxy_for(url),
                                             allow_redirects=allow_redirects, max_redirects=10)
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+            except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 raise URLError(method, url, Transport(transport_text(e))) from None
             if (r.status == 401 and attempt == 0 and data is None and
                     any(p.get("error") == "invalid_token" for s, p in

@@ -18,16 +18,22 @@ from aiohttp import web
 
 from ... import errdefs
 from ...image import ImageService
-from ...image import reference as refmod
 from ...image.progress import error_message, status_message
 from ...types import gojson
 from ...types.auth import AuthConfig
 from ...types.filters import Args
 from .. import versions
-from ..fastpath import plain_reply
 from ..backend import BACKEND
-from ..httputils import (LazyStream, bool_value, bool_value_or_default, meta_headers, registry_auth, spool_body,
-                         version_from_request)
+from ..fastpath import plain_reply
+from ..httputils import (
+    LazyStream,
+    bool_value,
+    bool_value_or_default,
+    meta_headers,
+    registry_auth,
+    spool_body,
+    version_from_request,
+)
 
 log = logging.getLogger("berth.api")
 
@@ -104,7 +110,7 @@ async def _progress(request: web.Request, op: Callable[[Callable[[bytes], Any]],
     except (ConnectionError, asyncio.CancelledError):
         if stream.resp is None:
             raise
-    except Exception as e:  # noqa: BLE001 - a bug must still end the stream readably
+    except Exception as e:
         log.exception("%s %s", request.method, request.path)
         if stream.resp is None:
             raise
@@ -193,36 +199,17 @@ async def post_images_prune(request: web.Request) -> web.StreamResponse:
 
 
 async def post_images_push(request: web.Request) -> web.StreamResponse:
-    """postImagesPush and PushImage up to the registry. Berth has no registry client, so
-    where dockerd would contact the registry the stream ends with an error saying so."""
+    """postImagesPush: X-Registry-Auth, or (old clients) the AuthConfig as the body."""
+    auth = registry_auth(request)
     if not request.headers.get("X-Registry-Auth"):
-        # the old format: the auth config as the body
         try:
-            gojson.decode(await request.read(), AuthConfig, go_type_name="types.AuthConfig")
+            auth = gojson.decode(await request.read(), AuthConfig, go_type_name="types.AuthConfig")
         except gojson.GoJSONError as e:
             raise errdefs.InvalidParameter(f"Bad parameters and missing X-Registry-Auth: {e}") from None
-    svc = _svc(request)
-    try:
-        ref = refmod.parse_normalized_named(request.match_info["name"])
-        tag = request.query.get("tag", "")
-        if tag:
-            ref = refmod.with_tag(ref, tag)
-    except refmod.ReferenceError as e:
-        raise errdefs.Untyped(str(e)) from None
-    resp = web.StreamResponse(status=200)
-    resp.content_type = "application/json"
-    resp.enable_chunked_encoding()
-    await resp.prepare(request)
-    await resp.write(status_message(f"The push refers to repository [{ref.name}]"))
-    local = svc.refs.repositories.get(refmod.familiar_name(ref), {})  # keyed by familiar names
-    tags = {refmod.parse_normalized_named(r).tag for r in local} - {""}
-    if not (ref.tag in tags if ref.tag else tags):
-        message = f"An image does not exist locally with the tag: {refmod.familiar_name(ref)}"
-    else:
-        message = "pushing images is not supported"
-    await resp.write(error_message(message))
-    await resp.write_eof()
-    return resp
+    backend = request.app[BACKEND]
+    return await _progress(request, lambda write: backend.push_image(
+        request.match_info["name"], request.query.get("tag", ""), auth, meta_headers(request),
+        request.headers.get("User-Agent", ""), write))
 
 
 async def get_images_search(request: web.Request) -> web.StreamResponse:

@@ -1,0 +1,324 @@
+"""Push (moby/distribution/push.go Push, push_v2.go pushV2Repository, pushV2Tag,
+v2PushDescriptor.Upload; xfer/upload.go).
+
+Layers go top first ("Preparing" for each), through the daemon-wide upload manager
+(5 at once). A layer the registry already has (per the distribution metadata, checked
+with HEAD) is "Layer already exists"; one known in another repository of the same
+registry is mounted ("Mounted from <repo>"); the others are regenerated from the layer
+store, gzip-compressed in a worker thread and uploaded with one PATCH and the closing
+PUT. Then the config blob, the schema2 manifest (3-space indent), the
+`<tag>: digest: … size: …` line and its aux record."""
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import aiohttp
+
+from .. import errdefs
+from ..image import reference as refmod
+from ..layer.store import Layer
+from ..registry.errors import RegistryError, Transport, URLError
+from ..registry.session import Session, error_of, transport_text
+from . import manifest as mf
+from .metadata import V2Metadata, auth_hmac_key, compute_hmac
+from .progress import Output, action, aux, message, update
+from .service import DistributionService, Request, SharedSession
+from .xfer import Transfer
+
+
+def short(dgst: str) -> str:
+    return dgst.partition(":")[2][:12]
+
+
+@dataclass
+class _Pushed:
+    desc: mf.Descriptor
+
+
+async def push(svc: DistributionService, ref: refmod.Reference, req: Request, out: Output) -> None:
+    out.put(message(f"The push refers to repository [{ref.name}]"))
+    name = refmod.familiar_name(ref)
+    local = svc.images.refs.repositories.get(name, {})
+    if not local:
+        raise errdefs.NotFound(f"An image does not exist locally with the tag: {name}")
+    confirmed_tls: set[str] = set()
+    last_err: BaseException | None = None
+    for ep in svc.registry.endpoints(ref.domain, push=True):
+        if not ep.tls and ep.host in confirmed_tls:
+            continue
+        session = Session(ep, req.creds, [f"repository:{ref.path}:push,pull"], meta_headers=req.meta_headers,
+                          upstream_ua=req.upstream_ua)
+        await session.__aenter__()
+        shared = SharedSession(session)
+        try:
+            try:
+                await session.ping()
+            except URLError as e:
+                last_err = e
+                continue
+            if ep.tls:
+                confirmed_tls.add(ep.host)
+            await _Pusher(svc, session, shared, ref, req, out).push_repository()
+            return
+        finally:
+            await shared.release()
+    assert last_err is not None
+    raise errdefs.Unknown(str(last_err))
+
+
+class _Pusher:
+    def __init__(self, svc: DistributionService, s: Session, shared: SharedSession, ref: refmod.Reference,
+                 req: Request, out: Output) -> None:
+        self.svc, self.s, self.shared, self.ref, self.out = svc, s, shared, ref, out
+        self.path = ref.path
+        self.hmac_key = auth_hmac_key(req.creds_json)
+        self.pushed: dict[str, mf.Descriptor] = {}  # diff ID → descriptor, this request
+
+    async def push_repository(self) -> None:
+        refs = self.svc.images.refs
+        if self.ref.tag:
+            image_id = refs.get(self.ref)
+            if image_id is None:
+                raise errdefs.NotFound(f"tag does not exist: {refmod.familiar_string(self.ref)}")
+            await self.push_tag(self.ref, image_id)
+            return
+        tagged = [(refmod.parse_normalized_named(k), v) for k, v in
+                  refs.repositories.get(refmod.familiar_name(self.ref), {}).items()]
+        tagged = [(r, v) for r, v in tagged if r.tag and not r.digest]
+        if not tagged:
+            raise errdefs.NotFound(f"no tags to push for {refmod.familiar_name(self.ref)}")
+        for r, image_id in tagged:
+            await self.push_tag(r, image_id)
+
+    async def push_tag(self, ref: refmod.Reference, image_id: str) -> None:
+        svc = self.svc
+        img = svc.images.image_by_id(image_id)
+        if img is None:
+            raise errdefs.NotFound(f"No such image: {image_id}")
+        chain: list[Layer] = []
+        layer = svc.layers.lookup(img.top_layer) if img.top_layer else None
+        while layer is not None:
+            chain.append(layer)  # top first, as dockerd's descriptors
+            layer = layer.parent
+        for layer in chain:
+            self.out.put(action("Preparing", short(layer.diff_id)))
+        watched: list[tuple[Transfer, Layer]] = []
+        try:
+            for layer in chain:
+                key = f"v2push:{self.ref.name} {layer.diff_id}"
+                t, _ = svc.uploads.watch(key, self._uploader(layer), self.out.put)
+                watched.append((t, layer))
+            results = await asyncio.gather(*(asyncio.shield(t.task) for t, _ in watched))  # type: ignore[arg-type]
+        finally:
+            for t, _ in watched:
+                svc.uploads.unwatch(t, self.out.put)
+        descs: list[mf.Descriptor] = list(reversed(results))  # base first in the manifest
+        cfg_digest = image_id
+        cfg_size = await self.push_config(cfg_digest, img.raw)
+        raw = mf.schema2_manifest(mf.Descriptor(mf.CONFIG_V1, cfg_digest, cfg_size), descs)
+        url = self.s.url(f"/v2/{self.path}/manifests/{ref.tag}")
+        r = await self.s.request("PUT", url, headers={"Content-Type": mf.SCHEMA2}, data=raw)
+        try:
+            if not 200 <= r.status < 300:
+                raise await error_of(r)
+            got = r.headers.get("Docker-Content-Digest", "")
+        finally:
+            r.release()
+        try:
+            refmod.parse_digest(got)
+        except refmod.ReferenceError:
+            raise RegistryError("invalid checksum digest format") from None
+        dgst = mf.sha256_digest(raw)
+        self.out.put(message(f"{ref.tag}: digest: {dgst} size: {len(raw)}"))
+        self.out.put(aux({"Tag": ref.tag, "Digest": dgst, "Size": len(raw)}))
+        await asyncio.get_running_loop().run_in_executor(None, self._record, ref, dgst, image_id)
+
+    def _record(self, ref: refmod.Reference, dgst: str, image_id: str) -> None:
+        with self.svc.images._lock:
+            self.svc.images.refs.add_digest(refmod.Reference(ref.name, "", dgst), image_id, True)
+
+    async def push_config(self, dgst: str, raw: bytes) -> int:
+        size = await self._blob_size(dgst)
+        if size is not None:
+            return size
+        await self._upload_bytes(dgst, raw, None, None)
+        size = await self._blob_size(dgst)
+        if size is None:
+            raise RegistryError(f"missing content-length header for request: "
+                                f"{self.s.url(f'/v2/{self.path}/blobs/{dgst}')}")
+        return size
+
+    async def _blob_size(self, dgst: str, path: str | None = None) -> int | None:
+        url = self.s.url(f"/v2/{path or self.path}/blobs/{dgst}")
+        r = await self.s.request("HEAD", url)
+        r.release()
+        if r.status == 200:
+            return r.content_length
+        if r.status == 404:
+            return None
+        raise await error_of(r)
+
+    # -- one layer -------------------------------------------------------------------------
+    def _uploader(self, layer: Layer) -> Callable[[Transfer], Any]:
+        async def run(t: Transfer) -> mf.Descriptor:
+            self.shared.hold()
+            try:
+                await self.svc.uploads.acquire(lambda: t.broadcast(action("Waiting", short(layer.diff_id))))
+                try:
+                    return await self._upload_layer(t, layer)
+                finally:
+                    self.svc.uploads.release()
+            finally:
+                await self.shared.release()
+        return run
+
+    async def _upload_layer(self, t: Transfer, layer: Layer) -> mf.Descriptor:
+        svc, id_ = self.svc, short(layer.diff_id)
+        if layer.diff_id in self.pushed:
+            t.broadcast(action("Layer already exists", id_))
+            return self.pushed[layer.diff_id]
+        metas = svc.metadata.get_metadata(layer.diff_id)
+        target = self.ref.name
+        # candidates: HMAC matches first, then the target repository, then newest
+        metas.sort(key=lambda m: (m.hmac == compute_hmac(self.hmac_key, m.digest, m.source_repository)
+                                  and bool(m.hmac), m.source_repository == target), reverse=True)
+        for m in metas:
+            if m.source_repository != target:
+                continue
+            size = await self._blob_size(m.digest)
+            if size is not None:
+                t.broadcast(action("Layer already exists", id_))
+                return self._done(layer, mf.Descriptor(mf.LAYER_GZIP, m.digest, size))
+            svc.metadata.remove(layer.diff_id, m)
+            break
+        domain = self.ref.domain
+        mounts = 0
+        for m in metas:
+            if m.source_repository == target or mounts >= 3:
+                continue
+            try:
+                src = refmod.parse_normalized_named(m.source_repository)
+            except refmod.ReferenceError:
+                continue
+            if src.domain != domain:
+                continue
+            mounts += 1
+            q = urlencode(sorted({"from": src.path, "mount": m.digest}.items()))
+            url = self.s.url(f"/v2/{self.path}/blobs/uploads/?{q}")
+            r = await self.s.request("POST", url, extra_scopes=(f"repository:{src.path}:pull",))
+            location = r.headers.get("Location", "")
+            r.release()
+            if r.status == 201:
+                size = await self._blob_size(m.digest)
+                if size is not None:
+                    t.broadcast(action(f"Mounted from {src.path}", id_))
+                    return self._done(layer, mf.Descriptor(mf.LAYER_GZIP, m.digest, size))
+            elif r.status == 202 and location:
+                await self._cancel_upload(location)
+            svc.metadata.remove(layer.diff_id, m)
+        # regenerate, compress, upload
+        fd, tmp = tempfile.mkstemp(prefix="berth-push-", dir=svc.tmp_dir)
+        os.close(fd)
+        try:
+            loop = asyncio.get_running_loop()
+            dgst, size = await loop.run_in_executor(None, _compress_layer, svc, layer.chain_id, tmp)
+            await self._upload_bytes(dgst, tmp, t, layer)
+            t.broadcast(action("Pushed", id_))
+            return self._done(layer, mf.Descriptor(mf.LAYER_GZIP, dgst, size))
+        finally:
+            os.unlink(tmp)
+
+    def _done(self, layer: Layer, desc: mf.Descriptor) -> mf.Descriptor:
+        self.pushed[layer.diff_id] = desc
+        self.svc.metadata.add(layer.diff_id, V2Metadata(desc.digest, self.ref.name,
+                                                        compute_hmac(self.hmac_key, desc.digest, self.ref.name)))
+        return desc
+
+    async def _cancel_upload(self, location: str) -> None:
+        url = urljoin(self.s.url(f"/v2/{self.path}/blobs/uploads/"), location)
+        try:
+            r = await self.s.request("DELETE", url)
+            r.release()
+        except RegistryError:
+            pass
+
+    async def _upload_bytes(self, dgst: str, src: bytes | str, t: Transfer | None, layer: Layer | None) -> None:
+        """POST, one PATCH with the whole blob (chunked), PUT ?digest=, as uploadUsingSession."""
+        start = self.s.url(f"/v2/{self.path}/blobs/uploads/")
+        r = await self.s.request("POST", start)
+        location = r.headers.get("Location", "")
+        r.release()
+        if r.status != 202 or not location:
+            raise await error_of(r) if r.status >= 400 else RegistryError(
+                f"unexpected status from POST request to {start}: {r.status} {r.reason}")
+        url = urljoin(start, location)
+        if isinstance(src, bytes):
+            body: Any = src
+        else:
+            body = self._file_body(src, t, layer)
+        r = await self.s.request("PATCH", url, data=body)
+        location = r.headers.get("Location", "")
+        if not 200 <= r.status < 300:
+            raise await error_of(r)
+        r.release()
+        url = _with_query(urljoin(url, location) if location else url, "digest", dgst)
+        r = await self.s.request("PUT", url, data=b"")
+        if not 200 <= r.status < 300:
+            raise await error_of(r)
+        r.release()
+
+    async def _file_body(self, path: str, t: Transfer | None, layer: Layer | None) -> Any:
+        total = os.path.getsize(path)
+        diff_size = layer.size if layer is not None else total
+        sent = 0
+        loop = asyncio.get_running_loop()
+        with open(path, "rb") as f:
+            while chunk := await loop.run_in_executor(None, f.read, 1 << 20):
+                yield chunk
+                sent += len(chunk)
+                if t is not None and layer is not None:
+                    # "Pushing" counts uncompressed bytes against the layer's size, as dockerd
+                    cur = int(sent / total * diff_size) if total else 0
+                    t.broadcast(update("Pushing", short(layer.diff_id), cur, diff_size))
+
+
+def _with_query(url: str, key: str, value: str) -> str:
+    u = urlsplit(url)
+    q = parse_qsl(u.query, keep_blank_values=True) + [(key, value)]
+    return urlunsplit((u.scheme, u.netloc, u.path, urlencode(q), u.fragment))
+
+
+class _HashingWriter:
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.h = hashlib.sha256()
+        self.n = 0
+
+    def write(self, b: bytes) -> int:
+        self.f.write(b)
+        self.h.update(b)
+        self.n += len(b)
+        return len(b)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _compress_layer(svc: DistributionService, chain_id: str, path: str) -> tuple[str, int]:
+    """The layer's tar (byte-identical through its tar-split), gzip-compressed; (digest, size)."""
+    with open(path, "wb") as f:
+        hw = _HashingWriter(f)
+        with gzip.GzipFile(fileobj=hw, mode="wb", compresslevel=6, mtime=0) as gz:  # type: ignore[arg-type]
+            svc.layers.tar_stream(chain_id, gz)  # type: ignore[arg-type]
+    return "sha256:" + hw.h.hexdigest(), hw.n
+
+
+__all__ = ["Transport", "aiohttp", "push", "transport_text"]
