@@ -124,3 +124,22 @@ async def push_image(d: Any, image: str, tag: str, auth: AuthConfig | None, meta
     finally:
         await out.close()
     d.images.log_image_event(refmod.familiar_string(ref), refmod.familiar_name(ref), "push")
+
+
+async def authenticate_to_registry(d: Any, auth: AuthConfig, upstream_ua: str) -> tuple[str, str]:
+    """AuthenticateToRegistry: (status, identity token)."""
+    from ..registry.login import login
+
+    creds = Credentials(auth.username, auth.password, auth.identitytoken, auth.registrytoken)
+    return await login(distribution_service(d).registry, creds, auth.serveraddress, upstream_ua)
+
+
+async def search_registry_for_images(d: Any, term: str, limit: int | None, filters: Any, auth: AuthConfig | None,
+                                     meta_headers: dict[str, str], upstream_ua: str) -> list[dict[str, Any]]:
+    """SearchRegistryForImages (limit defaults to 25)."""
+    from ..registry.search import DEFAULT_LIMIT, search
+
+    a = auth or AuthConfig()
+    creds = Credentials(a.username, a.password, a.identitytoken, a.registrytoken)
+    return await search(distribution_service(d).registry, term, DEFAULT_LIMIT if limit is None else limit, filters,
+                        creds, meta_headers, upstream_ua)

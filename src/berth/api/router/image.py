@@ -213,8 +213,23 @@ async def post_images_push(request: web.Request) -> web.StreamResponse:
 
 
 async def get_images_search(request: web.Request) -> web.StreamResponse:
-    """getImagesSearch: the query goes to a registry's search API, which Berth cannot ask."""
-    raise errdefs.NotImplemented("searching registries is not supported")
+    """getImagesSearch: `term`, `limit` (strconv.Atoi), `filters`; a JSON array back."""
+    q = request.query
+    limit: int | None = None
+    if q.get("limit"):
+        raw = q["limit"]
+        try:
+            limit = int(raw, 10) if raw.lstrip("+-").isdigit() else int("x")
+        except ValueError:
+            raise errdefs.Untyped(f'strconv.Atoi: parsing "{raw}": invalid syntax') from None
+    try:
+        filters = Args.from_json(q.get("filters", ""))
+    except errdefs.DockerError as e:
+        raise errdefs.Untyped(str(e)) from None
+    results = await request.app[BACKEND].search_registry(
+        q.get("term", ""), limit, filters, registry_auth(request), meta_headers(request),
+        request.headers.get("User-Agent", ""))
+    return _json(results)
 
 
 async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
