@@ -140,3 +140,192 @@ def restart(reg: Registry) -> None:
     reg.proc = subprocess.Popen(["docker-registry", "serve", os.path.join(reg.tmp, "config.yml")],
                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(reg.tmp, "registry.log"), "ab"))
     wait_port(reg.port, reg.proc)
+
+
+# -- content put straight into a registry (no daemon involved) --------------------------
+
+import base64 as _b64  # noqa: E402
+import gzip as _gzip  # noqa: E402
+import hashlib as _hashlib  # noqa: E402
+import io as _io  # noqa: E402
+import json as _json  # noqa: E402
+import tarfile as _tarfile  # noqa: E402
+import urllib.error as _uerr  # noqa: E402
+import urllib.request as _ureq  # noqa: E402
+
+SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
+MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + _hashlib.sha256(data).hexdigest()
+
+
+def file_layer(files: dict[str, bytes]) -> bytes:
+    """An uncompressed layer tar with the given regular files (and their directories)."""
+    buf = _io.BytesIO()
+    with _tarfile.open(fileobj=buf, mode="w", format=_tarfile.PAX_FORMAT) as tf:
+        dirs: set[str] = set()
+        for name in sorted(files):
+            parts = name.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                d = "/".join(parts[:i])
+                if d not in dirs:
+                    dirs.add(d)
+                    ti = _tarfile.TarInfo(d)
+                    ti.type, ti.mode, ti.mtime = _tarfile.DIRTYPE, 0o755, 1700000000
+                    tf.addfile(ti)
+            ti = _tarfile.TarInfo(name)
+            ti.size, ti.mode, ti.mtime = len(files[name]), 0o644, 1700000000
+            tf.addfile(ti, _io.BytesIO(files[name]))
+    return buf.getvalue()
+
+
+def gz(data: bytes) -> bytes:
+    return _gzip.compress(data, compresslevel=1, mtime=0)
+
+
+class Client:
+    """Just enough of the distribution API to seed a registry (Basic auth optional)."""
+
+    def __init__(self, base: str, user: str = "", password: str = "", cafile: str = "") -> None:
+        self.base = base.rstrip("/")
+        self.headers = {}
+        if user:
+            self.headers["Authorization"] = "Basic " + _b64.b64encode(f"{user}:{password}".encode()).decode()
+        import ssl
+
+        self.ctx = ssl.create_default_context(cafile=cafile) if cafile else None
+
+    def call(self, method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+        if not url.startswith("http"):
+            url = self.base + url
+        req = _ureq.Request(url, data=body, method=method, headers={**self.headers, **(headers or {})})
+        try:
+            with _ureq.urlopen(req, context=self.ctx) as r:
+                return r.status, dict(r.headers), r.read()
+        except _uerr.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def blob(self, repo: str, data: bytes) -> str:
+        d = digest(data)
+        status, h, _ = self.call("POST", f"/v2/{repo}/blobs/uploads/")
+        assert status == 202, status
+        loc = h["Location"]
+        sep = "&" if "?" in loc else "?"
+        status, _, body = self.call("PUT", f"{loc}{sep}digest={d}", data,
+                                    {"Content-Type": "application/octet-stream"})
+        assert status == 201, (status, body)
+        return d
+
+    def manifest(self, repo: str, ref: str, doc: dict, media_type: str) -> str:
+        raw = _json.dumps(doc, indent=3).encode()
+        status, h, body = self.call("PUT", f"/v2/{repo}/manifests/{ref}", raw, {"Content-Type": media_type})
+        assert status == 201, (status, body)
+        return digest(raw)
+
+    def image(self, repo: str, tag: str, layers: list[bytes], *, oci: bool = False, arch: str = "amd64",
+              variant: str = "", cmd: list[str] | None = None, labels: dict[str, str] | None = None,
+              compressed: list[bytes] | None = None) -> dict[str, object]:
+        """Push an image of uncompressed `layers` (gzip-compressed here, or `compressed` as given)."""
+        blobs = compressed or [gz(layer) for layer in layers]
+        cfg: dict[str, object] = {
+            "architecture": arch, "os": "linux", "created": "2026-01-01T00:00:00Z",
+            "config": {"Cmd": cmd or ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                       "Labels": labels},
+            "rootfs": {"type": "layers", "diff_ids": [digest(layer) for layer in layers]},
+            "history": [{"created": "2026-01-01T00:00:00Z", "created_by": f"layer {i}"} for i in range(len(layers))],
+        }
+        if variant:
+            cfg["variant"] = variant
+        raw_cfg = _json.dumps(cfg).encode()
+        cfg_digest = self.blob(repo, raw_cfg)
+        ldescs = []
+        for b in blobs:
+            ldescs.append({"mediaType": ("application/vnd.oci.image.layer.v1.tar+gzip" if oci else
+                                         "application/vnd.docker.image.rootfs.diff.tar.gzip"),
+                           "size": len(b), "digest": self.blob(repo, b)})
+        mt = OCI_MANIFEST if oci else SCHEMA2
+        doc = {"schemaVersion": 2, "mediaType": mt,
+               "config": {"mediaType": "application/vnd.oci.image.config.v1+json" if oci else
+                          "application/vnd.docker.container.image.v1+json", "size": len(raw_cfg),
+                          "digest": cfg_digest},
+               "layers": ldescs}
+        mdigest = self.manifest(repo, tag, doc, mt)
+        raw_m = _json.dumps(doc, indent=3).encode()
+        return {"digest": mdigest, "size": len(raw_m), "id": cfg_digest, "media_type": mt,
+                "layers": [d["digest"] for d in ldescs]}
+
+    def index(self, repo: str, tag: str, entries: list[tuple[dict[str, object], dict[str, str]]],
+              oci: bool = False) -> str:
+        mt = OCI_INDEX if oci else MANIFEST_LIST
+        doc = {"schemaVersion": 2, "mediaType": mt,
+               "manifests": [{"mediaType": img["media_type"], "size": img["size"], "digest": img["digest"],
+                              "platform": plat} for img, plat in entries]}
+        return self.manifest(repo, tag, doc, mt)
+
+
+# -- a fault-injecting proxy in front of a registry ------------------------------------------
+
+import asyncio as _asyncio  # noqa: E402
+import threading as _threading  # noqa: E402
+
+
+class FaultProxy:
+    """Forwards to `upstream`; `mode` decides what blob GETs get: "" (pass), "500",
+    "cut" (the connection drops after half the body, once; the Range retry passes)."""
+
+    def __init__(self, upstream: str, port: int) -> None:
+        self.upstream, self.port = upstream.rstrip("/"), port
+        self.mode = ""
+        self.requests: list[tuple[str, str, str]] = []  # (method, path, Range)
+        self._loop = _asyncio.new_event_loop()
+        self._ready = _threading.Event()
+        self._thread = _threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        from aiohttp import ClientSession, web
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            self.requests.append((request.method, request.path_qs, request.headers.get("Range", "")))
+            is_blob = "/blobs/sha256:" in request.path and request.method == "GET"
+            if is_blob and self.mode == "500":
+                return web.Response(status=500, text="boom")
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+            async with ClientSession(auto_decompress=False) as s, \
+                    s.request(request.method, self.upstream + request.path_qs, headers=headers,
+                              data=await request.read(), allow_redirects=False) as r:
+                body = await r.read()
+                out_headers = {k: v for k, v in r.headers.items()
+                               if k.lower() not in ("content-length", "transfer-encoding", "connection")}
+                if is_blob and self.mode == "cut" and r.status == 200 and len(body) > 1000:
+                    self.mode = ""
+                    resp = web.StreamResponse(status=200, headers=out_headers)
+                    resp.content_length = len(body)
+                    await resp.prepare(request)
+                    await resp.write(body[: len(body) // 2])
+                    request.transport.close()  # type: ignore[union-attr]
+                    return resp
+                return web.Response(status=r.status, body=body, headers=out_headers)
+
+        async def main() -> None:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", handle)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+            self._ready.set()
+
+        _asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(main())
+        self._loop.run_forever()
+
+    def close(self) -> None:
+        fut = _asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+        fut.result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

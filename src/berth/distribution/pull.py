@@ -240,8 +240,10 @@ class _Puller:
         finally:
             if not config_task.done():
                 config_task.cancel()
-            for t in watched:
-                svc.downloads.unwatch(t, self.out.put)
+            cancelled = [t.task for t in watched if svc.downloads.unwatch(t, self.out.put) and t.task]
+            if cancelled:
+                # their temp files and half-made layers are gone before the client hears back
+                await asyncio.wait(cancelled)
             if held is not None:
                 svc.layers.release(held)
 

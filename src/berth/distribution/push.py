@@ -118,8 +118,9 @@ class _Pusher:
                 watched.append((t, layer))
             results = await asyncio.gather(*(asyncio.shield(t.task) for t, _ in watched))  # type: ignore[arg-type]
         finally:
-            for t, _ in watched:
-                svc.uploads.unwatch(t, self.out.put)
+            cancelled = [t.task for t, _ in watched if svc.uploads.unwatch(t, self.out.put) and t.task]
+            if cancelled:
+                await asyncio.wait(cancelled)
         descs: list[mf.Descriptor] = list(reversed(results))  # base first in the manifest
         cfg_digest = image_id
         cfg_size = await self.push_config(cfg_digest, img.raw)

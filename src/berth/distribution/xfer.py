@@ -82,11 +82,12 @@ class TransferManager:
         t.watchers.append(emit)
         return t, shared
 
-    def unwatch(self, t: Transfer, emit: Emit) -> None:
+    def unwatch(self, t: Transfer, emit: Emit) -> bool:
+        """Stop watching; True when that cancelled the transfer (the caller may wait for it)."""
         if emit in t.watchers:
             t.watchers.remove(emit)
         if t.watchers:
-            return
+            return False
         if self._transfers.get(t.key) is t:
             del self._transfers[t.key]
         assert t.task is not None
@@ -94,5 +95,7 @@ class TransferManager:
             t.task.cancel()
             # whatever the task made before it saw the cancellation is given back by it
             t.task.add_done_callback(lambda _f: t.on_release(t) if t.on_release else None)
-        elif t.on_release is not None:
+            return True
+        if t.on_release is not None:
             t.on_release(t)
+        return False

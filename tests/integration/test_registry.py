@@ -1,0 +1,355 @@
+"""Pull, push, login and search against real registries (Debian's docker-registry on
+loopback ports, started here), driven with the docker CLI, the SDK and the raw API, and
+compared with the reference dockerd where one runs (REFD_SOCK)."""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from berthd_harness import Berthd, start_berthd, stop_berthd
+from registry_helpers import (Client, FaultProxy, Registry, file_layer, free_port, restart, start_registry)
+
+from berth.tools import busybox
+
+REFD_SOCK = "/tmp/refd/docker.sock"
+
+
+def call(sock: str, method: str, url: str, headers: dict[str, str] | None = None,
+         body: bytes | None = None) -> tuple[int, bytes]:
+    class Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(sock)
+
+    c = Conn("localhost", timeout=120)
+    try:
+        c.request(method, "/v1.41" + url, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def lines(body: bytes) -> list[dict]:
+    assert body.endswith(b"\r\n") or not body
+    return [json.loads(x) for x in body.split(b"\r\n") if x]
+
+
+def per_layer(msgs: list[dict]) -> dict[str, list[str]]:
+    """Statuses per layer id with the coalescable progress lines dropped."""
+    out: dict[str, list[str]] = {}
+    for m in msgs:
+        if m.get("id") and "progressDetail" in m and m["status"] not in ("Downloading", "Extracting", "Pushing"):
+            out.setdefault(m["id"], []).append(m["status"])
+    return out
+
+
+def auth_header(user: str = "", password: str = "", **extra: str) -> dict[str, str]:
+    doc = {"username": user, "password": password, **extra}
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()}
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[dict]:
+    if os.geteuid() != 0:
+        pytest.skip("integration tests need root")
+    regs: dict[str, Registry] = {}
+    tmp = tempfile.mkdtemp(prefix="berth-test-")
+    certs = os.path.join(tmp, "certs.d")
+    os.makedirs(certs)
+    with open(os.path.join(tmp, "daemon.json"), "w") as f:
+        json.dump({"max-download-attempts": 1, "berth-certs-dirs": [certs]}, f)
+    b: Berthd | None = None
+    try:
+        regs["anon"] = start_registry()
+        regs["basic"] = start_registry("htpasswd", {"u": "pw"})
+        regs["token"] = start_registry("token", {"u": "pw"})
+        b = start_berthd(tmp)
+        b.docker("load", input=busybox.save_tar("busybox:latest"))
+        bb = busybox.rootfs_tar()
+        yield {"berthd": b, "regs": regs, "certs": certs, "busybox": bb}
+    finally:
+        if b is not None:
+            stop_berthd(b)
+        for r in regs.values():
+            r.close()
+
+
+def seed(reg: Registry, repo: str, **kw: object) -> dict:
+    """A runnable three-layer image: a unique layer, busybox, an app layer."""
+    layers = [file_layer({"unique": uuid.uuid4().hex.encode()}), busybox.rootfs_tar(),
+              file_layer({"etc/app.conf": b"hello from the registry\n", "big": os.urandom(300_000)})]
+    return Client(f"http://{reg.host}").image(repo, "1.2", layers, **kw)  # type: ignore[arg-type]
+
+
+def refd_available() -> bool:
+    return os.path.exists(REFD_SOCK)
+
+
+def test_pull_stream_ids_and_digests_as_dockerd(env: dict) -> None:
+    b, reg = env["berthd"], env["regs"]["anon"]
+    img = seed(reg, "cmp/app")
+    name = f"{reg.host}/cmp/app"
+    status, body = call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1.2")
+    assert status == 200
+    msgs = lines(body)
+    assert msgs[0] == {"status": "Pulling from cmp/app", "id": "1.2"}
+    assert msgs[-2:] == [{"status": f"Digest: {img['digest']}"},
+                         {"status": f"Status: Downloaded newer image for {name}:1.2"}]
+    ids = [d.split(":")[1][:12] for d in img["layers"]]
+    assert per_layer(msgs) == {i: ["Pulling fs layer", "Verifying Checksum", "Download complete", "Pull complete"]
+                               for i in ids}
+    down = [m for m in msgs if m["status"] == "Downloading"]
+    assert down and all(m["progress"].startswith("[") and m["progressDetail"]["total"] > 0 for m in down)
+    inspect = json.loads(b.docker("image", "inspect", f"{name}:1.2").stdout)[0]
+    assert inspect["Id"] == img["id"]
+    assert inspect["RepoDigests"] == [f"{name}@{img['digest']}"]
+    # again: nothing downloaded
+    status, body = call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1.2")
+    assert lines(body) == [{"status": "Pulling from cmp/app", "id": "1.2"}, {"status": f"Digest: {img['digest']}"},
+                           {"status": f"Status: Image is up to date for {name}:1.2"}]
+    out = b.docker("run", "--rm", f"{name}:1.2", "cat", "/etc/app.conf").stdout
+    assert out == b"hello from the registry\n"
+    if refd_available():
+        try:
+            status, ref_body = call(REFD_SOCK, "POST", f"/images/create?fromImage={name}&tag=1.2")
+            ref_msgs = lines(ref_body)
+            assert per_layer(ref_msgs) == per_layer(msgs)
+            assert ref_msgs[0] == msgs[0] and ref_msgs[-2:] == msgs[-2:]
+            ref_inspect = json.loads(call(REFD_SOCK, "GET", f"/images/{name}:1.2/json")[1])
+            assert (ref_inspect["Id"], ref_inspect["RepoDigests"]) == (inspect["Id"], inspect["RepoDigests"])
+        finally:
+            call(REFD_SOCK, "DELETE", f"/images/{name}:1.2")
+    b.docker("rmi", f"{name}:1.2")
+
+
+def test_run_pulls_a_missing_image_and_events(env: dict) -> None:
+    b, reg = env["berthd"], env["regs"]["anon"]
+    seed(reg, "run/app", labels={"team": "berth"})
+    name = f"{reg.host}/run/app:1.2"
+    since = str(int(time.time()) - 5)
+    r = b.docker("run", "--rm", name, "cat", "/etc/app.conf")
+    assert r.stdout == b"hello from the registry\n"
+    assert b"Unable to find image" in r.stderr and b"Status: Downloaded newer image for " + name.encode() in r.stderr
+    time.sleep(1.1)  # `--until 0s` is now in whole seconds
+    ev = b.docker("events", "--since", since, "--until", "0s", "--filter", "event=pull", "--format",
+                  "{{json .}}").stdout.decode().splitlines()
+    got = [json.loads(x) for x in ev if name in x]
+    assert got and got[-1]["Actor"] == {"ID": name, "Attributes": {"name": f"{reg.host}/run/app", "team": "berth"}}
+    b.docker("rmi", name)
+
+
+def test_digest_oci_all_tags_and_platforms(env: dict) -> None:
+    b, reg = env["berthd"], env["regs"]["anon"]
+    c = Client(f"http://{reg.host}")
+    layer = busybox.rootfs_tar()
+    amd = c.image("multi/app", "amd", [layer, file_layer({"arch": b"amd64"})], oci=True)
+    arm = c.image("multi/app", "arm", [layer, file_layer({"arch": b"arm64"})], oci=True, arch="arm64")
+    index = c.index("multi/app", "1", [(amd, {"os": "linux", "architecture": "amd64"}),
+                                       (arm, {"os": "linux", "architecture": "arm64", "variant": "v8"})], oci=True)
+    name = f"{reg.host}/multi/app"
+    # by digest: the index digest is recorded, the host's entry chosen
+    b.docker("pull", f"{name}@{index}")
+    i = json.loads(b.docker("image", "inspect", f"{name}@{index}").stdout)[0]
+    assert i["Id"] == amd["id"] and i["RepoDigests"] == [f"{name}@{index}"] and i["RepoTags"] == []
+    # --platform picks the arm64 entry (variant v8 normalised away)
+    r = b.docker("pull", "--platform", "linux/arm64", f"{name}:1")
+    assert f"Digest: {index}".encode() in r.stdout
+    i = json.loads(b.docker("image", "inspect", f"{name}:1").stdout)[0]
+    assert (i["Id"], i["Architecture"]) == (arm["id"], "arm64")
+    status, body = call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1&platform=linux/s390x")
+    assert status == 200
+    assert lines(body)[-1] == {"errorDetail": {"message": "no matching manifest for linux/s390x in the manifest "
+                                                          "list entries"},
+                               "error": "no matching manifest for linux/s390x in the manifest list entries"}
+    status, body = call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1&platform=foo")
+    assert status == 400
+    # every tag
+    r = b.docker("pull", "-a", name)
+    out = r.stdout.decode()
+    assert all(f"{t}: Pulling from multi/app" in out for t in ("1", "amd", "arm"))
+    assert out.rstrip().endswith(f"Status: Downloaded newer image for {name}\n{name}".rstrip()) or \
+        f"Status: Downloaded newer image for {name}\n" in out
+    for t in ("1", "amd", "arm"):
+        b.docker("rmi", "-f", f"{name}:{t}", check=False)
+    b.docker("rmi", "-f", f"{name}@{index}", check=False)
+
+
+def test_pull_errors_before_the_stream(env: dict) -> None:
+    b, reg = env["berthd"], env["regs"]["anon"]
+    seed(reg, "errs/app")
+    cases = [
+        (f"fromImage={reg.host}/errs/app&tag=nope", 404,
+         f"manifest for {reg.host}/errs/app:nope not found: manifest unknown: manifest unknown"),
+        (f"fromImage={reg.host}/errs/app&tag=bad:tag:x", 400, "invalid tag format"),
+        ("fromImage=scratch&tag=latest", 403, "'scratch' is a reserved name"),
+        (f"fromImage=127.0.0.1:{free_port()}/x&tag=1", 500, None),
+    ]
+    for query, want_status, want in cases:
+        status, body = call(b.sock, "POST", f"/images/create?{query}")
+        assert status == want_status, (query, body)
+        msg = json.loads(body)["message"]
+        if want is not None:
+            assert msg == want
+        else:
+            assert msg.endswith("connect: connection refused") and msg.startswith('Get "http://127.0.0.1:')
+    r = b.docker("pull", f"{reg.host}/errs/app:nope", check=False)
+    assert r.returncode == 1
+
+
+def test_push_exists_mount_and_cross_daemon(env: dict) -> None:
+    b, reg = env["berthd"], env["regs"]["anon"]
+    seed(reg, "src/app")
+    src = f"{reg.host}/src/app:1.2"
+    b.docker("pull", src)
+    dst = f"{reg.host}/dst/app:2"
+    b.docker("tag", src, dst)
+    status, body = call(b.sock, "POST", f"/images/{reg.host}%2Fdst%2Fapp/push?tag=2", auth_header())
+    msgs = lines(body)
+    assert msgs[0] == {"status": f"The push refers to repository [{reg.host}/dst/app]"}
+    layer_lines = per_layer(msgs)
+    assert len(layer_lines) == 3
+    # the busybox layer may come from any repository this daemon pulled it from
+    assert all(v[0] == "Preparing" and v[1].startswith("Mounted from ") and len(v) == 2
+               for v in layer_lines.values()), layer_lines
+    tag_line = msgs[-2]["status"]
+    assert tag_line.startswith("2: digest: sha256:") and " size: " in tag_line
+    assert msgs[-1]["aux"]["Tag"] == "2" and msgs[-1]["progressDetail"] == {}
+    # pushing again: every layer already there
+    msgs = lines(call(b.sock, "POST", f"/images/{reg.host}%2Fdst%2Fapp/push?tag=2", auth_header())[1])
+    assert all(v == ["Preparing", "Layer already exists"] for v in per_layer(msgs).values())
+    # a fresh image pushed by Berth (uploads) and pulled back by the reference dockerd
+    b.docker("import", "-", f"{reg.host}/fresh/bb:1", input=file_layer({"u": uuid.uuid4().bytes * 1000}))
+    own = b.docker("push", f"{reg.host}/fresh/bb:1").stdout.decode()
+    assert ": Pushed" in own
+    dgst = own.strip().splitlines()[-1].split("digest: ")[1].split()[0]
+    i = json.loads(b.docker("image", "inspect", f"{reg.host}/fresh/bb:1").stdout)[0]
+    assert f"{reg.host}/fresh/bb@{dgst}" in i["RepoDigests"]
+    if refd_available():
+        try:
+            status, body = call(REFD_SOCK, "POST", f"/images/create?fromImage={reg.host}/fresh/bb&tag=1")
+            assert status == 200 and lines(body)[-1]["status"].startswith("Status: Downloaded newer image")
+            ref_i = json.loads(call(REFD_SOCK, "GET", f"/images/{reg.host}/fresh/bb:1/json")[1])
+            assert ref_i["Id"] == i["Id"]
+        finally:
+            call(REFD_SOCK, "DELETE", f"/images/{reg.host}/fresh/bb:1")
+    for n in (src, dst, f"{reg.host}/fresh/bb:1"):
+        b.docker("rmi", n, check=False)
+
+
+def test_basic_auth_login_push_pull(env: dict) -> None:
+    b, reg = env["berthd"], env["regs"]["basic"]
+    r = b.docker("login", reg.host, "-u", "u", "--password-stdin", input=b"wrong\n", check=False)
+    assert r.returncode == 1
+    assert f"login attempt to http://{reg.host}/v2/ failed with status: 401 Unauthorized".encode() in r.stderr
+    b.docker("login", reg.host, "-u", "u", "--password-stdin", input=b"pw\n")
+    try:
+        b.docker("tag", "busybox", f"{reg.host}/priv/bb:1")
+        assert b": Pushed" in b.docker("push", f"{reg.host}/priv/bb:1").stdout
+        b.docker("rmi", f"{reg.host}/priv/bb:1")
+        assert b"Downloaded newer image" in b.docker("pull", f"{reg.host}/priv/bb:1").stdout
+    finally:
+        b.docker("logout", reg.host)
+    r = b.docker("pull", f"{reg.host}/priv/bb:2", check=False)
+    assert r.stderr.decode().strip() == (f'Error response from daemon: Head "http://{reg.host}/v2/priv/bb/manifests/2":'
+                                         " no basic auth credentials")
+    # the credentials went nowhere on disk or in the log
+    assert "pw" not in open(b.log_path).read().split() and b'"pw"' not in subprocess.run(
+        ["grep", "-r", "-l", "-a", "cHc=", b.data_root], capture_output=True).stdout
+    b.docker("rmi", f"{reg.host}/priv/bb:1")
+
+
+def test_token_auth_sdk_login_identity_token(env: dict) -> None:
+    import docker
+
+    b, reg = env["berthd"], env["regs"]["token"]
+    client = docker.DockerClient(base_url=b.host, version="1.41")
+    with pytest.raises(docker.errors.APIError) as ei:
+        client.login("u", "bad", registry=reg.host, reauth=True)
+    assert ei.value.response.status_code == 401
+    assert ei.value.explanation == f'Get "http://{reg.host}/v2/": unauthorized: incorrect username or password'
+    res = client.login("u", "pw", registry=reg.host, reauth=True)
+    assert res["Status"] == "Login Succeeded" and res["IdentityToken"]
+    client.images.get("busybox").tag(f"{reg.host}/tok/bb", "1")
+    out = list(client.images.push(f"{reg.host}/tok/bb", "1", stream=True, decode=True,
+                                  auth_config={"identitytoken": res["IdentityToken"]}))
+    assert out[-1]["aux"]["Tag"] == "1", out
+    client.images.remove(f"{reg.host}/tok/bb:1")
+    img = client.images.pull(f"{reg.host}/tok/bb", "1")  # anonymous pull token
+    assert f"{reg.host}/tok/bb:1" in img.tags
+    client.images.remove(f"{reg.host}/tok/bb:1")
+    client.close()
+
+
+def test_search_errors(env: dict) -> None:
+    b, reg = env["berthd"], env["regs"]["anon"]
+    assert call(b.sock, "GET", f"/images/search?term={reg.host}/app") == (
+        500, b'{"message":"Unexpected status code 404"}\n')
+    assert call(b.sock, "GET", f"/images/search?term={reg.host}/app&limit=101") == (
+        400, b'{"message":"Limit 101 is outside the range of [1, 100]"}\n')
+    assert call(b.sock, "GET", f"/images/search?term={reg.host}/app&limit=x") == (
+        500, b'{"message":"strconv.Atoi: parsing \\"x\\": invalid syntax"}\n')
+    status, body = call(b.sock, "GET", f"/images/search?term={reg.host}/app&filters=%7B%22is-official%22%3A%5B%22maybe%22%5D%7D")
+    assert (status, json.loads(body)) == (400, {"message": "Invalid filter 'is-official=[maybe]'"})
+    status, body = call(b.sock, "GET", f"/images/search?term={reg.host}/app&filters=%7B%22x%22%3A%5B%221%22%5D%7D")
+    assert (status, json.loads(body)) == (400, {"message": "Invalid filter 'x'"})
+    status, body = call(b.sock, "GET", "/images/search?term=a://b")
+    assert json.loads(body)["message"] == 'Invalid repository name (ex: "registry.domain.tld/myrepos")'
+
+
+def _layer_count(b: Berthd) -> int:
+    return len(os.listdir(os.path.join(b.data_root, "image/overlay2/layerdb/sha256")))
+
+
+def test_faults_leave_nothing_half_stored(env: dict) -> None:
+    b, reg = env["berthd"], env["regs"]["anon"]
+    img = seed(reg, "fault/app")
+    name = f"{reg.host}/fault/app"
+    before = _layer_count(b)
+    # a blob whose bytes do not match its digest
+    path = reg.blob_path(img["layers"][2])  # type: ignore[index]
+    good = open(path, "rb").read()
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    open(path, "wb").write(bytes(bad))
+    try:
+        status, body = call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1.2")
+        assert status == 200
+        assert lines(body)[-1]["error"] == f"filesystem layer verification failed for digest {img['layers'][2]}"
+        assert call(b.sock, "GET", f"/images/{name}:1.2/json")[0] == 404
+        assert _layer_count(b) == before
+    finally:
+        open(path, "wb").write(good)
+    assert not [f for f in os.listdir(os.path.join(b.data_root, "tmp")) if f.startswith("GetImageBlob")]
+    # a 500 on the blobs, then a dropped connection resumed with a Range request
+    proxy = FaultProxy(f"http://{reg.host}", free_port())
+    try:
+        proxied = f"127.0.0.1:{proxy.port}/fault/app"
+        proxy.mode = "500"
+        status, body = call(b.sock, "POST", f"/images/create?fromImage={proxied}&tag=1.2")
+        assert status == 200 and "received unexpected HTTP status: 500 Internal Server Error" in lines(body)[-1]["error"]
+        assert _layer_count(b) == before
+        proxy.mode = "cut"
+        status, body = call(b.sock, "POST", f"/images/create?fromImage={proxied}&tag=1.2")
+        assert lines(body)[-1]["status"] == f"Status: Downloaded newer image for {proxied}:1.2", body
+        assert any(rng.startswith("bytes=") for _m, _p, rng in proxy.requests)
+        b.docker("rmi", f"{proxied}:1.2")
+    finally:
+        proxy.close()
+    # the registry gone: the daemon answers, nothing stored
+    reg.stop()
+    try:
+        status, body = call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1.2")
+        assert status == 500 and b"connection refused" in body
+        assert b.docker("version").returncode == 0
+    finally:
+        restart(reg)
