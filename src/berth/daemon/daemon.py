@@ -36,6 +36,9 @@ class Daemon:
         self.tmp_dir = os.path.join(self.root, "tmp")
         for d in (self.root, self.repository, self.tmp_dir):
             os.makedirs(d, mode=0o710 if d == self.root else 0o700, exist_ok=True)
+        from ..distribution.service import clean_temp
+
+        clean_temp(self.tmp_dir)  # blobs of pulls and pushes a stopped daemon left (prepareTempDir)
         self.containers: dict[str, Container] = {}
         self.names = Registrar()
         self.ids = TruncIndex()

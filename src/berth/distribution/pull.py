@@ -261,8 +261,19 @@ class _Puller:
                     blob = await bd.run()
                 finally:
                     svc.downloads.release()
-                parent_chain = base if parent is None else await asyncio.shield(parent.task)  # type: ignore[arg-type]
-                layer = await _register(svc, blob, parent_chain, t, id_)
+                if svc.layers.can_unpack_detached():
+                    # unpack now, beside the other layers; chain it once its parent is in
+                    u = await _run_undoable(lambda: _unpack(svc, blob, t, id_), svc.layers.discard_unpacked)
+                    try:
+                        parent_chain = base if parent is None else await asyncio.shield(parent.task)  # type: ignore[arg-type]
+                    except BaseException:
+                        svc.layers.discard_unpacked(u)
+                        raise
+                    layer = await _run_undoable(lambda: svc.layers.commit_unpacked(u, parent_chain),
+                                                lambda lay: svc.layers.release(lay.chain_id))
+                else:
+                    parent_chain = base if parent is None else await asyncio.shield(parent.task)  # type: ignore[arg-type]
+                    layer = await _register(svc, blob, parent_chain, t, id_)
             finally:
                 bd.discard()
                 await shared.release()
@@ -280,6 +291,45 @@ def _release_layer(svc: DistributionService) -> Callable[[Transfer], None]:
         if task is not None and task.done() and not task.cancelled() and task.exception() is None:
             svc.layers.release(task.result())
     return release
+
+
+async def _run_undoable(fn: Callable[[], Any], undo: Callable[[Any], Any]) -> Any:
+    """fn in a worker thread; if the caller is cancelled meanwhile, wait and undo its result."""
+    fut = asyncio.get_running_loop().run_in_executor(None, fn)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        await asyncio.wait([fut])
+        if not fut.cancelled() and fut.exception() is None:
+            undo(fut.result())
+        raise
+
+
+class _MeteredReader(io.RawIOBase):
+    def __init__(self, f: Any, meter: Any) -> None:
+        super().__init__()
+        self.f, self.meter = f, meter
+
+    def readinto(self, b: Any) -> int:
+        n = self.f.readinto(b)
+        self.meter.add(n or 0)
+        return n
+
+    def readable(self) -> bool:
+        return True
+
+
+def _unpack(svc: DistributionService, blob: str, t: Transfer, id_: str) -> Any:
+    from .progress import Meter
+
+    meter = Meter(t.emit_threadsafe, "Extracting", id_, os.path.getsize(blob))
+    with open(blob, "rb") as f:
+        try:
+            u = svc.layers.unpack(_MeteredReader(f, meter))  # type: ignore[arg-type]
+        except errdefs.DockerError as e:
+            raise RegistryError(f"failed to register layer: {e}") from None
+    meter.done()
+    return u
 
 
 async def _register(svc: DistributionService, blob: str, parent: str | None, t: Transfer, id_: str) -> Any:

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -63,6 +64,20 @@ class DistributionService:
         self.downloads = TransferManager(self.options.max_concurrent_downloads)
         self.uploads = TransferManager(self.options.max_concurrent_uploads)
         self.metadata = MetadataStore(os.path.join(images.root, "distribution"))
+
+
+def clean_temp(tmp_dir: str) -> None:
+    """Remove the download and upload files of a daemon that stopped mid-transfer."""
+    try:
+        names = os.listdir(tmp_dir)
+    except FileNotFoundError:
+        return
+    for n in names:
+        if n.startswith(("GetImageBlob", "berth-push-")):
+            try:
+                os.unlink(os.path.join(tmp_dir, n))
+            except OSError:
+                pass
 
 
 class SharedSession:
@@ -214,22 +229,32 @@ class BlobDownload:
             length = r.content_length
             total = length if length is not None else 0
             meter = Meter(self.emit, "Downloading", self.id, total)
-            buf = bytearray()
+            # hashing and writing go to one writer thread, in order, while the loop keeps reading
+            writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="berth-blob")
             loop = asyncio.get_running_loop()
-            with open(self.file, "ab") as f:
-                try:
-                    async for chunk in r.content.iter_chunked(1 << 16):
-                        buf += chunk
-                        meter.add(len(chunk))
-                        if len(buf) >= 1 << 20:
-                            data, buf = bytes(buf), bytearray()
-                            await loop.run_in_executor(None, self._write, f, data)
-                except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as e:
+            pending: list[asyncio.Future[None]] = []
+            buf = bytearray()
+            try:
+                with open(self.file, "ab") as f:
+                    try:
+                        async for chunk in r.content.iter_any():
+                            buf += chunk
+                            meter.add(len(chunk))
+                            if len(buf) >= 1 << 20:
+                                pending.append(loop.run_in_executor(writer, self._write, f, bytes(buf)))
+                                buf = bytearray()
+                                if len(pending) > 8:  # bound what is buffered in memory
+                                    await pending.pop(0)
+                    except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as e:
+                        if buf:
+                            pending.append(loop.run_in_executor(writer, self._write, f, bytes(buf)))
+                        await asyncio.gather(*pending)
+                        raise URLError("GET", url, Transport(transport_text(e))) from None
                     if buf:
-                        await loop.run_in_executor(None, self._write, f, bytes(buf))
-                    raise URLError("GET", url, Transport(transport_text(e))) from None
-                if buf:
-                    await loop.run_in_executor(None, self._write, f, bytes(buf))
+                        pending.append(loop.run_in_executor(writer, self._write, f, bytes(buf)))
+                    await asyncio.gather(*pending)
+            finally:
+                writer.shutdown(wait=True)
             if length is not None and meter.current < length:
                 raise Transport("unexpected EOF")
             meter.done()
