@@ -244,7 +244,8 @@ class Client:
         cfg_digest = self.blob(repo, raw_cfg)
         ldescs = []
         for b in blobs:
-            ldescs.append({"mediaType": ("application/vnd.oci.image.layer.v1.tar+gzip" if oci else
+            kind = "zstd" if b[:4] == b"\x28\xb5\x2f\xfd" else "gzip"
+            ldescs.append({"mediaType": (f"application/vnd.oci.image.layer.v1.tar+{kind}" if oci else
                                          "application/vnd.docker.image.rootfs.diff.tar.gzip"),
                            "size": len(b), "digest": self.blob(repo, b)})
         mt = OCI_MANIFEST if oci else SCHEMA2

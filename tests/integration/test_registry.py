@@ -429,3 +429,18 @@ def test_concurrent_pulls_share_downloads_and_disconnect_cancels(env: dict) -> N
         assert b.docker("version").returncode == 0
     finally:
         proxy.close()
+
+
+def test_zstd_layers_pull(env: dict) -> None:
+    """Beyond dockerd 20.10: zstd layers are pulled as dockerd 23+ pulls them."""
+    import zstandard
+
+    b, reg = env["berthd"], env["regs"]["anon"]
+    layers = [busybox.rootfs_tar(), file_layer({"etc/z.conf": b"zstd layer\n"})]
+    img = Client(f"http://{reg.host}").image("zstd/app", "1", layers, oci=True,
+                                             compressed=[zstandard.ZstdCompressor().compress(x) for x in layers])
+    name = f"{reg.host}/zstd/app:1"
+    b.docker("pull", name)
+    assert json.loads(b.docker("image", "inspect", name).stdout)[0]["Id"] == img["id"]
+    assert b.docker("run", "--rm", name, "cat", "/etc/z.conf").stdout == b"zstd layer\n"
+    b.docker("rmi", name)
