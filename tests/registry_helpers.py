@@ -276,7 +276,9 @@ import threading as _threading  # noqa: E402
 
 class FaultProxy:
     """Forwards to `upstream`; `mode` decides what blob GETs get: "" (pass), "500",
-    "cut" (the connection drops after half the body, once; the Range retry passes)."""
+    "cut" (the connection drops after half the body, once; the Range retry passes),
+    "stall" (half the body, then silence, once); "429" answers one manifest request with
+    429 and Retry-After: 1."""
 
     def __init__(self, upstream: str, port: int) -> None:
         self.upstream, self.port = upstream.rstrip("/"), port
@@ -296,6 +298,10 @@ class FaultProxy:
             is_blob = "/blobs/sha256:" in request.path and request.method == "GET"
             if is_blob and self.mode == "500":
                 return web.Response(status=500, text="boom")
+            if self.mode == "429" and "/manifests/" in request.path:
+                self.mode = ""
+                return web.json_response({"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]},
+                                         status=429, headers={"Retry-After": "1"})
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
             async with ClientSession(auto_decompress=False) as s, \
                     s.request(request.method, self.upstream + request.path_qs, headers=headers,
@@ -303,12 +309,18 @@ class FaultProxy:
                 body = await r.read()
                 out_headers = {k: v for k, v in r.headers.items()
                                if k.lower() not in ("content-length", "transfer-encoding", "connection")}
-                if is_blob and self.mode == "cut" and r.status == 200 and len(body) > 1000:
-                    self.mode = ""
+                if is_blob and self.mode in ("cut", "stall") and r.status == 200 and len(body) > 1000:
+                    stall, self.mode = self.mode == "stall", ""
                     resp = web.StreamResponse(status=200, headers=out_headers)
                     resp.content_length = len(body)
                     await resp.prepare(request)
                     await resp.write(body[: len(body) // 2])
+                    if stall:  # then nothing more, the connection left open
+                        self._stalled = _asyncio.Event()
+                        try:
+                            await _asyncio.wait_for(self._stalled.wait(), 60)
+                        except (TimeoutError, _asyncio.CancelledError):
+                            pass
                     request.transport.close()  # type: ignore[union-attr]
                     return resp
                 return web.Response(status=r.status, body=body, headers=out_headers)
@@ -316,7 +328,7 @@ class FaultProxy:
         async def main() -> None:
             app = web.Application()
             app.router.add_route("*", "/{tail:.*}", handle)
-            self._runner = web.AppRunner(app, access_log=None)
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
             await self._runner.setup()
             await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
             self._ready.set()
@@ -326,6 +338,9 @@ class FaultProxy:
         self._loop.run_forever()
 
     def close(self) -> None:
+        stalled = getattr(self, "_stalled", None)
+        if stalled is not None:
+            self._loop.call_soon_threadsafe(stalled.set)
         fut = _asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
         fut.result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

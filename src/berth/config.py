@@ -69,7 +69,7 @@ class DaemonConfig(msgspec.Struct, rename={
     "insecure_registries": "insecure-registries", "registry_mirrors": "registry-mirrors",
     "max_concurrent_downloads": "max-concurrent-downloads", "max_concurrent_uploads": "max-concurrent-uploads",
     "max_download_attempts": "max-download-attempts", "berth_registry_mirrors": "berth-registry-mirrors",
-    "berth_certs_dirs": "berth-certs-dirs",
+    "berth_certs_dirs": "berth-certs-dirs", "berth_download_stall_timeout": "berth-download-stall-timeout",
 }, forbid_unknown_fields=False):
     hosts: list[str] = msgspec.field(default_factory=list)
     data_root: str = "/var/lib/berth"
@@ -109,6 +109,8 @@ class DaemonConfig(msgspec.Struct, rename={
     # and the certs.d roots (dockerd's /etc/docker/certs.d, then /etc/berth/certs.d).
     berth_registry_mirrors: dict[str, list[str]] = msgspec.field(default_factory=dict)
     berth_certs_dirs: list[str] = msgspec.field(default_factory=lambda: ["/etc/docker/certs.d", "/etc/berth/certs.d"])
+    # seconds a blob download may receive nothing before it is retried (dockerd waits forever)
+    berth_download_stall_timeout: float = 30.0
 
     @property
     def pidfile_path(self) -> str:

@@ -67,7 +67,7 @@ def env() -> Iterator[dict]:
     certs = os.path.join(tmp, "certs.d")
     os.makedirs(certs)
     with open(os.path.join(tmp, "daemon.json"), "w") as f:
-        json.dump({"max-download-attempts": 1, "berth-certs-dirs": [certs]}, f)
+        json.dump({"max-download-attempts": 1, "berth-certs-dirs": [certs], "berth-download-stall-timeout": 2}, f)
     b: Berthd | None = None
     try:
         regs["anon"] = start_registry()
@@ -444,3 +444,28 @@ def test_zstd_layers_pull(env: dict) -> None:
     assert json.loads(b.docker("image", "inspect", name).stdout)[0]["Id"] == img["id"]
     assert b.docker("run", "--rm", name, "cat", "/etc/z.conf").stdout == b"zstd layer\n"
     b.docker("rmi", name)
+
+
+def test_beyond_dockerd_stall_and_429(env: dict) -> None:
+    """A download that receives nothing is dropped and resumed (moby#22598); a 429 with
+    Retry-After waits instead of failing."""
+    b, reg = env["berthd"], env["regs"]["anon"]
+    seed(reg, "stall/app")
+    proxy = FaultProxy(f"http://{reg.host}", free_port())
+    try:
+        name = f"127.0.0.1:{proxy.port}/stall/app"
+        proxy.mode = "stall"
+        t = time.time()
+        status, body = call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1.2")
+        msgs = lines(body)
+        assert msgs[-1]["status"] == f"Status: Downloaded newer image for {name}:1.2", msgs[-3:]
+        assert any(m["status"].startswith("Retrying in ") for m in msgs)
+        assert any(rng.startswith("bytes=") for _m, _p, rng in proxy.requests)
+        assert time.time() - t < 40
+        b.docker("rmi", f"{name}:1.2")
+        proxy.mode = "429"
+        status, body = call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1.2")
+        assert status == 200 and lines(body)[-1]["status"].startswith("Status: Downloaded newer image")
+        b.docker("rmi", f"{name}:1.2")
+    finally:
+        proxy.close()

@@ -31,7 +31,8 @@ def distribution_service(d: Any) -> DistributionService:
                                  certs_dirs=tuple(cfg.berth_certs_dirs))
         opts = Options(max_concurrent_downloads=cfg.max_concurrent_downloads,
                        max_concurrent_uploads=cfg.max_concurrent_uploads,
-                       max_download_attempts=cfg.max_download_attempts)
+                       max_download_attempts=cfg.max_download_attempts,
+                       stall_timeout=cfg.berth_download_stall_timeout)
         svc = d.__dict__["_distribution"] = DistributionService(d.images, d.layers, registry, d.tmp_dir,
                                                                 d.run_blocking, opts)
     return svc

@@ -40,6 +40,9 @@ class Options:
     max_concurrent_uploads: int = 5
     max_download_attempts: int = 5
     retry_unit: float = 5.0  # seconds per retry step ("Retrying in 5×k seconds")
+    # Beyond dockerd (moby#22598): a blob download that receives nothing for this long is
+    # dropped and retried (resumed with a Range request) instead of hanging.
+    stall_timeout: float = 30.0
 
 
 @dataclass
@@ -217,7 +220,8 @@ class BlobDownload:
         resumed = self.offset > 0
         if resumed:
             headers["Range"] = f"bytes={self.offset}-"
-        r = await self.s.request("GET", url, headers=headers)
+        r = await self.s.request("GET", url, headers=headers, timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=30, sock_read=self.svc.options.stall_timeout))
         try:
             if r.status == 404:
                 raise UnknownBlob("unknown blob")

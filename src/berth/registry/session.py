@@ -247,27 +247,54 @@ class Session:
 
     # -- requests ------------------------------------------------------------------------
     async def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
-                      extra_scopes: tuple[str, ...] = (), data: Any = None,
-                      allow_redirects: bool = True) -> aiohttp.ClientResponse:
+                      extra_scopes: tuple[str, ...] = (), data: Any = None, allow_redirects: bool = True,
+                      timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientResponse:
         """An authorised request; the caller reads and releases the response. Transport errors
-        come back as URLError(Transport); a 401 with `invalid_token` retries once with a new token."""
-        for attempt in (0, 1):
+        come back as URLError(Transport). Beyond dockerd: a 401 with `invalid_token` retries once
+        with a new token (moby#33558), and a 429 with a Retry-After of at most a minute waits and
+        retries, up to 3 times (dockerd fails at once)."""
+        refreshed, waits = False, 0
+        replayable = data is None or isinstance(data, bytes)
+        while True:
             h = dict(self.headers)
             h.update(await self.auth_header(method, url, extra_scopes))
             h.update(headers or {})
             try:
                 r = await self.http.request(method, url, headers=h, data=data, proxy=proxy_for(url),
-                                            allow_redirects=allow_redirects, max_redirects=10)
+                                            allow_redirects=allow_redirects, max_redirects=10,
+                                            **({"timeout": timeout} if timeout is not None else {}))
             except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 raise URLError(method, url, Transport(transport_text(e))) from None
-            if (r.status == 401 and attempt == 0 and data is None and
+            if (r.status == 401 and not refreshed and replayable and
                     any(p.get("error") == "invalid_token" for s, p in
                         parse_challenges(r.headers.getall("WWW-Authenticate", [])) if s == "bearer")):
                 r.release()
                 self.invalidate_tokens()
+                refreshed = True
                 continue
+            if r.status == 429 and replayable and waits < 3:
+                delay = retry_after(r.headers.get("Retry-After", ""))
+                if delay is not None and delay <= 60:
+                    r.release()
+                    waits += 1
+                    await asyncio.sleep(delay)
+                    continue
             return r
-        raise AssertionError("unreachable")
+
+
+def retry_after(value: str) -> float | None:
+    """Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
 
 
 async def error_of(r: aiohttp.ClientResponse) -> RegistryError:
