@@ -66,18 +66,21 @@ def env() -> Iterator[dict]:
     tmp = tempfile.mkdtemp(prefix="berth-test-")
     certs = os.path.join(tmp, "certs.d")
     os.makedirs(certs)
-    with open(os.path.join(tmp, "daemon.json"), "w") as f:
-        json.dump({"max-download-attempts": 1, "berth-certs-dirs": [certs], "berth-download-stall-timeout": 2}, f)
     b: Berthd | None = None
     try:
         regs["anon"] = start_registry()
         regs["basic"] = start_registry("htpasswd", {"u": "pw"})
         regs["token"] = start_registry("token", {"u": "pw"})
         regs["tls"] = start_registry(tls=True)
+        dead = f"127.0.0.1:{free_port(15190)}"  # a registry nobody runs, mirrored by the anonymous one
+        with open(os.path.join(tmp, "daemon.json"), "w") as f:
+            json.dump({"max-download-attempts": 1, "berth-certs-dirs": [certs], "berth-download-stall-timeout": 2,
+                       "registry-mirrors": [f"http://{regs['anon'].host}"],
+                       "berth-registry-mirrors": {dead: [f"http://{regs['anon'].host}"]}}, f)
         b = start_berthd(tmp)
         b.docker("load", input=busybox.save_tar("busybox:latest"))
         bb = busybox.rootfs_tar()
-        yield {"berthd": b, "regs": regs, "certs": certs, "busybox": bb}
+        yield {"berthd": b, "regs": regs, "certs": certs, "busybox": bb, "dead": dead}
     finally:
         if b is not None:
             stop_berthd(b)
@@ -469,3 +472,22 @@ def test_beyond_dockerd_stall_and_429(env: dict) -> None:
         b.docker("rmi", f"{name}:1.2")
     finally:
         proxy.close()
+
+
+def test_mirrors(env: dict) -> None:
+    """registry-mirrors for docker.io as dockerd; Berth's berth-registry-mirrors for any other
+    registry (moby#18818). Only images the mirror holds are pulled here: a miss would go on to
+    the next endpoint (the Hub, or the dead registry)."""
+    b, reg = env["berthd"], env["regs"]["anon"]
+    hub = seed(reg, "library/mirrored")
+    r = b.docker("pull", "mirrored:1.2")
+    assert b"1.2: Pulling from library/mirrored" in r.stdout and b"Status: Downloaded newer image for mirrored:1.2" in r.stdout
+    i = json.loads(b.docker("image", "inspect", "mirrored:1.2").stdout)[0]
+    assert i["Id"] == hub["id"] and i["RepoDigests"] == [f"mirrored@{hub['digest']}"]
+    info = json.loads(b.docker("info", "--format", "{{json .RegistryConfig}}").stdout)
+    assert info["Mirrors"] == [f"http://{reg.host}/"] and "127.0.0.0/8" in info["InsecureRegistryCIDRs"]
+    other = seed(reg, "team/app")
+    name = f"{env['dead']}/team/app:1.2"
+    b.docker("pull", name)
+    assert json.loads(b.docker("image", "inspect", name).stdout)[0]["Id"] == other["id"]
+    b.docker("rmi", "mirrored:1.2", name)
