@@ -144,14 +144,14 @@ def restart(reg: Registry) -> None:
 
 # -- content put straight into a registry (no daemon involved) --------------------------
 
-import base64 as _b64  # noqa: E402
-import gzip as _gzip  # noqa: E402
-import hashlib as _hashlib  # noqa: E402
-import io as _io  # noqa: E402
-import json as _json  # noqa: E402
-import tarfile as _tarfile  # noqa: E402
-import urllib.error as _uerr  # noqa: E402
-import urllib.request as _ureq  # noqa: E402
+import base64 as _b64
+import gzip as _gzip
+import hashlib as _hashlib
+import io as _io
+import json as _json
+import tarfile as _tarfile
+import urllib.error as _uerr
+import urllib.request as _ureq
 
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -270,8 +270,8 @@ class Client:
 
 # -- a fault-injecting proxy in front of a registry ------------------------------------------
 
-import asyncio as _asyncio  # noqa: E402
-import threading as _threading  # noqa: E402
+import asyncio as _asyncio
+import threading as _threading
 
 
 class FaultProxy:

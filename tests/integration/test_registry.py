@@ -16,7 +16,15 @@ from collections.abc import Iterator
 
 import pytest
 from berthd_harness import Berthd, start_berthd, stop_berthd
-from registry_helpers import (Client, FaultProxy, Registry, file_layer, free_port, restart, start_registry)
+from registry_helpers import (
+    Client,
+    FaultProxy,
+    Registry,
+    file_layer,
+    free_port,
+    restart,
+    start_registry,
+)
 
 from berth.tools import busybox
 
@@ -79,8 +87,9 @@ def env() -> Iterator[dict]:
                        "berth-registry-mirrors": {dead: [f"http://{regs['anon'].host}"]}}, f)
         b = start_berthd(tmp)
         b.docker("load", input=busybox.save_tar("busybox:latest"))
-        bb = busybox.rootfs_tar()
-        yield {"berthd": b, "regs": regs, "certs": certs, "busybox": bb, "dead": dead}
+        e = {"berthd": b, "regs": regs, "certs": certs, "dead": dead, "tmp": tmp}
+        yield e
+        b = e["berthd"]  # a test may have restarted it
     finally:
         if b is not None:
             stop_berthd(b)
@@ -127,7 +136,14 @@ def test_pull_stream_ids_and_digests_as_dockerd(env: dict) -> None:
         try:
             status, ref_body = call(REFD_SOCK, "POST", f"/images/create?fromImage={name}&tag=1.2")
             ref_msgs = lines(ref_body)
-            assert per_layer(ref_msgs) == per_layer(msgs)
+            # dockerd's watchers see only the latest progress, so it may skip a status
+            # ("Verifying Checksum", "Download complete"); what it shows, Berth shows in order
+            ours, theirs = per_layer(msgs), per_layer(ref_msgs)
+            assert ours.keys() == theirs.keys()
+            for k, seq in theirs.items():
+                it = iter(ours[k])
+                assert all(x in it for x in seq), (k, seq, ours[k])
+                assert seq[0] == "Pulling fs layer" and seq[-1] == "Pull complete"
             assert ref_msgs[0] == msgs[0] and ref_msgs[-2:] == msgs[-2:]
             ref_inspect = json.loads(call(REFD_SOCK, "GET", f"/images/{name}:1.2/json")[1])
             assert (ref_inspect["Id"], ref_inspect["RepoDigests"]) == (inspect["Id"], inspect["RepoDigests"])
@@ -424,11 +440,12 @@ def test_concurrent_pulls_share_downloads_and_disconnect_cancels(env: dict) -> N
                      "Content-Length: 0\r\n\r\n".encode())
         sock.recv(200)
         sock.close()
-        deadline = time.time() + 20
+        deadline = time.time() + 60  # a loaded machine: the cancelled downloads wind down
         while time.time() < deadline and [f for f in os.listdir(os.path.join(b.data_root, "tmp"))
                                           if f.startswith("GetImageBlob")]:
             time.sleep(0.1)
-        assert not [f for f in os.listdir(os.path.join(b.data_root, "tmp")) if f.startswith("GetImageBlob")]
+        left = [f for f in os.listdir(os.path.join(b.data_root, "tmp")) if f.startswith("GetImageBlob")]
+        assert not left, (left, proxy.requests[-5:], b.log()[-3000:])
         assert b.docker("version").returncode == 0
     finally:
         proxy.close()
@@ -491,3 +508,38 @@ def test_mirrors(env: dict) -> None:
     b.docker("pull", name)
     assert json.loads(b.docker("image", "inspect", name).stdout)[0]["Id"] == other["id"]
     b.docker("rmi", "mirrored:1.2", name)
+
+
+def test_daemon_killed_mid_pull_then_pulls_cleanly(env: dict) -> None:
+    import signal
+    import threading
+
+    b, reg = env["berthd"], env["regs"]["anon"]
+    img = seed(reg, "killed/app")
+    before = _layer_count(b)
+    proxy = FaultProxy(f"http://{reg.host}", free_port())
+    try:
+        name = f"127.0.0.1:{proxy.port}/killed/app"
+        proxy.mode = "stall"
+        def pull() -> None:
+            try:
+                call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1.2")
+            except (OSError, http.client.HTTPException):
+                pass  # the daemon is killed under it
+
+        threading.Thread(target=pull, daemon=True).start()
+        deadline = time.time() + 20
+        while time.time() < deadline and not [f for f in os.listdir(os.path.join(b.data_root, "tmp"))
+                                              if f.startswith("GetImageBlob")]:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        stop_berthd(b, sig=signal.SIGKILL, cleanup=False)
+        b = env["berthd"] = start_berthd(env["tmp"])
+        assert not [f for f in os.listdir(os.path.join(b.data_root, "tmp")) if f.startswith("GetImageBlob")]
+        assert _layer_count(b) <= before + 3
+        assert call(b.sock, "GET", f"/images/{name}:1.2/json")[0] == 404
+        b.docker("pull", f"{name}:1.2")
+        assert json.loads(b.docker("image", "inspect", f"{name}:1.2").stdout)[0]["Id"] == img["id"]
+        b.docker("rmi", f"{name}:1.2")
+    finally:
+        proxy.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 Emit = Callable[[bytes], None]
@@ -68,7 +68,7 @@ class TransferManager:
         self._active -= 1
 
     # -- transfers -----------------------------------------------------------------------
-    def watch(self, key: str, start: Callable[[Transfer], Awaitable[Any]], emit: Emit) -> tuple[Transfer, bool]:
+    def watch(self, key: str, start: Callable[[Transfer], Coroutine[Any, Any, Any]], emit: Emit) -> tuple[Transfer, bool]:
         """The transfer for `key`, started with `start` if there is none; `emit` watches it.
         Returns (transfer, shared)."""
         t = self._transfers.get(key)

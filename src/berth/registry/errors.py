@@ -178,9 +178,10 @@ def _parse_http_error(status: int, body: bytes) -> RegistryError:
         return BadResponseBody(f"error parsing HTTP {status} response body: no error details found in HTTP "
                                f"response body: {json.dumps(body.decode(errors='replace'))}")
     codes = []
-    for e in errs:
-        if isinstance(e, dict):
-            codes.append(ErrCode(str(e.get("code") or "UNKNOWN"), str(e.get("message") or ""), e.get("detail")))
+    for item in errs:
+        if isinstance(item, dict):
+            codes.append(ErrCode(str(item.get("code") or "UNKNOWN"), str(item.get("message") or ""),
+                                 item.get("detail")))
     return ErrCodes(codes)
 
 

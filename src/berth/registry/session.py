@@ -79,7 +79,7 @@ def proxy_for(url: str) -> str | None:
         pass
     proxies = urllib.request.getproxies_environment()
     p = proxies.get(u.scheme)
-    if not p or urllib.request.proxy_bypass_environment(u.netloc, proxies):
+    if not p or urllib.request.proxy_bypass_environment(u.netloc, proxies):  # type: ignore[attr-defined]
         return None
     return p if "://" in p else "http://" + p
 
@@ -262,7 +262,7 @@ class Session:
             try:
                 r = await self.http.request(method, url, headers=h, data=data, proxy=proxy_for(url),
                                             allow_redirects=allow_redirects, max_redirects=10,
-                                            **({"timeout": timeout} if timeout is not None else {}))
+                                            timeout=timeout if timeout is not None else self.http.timeout)
             except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 raise URLError(method, url, Transport(transport_text(e))) from None
             if (r.status == 401 and not refreshed and replayable and
