@@ -124,3 +124,47 @@ def test_registry_auth_header_decoding() -> None:
     # standard alphabet or missing padding: anonymous, as dockerd
     for bad in (good.rstrip("="), "e30+/w==", "!!!!"):
         assert registry_auth(make_mocked_request("GET", "/", headers={"X-Registry-Auth": bad})) is None
+
+
+def test_transfer_manager_limits_shares_and_cancels() -> None:
+    import asyncio
+
+    from berth.distribution.xfer import TransferManager
+
+    async def main() -> None:
+        mgr = TransferManager(1)
+        gate = asyncio.Event()
+        seen: dict[str, list[bytes]] = {"a": [], "b": [], "a2": []}
+
+        def start(name: str):  # type: ignore[no-untyped-def]
+            async def run(t):  # type: ignore[no-untyped-def]
+                await mgr.acquire(lambda: t.broadcast(b"Waiting " + name.encode()))
+                try:
+                    t.broadcast(b"Downloading " + name.encode())
+                    await gate.wait()
+                    return name
+                finally:
+                    mgr.release()
+            return run
+
+        ta, shared = mgr.watch("k1", start("a"), seen["a"].append)
+        assert not shared
+        tb, _ = mgr.watch("k2", start("b"), seen["b"].append)
+        await asyncio.sleep(0.01)
+        assert seen["b"] == [b"Waiting b"]  # over the limit of 1
+        ta2, shared = mgr.watch("k1", start("x"), seen["a2"].append)
+        assert shared and ta2 is ta and seen["a2"] == [b"Downloading a"]  # the latest line at once
+        mgr.unwatch(ta, seen["a"].append)
+        assert not ta.task.done()  # still watched by the second client
+        gate.set()
+        assert await ta.task == "a" and await tb.task == "b"
+        mgr.unwatch(ta2, seen["a2"].append)
+        # the last watcher leaving cancels
+        gate.clear()
+        tc, _ = mgr.watch("k3", start("c"), lambda _b: None)
+        await asyncio.sleep(0.01)
+        assert mgr.unwatch(tc, tc.watchers[0]) is True
+        await asyncio.sleep(0.01)
+        assert tc.task.cancelled()
+
+    asyncio.run(main())
