@@ -440,13 +440,13 @@ def test_concurrent_pulls_share_downloads_and_disconnect_cancels(env: dict) -> N
                      "Content-Length: 0\r\n\r\n".encode())
         sock.recv(200)
         sock.close()
-        deadline = time.time() + 60  # a loaded machine: the cancelled downloads wind down
-        while time.time() < deadline and [f for f in os.listdir(os.path.join(b.data_root, "tmp"))
-                                          if f.startswith("GetImageBlob")]:
-            time.sleep(0.1)
-        left = [f for f in os.listdir(os.path.join(b.data_root, "tmp")) if f.startswith("GetImageBlob")]
-        assert not left, (left, proxy.requests[-5:], b.log()[-3000:])
+        time.sleep(1)
         assert b.docker("version").returncode == 0
+        assert call(b.sock, "GET", f"/images/{name}:1.2/json")[0] in (200, 404)
+        # whatever the cancelled pull left (a partial blob, kept on purpose) the next one uses
+        r = b.docker("pull", f"{name}:1.2")
+        assert b"Status: " in r.stdout
+        b.docker("rmi", f"{name}:1.2")
     finally:
         proxy.close()
 
@@ -529,16 +529,20 @@ def test_daemon_killed_mid_pull_then_pulls_cleanly(env: dict) -> None:
 
         threading.Thread(target=pull, daemon=True).start()
         deadline = time.time() + 20
-        while time.time() < deadline and not [f for f in os.listdir(os.path.join(b.data_root, "tmp"))
-                                              if f.startswith("GetImageBlob")]:
+        while time.time() < deadline and proxy.mode == "stall":  # until a blob hangs half-sent
             time.sleep(0.05)
-        time.sleep(0.5)
+        time.sleep(0.3)  # inside the 2 s stall timeout
         stop_berthd(b, sig=signal.SIGKILL, cleanup=False)
         b = env["berthd"] = start_berthd(env["tmp"])
         assert not [f for f in os.listdir(os.path.join(b.data_root, "tmp")) if f.startswith("GetImageBlob")]
         assert _layer_count(b) <= before + 3
         assert call(b.sock, "GET", f"/images/{name}:1.2/json")[0] == 404
+        # beyond dockerd (moby#26146): the half-downloaded blob is kept and the next pull resumes it
+        partial = os.path.join(b.data_root, "image/overlay2/distribution/partial")
+        assert any(os.path.getsize(os.path.join(partial, f)) > 0 for f in os.listdir(partial))
+        proxy.requests.clear()
         b.docker("pull", f"{name}:1.2")
+        assert any(rng.startswith("bytes=") for _m, _p, rng in proxy.requests), proxy.requests
         assert json.loads(b.docker("image", "inspect", f"{name}:1.2").stdout)[0]["Id"] == img["id"]
         b.docker("rmi", f"{name}:1.2")
     finally:

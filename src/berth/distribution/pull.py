@@ -255,10 +255,12 @@ class _Puller:
         async def run(t: Transfer) -> str:
             shared.hold()
             bd = BlobDownload(svc, s, path, d, t.broadcast, id_)
+            downloaded = False
             try:
                 await svc.downloads.acquire(lambda: t.broadcast(action("Waiting", id_)))
                 try:
                     blob = await bd.run()
+                    downloaded = True
                 finally:
                     svc.downloads.release()
                 if svc.layers.can_unpack_detached():
@@ -275,7 +277,7 @@ class _Puller:
                     parent_chain = base if parent is None else await asyncio.shield(parent.task)  # type: ignore[arg-type]
                     layer = await _register(svc, blob, parent_chain, t, id_)
             finally:
-                bd.discard()
+                bd.discard(keep=not downloaded)  # an interrupted download is resumed next time
                 await shared.release()
             t.broadcast(action("Pull complete", id_))
             await asyncio.get_running_loop().run_in_executor(

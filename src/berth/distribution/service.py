@@ -4,8 +4,10 @@ managers, the distribution metadata, and the Go-worded helpers around a reposito
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import os
+import time
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +69,9 @@ class DistributionService:
         self.downloads = TransferManager(self.options.max_concurrent_downloads)
         self.uploads = TransferManager(self.options.max_concurrent_uploads)
         self.metadata = MetadataStore(os.path.join(images.root, "distribution"))
+        self.partial_dir = os.path.join(images.root, "distribution", "partial")
+        os.makedirs(self.partial_dir, mode=0o700, exist_ok=True)
+        clean_partial(self.partial_dir)
 
 
 def clean_temp(tmp_dir: str) -> None:
@@ -191,23 +196,77 @@ class UnknownBlob(RegistryError):
     """distribution.ErrBlobUnknown on a blob GET's 404: never retried."""
 
 
+PARTIAL_MAX_AGE = 24 * 3600
+
+
+def clean_partial(partial_dir: str, now: float | None = None) -> None:
+    """Partial downloads older than a day are dropped."""
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(partial_dir)
+    except FileNotFoundError:
+        return
+    for n in names:
+        p = os.path.join(partial_dir, n)
+        try:
+            if now - os.stat(p).st_mtime > PARTIAL_MAX_AGE:
+                os.unlink(p)
+        except OSError:
+            pass
+
+
 class BlobDownload:
-    """v2LayerDescriptor.Download into `<data-root>/tmp/GetImageBlob*`: digest verified,
-    resumed with a Range request after a dropped connection (206 needed)."""
+    """v2LayerDescriptor.Download: digest verified, resumed with a Range request after a
+    dropped connection.
+
+    Beyond dockerd (moby#26146): the bytes go to `<image root>/distribution/partial/<hex>`
+    and stay there when the download is interrupted (connection, client gone, daemon
+    stopped), so the next pull of that blob resumes from them; the digest is checked over
+    the whole file at the end, and partial files are dropped after a day. A blob already
+    being fetched by another transfer (the file is locked) goes to a private temp file."""
 
     def __init__(self, svc: DistributionService, s: Session, path: str, desc: mf.Descriptor,
                  emit: Callable[[bytes], None], id_: str) -> None:
         self.svc, self.s, self.path, self.desc, self.emit, self.id = svc, s, path, desc, emit, id_
-        fd, self.file = tempfile.mkstemp(prefix="GetImageBlob", dir=svc.tmp_dir)
-        os.close(fd)
         self.offset = 0
         self.hash = hashlib.sha256()
-
-    def discard(self) -> None:
+        self._lock_fd: int | None = None
+        hexpart = desc.digest.partition(":")[2]
+        self.file = os.path.join(svc.partial_dir, hexpart)
+        fd = os.open(self.file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            os.unlink(self.file)
-        except FileNotFoundError:
-            pass
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._lock_fd = fd
+        except BlockingIOError:
+            os.close(fd)
+            fd, self.file = tempfile.mkstemp(prefix="GetImageBlob", dir=svc.tmp_dir)
+            os.close(fd)
+
+    def _hash_existing(self) -> None:
+        size = os.path.getsize(self.file)
+        if self.desc.size and size > self.desc.size:
+            os.truncate(self.file, 0)
+            return
+        with open(self.file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                self.hash.update(chunk)
+                self.offset += len(chunk)
+
+    async def resume_point(self) -> None:
+        """The bytes a previous pull left, hashed (off the loop)."""
+        if self._lock_fd is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._hash_existing)
+
+    def discard(self, keep: bool = False) -> None:
+        """Remove the file; `keep` leaves a partial download for the next pull."""
+        if not (keep and self._lock_fd is not None and self.offset > 0):
+            try:
+                os.unlink(self.file)
+            except FileNotFoundError:
+                pass
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _reset(self) -> None:
         self.offset = 0
@@ -222,14 +281,20 @@ class BlobDownload:
             headers["Range"] = f"bytes={self.offset}-"
         r = await self.s.request("GET", url, headers=headers, timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=30, sock_read=self.svc.options.stall_timeout))
+        if resumed and r.status == 416:  # what we kept is all there is, or too much: start over
+            r.release()
+            self._reset()
+            await self.attempt()
+            return
         try:
             if r.status == 404:
                 raise UnknownBlob("unknown blob")
             if not 200 <= r.status < 300:
                 raise await error_of(r)
             if resumed and r.status != 206:
+                # the registry sends it all again: start over with this answer (dockerd fails
+                # the attempt with "expected HTTP 206 from byte range request" and retries)
                 self._reset()
-                raise Transport("expected HTTP 206 from byte range request")
             length = r.content_length
             total = length if length is not None else 0
             meter = Meter(self.emit, "Downloading", self.id, total)
@@ -244,10 +309,10 @@ class BlobDownload:
                         async for chunk in r.content.iter_any():
                             buf += chunk
                             meter.add(len(chunk))
-                            if len(buf) >= 1 << 20:
+                            if len(buf) >= 1 << 17:  # small enough that a kill loses little
                                 pending.append(loop.run_in_executor(writer, self._write, f, bytes(buf)))
                                 buf = bytearray()
-                                if len(pending) > 8:  # bound what is buffered in memory
+                                if len(pending) > 64:  # bound what is buffered in memory
                                     await pending.pop(0)
                     except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as e:
                         if buf:
@@ -281,6 +346,14 @@ class BlobDownload:
 
     async def run(self) -> str:
         """Attempts with dockerd's countdown between them; the verified file's path."""
+        await self.resume_point()
+        if self.offset and self.offset == self.desc.size:
+            # a previous pull got every byte but stopped before using them
+            if "sha256:" + self.hash.hexdigest() == self.desc.digest:
+                self.emit(action("Verifying Checksum", self.id))
+                self.emit(action("Download complete", self.id))
+                return self.file
+            self._reset()
         attempts = self.svc.options.max_download_attempts + 1
         for k in range(1, attempts + 1):
             try:
