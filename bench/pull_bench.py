@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Pull and push side by side: two daemons, one loopback registry, interleaved.
 
-    python3 bench/pull_bench.py REF_SOCK CAND_SOCK [--n 7] [--port 15150] [--push]
+    python3 bench/pull_bench.py REF_SOCK CAND_SOCK [--n 7] [--port 15150] [--push] [--content files|random]
 
 The benchmark starts Debian's `docker-registry` on 127.0.0.1:PORT (a temporary storage
-dir), puts into it one image of 5 gzip layers (about 60 MB compressed, 70 MB unpacked:
-random data with some text, so gzip has work to do), then for each round removes the
+dir), puts into it one image of 5 gzip layers (about 60 MB unpacked, made of the host's
+/usr files in their directory tree, about 3x compressible as real images are; `--content
+random` makes each layer one big random file instead), then for each round removes the
 image from each daemon and times `POST /images/create` to the end of its stream, ref and
 candidate in turn. `--push` also times pushing a freshly imported 60 MB image (new content
 each round, so nothing can be found in the registry or mounted). Prints p50/p95 and the
@@ -56,15 +57,79 @@ def call(sock: str, method: str, url: str, body: bytes | None = None,
         c.close()
 
 
-def layer(seed: int, mb: int) -> bytes:
-    data = bytearray(os.urandom(int(mb * 1_000_000 * 0.8)))
+def _system_files() -> list[str]:
+    """Regular files of the host's /usr, in a fixed order: real binaries, libraries and text,
+    the kind of content images carry (they compress about 2-3x)."""
+    out = []
+    for root in ("/usr/bin", "/usr/lib", "/usr/share"):
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for n in sorted(filenames):
+                p = os.path.join(dirpath, n)
+                if os.path.isfile(p) and not os.path.islink(p) and os.path.getsize(p) > 4096:
+                    out.append(p)
+    return out
+
+
+_FILES: list[str] = []
+
+
+CONTENT = "files"
+
+
+def random_layer(seed: int, mb: int) -> bytes:
+    """`--content random`: one big file of random bytes (80 %) and one of text: few entries,
+    so the figure is about transfer, hashing and gunzip rather than file creation."""
+    data = os.urandom(int(mb * 1_000_000 * 0.8))
     text = (f"line {seed} " * 20 + "\n").encode() * int(mb * 1_000_000 * 0.2 / 200)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, content in ((f"layer{seed}/random.bin", bytes(data)), (f"layer{seed}/text.txt", text)):
+        for name, content in ((f"layer{seed}/random.bin", data), (f"layer{seed}/text.txt", text)):
             ti = tarfile.TarInfo(name)
             ti.size, ti.mtime, ti.mode = len(content), 1700000000, 0o644
             tf.addfile(ti, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def layer(seed: int, mb: int) -> bytes:
+    """An uncompressed layer tar of about `mb` MB of host files, different per seed (plus a
+    file naming the seed, so no two layers are alike)."""
+    if CONTENT == "random":
+        return random_layer(seed, mb)
+    if not _FILES:
+        _FILES.extend(_system_files())
+    buf = io.BytesIO()
+    total, i = 0, (seed * 7919) % max(len(_FILES), 1)
+    seen: set[str] = set()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        stamp = f"{seed} {uuid.uuid4()}".encode()
+        ti = tarfile.TarInfo(f"layer{seed}/stamp")
+        ti.size, ti.mtime = len(stamp), 1700000000
+        tf.addfile(ti, io.BytesIO(stamp))
+        while total < mb * 1_000_000:
+            path = _FILES[i % len(_FILES)]
+            i += 1
+            try:
+                with open(path, "rb") as f:
+                    data = f.read(4_000_000)
+            except OSError:
+                continue
+            name = f"layer{seed}{path}"  # the host's tree under a per-layer root, as an image has
+            if name in seen:
+                continue
+            seen.add(name)
+            parts = name.split("/")[:-1]
+            for k in range(1, len(parts) + 1):  # directory entries first, as docker's tars have
+                d = "/".join(parts[:k])
+                if d not in seen:
+                    seen.add(d)
+                    di = tarfile.TarInfo(d)
+                    di.type, di.mode, di.mtime = tarfile.DIRTYPE, 0o755, 1700000000
+                    tf.addfile(di)
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mtime, ti.mode = len(data), 1700000000, 0o755
+            tf.addfile(ti, io.BytesIO(data))
+            total += len(data)
     return buf.getvalue()
 
 
@@ -84,7 +149,7 @@ def blob(base: str, repo: str, data: bytes) -> str:
 
 
 def seed_image(base: str, repo: str) -> None:
-    layers = [layer(i, 14) for i in range(5)]
+    layers = [layer(i, 12) for i in range(5)]
     blobs = [gzip.compress(x, compresslevel=6, mtime=0) for x in layers]
     cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
                       "rootfs": {"type": "layers",
@@ -141,7 +206,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=7)
     ap.add_argument("--port", type=int, default=15150)
     ap.add_argument("--push", action="store_true")
+    ap.add_argument("--content", choices=("files", "random"), default="files")
     args = ap.parse_args()
+    global CONTENT
+    CONTENT = args.content
     tmp = tempfile.mkdtemp(prefix="berth-bench-reg-")
     cfg = os.path.join(tmp, "config.yml")
     with open(cfg, "w") as f:
