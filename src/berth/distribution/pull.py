@@ -322,9 +322,21 @@ class _MeteredReader(io.RawIOBase):
 
 
 def _unpack(svc: DistributionService, blob: str, t: Transfer, id_: str) -> Any:
-    from .progress import Meter
+    from .progress import Meter, update
+    from .service import unpack_pool
 
-    meter = Meter(t.emit_threadsafe, "Extracting", id_, os.path.getsize(blob))
+    size = os.path.getsize(blob)
+    pool = unpack_pool(svc)
+    if pool is not None:
+        # in a worker process: "Extracting" is reported as it starts and as it ends
+        t.emit_threadsafe(update("Extracting", id_, 0, size))
+        try:
+            u = svc.layers.unpack_file(blob, pool)
+        except errdefs.DockerError as e:
+            raise RegistryError(f"failed to register layer: {e}") from None
+        t.emit_threadsafe(update("Extracting", id_, size, size))
+        return u
+    meter = Meter(t.emit_threadsafe, "Extracting", id_, size)
     with open(blob, "rb") as f:
         try:
             u = svc.layers.unpack(_MeteredReader(f, meter))  # type: ignore[arg-type]

@@ -69,9 +69,25 @@ class DistributionService:
         self.downloads = TransferManager(self.options.max_concurrent_downloads)
         self.uploads = TransferManager(self.options.max_concurrent_uploads)
         self.metadata = MetadataStore(os.path.join(images.root, "distribution"))
+        self._unpack_pool: Any = None
         self.partial_dir = os.path.join(images.root, "distribution", "partial")
         os.makedirs(self.partial_dir, mode=0o700, exist_ok=True)
         clean_partial(self.partial_dir)
+
+
+def unpack_pool(svc: DistributionService) -> Any:
+    """Worker processes for layer unpacking (started on first use, from a forkserver so the
+    daemon's threads are not forked). None where processes cannot be had: threads then."""
+    if svc._unpack_pool is None:
+        try:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = multiprocessing.get_context("forkserver")
+            svc._unpack_pool = ProcessPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)), mp_context=ctx)
+        except (OSError, ValueError, ImportError):
+            svc._unpack_pool = False
+    return svc._unpack_pool or None
 
 
 def clean_temp(tmp_dir: str) -> None:

@@ -28,7 +28,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .. import errdefs
 from ..pkg import atomicfile, stringid
@@ -154,6 +154,13 @@ class RWLayer:
             return overlay_changes(drv.lower_diff_dirs(self.mount_id), drv.diff_dir(self.mount_id))
         assert self.init_id is not None
         return dir_changes(drv.diff_dir(self.mount_id), drv.diff_dir(self.init_id))
+
+
+def _apply_file(path: str, dest: str, whiteouts: str, split_path: str) -> tuple[str, int]:
+    """In a worker process: apply the layer file at `path` into `dest` (diff ID, size)."""
+    with open(path, "rb") as f:
+        res = archive.apply_layer(f, dest, whiteouts, split_path)  # type: ignore[arg-type]
+    return res.diff_id, archive.directory_size(dest)
 
 
 @dataclass
@@ -345,6 +352,25 @@ class LayerStore:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return Unpacked(cache_id, res.diff_id, size, staging)
+
+    def unpack_file(self, path: str, pool: Any) -> Unpacked:
+        """unpack() of a (compressed) layer file, the tar work done in `pool` (a process pool:
+        unpacking is CPU-bound Python, and processes unpack side by side where threads would
+        share one interpreter lock)."""
+        cache_id = stringid.generate_random_id()
+        staging = tempfile.mkdtemp(prefix="write-set-", dir=os.path.join(self.root, "tmp"))
+        try:
+            self.driver.create(cache_id, None)
+            try:
+                diff_id, size = pool.submit(_apply_file, path, self.driver.diff_dir(cache_id), self.driver.whiteouts,
+                                            os.path.join(staging, tarsplit.FILE_NAME)).result()
+            except BaseException:
+                self.driver.remove(cache_id)
+                raise
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return Unpacked(cache_id, diff_id, size, staging)
 
     def discard_unpacked(self, u: Unpacked) -> None:
         self.driver.remove(u.cache_id)
