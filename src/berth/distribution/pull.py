@@ -278,10 +278,19 @@ class _Puller:
                     layer = await _register(svc, blob, parent_chain, t, id_)
             finally:
                 bd.discard(keep=not downloaded)  # an interrupted download is resumed next time
-                await shared.release()
+                try:
+                    await shared.release()
+                except BaseException:
+                    if "layer" in locals():
+                        svc.layers.release(layer.chain_id)
+                    raise
             t.broadcast(action("Pull complete", id_))
-            await asyncio.get_running_loop().run_in_executor(
-                None, svc.metadata.add, layer.diff_id, V2Metadata(d.digest, repo))
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, svc.metadata.add, layer.diff_id, V2Metadata(d.digest, repo))
+            except BaseException:
+                svc.layers.release(layer.chain_id)  # cancelled at the last step: the layer goes back
+                raise
             return layer.chain_id
 
         return run

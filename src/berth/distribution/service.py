@@ -76,15 +76,13 @@ class DistributionService:
 
 
 def unpack_pool(svc: DistributionService) -> Any:
-    """Worker processes for layer unpacking (started on first use, from a forkserver so the
-    daemon's threads are not forked). None where processes cannot be had: threads then."""
+    """Worker processes for layer unpacking (started on first use; they die with the daemon).
+    None where processes cannot be had: threads then."""
     if svc._unpack_pool is None:
         try:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from ..pkg.procpool import new_pool
 
-            ctx = multiprocessing.get_context("forkserver")
-            svc._unpack_pool = ProcessPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)), mp_context=ctx)
+            svc._unpack_pool = new_pool(max(2, min(4, os.cpu_count() or 2)))
         except (OSError, ValueError, ImportError):
             svc._unpack_pool = False
     return svc._unpack_pool or None
