@@ -547,3 +547,25 @@ def test_daemon_killed_mid_pull_then_pulls_cleanly(env: dict) -> None:
         b.docker("rmi", f"{name}:1.2")
     finally:
         proxy.close()
+
+
+def test_distribution_inspect(env: dict) -> None:
+    """GET /distribution/{name}/json: the descriptor and platforms (null for OCI manifests)."""
+    b, reg = env["berthd"], env["regs"]["anon"]
+    c = Client(f"http://{reg.host}")
+    img = seed(reg, "dist/app")
+    oci = c.image("dist/app", "oci", [file_layer({"o": b"1"})], oci=True)
+    idx = c.index("dist/app", "multi", [(img, {"os": "linux", "architecture": "amd64"}),
+                                      (oci, {"os": "linux", "architecture": "arm", "variant": "v7"})])
+    status, body = call(b.sock, "GET", f"/distribution/{reg.host}/dist/app:1.2/json")
+    assert status == 200 and body == json.dumps(
+        {"Descriptor": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                        "digest": img["digest"], "size": img["size"]},
+         "Platforms": [{"architecture": "amd64", "os": "linux"}]}, separators=(",", ":")).encode() + b"\n"
+    doc = json.loads(call(b.sock, "GET", f"/distribution/{reg.host}/dist/app:oci/json")[1])
+    assert doc["Platforms"] is None and doc["Descriptor"]["digest"] == oci["digest"]
+    doc = json.loads(call(b.sock, "GET", f"/distribution/{reg.host}/dist/app@{idx}/json")[1])
+    assert doc["Platforms"] == [{"architecture": "amd64", "os": "linux"},
+                                {"architecture": "arm", "os": "linux", "variant": "v7"}]
+    assert call(b.sock, "GET", f"/distribution/{reg.host}/dist/app:nope/json") == (
+        404, b'{"message":"manifest unknown: manifest unknown"}\n')

@@ -264,6 +264,12 @@ class Daemon:
 
         return await authenticate_to_registry(self, auth, upstream_ua)
 
+    async def distribution_inspect(self, name: str, auth: Any, meta_headers: dict[str, str],
+                                   upstream_ua: str) -> dict[str, Any]:
+        from .image_distribution import get_repository_info
+
+        return await get_repository_info(self, name, auth, meta_headers, upstream_ua)
+
     async def search_registry(self, term: str, limit: int | None, filters: Any, auth: Any,
                               meta_headers: dict[str, str], upstream_ua: str) -> list[dict[str, Any]]:
         from .image_distribution import search_registry_for_images

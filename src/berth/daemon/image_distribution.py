@@ -144,3 +144,11 @@ async def search_registry_for_images(d: Any, term: str, limit: int | None, filte
     creds = Credentials(a.username, a.password, a.identitytoken, a.registrytoken)
     return await search(distribution_service(d).registry, term, DEFAULT_LIMIT if limit is None else limit, filters,
                         creds, meta_headers, upstream_ua)
+
+
+async def get_repository_info(d: Any, name: str, auth: AuthConfig | None, meta_headers: dict[str, str],
+                              upstream_ua: str) -> dict[str, Any]:
+    """getDistributionInfo's backend (GetRepository, then the manifest and its platforms)."""
+    from ..distribution.inspect import distribution_inspect
+
+    return await distribution_inspect(distribution_service(d), name, request_of(auth, meta_headers, upstream_ua))
