@@ -116,8 +116,9 @@ def start_registry(auth: str = "", users: dict[str, str] | None = None, tls: boo
         with open(users_file, "w") as f:
             for u, p in (users or {}).items():
                 f.write(f"{u}:{p}\n")
-        reg.issuer = subprocess.Popen([sys.executable, os.path.join(HERE, "token_issuer.py"), str(iport), cert, key,
-                                       users_file], stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "issuer.log"), "wb"))
+        with open(os.path.join(tmp, "issuer.log"), "wb") as log:  # Popen keeps its own copy
+            reg.issuer = subprocess.Popen([sys.executable, os.path.join(HERE, "token_issuer.py"), str(iport), cert,
+                                           key, users_file], stdout=subprocess.DEVNULL, stderr=log)
         wait_port(iport, reg.issuer)
         reg.extra["realm"] = f"http://127.0.0.1:{iport}/token"
         lines += ["auth:", "  token:", f"    realm: http://127.0.0.1:{iport}/token", "    service: berth-registry",
@@ -125,8 +126,8 @@ def start_registry(auth: str = "", users: dict[str, str] | None = None, tls: boo
     config = os.path.join(tmp, "config.yml")
     with open(config, "w") as f:
         f.write("\n".join(lines) + "\n")
-    reg.proc = subprocess.Popen(["docker-registry", "serve", config], stdout=subprocess.DEVNULL,
-                                stderr=open(os.path.join(tmp, "registry.log"), "wb"))
+    with open(os.path.join(tmp, "registry.log"), "wb") as log:
+        reg.proc = subprocess.Popen(["docker-registry", "serve", config], stdout=subprocess.DEVNULL, stderr=log)
     try:
         wait_port(reg.port, reg.proc)
     except BaseException:
@@ -137,8 +138,9 @@ def start_registry(auth: str = "", users: dict[str, str] | None = None, tls: boo
 
 def restart(reg: Registry) -> None:
     """Start the stopped registry again on its port and storage."""
-    reg.proc = subprocess.Popen(["docker-registry", "serve", os.path.join(reg.tmp, "config.yml")],
-                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(reg.tmp, "registry.log"), "ab"))
+    with open(os.path.join(reg.tmp, "registry.log"), "ab") as log:
+        reg.proc = subprocess.Popen(["docker-registry", "serve", os.path.join(reg.tmp, "config.yml")],
+                                    stdout=subprocess.DEVNULL, stderr=log)
     wait_port(reg.port, reg.proc)
 
 
