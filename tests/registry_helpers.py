@@ -94,7 +94,7 @@ class Registry:
 def start_registry(auth: str = "", users: dict[str, str] | None = None, tls: bool = False,
                    port: int | None = None) -> Registry:
     """auth: "" (anonymous), "htpasswd" or "token"."""
-    tmp = tempfile.mkdtemp(prefix="h10-reg-" if os.path.isdir("/tmp") else None)
+    tmp = tempfile.mkdtemp(prefix="berth-test-reg-")
     reg = Registry(port or free_port(), tmp)
     lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true", "storage:",
              "  filesystem:", f"    rootdirectory: {reg.storage}", "  delete:", "    enabled: true",
