@@ -569,3 +569,15 @@ def test_distribution_inspect(env: dict) -> None:
                                 {"architecture": "arm", "os": "linux", "variant": "v7"}]
     assert call(b.sock, "GET", f"/distribution/{reg.host}/dist/app:nope/json") == (
         404, b'{"message":"manifest unknown: manifest unknown"}\n')
+
+
+def test_push_refused_without_credentials(env: dict) -> None:
+    """A push's layer errors come unwrapped, the first registry error only (retryOnError)."""
+    b = env["berthd"]
+    for kind, want in (("basic", "no basic auth credentials"),
+                       ("token", "denied: requested access to the resource is denied")):
+        host = env["regs"][kind].host
+        b.docker("tag", "busybox", f"{host}/anon/bb:1")
+        r = b.docker("push", f"{host}/anon/bb:1", check=False)
+        assert (r.returncode, r.stderr.decode().strip()) == (1, want)
+        b.docker("rmi", f"{host}/anon/bb:1")

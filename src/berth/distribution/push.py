@@ -28,7 +28,7 @@ from ..registry.session import Session, error_of, transport_text
 from . import manifest as mf
 from .metadata import V2Metadata, auth_hmac_key, compute_hmac
 from .progress import Output, action, aux, message, update
-from .service import DistributionService, Request, SharedSession
+from .service import DistributionService, Request, SharedSession, transfer_error
 from .xfer import Transfer
 
 
@@ -173,6 +173,8 @@ class _Pusher:
                 await self.svc.uploads.acquire(lambda: t.broadcast(action("Waiting", short(layer.diff_id))))
                 try:
                     return await self._upload_layer(t, layer)
+                except RegistryError as e:
+                    raise transfer_error(e) from None
                 finally:
                     self.svc.uploads.release()
             finally:

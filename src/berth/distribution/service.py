@@ -183,6 +183,18 @@ async def fetch_config(s: Session, path: str, dgst: str) -> bytes:
     raise RegistryError(f"error pulling image configuration: download failed after attempts=5: {last}")
 
 
+def transfer_error(e: BaseException) -> BaseException:
+    """retryOnError's unwrapping, which is what a transfer reports: the url.Error around a
+    request's error is dropped, and of several registry errors only the first is kept."""
+    from ..registry.errors import ErrCodes
+
+    while isinstance(e, URLError):
+        e = e.err
+    if isinstance(e, ErrCodes) and e.errors:
+        return e.errors[0]
+    return e
+
+
 def retryable(e: BaseException) -> bool:
     """retryOnError: what xfer.DoNotRetry leaves out."""
     inner: BaseException = e
@@ -375,7 +387,7 @@ class BlobDownload:
                 return self.file
             except (RegistryError, aiohttp.ClientError, OSError) as e:
                 if k == attempts or not retryable(e):
-                    raise
+                    raise transfer_error(e) from None
                 delay = int(self.svc.options.retry_unit * k)
                 for n in range(delay, 0, -1):
                     self.emit(action(f"Retrying in {n} second{'s' if n != 1 else ''}", self.id))
