@@ -64,6 +64,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--default-ulimit", action="append", default=[], type=_ulimit_flag,
                    help="default ulimits for containers (name=soft[:hard])")
     p.add_argument("--metrics-addr", default=None, help="TCP address to serve the metrics API on")
+    p.add_argument("--insecure-registry", action="append", default=[], help="registry to reach without TLS checks")
+    p.add_argument("--registry-mirror", action="append", default=[], help="preferred Docker Hub mirror")
+    p.add_argument("--max-concurrent-downloads", type=int, default=None)
+    p.add_argument("--max-concurrent-uploads", type=int, default=None)
+    p.add_argument("--max-download-attempts", type=int, default=None)
     p.add_argument("-v", "--version", action="store_true")
     return p.parse_args(argv)
 
@@ -160,6 +165,12 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
         flags["default-shm-size"] = ram_in_bytes(args.default_shm_size)
     if args.log_opt:
         flags["log-opts"] = dict(o.split("=", 1) for o in args.log_opt)
+    for key, attr in (("insecure-registries", "insecure_registry"), ("registry-mirrors", "registry_mirror")):
+        if getattr(args, attr):
+            flags[key] = getattr(args, attr)
+    for key in ("max_concurrent_downloads", "max_concurrent_uploads", "max_download_attempts"):
+        if getattr(args, key) is not None:
+            flags[key.replace("_", "-")] = getattr(args, key)
     if args.default_ulimit:
         flags["default-ulimits"] = {u.Name: msgspec.to_builtins(u) for u in args.default_ulimit}
     conflicts = sorted(set(flags) & set(raw))

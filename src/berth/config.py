@@ -69,6 +69,10 @@ class DaemonConfig(msgspec.Struct, rename={
     "host_gateway_ip": "host-gateway-ip",
     "ip_forward": "ip-forward", "iptables": "iptables", "ip_masq": "ip-masq", "icc": "icc",
     "userland_proxy": "userland-proxy",
+    "insecure_registries": "insecure-registries", "registry_mirrors": "registry-mirrors",
+    "max_concurrent_downloads": "max-concurrent-downloads", "max_concurrent_uploads": "max-concurrent-uploads",
+    "max_download_attempts": "max-download-attempts", "berth_registry_mirrors": "berth-registry-mirrors",
+    "berth_certs_dirs": "berth-certs-dirs", "berth_download_stall_timeout": "berth-download-stall-timeout",
 }, forbid_unknown_fields=False):
     hosts: list[str] = msgspec.field(default_factory=list)
     data_root: str = "/var/lib/berth"
@@ -110,6 +114,18 @@ class DaemonConfig(msgspec.Struct, rename={
     default_ulimits: dict[str, Ulimit] = msgspec.field(default_factory=dict)
     # --metrics-addr: Prometheus metrics and the operations page (berth.trace); "" = nothing listens
     metrics_addr: str = ""
+    # Registries (moby/registry/config.go ServiceOptions, daemon/config CommonConfig).
+    insecure_registries: list[str] = msgspec.field(default_factory=list)
+    registry_mirrors: list[str] = msgspec.field(default_factory=list)
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
+    max_download_attempts: int = 5
+    # Berth's own: mirrors for registries other than docker.io (moby#18818), host → mirror URLs,
+    # and the certs.d roots (dockerd's /etc/docker/certs.d, then /etc/berth/certs.d).
+    berth_registry_mirrors: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    berth_certs_dirs: list[str] = msgspec.field(default_factory=lambda: ["/etc/docker/certs.d", "/etc/berth/certs.d"])
+    # seconds a blob download may receive nothing before it is retried (dockerd waits forever)
+    berth_download_stall_timeout: float = 30.0
 
     @property
     def pidfile_path(self) -> str:

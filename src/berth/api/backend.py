@@ -28,7 +28,19 @@ class SystemBackend(Protocol):
     async def system_disk_usage(self, anonymous_label: bool = False) -> Any: ...
 
 
-class Backend(ContainerBackend, SystemBackend, Protocol):
+class DistributionBackend(Protocol):
+    """Pull, push, login and search (moby/api/server/router/image/backend.go, system/backend.go)."""
+
+    async def pull_image(self, image: str, tag: str, platform: str, auth: Any, meta_headers: dict[str, str],
+                         upstream_ua: str, write: Any) -> None: ...
+    async def push_image(self, image: str, tag: str, auth: Any, meta_headers: dict[str, str], upstream_ua: str,
+                         write: Any) -> None: ...
+    async def auth(self, auth: Any, upstream_ua: str) -> tuple[str, str]: ...
+    async def search_registry(self, term: str, limit: int | None, filters: Any, auth: Any,
+                              meta_headers: dict[str, str], upstream_ua: str) -> list[dict[str, Any]]: ...
+
+
+class Backend(ContainerBackend, SystemBackend, DistributionBackend, Protocol):
     pass
 
 

@@ -153,3 +153,59 @@ async def spool_body(request: web.Request, tmp_dir: str, prefix: str = "berth-bo
         os.unlink(path)
         raise
     return path
+
+
+# -- registry requests ---------------------------------------------------------------------
+
+def registry_auth(request: web.Request) -> Any:
+    """X-Registry-Auth: base64url (with padding) of a types.AuthConfig. A header that will
+    not decode or parse means anonymous, as in dockerd (None)."""
+    import base64
+    import binascii
+    import re
+
+    from ..types.auth import AuthConfig
+
+    raw = request.headers.get("X-Registry-Auth", "")
+    if not raw or len(raw) % 4 or not re.fullmatch(r"[A-Za-z0-9_-]*={0,2}", raw):
+        return None
+    try:
+        return gojson.decode(base64.urlsafe_b64decode(raw), AuthConfig, go_type_name="types.AuthConfig")
+    except (binascii.Error, gojson.GoJSONError, ValueError):
+        return None
+
+
+def meta_headers(request: web.Request) -> dict[str, str]:
+    """Headers whose canonical name starts with X-Meta-: copied onto registry requests."""
+    return {k: v for k, v in request.headers.items() if k.lower().startswith("x-meta-")}
+
+
+class LazyStream:
+    """A JSON progress response that starts with its first line, so that an error raised
+    before anything was written is still an HTTP status (output.Flushed())."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.resp: web.StreamResponse | None = None
+
+    async def write(self, data: bytes) -> None:
+        if self.resp is None:
+            resp = web.StreamResponse(status=200)
+            resp.content_type = "application/json"
+            resp.enable_chunked_encoding()
+            await resp.prepare(self.request)
+            self.resp = resp
+        await self.resp.write(data)
+
+    async def finish(self) -> web.StreamResponse:
+        if self.resp is None:
+            resp = web.StreamResponse(status=200)
+            resp.content_type = "application/json"
+            resp.enable_chunked_encoding()
+            await resp.prepare(self.request)
+            self.resp = resp
+        try:
+            await self.resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass
+        return self.resp

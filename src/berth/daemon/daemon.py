@@ -36,6 +36,9 @@ class Daemon:
         self.tmp_dir = os.path.join(self.root, "tmp")
         for d in (self.root, self.repository, self.tmp_dir):
             os.makedirs(d, mode=0o710 if d == self.root else 0o700, exist_ok=True)
+        from ..distribution.service import clean_temp
+
+        clean_temp(self.tmp_dir)  # blobs of pulls and pushes a stopped daemon left (prepareTempDir)
         self.containers: dict[str, Container] = {}
         self.names = Registrar()
         self.ids = TruncIndex()
@@ -245,6 +248,36 @@ class Daemon:
         from .disk_usage import system_disk_usage
 
         return await system_disk_usage(self, anonymous_label)
+
+    # ---- registries: pull, push, login, search (daemon/image_distribution.py) ----
+    async def pull_image(self, image: str, tag: str, platform: str, auth: Any, meta_headers: dict[str, str],
+                         upstream_ua: str, write: Any) -> None:
+        from .image_distribution import pull_image
+
+        await pull_image(self, image, tag, platform, auth, meta_headers, upstream_ua, write)
+
+    async def push_image(self, image: str, tag: str, auth: Any, meta_headers: dict[str, str], upstream_ua: str,
+                         write: Any) -> None:
+        from .image_distribution import push_image
+
+        await push_image(self, image, tag, auth, meta_headers, upstream_ua, write)
+
+    async def auth(self, auth: Any, upstream_ua: str) -> tuple[str, str]:
+        from .image_distribution import authenticate_to_registry
+
+        return await authenticate_to_registry(self, auth, upstream_ua)
+
+    async def distribution_inspect(self, name: str, auth: Any, meta_headers: dict[str, str],
+                                   upstream_ua: str) -> dict[str, Any]:
+        from .image_distribution import get_repository_info
+
+        return await get_repository_info(self, name, auth, meta_headers, upstream_ua)
+
+    async def search_registry(self, term: str, limit: int | None, filters: Any, auth: Any,
+                              meta_headers: dict[str, str], upstream_ua: str) -> list[dict[str, Any]]:
+        from .image_distribution import search_registry_for_images
+
+        return await search_registry_for_images(self, term, limit, filters, auth, meta_headers, upstream_ua)
 
     async def kill_for_removal(self, ctr: Container) -> None:
         """Kill a running container for a forced removal; the caller holds ctr.lock."""

@@ -40,6 +40,19 @@ class RegistryConfig(Struct):
     Mirrors: list[str]
 
 
+def _registry_config(d: Any) -> RegistryConfig:
+    """registry.ServiceConfig() of the daemon's registry settings."""
+    from .image_distribution import distribution_service
+
+    doc = distribution_service(d).registry.info()
+    return RegistryConfig(
+        AllowNondistributableArtifactsCIDRs=[], AllowNondistributableArtifactsHostnames=[],
+        InsecureRegistryCIDRs=list(doc["InsecureRegistryCIDRs"]),  # type: ignore[call-overload]
+        IndexConfigs={k: IndexInfo(**v) for k, v in doc["IndexConfigs"].items()},  # type: ignore[attr-defined]
+        Mirrors=list(doc["Mirrors"]),  # type: ignore[call-overload]
+    )
+
+
 class SwarmInfo(Struct):
     NodeID: str = ""
     NodeAddr: str = ""
@@ -200,12 +213,7 @@ def system_info(d: "Daemon") -> Info:
         NEventsListener=d.events.subscribers_count(),
         KernelVersion=os.uname().release, OperatingSystem=os_name, OSVersion=os_version, OSType="linux",
         Architecture=os.uname().machine, IndexServerAddress="https://index.docker.io/v1/",
-        RegistryConfig=RegistryConfig(
-            AllowNondistributableArtifactsCIDRs=[], AllowNondistributableArtifactsHostnames=[],
-            InsecureRegistryCIDRs=["127.0.0.0/8"],
-            IndexConfigs={"docker.io": IndexInfo(Name="docker.io", Mirrors=[], Secure=True, Official=True)},
-            Mirrors=[],
-        ),
+        RegistryConfig=_registry_config(d),
         NCPU=os.cpu_count() or 1, MemTotal=_mem_total(), GenericResources=None, DockerRootDir=d.root,
         HttpProxy=os.environ.get("HTTP_PROXY", ""), HttpsProxy=os.environ.get("HTTPS_PROXY", ""),
         NoProxy=os.environ.get("NO_PROXY", ""), Name=socket.gethostname(), Labels=[], ExperimentalBuild=False,

@@ -155,6 +155,12 @@ class ImageService:
             return
         attributes: dict[str, str] = {}
         img = self._images.get(image_id)
+        if img is None and not image_id.startswith("sha256:"):
+            # pull/push events name the reference; the labels are its image's
+            try:
+                img = self._images.get(self.refs.get(refmod.parse_normalized_named(image_id)) or "")
+            except refmod.ReferenceError:
+                img = None
         if img is not None and img.labels:
             attributes.update({k: str(v) for k, v in img.labels.items()})
         if ref_name:
@@ -434,6 +440,27 @@ class ImageService:
             self.refs.add_tag(new, image_id, True)
             self.store.set_metadata(image_id, "lastUpdated", now_rfc3339_nano())
         self.log_image_event(image_id, refmod.familiar_string(refmod.tag_name_only(new)), "tag")
+
+    def record_pull(self, ref: refmod.Reference, dgst: str, image_id: str) -> bool:
+        """pullV2Tag's reference store updates: the digest reference always (kept if it names
+        another image), the tag force-moved unless it already names the image. Returns
+        whether a tag or digest was added or moved ("Downloaded newer image")."""
+        with self._lock:
+            by_digest = bool(ref.digest)
+            digest_ref = refmod.Reference(ref.name, "", dgst)
+            if by_digest:
+                if self.refs.get(digest_ref) == image_id:
+                    return False
+                self.refs.add_digest(digest_ref, image_id, True)
+                return True
+            if self.refs.get(ref) == image_id:
+                if self.refs.get(digest_ref) is None:
+                    self.refs.add_digest(digest_ref, image_id, True)
+                return False
+            if self.refs.get(digest_ref) is None:
+                self.refs.add_digest(digest_ref, image_id, True)
+            self.refs.add_tag(ref, image_id, True)
+            return True
 
     # -- operations in their own modules ------------------------------------------------
 

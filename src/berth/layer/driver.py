@@ -140,6 +140,21 @@ class Overlay2Driver:
             self.remove(id_)
             raise
 
+    def attach_parent(self, id_: str, parent: str) -> None:
+        """Give a layer made with no parent its parent afterwards (work dir and lower chain), so
+        that layers can be unpacked side by side and chained in order (pull)."""
+        d = self.dir(id_)
+        os.mkdir(os.path.join(d, "work"), 0o700)
+        with open(os.path.join(self.dir(parent), "link")) as f:
+            lower = f"{_LINK_DIR}/{f.read().strip()}"
+        try:
+            with open(os.path.join(self.dir(parent), "lower")) as f:
+                lower += ":" + f.read().strip()
+        except FileNotFoundError:
+            pass
+        with open(os.path.join(d, "lower"), "w") as f:
+            f.write(lower)
+
     def remove(self, id_: str) -> None:
         d = self.dir(id_)
         try:

@@ -26,8 +26,9 @@ import os
 import shutil
 import tempfile
 import threading
+from dataclasses import dataclass
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .. import errdefs
 from ..trace import traced
@@ -156,6 +157,23 @@ class RWLayer:
             return overlay_changes(drv.lower_diff_dirs(self.mount_id), drv.diff_dir(self.mount_id))
         assert self.init_id is not None
         return dir_changes(drv.diff_dir(self.mount_id), drv.diff_dir(self.init_id))
+
+
+def _apply_file(path: str, dest: str, whiteouts: str, split_path: str) -> tuple[str, int]:
+    """In a worker process: apply the layer file at `path` into `dest` (diff ID, size)."""
+    with open(path, "rb") as f:
+        res = archive.apply_layer(f, dest, whiteouts, split_path)  # type: ignore[arg-type]
+    return res.diff_id, archive.directory_size(dest)
+
+
+@dataclass
+class Unpacked:
+    """A layer unpacked but not yet chained (LayerStore.unpack)."""
+
+    cache_id: str
+    diff_id: str
+    size: int
+    staging: str
 
 
 class LayerStore:
@@ -311,6 +329,97 @@ class LayerStore:
         shutil.rmtree(staging, ignore_errors=True)
         if p is not None:
             self.release(p.chain_id)
+        return existing
+
+    # -- two-phase registration (pull: unpack side by side, chain in order) ----------------
+
+    def can_unpack_detached(self) -> bool:
+        """overlay2 diff dirs do not depend on the parent's contents; vfs copies the parent."""
+        return isinstance(self.driver, Overlay2Driver)
+
+    def unpack(self, tar_stream: BinaryIO) -> Unpacked:
+        """Unpack a layer tar with no parent yet (overlay2 only); commit_unpacked chains it.
+        Errors as register's; nothing is left on disk on failure."""
+        cache_id = stringid.generate_random_id()
+        staging = tempfile.mkdtemp(prefix="write-set-", dir=os.path.join(self.root, "tmp"))
+        try:
+            self.driver.create(cache_id, None)
+            try:
+                res = archive.apply_layer(tar_stream, self.driver.diff_dir(cache_id), self.driver.whiteouts,
+                                          os.path.join(staging, tarsplit.FILE_NAME))
+                size = archive.directory_size(self.driver.diff_dir(cache_id))
+            except BaseException:
+                self.driver.remove(cache_id)
+                raise
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return Unpacked(cache_id, res.diff_id, size, staging)
+
+    def unpack_file(self, path: str, pool: Any) -> Unpacked:
+        """unpack() of a (compressed) layer file, the tar work done in `pool` (a process pool:
+        unpacking is CPU-bound Python, and processes unpack side by side where threads would
+        share one interpreter lock)."""
+        cache_id = stringid.generate_random_id()
+        staging = tempfile.mkdtemp(prefix="write-set-", dir=os.path.join(self.root, "tmp"))
+        try:
+            self.driver.create(cache_id, None)
+            try:
+                diff_id, size = pool.submit(_apply_file, path, self.driver.diff_dir(cache_id), self.driver.whiteouts,
+                                            os.path.join(staging, tarsplit.FILE_NAME)).result()
+            except BaseException:
+                self.driver.remove(cache_id)
+                raise
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return Unpacked(cache_id, diff_id, size, staging)
+
+    def discard_unpacked(self, u: Unpacked) -> None:
+        self.driver.remove(u.cache_id)
+        shutil.rmtree(u.staging, ignore_errors=True)
+
+    def commit_unpacked(self, u: Unpacked, parent: str | None) -> Layer:
+        """Chain an unpacked layer on `parent` (a chain ID) and register it with one reference,
+        as register would have; an existing chain ID wins and the copy is discarded."""
+        with self._lock:
+            p = None
+            if parent is not None:
+                p = self._layers.get(parent)
+                if p is None:
+                    self.discard_unpacked(u)
+                    raise errdefs.NotFound("layer does not exist")
+            chain_id = create_chain_id(p.chain_id if p else None, u.diff_id)
+            existing = self._layers.get(chain_id)
+            if existing is not None:
+                existing.references += 1
+        if existing is not None:
+            self.discard_unpacked(u)
+            return existing
+        try:
+            if p is not None:
+                self.driver.attach_parent(u.cache_id, p.cache_id)  # type: ignore[union-attr]
+        except BaseException:
+            self.discard_unpacked(u)
+            raise
+        with self._lock:
+            existing = self._layers.get(chain_id)
+            if existing is None:
+                if p is not None:
+                    p.references += 1
+                try:
+                    self._commit(u.staging, chain_id, u.diff_id, p, u.cache_id, u.size)
+                except BaseException:
+                    if p is not None:
+                        p.references -= 1
+                    self.discard_unpacked(u)
+                    raise
+                layer = Layer(chain_id, u.diff_id, p, u.cache_id, u.size)
+                layer.references = 1
+                self._layers[chain_id] = layer
+                return layer
+            existing.references += 1
+        self.discard_unpacked(u)
         return existing
 
     def _commit(self, staging: str, chain_id: str, diff_id: str, parent: Layer | None, cache_id: str,

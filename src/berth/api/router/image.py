@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -17,14 +18,24 @@ from aiohttp import web
 
 from ... import errdefs
 from ...image import ImageService
-from ...image import reference as refmod
 from ...image.progress import error_message, status_message
 from ...types import gojson
 from ...types.auth import AuthConfig
 from ...types.filters import Args
 from .. import versions
+from ..backend import BACKEND
 from ..fastpath import plain_reply
-from ..httputils import bool_value, bool_value_or_default, spool_body, version_from_request
+from ..httputils import (
+    LazyStream,
+    bool_value,
+    bool_value_or_default,
+    meta_headers,
+    registry_auth,
+    spool_body,
+    version_from_request,
+)
+
+log = logging.getLogger("berth.api")
 
 IMAGE_SERVICE = web.AppKey("image_service", ImageService)
 # The daemon's answer to "which containers use image X": (container id, running) pairs.
@@ -86,13 +97,46 @@ async def post_images_load(request: web.Request) -> web.StreamResponse:
         os.unlink(path)
 
 
+async def _progress(request: web.Request, op: Callable[[Callable[[bytes], Any]], Any]) -> web.StreamResponse:
+    """Run a pull or push writing its progress stream: an error before the first line is
+    an HTTP status, after it an errorDetail line (status stays 200)."""
+    stream = LazyStream(request)
+    try:
+        await op(stream.write)
+    except errdefs.DockerError as e:
+        if stream.resp is None:
+            raise
+        await _write_quietly(stream, error_message(str(e)))
+    except (ConnectionError, asyncio.CancelledError):
+        if stream.resp is None:
+            raise
+    except Exception as e:
+        log.exception("%s %s", request.method, request.path)
+        if stream.resp is None:
+            raise
+        await _write_quietly(stream, error_message(str(e)))
+    return await stream.finish()
+
+
+async def _write_quietly(stream: LazyStream, data: bytes) -> None:
+    try:
+        await stream.write(data)
+    except (ConnectionError, RuntimeError):
+        pass
+
+
 async def post_images_create(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     q = request.query
+    if q.get("fromImage", ""):
+        platform = q.get("platform", "") if versions.at_least(version_from_request(request), "1.32") else ""
+        backend = request.app[BACKEND]
+        return await _progress(request, lambda write: backend.pull_image(
+            q["fromImage"], q.get("tag", ""), platform, registry_auth(request), meta_headers(request),
+            request.headers.get("User-Agent", ""), write))
     if q.get("fromSrc", "") != "-":
         if q.get("fromSrc"):
             raise errdefs.NotImplemented("importing from a URL is not supported")
-        raise errdefs.NotImplemented("pulling images is not supported")
     path = await _spool_body(request, svc)
     try:
         def run() -> str:
@@ -157,41 +201,37 @@ async def post_images_prune(request: web.Request) -> web.StreamResponse:
 
 
 async def post_images_push(request: web.Request) -> web.StreamResponse:
-    """postImagesPush and PushImage up to the registry. Berth has no registry client, so
-    where dockerd would contact the registry the stream ends with an error saying so."""
+    """postImagesPush: X-Registry-Auth, or (old clients) the AuthConfig as the body."""
+    auth = registry_auth(request)
     if not request.headers.get("X-Registry-Auth"):
-        # the old format: the auth config as the body
         try:
-            gojson.decode(await request.read(), AuthConfig, go_type_name="types.AuthConfig")
+            auth = gojson.decode(await request.read(), AuthConfig, go_type_name="types.AuthConfig")
         except gojson.GoJSONError as e:
             raise errdefs.InvalidParameter(f"Bad parameters and missing X-Registry-Auth: {e}") from None
-    svc = _svc(request)
-    try:
-        ref = refmod.parse_normalized_named(request.match_info["name"])
-        tag = request.query.get("tag", "")
-        if tag:
-            ref = refmod.with_tag(ref, tag)
-    except refmod.ReferenceError as e:
-        raise errdefs.Untyped(str(e)) from None
-    resp = web.StreamResponse(status=200)
-    resp.content_type = "application/json"
-    resp.enable_chunked_encoding()
-    await resp.prepare(request)
-    await resp.write(status_message(f"The push refers to repository [{ref.name}]"))
-    local = svc.refs.repositories.get(refmod.familiar_name(ref), {})  # keyed by familiar names
-    tags = {refmod.parse_normalized_named(r).tag for r in local} - {""}
-    if not (ref.tag in tags if ref.tag else tags):
-        message = f"An image does not exist locally with the tag: {refmod.familiar_name(ref)}"
-    else:
-        message = "pushing images is not supported"
-    await resp.write(error_message(message))
-    await resp.write_eof()
-    return resp
+    backend = request.app[BACKEND]
+    return await _progress(request, lambda write: backend.push_image(
+        request.match_info["name"], request.query.get("tag", ""), auth, meta_headers(request),
+        request.headers.get("User-Agent", ""), write))
 
 
 async def get_images_search(request: web.Request) -> web.StreamResponse:
-    """getImagesSearch: the query goes to a registry's search API, which Berth cannot ask."""
-    raise errdefs.NotImplemented("searching registries is not supported")
+    """getImagesSearch: `term`, `limit` (strconv.Atoi), `filters`; a JSON array back."""
+    q = request.query
+    limit: int | None = None
+    if q.get("limit"):
+        raw = q["limit"]
+        try:
+            limit = int(raw, 10) if raw.lstrip("+-").isdigit() else int("x")
+        except ValueError:
+            raise errdefs.Untyped(f'strconv.Atoi: parsing "{raw}": invalid syntax') from None
+    try:
+        filters = Args.from_json(q.get("filters", ""))
+    except errdefs.DockerError as e:
+        raise errdefs.Untyped(str(e)) from None
+    results = await request.app[BACKEND].search_registry(
+        q.get("term", ""), limit, filters, registry_auth(request), meta_headers(request),
+        request.headers.get("User-Agent", ""))
+    return _json(results)
 
 
 async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:

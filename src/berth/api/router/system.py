@@ -50,16 +50,16 @@ async def get_disk_usage(request: web.Request) -> web.StreamResponse:
 
 
 async def post_auth(request: web.Request) -> web.StreamResponse:
-    """postAuth: the body is a types.AuthConfig (a bad one is Go's decode error, a 500);
-    checking it means asking the registry, which Berth cannot."""
+    """postAuth: the body is a types.AuthConfig (a bad one is Go's decode error, a 500)."""
     from ...types import gojson
     from ...types.auth import AuthConfig
 
     try:
-        gojson.decode(await request.read(), AuthConfig, go_type_name="types.AuthConfig")
+        auth = gojson.decode(await request.read(), AuthConfig, go_type_name="types.AuthConfig")
     except gojson.GoJSONError as e:
         raise errdefs.Untyped(str(e)) from None
-    raise errdefs.NotImplemented("logging in to registries is not supported")
+    status, token = await request.app[BACKEND].auth(auth, request.headers.get("User-Agent", ""))
+    return json_body({"IdentityToken": token, "Status": status})
 
 
 ROUTES = [

@@ -8,7 +8,7 @@ parsed and checked exactly as there (same status and message for a missing body,
 bad JSON, bad version), and then refused the way that daemon refuses it when the
 feature is off: 503 "This node is not a swarm manager…" for swarm objects, 404
 `plugin "x" not found` for plugins. What only works with a feature Berth lacks
-(initialising a swarm, pulling a plugin, building, distribution lookups) is 501.
+(initialising a swarm, pulling a plugin, building) is 501; distribution lookups are served.
 
 From API 1.42 on dockerd 29 classifies "Bad parameters: you must choose at least
 one stream" as a 400 (20.10 answers 500); everything else is the same at every
@@ -181,7 +181,18 @@ async def grpc(request: web.Request) -> web.StreamResponse:
 
 
 async def distribution_info(request: web.Request) -> web.StreamResponse:
-    raise errdefs.NotImplemented("registry access (distribution) is not supported by Berth")
+    """getDistributionInfo (served: the registry client exists now)."""
+    import json
+
+    from ..backend import BACKEND
+    from ..httputils import meta_headers, registry_auth
+
+    doc = await request.app[BACKEND].distribution_inspect(
+        request.match_info["name"], registry_auth(request), meta_headers(request),
+        request.headers.get("User-Agent", ""))
+    # WriteJSON: the struct's field order, HTML characters as they are
+    body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return web.Response(body=body, content_type="application/json")
 
 
 _UPDATE = {kind: _decode_then(kind, detail) for kind, detail in

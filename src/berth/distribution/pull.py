@@ -1,0 +1,399 @@
+"""Pull (moby/distribution/pull.go Pull, pull_v2.go pullV2Repository, pullV2Tag,
+pullSchema2Layers, pullManifestList; xfer/download.go).
+
+Per endpoint: ping, then the manifest (HEAD the tag, GET by digest). Nothing is written
+to the client before the manifest is accepted, so errors up to there are HTTP errors;
+"Pulling from" starts the stream. Layers not already present are downloaded
+concurrently through the daemon-wide download manager, each verified by digest and
+registered on its parent as soon as both are ready (a layer unpacks while later ones
+still download). The image is stored only when the registered DiffIDs match the
+config's; a failure leaves no image, no tag, and gives back every layer reference.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urljoin
+
+import aiohttp
+
+from .. import errdefs
+from ..image import reference as refmod
+from ..image.image import Image
+from ..layer import create_chain_id
+from ..pkg.platforms import Platform
+from ..registry.errors import ErrCode, RegistryError, Transport, URLError, first_code
+from ..registry.session import Session, error_of, transport_text
+from . import manifest as mf
+from .metadata import V2Metadata
+from .progress import Output, action, message
+from .service import (
+    BlobDownload,
+    DistributionService,
+    Request,
+    SharedSession,
+    fetch_config,
+    get_manifest,
+)
+from .xfer import Transfer
+
+
+def short(dgst: str) -> str:
+    """stringid.TruncateID of a digest."""
+    return dgst.partition(":")[2][:12]
+
+
+class ImageConfigError(RegistryError):
+    pass
+
+
+def translate_pull_error(err: BaseException, ref: refmod.Reference) -> errdefs.DockerError:
+    """TranslatePullError: denied/manifest unknown/name unknown → 404, the rest 500."""
+    if isinstance(err, errdefs.DockerError):
+        return err
+    code = first_code(err)
+    if code is not None and not isinstance(err, URLError):
+        if code.code == "DENIED":
+            return errdefs.NotFound(f"pull access denied for {refmod.familiar_name(ref)}, repository does not "
+                                    f"exist or may require 'docker login': {code}")
+        if code.code == "MANIFEST_UNKNOWN":
+            return errdefs.NotFound(f"manifest for {refmod.familiar_string(ref)} not found: {code}")
+        if code.code == "NAME_UNKNOWN":
+            return errdefs.NotFound(f"repository {refmod.familiar_name(ref)} not found: {code}")
+        return errdefs.Unknown(str(code))
+    return errdefs.Unknown(str(err))
+
+
+def _continue_on_error(err: BaseException, mirror: bool) -> bool:
+    code = first_code(err)
+    if code is not None and not isinstance(err, URLError):
+        return mirror or code.code in ("UNAUTHORIZED", "MANIFEST_UNKNOWN", "NAME_UNKNOWN")
+    if isinstance(err, ImageConfigError):
+        return mirror
+    if isinstance(err, mf.ManifestError):
+        return False
+    return "no such process" not in str(err)
+
+
+async def pull(svc: DistributionService, ref: refmod.Reference, platform: Platform | None, req: Request,
+               out: Output) -> None:
+    """Pull: every endpoint in turn until one works; the error of the last one wins."""
+    if refmod.familiar_name(ref) == "scratch":
+        raise errdefs.Forbidden("'scratch' is a reserved name")
+    confirmed_tls: set[str] = set()
+    last_err: BaseException | None = None
+    for ep in svc.registry.endpoints(ref.domain):
+        if not ep.tls and ep.host in confirmed_tls:
+            continue
+        session = Session(ep, req.creds, [f"repository:{ref.path}:pull"], meta_headers=req.meta_headers,
+                          upstream_ua=req.upstream_ua)
+        await session.__aenter__()
+        shared = SharedSession(session)
+        try:
+            try:
+                await session.ping()
+            except URLError as e:
+                last_err = e
+                continue
+            if ep.tls:
+                confirmed_tls.add(ep.host)
+            try:
+                await _Puller(svc, session, shared, ref, platform, out, ep.mirror).pull_repository()
+                return
+            except (RegistryError, mf.ManifestError, aiohttp.ClientError) as e:
+                last_err = e
+                if out.started or not _continue_on_error(e, ep.mirror):
+                    break
+        finally:
+            await shared.release()
+    assert last_err is not None
+    raise translate_pull_error(last_err, ref)
+
+
+class _Puller:
+    def __init__(self, svc: DistributionService, s: Session, shared: SharedSession, ref: refmod.Reference,
+                 platform: Platform | None, out: Output, mirror: bool) -> None:
+        self.svc, self.s, self.shared, self.ref, self.platform, self.out = svc, s, shared, ref, platform, out
+        self.path = ref.path
+        self.mirror = mirror
+
+    async def pull_repository(self) -> None:
+        ref = self.ref
+        if ref.tag or ref.digest:
+            updated = await self.pull_tag(ref)
+        else:
+            updated = False
+            for tag in await self.tags():
+                updated = await self.pull_tag(refmod.with_tag(ref, tag)) or updated
+        what = refmod.familiar_string(ref)
+        self.out.put(message(f"Status: Downloaded newer image for {what}" if updated
+                             else f"Status: Image is up to date for {what}"))
+
+    async def tags(self) -> list[str]:
+        url: str | None = self.s.url(f"/v2/{self.path}/tags/list")
+        found: list[str] = []
+        while url:
+            r = await self.s.request("GET", url)
+            try:
+                if r.status != 200:
+                    raise await error_of(r)
+                doc = await r.json(content_type=None)
+                link = r.headers.get("Link", "")
+            finally:
+                r.release()
+            found += [t for t in (doc.get("tags") or []) if isinstance(t, str)]
+            url = None
+            if link.startswith("<") and ">" in link:
+                url = urljoin(self.s.url("/"), link[1:link.index(">")])
+        return found
+
+    async def pull_tag(self, ref: refmod.Reference) -> bool:
+        by_digest = bool(ref.digest)
+        m = await get_manifest(self.s, self.path, ref.digest or ref.tag, by_digest)
+        if not m.is_list:
+            mf.check_config_media_type(m)
+        self.out.put(message(f"Pulling from {self.path}", ref.tag if not by_digest else str(ref)))
+        shown_digest = m.digest
+        if m.is_list:
+            d = mf.select(m, self.platform)
+            m = await get_manifest(self.s, self.path, d.digest, True)
+            if m.is_list:
+                raise mf.ManifestError("unsupported manifest format")
+            mf.check_config_media_type(m)
+        image_id = await self.pull_schema2(m)
+        self.out.put(message(f"Digest: {shown_digest}"))
+        return await asyncio.get_running_loop().run_in_executor(
+            None, self.svc.images.record_pull, ref, shown_digest, image_id)
+
+    async def pull_schema2(self, m: mf.Manifest) -> str:
+        layers = m.layers
+        for d in layers:
+            mf.check_layer_media_type(d.media_type)
+            try:
+                refmod.parse_digest(d.digest)
+            except refmod.ReferenceError as e:
+                raise mf.ManifestError(f'could not validate layer digest "{d.digest}": {e}') from None
+        mf.check_layer_media_type(m.config.media_type)
+        cfg_digest = m.config.digest
+        if self.svc.images.image_by_id(cfg_digest) is not None:
+            return cfg_digest  # the image is here: no layer lines, no config fetch
+        svc = self.svc
+        config_task = asyncio.create_task(fetch_config(self.s, self.path, cfg_digest))
+        # the already-present prefix (digest → DiffID known and the chain registered)
+        base: str | None = None
+        n_present = 0
+        for d in layers:
+            diff = svc.metadata.get_diff_id(d.digest)
+            if diff is None:
+                break
+            chain = create_chain_id(base, diff)
+            if svc.layers.lookup(chain) is None:
+                break
+            base, n_present = chain, n_present + 1
+        held = None
+        if base is not None:
+            try:
+                held = svc.layers.get(base).chain_id
+            except errdefs.NotFound:
+                base, n_present = None, 0
+        watched: list[Transfer] = []
+        try:
+            key = ""
+            for d in layers[:n_present]:
+                key += "v2:" + d.digest
+                self.out.put(action("Already exists", short(d.digest)))
+            parent: Transfer | None = None
+            for d in layers[n_present:]:
+                key += "v2:" + d.digest
+                self.out.put(action("Pulling fs layer", short(d.digest)))
+                t, _shared = svc.downloads.watch(key, self._downloader(d, parent, base), self.out.put)
+                t.on_release = _release_layer(svc)
+                watched.append(t)
+                parent = t
+            tasks: list[asyncio.Task[Any]] = [config_task] + [t.task for t in watched if t.task is not None]
+            pending: set[asyncio.Task[Any]] = set(tasks)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if task.cancelled():
+                        raise RegistryError("layer registration cancelled")
+                    exc = task.exception()
+                    if exc is not None:
+                        raise exc
+            raw = config_task.result()
+            top = watched[-1].task.result() if watched else base  # type: ignore[union-attr]
+            try:
+                img = Image(raw)
+            except errdefs.DockerError:
+                raise ImageConfigError("invalid rootfs in image configuration") from None
+            if img.os == "windows":
+                raise ImageConfigError('image operating system "windows" cannot be used on this platform')
+            got = svc.layers.lookup(top).diff_ids() if top else []  # type: ignore[union-attr]
+            if got != img.diff_ids:
+                raise ImageConfigError("layers from manifest don't match image configuration")
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, svc.images.create_image, raw)
+            return img.id
+        finally:
+            if not config_task.done():
+                config_task.cancel()
+            cancelled = [t.task for t in watched if svc.downloads.unwatch(t, self.out.put) and t.task]
+            if cancelled:
+                # their temp files and half-made layers are gone before the client hears back
+                await asyncio.wait(cancelled)
+            if held is not None:
+                svc.layers.release(held)
+
+    def _downloader(self, d: mf.Descriptor, parent: Transfer | None, base: str | None) -> Callable[[Transfer], Any]:
+        svc, s, shared, path = self.svc, self.s, self.shared, self.path
+        repo = self.ref.name
+        id_ = short(d.digest)
+
+        async def run(t: Transfer) -> str:
+            shared.hold()
+            bd = BlobDownload(svc, s, path, d, t.broadcast, id_)
+            downloaded = False
+            try:
+                await svc.downloads.acquire(lambda: t.broadcast(action("Waiting", id_)))
+                try:
+                    blob = await bd.run()
+                    downloaded = True
+                finally:
+                    svc.downloads.release()
+                if svc.layers.can_unpack_detached():
+                    # unpack now, beside the other layers; chain it once its parent is in
+                    u = await _run_undoable(lambda: _unpack(svc, blob, t, id_), svc.layers.discard_unpacked)
+                    try:
+                        parent_chain = base if parent is None else await asyncio.shield(parent.task)  # type: ignore[arg-type]
+                    except BaseException:
+                        svc.layers.discard_unpacked(u)
+                        raise
+                    layer = await _run_undoable(lambda: svc.layers.commit_unpacked(u, parent_chain),
+                                                lambda lay: svc.layers.release(lay.chain_id))
+                else:
+                    parent_chain = base if parent is None else await asyncio.shield(parent.task)  # type: ignore[arg-type]
+                    layer = await _register(svc, blob, parent_chain, t, id_)
+            finally:
+                bd.discard(keep=not downloaded)  # an interrupted download is resumed next time
+                try:
+                    await shared.release()
+                except BaseException:
+                    if "layer" in locals():
+                        svc.layers.release(layer.chain_id)
+                    raise
+            t.broadcast(action("Pull complete", id_))
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, svc.metadata.add, layer.diff_id, V2Metadata(d.digest, repo))
+            except BaseException:
+                svc.layers.release(layer.chain_id)  # cancelled at the last step: the layer goes back
+                raise
+            return layer.chain_id
+
+        return run
+
+
+def _release_layer(svc: DistributionService) -> Callable[[Transfer], None]:
+    def release(t: Transfer) -> None:
+        task = t.task
+        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
+            svc.layers.release(task.result())
+    return release
+
+
+async def _run_undoable(fn: Callable[[], Any], undo: Callable[[Any], Any]) -> Any:
+    """fn in a worker thread; if the caller is cancelled meanwhile, wait and undo its result."""
+    fut = asyncio.get_running_loop().run_in_executor(None, fn)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        await asyncio.wait([fut])
+        if not fut.cancelled() and fut.exception() is None:
+            undo(fut.result())
+        raise
+
+
+class _MeteredReader(io.RawIOBase):
+    def __init__(self, f: Any, meter: Any) -> None:
+        super().__init__()
+        self.f, self.meter = f, meter
+
+    def readinto(self, b: Any) -> int:
+        n = self.f.readinto(b)
+        self.meter.add(n or 0)
+        return n
+
+    def readable(self) -> bool:
+        return True
+
+
+def _unpack(svc: DistributionService, blob: str, t: Transfer, id_: str) -> Any:
+    from .progress import Meter, update
+    from .service import unpack_pool
+
+    size = os.path.getsize(blob)
+    pool = unpack_pool(svc)
+    if pool is not None:
+        # in a worker process: "Extracting" is reported as it starts and as it ends
+        t.emit_threadsafe(update("Extracting", id_, 0, size))
+        try:
+            u = svc.layers.unpack_file(blob, pool)
+        except errdefs.DockerError as e:
+            raise RegistryError(f"failed to register layer: {e}") from None
+        t.emit_threadsafe(update("Extracting", id_, size, size))
+        return u
+    meter = Meter(t.emit_threadsafe, "Extracting", id_, size)
+    with open(blob, "rb") as f:
+        try:
+            u = svc.layers.unpack(_MeteredReader(f, meter))  # type: ignore[arg-type]
+        except errdefs.DockerError as e:
+            raise RegistryError(f"failed to register layer: {e}") from None
+    meter.done()
+    return u
+
+
+async def _register(svc: DistributionService, blob: str, parent: str | None, t: Transfer, id_: str) -> Any:
+    """Unpack the verified blob on its parent in a worker thread ("Extracting" over the
+    compressed bytes); a cancellation waits for the thread and gives the layer back."""
+    from .progress import Meter
+
+    size = os.path.getsize(blob)
+
+    def work() -> Any:
+        meter = Meter(t.emit_threadsafe, "Extracting", id_, size)
+
+        class Reader(io.RawIOBase):
+            def __init__(self, f: Any) -> None:
+                super().__init__()
+                self.f = f
+
+            def readinto(self, b: Any) -> int:
+                n = self.f.readinto(b)
+                meter.add(n or 0)
+                return n
+
+            def readable(self) -> bool:
+                return True
+
+        with open(blob, "rb") as f:
+            try:
+                layer = svc.layers.register(Reader(f), parent)  # type: ignore[arg-type]
+            except errdefs.DockerError as e:
+                raise RegistryError(f"failed to register layer: {e}") from None
+        meter.done()
+        return layer
+
+    fut = asyncio.get_running_loop().run_in_executor(None, work)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        await asyncio.wait([fut])
+        if not fut.cancelled() and fut.exception() is None:
+            svc.layers.release(fut.result().chain_id)
+        raise
+
+
+__all__ = ["ErrCode", "Transport", "pull", "translate_pull_error", "transport_text"]
