@@ -273,6 +273,14 @@ class Daemon:
         from ..logger.rotate import RotationWatcher
         from .monitor import restore_containers
 
+        # NewDaemon: ensureDefaultAppArmorProfile, a failure only logged (a start that
+        # needs the profile tries again and fails with the reason).
+        from . import apparmor
+
+        try:
+            await self.run_blocking(apparmor.ensure_default_profile)
+        except RuntimeError as e:
+            log.error("%s", e)
         self.default_runtime = await self.lifecycle.probe()
         self.runtimes |= set(self.lifecycle.paths)
         # LOGS: the log rotation watcher (berth.logger.rotate); made first so that the

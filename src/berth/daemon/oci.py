@@ -499,6 +499,6 @@ def create_spec(d: "Daemon", ctr: "Container", rootfs: str, netns: str | None = 
     # WithApparmor, then saveAppArmorConfig (start.go runs it right after createSpec).
     from . import apparmor
 
-    s.process.apparmor_profile = apparmor.spec_profile(ctr, apparmor.enabled())
+    s.process.apparmor_profile = apparmor.with_apparmor(ctr, apparmor.enabled())
     apparmor.save_app_armor_config(ctr, apparmor.enabled())
     return s
