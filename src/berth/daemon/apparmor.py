@@ -80,8 +80,8 @@ profile {{.Name}} flags=(attach_disconnected,mediate_deleted) {
 }
 """
 
-_RANGE = re.compile(r"\{\{range \$value := \.(\w+)\}\}(.*?)\{\{end\}\}", re.S)
-_IF_GE = re.compile(r"\{\{if ge \.Version (\d+)\}\}(.*?)\{\{end\}\}", re.S)
+_RANGE = re.compile(r"\{\{range \$value := \.(\w+)\}\}(.*?)\{\{end\}\}", re.DOTALL)
+_IF_GE = re.compile(r"\{\{if ge \.Version (\d+)\}\}(.*?)\{\{end\}\}", re.DOTALL)
 _FIELD = re.compile(r"\{\{\.(\w+)\}\}")
 
 
@@ -134,7 +134,7 @@ def _parser_cmd(*args: str) -> str:
     """aaparser's cmd: apparmor_parser's combined output, or dockerd's wording of its failure."""
     binary = shutil.which("apparmor_parser") or "apparmor_parser"
     try:
-        p = subprocess.run([binary, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        p = subprocess.run([binary, *args], check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise RuntimeError(f"running `{binary} apparmor_parser {' '.join(args)}` failed with output: \nerror: {e}") from None
     out = p.stdout.decode(errors="replace")
