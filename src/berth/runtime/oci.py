@@ -126,8 +126,19 @@ class OCIRuntime:
         await self._run("resume", id)
 
     async def update(self, id: str, resources: specs.LinuxResources) -> None:
-        """Change cgroup limits of a live container (`update --resources -`)."""
-        await self._run("update", "--resources", "-", id, stdin=msgspec.json.encode(resources))
+        """Change cgroup limits of a live container (`update --resources FILE`).
+
+        A file, not `-`: crun opens /dev/stdin by name, which fails on a pipe where
+        /proc/self/fd/0 cannot be reopened (a socket, or a daemon run by systemd)."""
+        os.makedirs(self.root, 0o700, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix=f"update-{id[:12]}-", suffix=".json", dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(msgspec.json.encode(resources))
+            await self._run("update", "--resources", path, id)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     async def ps(self, id: str) -> list[int]:
         """Host pids of every process in the container."""
