@@ -53,6 +53,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--default-shm-size", default=None)
     p.add_argument("--default-ipc-mode", default=None)
     p.add_argument("--default-cgroupns-mode", default=None)
+    p.add_argument("--exec-opt", action="append", default=[], help="native.cgroupdriver=systemd|cgroupfs")
+    p.add_argument("--cgroup-parent", default=None)
     p.add_argument("--live-restore", action="store_true", default=None)
     p.add_argument("--no-new-privileges", action="store_true", default=None)
     p.add_argument("-b", "--bridge", default=None)
@@ -106,7 +108,7 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
     for key in ("host", "data_root", "exec_root", "pidfile", "log_level", "debug", "storage_driver", "tlsverify",
                 "tlscacert", "tlscert", "tlskey", "group", "default_runtime", "log_driver",
                 "default_ipc_mode", "default_cgroupns_mode", "live_restore", "no_new_privileges", "bridge", "bip",
-                "init"):
+                "init", "cgroup_parent"):
         v = getattr(args, key)
         if v is not None:
             flags["hosts" if key == "host" else key.replace("_", "-")] = v
@@ -116,6 +118,8 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
         flags["default-shm-size"] = ram_in_bytes(args.default_shm_size)
     if args.log_opt:
         flags["log-opts"] = dict(o.split("=", 1) for o in args.log_opt)
+    if args.exec_opt:
+        flags["exec-opts"] = args.exec_opt
     if args.default_ulimit:
         flags["default-ulimits"] = {u.Name: msgspec.to_builtins(u) for u in args.default_ulimit}
     conflicts = sorted(set(flags) & set(raw))
@@ -132,7 +136,20 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
         cfg.runtimes[name] = Runtime(path=path or name)
     if not cfg.hosts:
         cfg.hosts = [DEFAULT_HOST]
+    _verify_cgroup_settings(cfg)
     return cfg
+
+
+def _verify_cgroup_settings(cfg: DaemonConfig) -> None:
+    """verifyDaemonSettings' cgroup checks: the driver, then a systemd parent is a slice."""
+    from .daemon import cgroupdriver, sysinfo
+
+    try:
+        cgroupdriver.verify_cgroup_driver(cfg.exec_opts)
+        systemd = cgroupdriver.using_systemd(cfg.exec_opts, sysinfo.is_cgroup_v2())
+        cgroupdriver.verify_cgroup_parent(cfg.cgroup_parent, systemd)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 class PidfileLock:

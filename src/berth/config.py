@@ -65,7 +65,7 @@ class DaemonConfig(msgspec.Struct, rename={
     "default_cgroupns_mode": "default-cgroupns-mode", "live_restore": "live-restore",
     "no_new_privileges": "no-new-privileges", "group": "group", "debug": "debug",
     "bridge": "bridge", "bip": "bip", "init": "init", "experimental": "experimental",
-    "default_ulimits": "default-ulimits",
+    "default_ulimits": "default-ulimits", "exec_opts": "exec-opts", "cgroup_parent": "cgroup-parent",
 }, forbid_unknown_fields=False):
     hosts: list[str] = msgspec.field(default_factory=list)
     data_root: str = "/var/lib/berth"
@@ -95,6 +95,9 @@ class DaemonConfig(msgspec.Struct, rename={
     # --default-ulimit / "default-ulimits": applied to a container without a ulimit of
     # that name (daemon/oci_linux.go mergeUlimits), keyed by name.
     default_ulimits: dict[str, Ulimit] = msgspec.field(default_factory=dict)
+    # --exec-opt / "exec-opts": native.cgroupdriver=systemd|cgroupfs (daemon/cgroupdriver.py)
+    exec_opts: list[str] = msgspec.field(default_factory=list)
+    cgroup_parent: str = ""
 
     @property
     def pidfile_path(self) -> str:

@@ -20,7 +20,7 @@ from ..pkg.registrar import Registrar
 from ..pkg.truncindex import AmbiguousPrefix, TruncIndex
 from ..volume.service import VolumeService
 from . import inspect as _inspect
-from . import sysinfo
+from . import cgroupdriver, sysinfo
 
 log = logging.getLogger("berth.daemon")
 T = TypeVar("T")
@@ -40,6 +40,9 @@ class Daemon:
         self.names = Registrar()
         self.ids = TruncIndex()
         self.sysinfo = sysinfo.probe()
+        # The cgroup driver (daemon/cgroupdriver.py): systemd by default on a v2 host run by systemd.
+        self.systemd_cgroup = cgroupdriver.using_systemd(config.exec_opts, self.sysinfo.cgroup_v2)
+        self.cgroup_driver = cgroupdriver.SYSTEMD if self.systemd_cgroup else cgroupdriver.CGROUPFS
         self.events = Events()
         driver = config.storage_driver or "overlay2"
         self.layers = LayerStore(os.path.join(self.root, "image", driver, "layerdb"), driver, graph_root=self.root)

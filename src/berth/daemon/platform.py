@@ -8,6 +8,7 @@ import os
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from . import cgroupdriver
 from ..types.container import HostConfig
 from .sysinfo import parse_uint_list
 
@@ -153,7 +154,8 @@ def _check_cpuset(requested: str, available: str, what: str, not_avail: str) -> 
 
 
 def verify_platform_container_settings(
-    hc: HostConfig, si: "SysInfo", default_runtime: str, runtimes: set[str], update: bool = False
+    hc: HostConfig, si: "SysInfo", default_runtime: str, runtimes: set[str], update: bool = False,
+    systemd_cgroup: bool = False,
 ) -> list[str]:
     w = _verify_resources(hc, si, update)
     if hc.ShmSize < 0:
@@ -165,6 +167,11 @@ def verify_platform_container_settings(
         w.append("IPv4 forwarding is disabled. Networking will not work.")
     if mode == "host" and hc.PortBindings:
         w.append("Published ports are discarded when using host network mode")
+    if isinstance(hc.CgroupParent, str):
+        try:
+            cgroupdriver.verify_cgroup_parent(hc.CgroupParent, systemd_cgroup)
+        except ValueError as e:
+            raise errdefs.InvalidParameter(str(e)) from None
     if not isinstance(hc.Runtime, str) or hc.Runtime == "":
         hc.Runtime = default_runtime
     if hc.Runtime not in runtimes:

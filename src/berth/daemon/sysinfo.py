@@ -48,6 +48,11 @@ class SysInfo:
     ipv4_forwarding_disabled: bool = False
 
 
+def is_cgroup_v2(root: str = "/sys/fs/cgroup") -> bool:
+    """cgroups.Mode() == Unified: only cgroup2 at the root."""
+    return _exists(root, "cgroup.controllers")
+
+
 def probe(root: str = "/sys/fs/cgroup") -> SysInfo:
     """Read the cgroup mounts; v2 when `cgroup.controllers` sits at the root."""
     s = SysInfo()

@@ -128,7 +128,8 @@ def _runtime_error(name: str, e: OCIRuntimeError) -> str:
 async def container_update(d: Daemon, name: str, uc: UpdateConfig) -> UpdateResponse:
     """ContainerUpdate: verify (400), then update."""
     hc = host_config_from_update(uc)
-    warnings = verify_container_settings(hc, None, d.sysinfo, d.default_runtime, d.runtimes, update=True)
+    warnings = verify_container_settings(hc, None, d.sysinfo, d.default_runtime, d.runtimes, update=True,
+                                         systemd_cgroup=d.systemd_cgroup)
     await update(d, name, hc)
     return UpdateResponse(Warnings=warnings or None)
 

@@ -79,17 +79,19 @@ async def run_process(*argv: str, stdin: bytes | None = None, cwd: str | None = 
 class OCIRuntime:
     """One runtime binary with its own state directory (`--root`)."""
 
-    def __init__(self, path: str, name: str, root: str) -> None:
+    def __init__(self, path: str, name: str, root: str, systemd_cgroup: bool = False) -> None:
         self.path = path
         self.name = name
         self.root = root
+        self.systemd_cgroup = systemd_cgroup
 
     def __repr__(self) -> str:
         return f"OCIRuntime({self.path!r}, {self.name!r}, {self.root!r})"
 
     def global_args(self) -> list[str]:
-        """Flags that go before the subcommand (also passed to conmon as --runtime-arg)."""
-        return ["--root", self.root]
+        """Flags that go before the subcommand (also passed to conmon as --runtime-arg);
+        `--systemd-cgroup`: cgroupsPath is `slice:prefix:name` and systemd makes the scope."""
+        return ["--root", self.root, "--systemd-cgroup"] if self.systemd_cgroup else ["--root", self.root]
 
     async def _run(self, *args: str, stdin: bytes | None = None) -> bytes:
         rc, out, err = await run_process(self.path, *self.global_args(), *args, stdin=stdin)
