@@ -171,3 +171,18 @@ def test_apparmor_default_profile(berthd, ctr) -> None:  # type: ignore[no-untyp
     r = berthd.docker("run", "--rm", "--security-opt", "apparmor=berth-no-such-profile", "busybox", "true",
                       check=False)
     assert r.returncode == 127 and "berth-no-such-profile" in r.stderr.decode() or "attr/exec" in r.stderr.decode()
+
+
+def test_runtime_choice(berthd, ctr) -> None:  # type: ignore[no-untyped-def]
+    """crun where its probe runs a container (pure v2), runc on a hybrid host where crun
+    refuses; either is still selectable with --runtime."""
+    import shutil
+
+    default = berthd.docker("info", "-f", "{{.DefaultRuntime}}").stdout.decode().strip()
+    assert default == ("crun" if V2 and shutil.which("crun") else "runc")
+    other = "runc" if default == "crun" else "crun"
+    if V2 and shutil.which(other):
+        out = berthd.docker("run", "--name", ctr, "--runtime", other, "--memory", "40m", "busybox",
+                            "cat", "/sys/fs/cgroup/memory.max").stdout.decode().strip()
+        assert out == str(40 << 20)
+        assert berthd.docker("inspect", "-f", "{{.HostConfig.Runtime}}", ctr).stdout.decode().strip() == other
