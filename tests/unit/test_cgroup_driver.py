@@ -100,3 +100,17 @@ def test_info_warnings_v1_and_v2() -> None:
                                                                   blkio_read_iops=True)) == [
         "WARNING: No kernel memory TCP limit support", "WARNING: No oom kill disable support",
         "WARNING: No blkio throttle.write_iops_device support"]
+
+
+def test_swap_limit_v2_follows_the_daemons_cgroup(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from berth.daemon import sysinfo
+
+    root = tmp_path / "cg"
+    (root / "system.slice/berth.service").mkdir(parents=True)
+    me = tmp_path / "self"
+    me.write_text("0::/system.slice/berth.service\n")
+    assert not sysinfo._swap_limit_v2(str(root), str(me))
+    (root / "system.slice/berth.service/memory.swap.max").write_text("max\n")
+    assert sysinfo._swap_limit_v2(str(root), str(me))
+    me.write_text("0::/\n")  # the root cgroup has no memory.swap.max: dockerd warns there
+    assert not sysinfo._swap_limit_v2(str(root), str(me))
