@@ -20,10 +20,18 @@ python3 -m berth -H unix://$P/berth.sock --data-root $P/root --exec-root /run/be
   --pidfile /run/berth-portcheck.pid --config-file $P/daemon.json > $P/berthd.log 2>&1 &
 BPID=$!
 export DOCKER_HOST=unix://$P/berth.sock
-for _ in $(seq 600); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
+t0=$SECONDS
+until [ -S $P/berth.sock ] && docker version >/dev/null 2>&1; do
+  if ! kill -0 $BPID 2>/dev/null || [ $((SECONDS - t0)) -gt 300 ]; then
+    echo "--- guest: FAIL berthd did not come up"; tail -30 $P/berthd.log; exit 4
+  fi
+  sleep 1
+done
+echo "--- guest: berthd up in $((SECONDS - t0))s: $(docker info -f '{{.CgroupVersion}}/{{.CgroupDriver}} runtime {{.DefaultRuntime}}')"
 python3 -c 'import sys; from berth.tools import busybox; sys.stdout.buffer.write(busybox.save_tar("busybox:latest"))' \
   | docker load -q
 prc=1
+echo "--- guest: publishing a port"
 if docker run -d --name web -p 8080:80 -v $P/www:/www busybox httpd -f -p 80 -h /www; then
   echo ready > $X/port-ready
   for _ in $(seq 240); do [ -e $X/port-result ] && break; sleep 0.5; done

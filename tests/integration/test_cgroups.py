@@ -170,7 +170,8 @@ def test_apparmor_default_profile(berthd, ctr) -> None:  # type: ignore[no-untyp
     assert out == "unconfined"
     r = berthd.docker("run", "--rm", "--security-opt", "apparmor=berth-no-such-profile", "busybox", "true",
                       check=False)
-    assert r.returncode == 127 and "berth-no-such-profile" in r.stderr.decode() or "attr/exec" in r.stderr.decode()
+    assert r.returncode != 0
+    assert 'AppArmor profile "berth-no-such-profile" is not loaded' in r.stderr.decode()
 
 
 def test_runtime_choice(berthd, ctr) -> None:  # type: ignore[no-untyped-def]

@@ -139,5 +139,10 @@ def test_ensure_loads_only_when_missing(monkeypatch) -> None:  # type: ignore[no
     ctr = type("C", (), {"AppArmorProfile": "", "host_config": type("H", (), {"Privileged": False})()})()
     with pytest.raises(errdefs.System, match="docker-default profile could not be loaded"):
         apparmor.with_apparmor(ctr, True)
+    named = type("C", (), {"AppArmorProfile": "mine", "host_config": ctr.host_config})()
+    with pytest.raises(errdefs.System, match='^AppArmor profile "mine" is not loaded'):
+        apparmor.with_apparmor(named, True)
+    monkeypatch.setattr(apparmor, "is_loaded", lambda name: True)
+    assert apparmor.with_apparmor(named, True) == "mine"
     monkeypatch.setattr(apparmor, "enabled", lambda: False)
     apparmor.ensure_default_profile()  # AppArmor off: nothing to do

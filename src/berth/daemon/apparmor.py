@@ -249,6 +249,15 @@ def with_apparmor(ctr: Container, is_enabled: bool) -> str:
             ensure_default_profile()
         except RuntimeError as e:
             raise errdefs.System(str(e)) from None
+    elif profile and profile != UNCONFINED_PROFILE:
+        # The runtime's own error only says that it could not write /proc/.../attr/exec;
+        # name the profile instead (dockerd leaves it to runc's message).
+        try:
+            loaded = is_loaded(profile)
+        except OSError:
+            loaded = True  # cannot tell: let the runtime decide
+        if not loaded:
+            raise errdefs.System(f'AppArmor profile "{profile}" is not loaded: load it with apparmor_parser first')
     return profile
 
 
