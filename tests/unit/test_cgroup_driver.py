@@ -114,3 +114,25 @@ def test_swap_limit_v2_follows_the_daemons_cgroup(tmp_path) -> None:  # type: ig
     assert sysinfo._swap_limit_v2(str(root), str(me))
     me.write_text("0::/\n")  # the root cgroup has no memory.swap.max: dockerd warns there
     assert not sysinfo._swap_limit_v2(str(root), str(me))
+
+
+def test_update_hands_resources_in_a_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`update --resources FILE`, not `-`: crun cannot reopen a stdin that is a socket or
+    absent under systemd ("error opening file `/dev/stdin`")."""
+    import asyncio
+
+    from berth.runtime import specs
+
+    fake = tmp_path / "fake-runtime"
+    log = tmp_path / "log"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {log}\nfor a; do f="$a"; done\n'
+                    f'prev=""; for a; do [ "$prev" = --resources ] && cat "$a" >> {log}; prev="$a"; done\n')
+    fake.chmod(0o755)
+    rt = OCIRuntime(str(fake), "crun", str(tmp_path / "root"), systemd_cgroup=True)
+    asyncio.run(rt.update("abc", specs.LinuxResources(pids=specs.LinuxPids(limit=40))))
+    args, body = log.read_text().split("\n", 1)
+    argv = args.split()
+    assert argv[:3] == ["--root", str(tmp_path / "root"), "--systemd-cgroup"]
+    assert argv[3:5] == ["update", "--resources"] and argv[-1] == "abc" and argv[5] != "-"
+    assert '"pids":{"limit":40}' in body
+    assert list((tmp_path / "root").iterdir()) == []  # the file is gone afterwards
