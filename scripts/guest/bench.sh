@@ -5,7 +5,7 @@
 set -u
 N=${1:-20}
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export TMPDIR=/scratch PYTHONDONTWRITEBYTECODE=1
+export TMPDIR=/scratch PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 B=/scratch/bench-berth D=/scratch/bench-dockerd
 mkdir -p $B $D
 echo '{}' > $D/daemon.json

@@ -6,7 +6,7 @@
 set -u
 FWD_PORT=$1; shift
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export TMPDIR=/scratch PYTHONDONTWRITEBYTECODE=1
+export TMPDIR=/scratch PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 X=/guest-xfer
 echo "--- guest: $(uname -r), PID 1 $(cat /proc/1/comm), nproc $(nproc)"
 echo "--- guest: cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
