@@ -4,7 +4,7 @@
 #   bench.sh N
 set -u
 N=${1:-20}
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH=${BERTH_GUEST_PYDIR:+$BERTH_GUEST_PYDIR:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export TMPDIR=/scratch PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 B=/scratch/bench-berth D=/scratch/bench-dockerd
 mkdir -p $B $D

@@ -5,7 +5,7 @@
 # 3. the guest subset of the integration tests (marker `guest`), data roots on /scratch.
 set -u
 FWD_PORT=$1; shift
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH=${BERTH_GUEST_PYDIR:+$BERTH_GUEST_PYDIR:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export TMPDIR=/scratch PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 X=/guest-xfer
 echo "--- guest: $(uname -r), PID 1 $(cat /proc/1/comm), nproc $(nproc)"
