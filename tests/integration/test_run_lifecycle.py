@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from berthd_harness import Berthd, start_berthd, stop_berthd
+from berthd_harness import TIME_SCALE, Berthd, start_berthd, stop_berthd
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="integration tests need root")
 
@@ -95,7 +95,7 @@ def run_d(b: Berthd, *args: str) -> str:
 
 
 def wait_for(pred, timeout: float = 10.0, step: float = 0.05):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * TIME_SCALE
     while time.time() < deadline:
         v = pred()
         if v:
