@@ -80,9 +80,10 @@ def test_runtime_flag() -> None:
 
 
 def _v(**kw: object) -> object:
-    base = dict(MemoryLimit=True, SwapLimit=True, KernelMemoryTCP=False, OomKillDisable=False, CpuCfsQuota=True,
-                CpuCfsPeriod=True, CPUShares=True, CPUSet=True, IPv4Forwarding=True, BridgeNfIptables=True,
-                BridgeNfIp6tables=True, CgroupVersion="2")
+    base: dict[str, object] = {
+        "MemoryLimit": True, "SwapLimit": True, "KernelMemoryTCP": False, "OomKillDisable": False,
+        "CpuCfsQuota": True, "CpuCfsPeriod": True, "CPUShares": True, "CPUSet": True, "IPv4Forwarding": True,
+        "BridgeNfIptables": True, "BridgeNfIp6tables": True, "CgroupVersion": "2"}
     base.update(kw)
     return type("V", (), base)()
 

@@ -274,12 +274,11 @@ class Daemon:
         """At daemon start, after restore(): choose the default runtime by probing, then
         re-attach running containers and apply restart policies (monitor.restore_containers)."""
         from ..logger.rotate import RotationWatcher
+        from . import apparmor
         from .monitor import restore_containers
 
         # NewDaemon: ensureDefaultAppArmorProfile, a failure only logged (a start that
         # needs the profile tries again and fails with the reason).
-        from . import apparmor
-
         try:
             await self.run_blocking(apparmor.ensure_default_profile)
         except RuntimeError as e:

@@ -14,8 +14,8 @@ from .. import ENGINE_VERSION
 from ..types import gojson
 
 if TYPE_CHECKING:
-    from .sysinfo import SysInfo
     from .daemon import Daemon
+    from .sysinfo import SysInfo
 
 GIT_COMMIT = "berth"
 GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)

@@ -8,8 +8,8 @@ import os
 from typing import TYPE_CHECKING
 
 from .. import errdefs
-from . import cgroupdriver
 from ..types.container import HostConfig
+from . import cgroupdriver
 from .sysinfo import parse_uint_list
 
 if TYPE_CHECKING:
