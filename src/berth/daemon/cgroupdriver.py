@@ -20,6 +20,11 @@ NONE = "none"
 SCOPE_PREFIX = "berth"
 CGROUPFS_PARENT = "/berth"
 SYSTEMD_PARENT = "system.slice"
+# crun (v2, systemd driver) would put the processes in a `container` child of the scope;
+# an empty subgroup keeps them in the scope itself, as runc does: the limits, memory.events
+# (conmon's OOM check reads its own cgroup's `oom` count) and /proc/<pid>/cgroup then all
+# name the same cgroup, system.slice/berth-<id>.scope. runc ignores the annotation.
+SYSTEMD_ANNOTATIONS = {"run.oci.systemd.subgroup": ""}
 _SLICE_ERROR = 'cgroup-parent for systemd cgroup should be a valid slice named as "xxx.slice"'
 
 

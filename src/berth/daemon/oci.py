@@ -488,6 +488,8 @@ def create_spec(d: "Daemon", ctr: "Container", rootfs: str, netns: str | None = 
     s.linux.resources = resources(ctr, dev_rules)
     s.linux.cgroups_path = cgroupdriver.cgroups_path(ctr.ID, hc.CgroupParent or "", d.config.cgroup_parent,
                                                      d.systemd_cgroup)
+    if d.systemd_cgroup:
+        s.annotations = {**(s.annotations or {}), **cgroupdriver.SYSTEMD_ANNOTATIONS}
     # Sysctls
     extra = {}
     if ctr.Config.Domainname and "uts" in private:
