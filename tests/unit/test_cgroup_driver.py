@@ -137,3 +137,30 @@ def test_update_hands_resources_in_a_file(tmp_path) -> None:  # type: ignore[no-
     assert argv[3:5] == ["update", "--resources"] and argv[-1] == "abc" and argv[5] != "-"
     assert '"pids":{"limit":40}' in body
     assert list((tmp_path / "root").iterdir()) == []  # the file is gone afterwards
+
+
+def test_v2_sysinfo_and_create_checks(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """newV2: what v2 cannot do (swappiness, kernel memory, OOM-kill disable, realtime) is
+    discarded at create with dockerd's warnings; limits it can do pass."""
+    from berth.daemon import sysinfo
+
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids rdma misc\n")
+    (tmp_path / "cpuset.cpus.effective").write_text("0-1\n")
+    (tmp_path / "cpuset.mems.effective").write_text("0\n")
+    monkeypatch.setattr(sysinfo, "_swap_limit_v2", lambda root: True)
+    si = sysinfo.probe(str(tmp_path))
+    assert si.cgroup_v2 and si.memory_limit and si.swap_limit and si.cpu_shares and si.cpu_cfs and si.pids_limit
+    assert not (si.memory_swappiness or si.kernel_memory or si.kernel_memory_tcp or si.oom_kill_disable
+                or si.cpu_realtime)
+    assert si.blkio_weight and si.blkio_read_bps and si.cpus == "0-1"
+    hc = HostConfig(Memory=64 << 20, MemorySwap=128 << 20, MemorySwappiness=60, KernelMemory=10 << 20,
+                    OomKillDisable=True, CpusetCpus="1", PidsLimit=10)
+    w = platform.verify_platform_container_settings(hc, si, "crun", {"crun"})
+    assert w == [
+        "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. "
+        "Memory swappiness discarded.",
+        "Specifying a kernel memory limit is deprecated and will be removed in a future release.",
+        "Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. "
+        "Limitation discarded.",
+        "Your kernel does not support OomKillDisable. OomKillDisable discarded."]
+    assert (hc.MemorySwappiness, hc.KernelMemory, hc.OomKillDisable, hc.MemorySwap) == (None, 0, None, 128 << 20)
