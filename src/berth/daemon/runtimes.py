@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from .. import errdefs
 from ..runtime import conmon as _conmon
 from ..runtime.oci import OCIRuntime, probe_default_runtime
+from ..runtime.oomwatch import OOMWatcher
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -38,6 +39,7 @@ class Runtimes:
         self.default = d.config.default_runtime or ""
         self.systemd_cgroup = d.systemd_cgroup
         self.conmon = _conmon.Conmon()
+        self.oom = OOMWatcher()
         self._cache: dict[str, OCIRuntime] = {}
         os.makedirs(self.exits_dir, 0o700, exist_ok=True)
         os.makedirs(os.path.join(self.exec_root, "containers"), 0o700, exist_ok=True)
