@@ -192,7 +192,7 @@ def system_info(d: "Daemon") -> Info:
         MemoryLimit=si.memory_limit, SwapLimit=si.swap_limit, KernelMemory=si.kernel_memory,
         KernelMemoryTCP=si.kernel_memory_tcp, CpuCfsPeriod=si.cpu_cfs, CpuCfsQuota=si.cpu_cfs,
         CPUShares=si.cpu_shares, CPUSet=si.cpuset, PidsLimit=si.pids_limit,
-        IPv4Forwarding=not si.ipv4_forwarding_disabled,
+        IPv4Forwarding=not si.ipv4_forwarding_disabled_now(),
         BridgeNfIptables=_read("/proc/sys/net/bridge/bridge-nf-call-iptables") == "1",
         BridgeNfIp6tables=_read("/proc/sys/net/bridge/bridge-nf-call-ip6tables") == "1",
         Debug=d.config.debug, NFd=len(os.listdir("/proc/self/fd")), OomKillDisable=si.oom_kill_disable,

@@ -163,7 +163,7 @@ def verify_platform_container_settings(
     if hc.OomScoreAdj < -1000 or hc.OomScoreAdj > 1000:
         raise errdefs.InvalidParameter(f"Invalid value {hc.OomScoreAdj}, range for oom score adj is [-1000, 1000]")
     mode = hc.NetworkMode
-    if si.ipv4_forwarding_disabled and mode not in ("host", "none"):
+    if mode not in ("host", "none") and si.ipv4_forwarding_disabled_now():
         w.append("IPv4 forwarding is disabled. Networking will not work.")
     if mode == "host" and hc.PortBindings:
         w.append("Published ports are discarded when using host network mode")

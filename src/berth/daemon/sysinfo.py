@@ -47,6 +47,16 @@ class SysInfo:
     cgroup_namespaces: bool = False
     ipv4_forwarding_disabled: bool = False
 
+    def ipv4_forwarding_disabled_now(self) -> bool:
+        """dockerd probes sysinfo again for every create and /info (RawSysInfo), so the
+        forwarding state is today's: netavark turns it on with the first bridge network."""
+        try:
+            with open("/proc/sys/net/ipv4/ip_forward") as f:
+                self.ipv4_forwarding_disabled = f.read().strip() == "0"
+        except OSError:
+            pass
+        return self.ipv4_forwarding_disabled
+
 
 def is_cgroup_v2(root: str = "/sys/fs/cgroup") -> bool:
     """cgroups.Mode() == Unified: only cgroup2 at the root."""
