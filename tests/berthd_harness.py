@@ -8,6 +8,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+# Slow hosts (scripts/guest-test's software-emulated guest sets 10): every wait is this
+# many times longer.
+TIME_SCALE = float(os.environ.get("BERTH_TEST_TIME_SCALE", "1"))
 from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,7 +45,8 @@ class Berthd:
 
     def docker(self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 60,
                api: str | None = None) -> subprocess.CompletedProcess[bytes]:
-        r = subprocess.run(["docker", *args], env=self.env(api), input=input, capture_output=True, timeout=timeout)
+        r = subprocess.run(["docker", *args], env=self.env(api), input=input, capture_output=True,
+                           timeout=timeout * TIME_SCALE)
         if check and r.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed ({r.returncode}): {r.stderr.decode()}")
         return r
@@ -86,7 +91,7 @@ def start_berthd(tmp: str | None = None, extra: list[str] | None = None,
 def wait_ping(b: Berthd, timeout: float = 20) -> None:
     import socket
 
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * TIME_SCALE
     while time.time() < deadline:
         if b.proc.poll() is not None:
             raise RuntimeError(f"berthd exited ({b.proc.returncode}):\n{b.log()}")

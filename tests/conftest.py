@@ -55,3 +55,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     with host_lock():
         leftovers.sweep(full=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `guest`: the subset scripts/guest-test runs in its cgroup v2 + systemd + AppArmor guest
+    # (every test that touches cgroups); they run on this host with the rest as well.
+    config.addinivalue_line("markers", "guest: also run by scripts/guest-test in the cgroup v2/systemd guest")

@@ -53,6 +53,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--default-shm-size", default=None)
     p.add_argument("--default-ipc-mode", default=None)
     p.add_argument("--default-cgroupns-mode", default=None)
+    p.add_argument("--exec-opt", action="append", default=[], help="native.cgroupdriver=systemd|cgroupfs")
+    p.add_argument("--cgroup-parent", default=None)
     p.add_argument("--live-restore", action="store_true", default=None)
     p.add_argument("--no-new-privileges", action="store_true", default=None)
     p.add_argument("-b", "--bridge", default=None)
@@ -155,7 +157,8 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
     for key in ("host", "data_root", "exec_root", "pidfile", "log_level", "debug", "storage_driver", "tlsverify",
                 "tlscacert", "tlscert", "tlskey", "group", "default_runtime", "log_driver",
                 "default_ipc_mode", "default_cgroupns_mode", "live_restore", "no_new_privileges", "bridge", "bip",
-                "init", "metrics_addr", "host_gateway_ip", "ip_forward", "iptables", "ip_masq", "icc", "userland_proxy"):
+                "init", "metrics_addr", "host_gateway_ip", "ip_forward", "iptables", "ip_masq", "icc", "userland_proxy",
+                "cgroup_parent"):
         v = getattr(args, key)
         if v is not None:
             flags["hosts" if key == "host" else key.replace("_", "-")] = v
@@ -171,6 +174,8 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
     for key in ("max_concurrent_downloads", "max_concurrent_uploads", "max_download_attempts"):
         if getattr(args, key) is not None:
             flags[key.replace("_", "-")] = getattr(args, key)
+    if args.exec_opt:
+        flags["exec-opts"] = args.exec_opt
     if args.default_ulimit:
         flags["default-ulimits"] = {u.Name: msgspec.to_builtins(u) for u in args.default_ulimit}
     conflicts = sorted(set(flags) & set(raw))
@@ -196,7 +201,20 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
         cfg.runtimes[name] = Runtime(path=path or name)
     if not cfg.hosts:
         cfg.hosts = [DEFAULT_HOST]
+    _verify_cgroup_settings(cfg)
     return cfg
+
+
+def _verify_cgroup_settings(cfg: DaemonConfig) -> None:
+    """verifyDaemonSettings' cgroup checks: the driver, then a systemd parent is a slice."""
+    from .daemon import cgroupdriver, sysinfo
+
+    try:
+        cgroupdriver.verify_cgroup_driver(cfg.exec_opts)
+        systemd = cgroupdriver.using_systemd(cfg.exec_opts, sysinfo.is_cgroup_v2())
+        cgroupdriver.verify_cgroup_parent(cfg.cgroup_parent, systemd)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 class PidfileLock:

@@ -73,6 +73,7 @@ class DaemonConfig(msgspec.Struct, rename={
     "max_concurrent_downloads": "max-concurrent-downloads", "max_concurrent_uploads": "max-concurrent-uploads",
     "max_download_attempts": "max-download-attempts", "berth_registry_mirrors": "berth-registry-mirrors",
     "berth_certs_dirs": "berth-certs-dirs", "berth_download_stall_timeout": "berth-download-stall-timeout",
+    "exec_opts": "exec-opts", "cgroup_parent": "cgroup-parent",
 }, forbid_unknown_fields=False):
     hosts: list[str] = msgspec.field(default_factory=list)
     data_root: str = "/var/lib/berth"
@@ -126,6 +127,9 @@ class DaemonConfig(msgspec.Struct, rename={
     berth_certs_dirs: list[str] = msgspec.field(default_factory=lambda: ["/etc/docker/certs.d", "/etc/berth/certs.d"])
     # seconds a blob download may receive nothing before it is retried (dockerd waits forever)
     berth_download_stall_timeout: float = 30.0
+    # --exec-opt / "exec-opts": native.cgroupdriver=systemd|cgroupfs (daemon/cgroupdriver.py)
+    exec_opts: list[str] = msgspec.field(default_factory=list)
+    cgroup_parent: str = ""
 
     @property
     def pidfile_path(self) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from berthd_harness import Berthd, start_berthd, stop_berthd
+from berthd_harness import TIME_SCALE, Berthd, start_berthd, stop_berthd
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="integration tests need root")
 
@@ -63,7 +63,9 @@ def lc(busybox_tar: str) -> Iterator[Berthd]:
         leftovers = _conmons(b.tmp)
         for pid in leftovers:
             os.kill(pid, signal.SIGKILL)
-        cgroups = [p for i in all_ids + list(ids) for p in glob.glob(f"/sys/fs/cgroup/*/berth/{i}")]
+        cgroups = [p for i in all_ids + list(ids) for pat in ("/sys/fs/cgroup/*/berth/", "/sys/fs/cgroup/berth/",
+                                                            "/sys/fs/cgroup/system.slice/berth-")
+                   for p in glob.glob(f"{pat}{i}*")]
         with open("/proc/self/mountinfo") as f:
             mounts = [ln.split()[4] for ln in f if ln.split()[4].startswith(b.tmp + "/")]
         stop_berthd(b)
@@ -93,7 +95,7 @@ def run_d(b: Berthd, *args: str) -> str:
 
 
 def wait_for(pred, timeout: float = 10.0, step: float = 0.05):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * TIME_SCALE
     while time.time() < deadline:
         v = pred()
         if v:
@@ -108,6 +110,7 @@ def events(b: Berthd, since: float, cid: str) -> list[str]:
     return [e for e in out if e]
 
 
+@pytest.mark.guest
 def test_run_detached_wait_logs(lc: Berthd) -> None:
     cid = run_d(lc, "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
     assert lc.docker("wait", cid).stdout == b"3\n"
@@ -145,6 +148,7 @@ def test_sdk_run_and_multiplexed_logs(lc: Berthd) -> None:
         client.close()
 
 
+@pytest.mark.guest
 def test_stop_kill_restart_pause_events(lc: Berthd) -> None:
     name = uniq()
     t0 = time.time() - 0.01
@@ -214,6 +218,7 @@ def test_start_errors_exit_codes(lc: Berthd, args: list[str], code: int, needle:
     lc.docker("rm", cid)
 
 
+@pytest.mark.guest
 def test_restart_policy_on_failure_and_always(lc: Berthd) -> None:
     # --network none: many quick restarts, and the network is not what this tests
     cid = run_d(lc, "--network", "none", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 3")
@@ -280,6 +285,7 @@ def test_isolation_from_inside(lc: Berthd) -> None:
     lc.docker("rm", cid, cid2)
 
 
+@pytest.mark.guest
 def test_live_restore(lc: Berthd, request: pytest.FixtureRequest) -> None:
     running = run_d(lc, "busybox", "sh", "-c", "echo before; sleep 300")
     exits = run_d(lc, "busybox", "sh", "-c", "echo a; sleep 1.5; echo b; exit 7")

@@ -31,6 +31,7 @@ def _hostconfig(berthd, name: str) -> dict:  # type: ignore[no-untyped-def]
         return json.load(f)
 
 
+@pytest.mark.guest
 def test_update_running_applies_to_cgroups_and_disk(berthd, running) -> None:  # type: ignore[no-untyped-def]
     r = berthd.docker("update", "--memory", "64m", "--memory-swap", "128m", "--cpus", "0.5",
                       "--pids-limit", "40", "--cpu-shares", "300", "--restart", "on-failure:2", running)
@@ -51,6 +52,7 @@ def test_update_running_applies_to_cgroups_and_disk(berthd, running) -> None:  #
     assert _hostconfig(berthd, running)["PidsLimit"] == 0
 
 
+@pytest.mark.guest
 def test_update_errors_as_dockerd(berthd, running) -> None:  # type: ignore[no-untyped-def]
     cid = berthd.docker("inspect", "-f", "{{.Id}}", running).stdout.decode().strip()
     r = berthd.docker("update", "--memory", "100m", running, check=False)

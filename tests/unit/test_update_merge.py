@@ -103,6 +103,10 @@ def test_containerd_resources() -> None:
     assert (r.cpu.period, r.cpu.quota) == (50000, 20000) and r.memory.swap is None and r.pids is None
     r = to_containerd_resources(_req(MemorySwap=128 << 20, PidsLimit=40))
     assert r.memory.swap == 128 << 20 and r.pids == specs.LinuxPids(limit=40)
+    # zeros are absent, not 0: crun writes what is present (memory.max 0!) and refuses any
+    # kernel memory field on cgroup v2
+    assert specs.encode(to_containerd_resources(_req(NanoCpus=500_000_000))) == (
+        b'{"memory":{},"cpu":{"quota":50000,"period":100000},"blockIO":{}}')
 
 
 def test_response_warnings_null_when_none() -> None:

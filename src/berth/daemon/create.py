@@ -78,8 +78,8 @@ async def container_create(d: "Daemon", params: ContainerCreateConfig) -> Contai
         except errdefs.DockerError:
             img = None
     warnings = verify_container_settings(
-        params.host_config, params.config, d.sysinfo, d.default_runtime, d.runtimes
-    )
+        params.host_config, params.config, d.sysinfo, d.default_runtime, d.runtimes,
+        systemd_cgroup=d.systemd_cgroup)
     if img is not None and not params.platform:
         warn = _platform_warning(img)
         if warn:

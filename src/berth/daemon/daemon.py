@@ -20,7 +20,7 @@ from ..pkg.registrar import Registrar
 from ..pkg.truncindex import AmbiguousPrefix, TruncIndex
 from ..volume.service import VolumeService
 from . import inspect as _inspect
-from . import sysinfo
+from . import cgroupdriver, sysinfo
 
 log = logging.getLogger("berth.daemon")
 T = TypeVar("T")
@@ -43,6 +43,9 @@ class Daemon:
         self.names = Registrar()
         self.ids = TruncIndex()
         self.sysinfo = sysinfo.probe()
+        # The cgroup driver (daemon/cgroupdriver.py): systemd by default on a v2 host run by systemd.
+        self.systemd_cgroup = cgroupdriver.using_systemd(config.exec_opts, self.sysinfo.cgroup_v2)
+        self.cgroup_driver = cgroupdriver.SYSTEMD if self.systemd_cgroup else cgroupdriver.CGROUPFS
         self.events = Events()
         driver = config.storage_driver or "overlay2"
         self.layers = LayerStore(os.path.join(self.root, "image", driver, "layerdb"), driver, graph_root=self.root)
@@ -307,8 +310,15 @@ class Daemon:
         """At daemon start, after restore(): choose the default runtime by probing, then
         re-attach running containers and apply restart policies (monitor.restore_containers)."""
         from ..logger.rotate import RotationWatcher
+        from . import apparmor
         from .monitor import restore_containers
 
+        # NewDaemon: ensureDefaultAppArmorProfile, a failure only logged (a start that
+        # needs the profile tries again and fails with the reason).
+        try:
+            await self.run_blocking(apparmor.ensure_default_profile)
+        except RuntimeError as e:
+            log.error("%s", e)
         self.default_runtime = await self.lifecycle.probe()
         self.runtimes |= set(self.lifecycle.paths)
         # LOGS: the log rotation watcher (berth.logger.rotate); made first so that the

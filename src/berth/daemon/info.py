@@ -15,6 +15,7 @@ from ..types import gojson
 
 if TYPE_CHECKING:
     from .daemon import Daemon
+    from .sysinfo import SysInfo
 
 GIT_COMMIT = "berth"
 GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
@@ -195,7 +196,7 @@ def system_info(d: "Daemon") -> Info:
     paused = sum(1 for c in d.containers.values() if c.State.Paused)
     total = len(d.containers)
     os_name, os_version = _os_release()
-    return Info(
+    info = Info(
         ID=d.engine_id, Containers=total, ContainersRunning=running, ContainersPaused=paused,
         ContainersStopped=total - running - paused, Images=len(d.images.list_images(all=True)),
         Driver=d.layers.driver_name, DriverStatus=_driver_status(d),
@@ -204,12 +205,12 @@ def system_info(d: "Daemon") -> Info:
         MemoryLimit=si.memory_limit, SwapLimit=si.swap_limit, KernelMemory=si.kernel_memory,
         KernelMemoryTCP=si.kernel_memory_tcp, CpuCfsPeriod=si.cpu_cfs, CpuCfsQuota=si.cpu_cfs,
         CPUShares=si.cpu_shares, CPUSet=si.cpuset, PidsLimit=si.pids_limit,
-        IPv4Forwarding=not si.ipv4_forwarding_disabled,
+        IPv4Forwarding=not si.ipv4_forwarding_disabled_now(),
         BridgeNfIptables=_read("/proc/sys/net/bridge/bridge-nf-call-iptables") == "1",
         BridgeNfIp6tables=_read("/proc/sys/net/bridge/bridge-nf-call-ip6tables") == "1",
         Debug=d.config.debug, NFd=len(os.listdir("/proc/self/fd")), OomKillDisable=si.oom_kill_disable,
         NGoroutines=len(os.listdir("/proc/self/task")), SystemTime=gojson.format_go_time(time.time_ns()),
-        LoggingDriver=d.config.log_driver, CgroupDriver="cgroupfs", CgroupVersion="2" if si.cgroup_v2 else "1",
+        LoggingDriver=d.config.log_driver, CgroupDriver=d.cgroup_driver, CgroupVersion="2" if si.cgroup_v2 else "1",
         NEventsListener=d.events.subscribers_count(),
         KernelVersion=os.uname().release, OperatingSystem=os_name, OSVersion=os_version, OSType="linux",
         Architecture=os.uname().machine, IndexServerAddress="https://index.docker.io/v1/",
@@ -221,8 +222,63 @@ def system_info(d: "Daemon") -> Info:
         Runtimes={name: {"path": name} for name in sorted(d.runtimes)}, DefaultRuntime=d.default_runtime,
         Swarm=SwarmInfo(), LiveRestoreEnabled=d.config.live_restore, Isolation="", InitBinary="docker-init",
         ContainerdCommit=Commit(ID="", Expected=""), RuncCommit=Commit(ID="", Expected=""),
-        InitCommit=Commit(ID="", Expected=""), SecurityOptions=["name=seccomp,profile=default"], Warnings=None,
+        InitCommit=Commit(ID="", Expected=""), SecurityOptions=_security_options(d), Warnings=None,
     )
+    info.Warnings = _platform_warnings(info, si) or None
+    return info
+
+
+def _security_options(d: "Daemon") -> list[str]:
+    """fillSecurityOptions: apparmor, seccomp, then cgroupns when containers get their own."""
+    from . import apparmor
+
+    out = ["name=apparmor"] if apparmor.enabled() else []
+    out.append("name=seccomp,profile=default")
+    si = d.sysinfo
+    default_ns = d.config.default_cgroupns_mode or ("private" if si.cgroup_v2 else "host")
+    if si.cgroup_namespaces and default_ns == "private":
+        out.append("name=cgroupns")
+    return out
+
+
+def _platform_warnings(v: Info, si: "SysInfo") -> list[str]:
+    """fillPlatformInfo's warnings (20.10.24): what cgroup v1 cannot do is not warned
+    about on v2 and the other way round; v2 names its io.max keys."""
+    w: list[str] = []
+    v2 = v.CgroupVersion == "2"
+    if not v.MemoryLimit:
+        w.append("WARNING: No memory limit support")
+    if not v.SwapLimit:
+        w.append("WARNING: No swap limit support")
+    if not v.KernelMemoryTCP and not v2:
+        w.append("WARNING: No kernel memory TCP limit support")
+    if not v.OomKillDisable and not v2:
+        w.append("WARNING: No oom kill disable support")
+    if not v.CpuCfsQuota:
+        w.append("WARNING: No cpu cfs quota support")
+    if not v.CpuCfsPeriod:
+        w.append("WARNING: No cpu cfs period support")
+    if not v.CPUShares:
+        w.append("WARNING: No cpu shares support")
+    if not v.CPUSet:
+        w.append("WARNING: No cpuset support")
+    if not si.blkio_weight and v2:
+        w.append("WARNING: No io.weight support")
+    if not si.blkio_weight_device and v2:
+        w.append("WARNING: No io.weight (per device) support")
+    for ok, key, v1name in ((si.blkio_read_bps, "rbps", "read_bps_device"),
+                            (si.blkio_write_bps, "wbps", "write_bps_device"),
+                            (si.blkio_read_iops, "riops", "read_iops_device"),
+                            (si.blkio_write_iops, "wiops", "write_iops_device")):
+        if not ok:
+            w.append(f"WARNING: No io.max ({key}) support" if v2 else f"WARNING: No blkio throttle.{v1name} support")
+    if not v.IPv4Forwarding:
+        w.append("WARNING: IPv4 forwarding is disabled")
+    if not v.BridgeNfIptables:
+        w.append("WARNING: bridge-nf-call-iptables is disabled")
+    if not v.BridgeNfIp6tables:
+        w.append("WARNING: bridge-nf-call-ip6tables is disabled")
+    return w
 
 
 class ComponentVersion(Struct):

@@ -125,6 +125,10 @@ def reset_restart_manager(ctr: "Container") -> None:
 def watch(d: "Daemon", ctr: "Container", proc: ContainerProcess) -> None:
     """Start the task that waits for `proc` to exit and handles it."""
     ctr.monitor_task = asyncio.get_running_loop().create_task(_watch(d, ctr, proc))
+    try:  # OOM kills on cgroup v2, while the cgroup exists (runtime/oomwatch.py)
+        d.lifecycle.oom.watch(ctr.ID, proc.pid)
+    except (OSError, ValueError):
+        log.debug("no OOM watch for %s", ctr.ID, exc_info=True)
     rotation = d.__dict__.get("log_rotation")
     if rotation is not None:  # its log is watched while the process runs
         rotation.watch(ctr.ID)
@@ -147,7 +151,9 @@ async def _watch(d: "Daemon", ctr: "Container", proc: ContainerProcess) -> None:
 
 def _oom_killed(proc: ContainerProcess) -> bool:
     """conmon leaves an `oom` file in its persist dir (the bundle) when the kernel's OOM
-    killer hit the container (podman reads the same file)."""
+    killer hit the container (podman reads the same file). On cgroup v2 with the systemd
+    driver conmon misses it (the scope is gone before its last check): the daemon's own
+    watcher (Runtimes.oom) covers that."""
     return os.path.exists(os.path.join(proc.state.bundle, "oom"))
 
 
@@ -160,7 +166,8 @@ async def handle_exit_locked(d: "Daemon", ctr: "Container", proc: ContainerProce
     from . import health
 
     health.stop_health_checks(ctr)
-    oom = _oom_killed(proc)
+    seen_oom = d.lifecycle.oom.forget(ctr.ID)
+    oom = _oom_killed(proc) or seen_oom
     s = ctr.State
     started = getattr(ctr, "started_monotonic", None)
     duration = time.monotonic() - started if started is not None else 0.0

@@ -18,7 +18,7 @@ from ..runtime import spec as rspec
 from ..runtime import specs
 from ..types import mount as mt
 from ..volume import mounts as vmounts
-from . import links
+from . import cgroupdriver, links
 from .propagation import check_bind_propagation
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 INIT_PATH_IN_CONTAINER = "/sbin/docker-init"
 # Where Debian puts tini; dockerd's own docker-init is tini too.
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/bin/tini")
-CGROUP_ROOT = "/berth"
 
 _PROPAGATION = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
 
@@ -492,8 +491,10 @@ def create_spec(d: "Daemon", ctr: "Container", rootfs: str, netns: str | None = 
     except ValueError as e:
         raise errdefs.System(str(e)) from None
     s.linux.resources = resources(ctr, dev_rules)
-    parent = hc.CgroupParent or CGROUP_ROOT
-    s.linux.cgroups_path = os.path.join(parent if parent.startswith("/") else "/" + parent, ctr.ID)
+    s.linux.cgroups_path = cgroupdriver.cgroups_path(ctr.ID, hc.CgroupParent or "", d.config.cgroup_parent,
+                                                     d.systemd_cgroup)
+    if d.systemd_cgroup:
+        s.annotations = {**(s.annotations or {}), **cgroupdriver.SYSTEMD_ANNOTATIONS}
     # Sysctls
     extra = {}
     if ctr.Config.Domainname and "uts" in private:
@@ -504,6 +505,6 @@ def create_spec(d: "Daemon", ctr: "Container", rootfs: str, netns: str | None = 
     # WithApparmor, then saveAppArmorConfig (start.go runs it right after createSpec).
     from . import apparmor
 
-    s.process.apparmor_profile = apparmor.spec_profile(ctr, apparmor.enabled())
+    s.process.apparmor_profile = apparmor.with_apparmor(ctr, apparmor.enabled())
     apparmor.save_app_armor_config(ctr, apparmor.enabled())
     return s

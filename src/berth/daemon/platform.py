@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .. import errdefs
 from ..types.container import HostConfig
+from . import cgroupdriver
 from .sysinfo import parse_uint_list
 
 if TYPE_CHECKING:
@@ -153,7 +154,8 @@ def _check_cpuset(requested: str, available: str, what: str, not_avail: str) -> 
 
 
 def verify_platform_container_settings(
-    hc: HostConfig, si: "SysInfo", default_runtime: str, runtimes: set[str], update: bool = False
+    hc: HostConfig, si: "SysInfo", default_runtime: str, runtimes: set[str], update: bool = False,
+    systemd_cgroup: bool = False,
 ) -> list[str]:
     w = _verify_resources(hc, si, update)
     if hc.ShmSize < 0:
@@ -161,10 +163,15 @@ def verify_platform_container_settings(
     if hc.OomScoreAdj < -1000 or hc.OomScoreAdj > 1000:
         raise errdefs.InvalidParameter(f"Invalid value {hc.OomScoreAdj}, range for oom score adj is [-1000, 1000]")
     mode = hc.NetworkMode
-    if si.ipv4_forwarding_disabled and mode not in ("host", "none"):
+    if mode not in ("host", "none") and si.ipv4_forwarding_disabled_now():
         w.append("IPv4 forwarding is disabled. Networking will not work.")
     if mode == "host" and hc.PortBindings:
         w.append("Published ports are discarded when using host network mode")
+    if isinstance(hc.CgroupParent, str):
+        try:
+            cgroupdriver.verify_cgroup_parent(hc.CgroupParent, systemd_cgroup)
+        except ValueError as e:
+            raise errdefs.InvalidParameter(str(e)) from None
     if not isinstance(hc.Runtime, str) or hc.Runtime == "":
         hc.Runtime = default_runtime
     if hc.Runtime not in runtimes:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from .. import errdefs
 from ..runtime import conmon as _conmon
 from ..runtime.oci import OCIRuntime, probe_default_runtime
+from ..runtime.oomwatch import OOMWatcher
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -36,7 +37,9 @@ class Runtimes:
         for name, rt in d.config.runtimes.items():
             self.paths[name] = rt.path
         self.default = d.config.default_runtime or ""
+        self.systemd_cgroup = d.systemd_cgroup
         self.conmon = _conmon.Conmon()
+        self.oom = OOMWatcher()
         self._cache: dict[str, OCIRuntime] = {}
         os.makedirs(self.exits_dir, 0o700, exist_ok=True)
         os.makedirs(os.path.join(self.exec_root, "containers"), 0o700, exist_ok=True)
@@ -66,5 +69,6 @@ class Runtimes:
             path = self.paths.get(name)
             if path is None:
                 raise errdefs.InvalidParameter(f"Unknown runtime specified {name}")
-            rt = self._cache[name] = OCIRuntime(path, name, os.path.join(self.exec_root, f"runtime-{name}"))
+            rt = self._cache[name] = OCIRuntime(path, name, os.path.join(self.exec_root, f"runtime-{name}"),
+                                                  self.systemd_cgroup)
         return rt

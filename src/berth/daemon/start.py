@@ -81,7 +81,8 @@ async def container_start(d: "Daemon", name: str, checkpoint: str = "", checkpoi
         raise errdefs.Conflict("container is marked for removal and cannot be started")
     if checkpoint_dir:
         raise errdefs.Forbidden("custom checkpointdir is not supported")
-    verify_container_settings(ctr.host_config, None, d.sysinfo, d.default_runtime, d.runtimes)
+    verify_container_settings(ctr.host_config, None, d.sysinfo, d.default_runtime, d.runtimes,
+                              systemd_cgroup=d.systemd_cgroup)
     await start_container(d, ctr, reset_restart_manager=True)
 
 

@@ -47,6 +47,32 @@ class SysInfo:
     cgroup_namespaces: bool = False
     ipv4_forwarding_disabled: bool = False
 
+    def ipv4_forwarding_disabled_now(self) -> bool:
+        """dockerd probes sysinfo again for every create and /info (RawSysInfo), so the
+        forwarding state is today's: netavark turns it on with the first bridge network."""
+        try:
+            with open("/proc/sys/net/ipv4/ip_forward") as f:
+                self.ipv4_forwarding_disabled = f.read().strip() == "0"
+        except OSError:
+            pass
+        return self.ipv4_forwarding_disabled
+
+
+def is_cgroup_v2(root: str = "/sys/fs/cgroup") -> bool:
+    """cgroups.Mode() == Unified: only cgroup2 at the root."""
+    return _exists(root, "cgroup.controllers")
+
+
+def _swap_limit_v2(root: str, self_cgroup: str = "/proc/self/cgroup") -> bool:
+    """getSwapLimitV2: the daemon's own v2 cgroup has memory.swap.max (none at the root
+    cgroup, nor without swap accounting in the kernel)."""
+    try:
+        with open(self_cgroup) as f:
+            group = next((ln.rstrip("\n")[3:] for ln in f if ln.startswith("0::")), "")
+    except OSError:
+        return False
+    return bool(group) and os.path.exists(os.path.join(root, group.lstrip("/"), "memory.swap.max"))
+
 
 def probe(root: str = "/sys/fs/cgroup") -> SysInfo:
     """Read the cgroup mounts; v2 when `cgroup.controllers` sits at the root."""
@@ -65,7 +91,8 @@ def probe(root: str = "/sys/fs/cgroup") -> SysInfo:
         except OSError:
             ctrl = set()
         if "memory" in ctrl:
-            s.memory_limit = s.swap_limit = s.memory_reservation = True
+            s.memory_limit = s.memory_reservation = True
+            s.swap_limit = _swap_limit_v2(root)
         if "cpu" in ctrl:
             s.cpu_shares = s.cpu_cfs = True
         if "cpuset" in ctrl:

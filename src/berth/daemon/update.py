@@ -93,7 +93,10 @@ def update_container(cur: HostConfig, hc: HostConfig) -> None:
 def to_containerd_resources(hc: HostConfig) -> specs.LinuxResources:
     """update_linux.go toContainerdResources: the request's own values (not the merged
     ones); zeros mean "leave as is" to the runtime. Swap only when positive."""
-    cpu = specs.LinuxCPU(shares=hc.CpuShares, cpus=hc.CpusetCpus, mems=hc.CpusetMems)
+    # A zero is left out rather than sent: runc reads 0 as "unchanged", but crun writes
+    # what is present (memory.max 0, a cpu.weight from 0 shares) and refuses any kernel
+    # memory field on cgroup v2, so absent is the one spelling both read as "leave it".
+    cpu = specs.LinuxCPU(shares=hc.CpuShares or None, cpus=hc.CpusetCpus or "", mems=hc.CpusetMems or "")
     period, quota = 0, 0
     if hc.NanoCpus != 0:
         period = 100_000  # 100ms in µs
@@ -102,8 +105,9 @@ def to_containerd_resources(hc: HostConfig) -> specs.LinuxResources:
         quota = hc.CpuQuota
     if period == 0 and hc.CpuPeriod != 0:
         period = hc.CpuPeriod
-    cpu.period, cpu.quota = period, quota
-    mem = specs.LinuxMemory(limit=hc.Memory, reservation=hc.MemoryReservation, kernel=hc.KernelMemory)
+    cpu.period, cpu.quota = period or None, quota or None
+    mem = specs.LinuxMemory(limit=hc.Memory or None, reservation=hc.MemoryReservation or None,
+                            kernel=hc.KernelMemory or None)
     if hc.MemorySwap > 0:
         mem.swap = hc.MemorySwap
     pids = None
@@ -111,7 +115,8 @@ def to_containerd_resources(hc: HostConfig) -> specs.LinuxResources:
         # The router turned "unlimited" (<= 0) into 0; runc reads 0 as "unchanged" and a
         # negative limit as "max", which is what dockerd's cgroup ends up with (reference).
         pids = specs.LinuxPids(limit=hc.PidsLimit if hc.PidsLimit > 0 else -1)
-    return specs.LinuxResources(memory=mem, cpu=cpu, pids=pids, block_io=specs.LinuxBlockIO(weight=hc.BlkioWeight))
+    return specs.LinuxResources(memory=mem, cpu=cpu, pids=pids,
+                                block_io=specs.LinuxBlockIO(weight=hc.BlkioWeight or None))
 
 
 def _cannot_update(ctr_id: str, err: errdefs.DockerError) -> errdefs.DockerError:
@@ -128,7 +133,8 @@ def _runtime_error(name: str, e: OCIRuntimeError) -> str:
 async def container_update(d: Daemon, name: str, uc: UpdateConfig) -> UpdateResponse:
     """ContainerUpdate: verify (400), then update."""
     hc = host_config_from_update(uc)
-    warnings = verify_container_settings(hc, None, d.sysinfo, d.default_runtime, d.runtimes, update=True)
+    warnings = verify_container_settings(hc, None, d.sysinfo, d.default_runtime, d.runtimes, update=True,
+                                         systemd_cgroup=d.systemd_cgroup)
     await update(d, name, hc)
     return UpdateResponse(Warnings=warnings or None)
 

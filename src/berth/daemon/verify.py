@@ -22,7 +22,7 @@ MINIMUM_DURATION = 1_000_000  # container.MinimumDuration: 1ms in nanoseconds
 @traced("verifyContainerSettings")
 def verify_container_settings(
     hc: HostConfig | None, config: Config | None, sysinfo: "SysInfo", default_runtime: str, runtimes: set[str],
-    update: bool = False,
+    update: bool = False, systemd_cgroup: bool = False,
 ) -> list[str]:
     """Run the Config, HostConfig and platform checks in dockerd's order; return warnings."""
     try:
@@ -31,7 +31,8 @@ def verify_container_settings(
         if hc is None:
             return []
         validate_host_config(hc)
-        return platform.verify_platform_container_settings(hc, sysinfo, default_runtime, runtimes, update)
+        return platform.verify_platform_container_settings(hc, sysinfo, default_runtime, runtimes, update,
+                                                           systemd_cgroup)
     except errdefs.InvalidParameter:
         raise
     except (errdefs.DockerError, ValueError) as e:

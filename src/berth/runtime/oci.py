@@ -80,17 +80,19 @@ async def run_process(*argv: str, stdin: bytes | None = None, cwd: str | None = 
 class OCIRuntime:
     """One runtime binary with its own state directory (`--root`)."""
 
-    def __init__(self, path: str, name: str, root: str) -> None:
+    def __init__(self, path: str, name: str, root: str, systemd_cgroup: bool = False) -> None:
         self.path = path
         self.name = name
         self.root = root
+        self.systemd_cgroup = systemd_cgroup
 
     def __repr__(self) -> str:
         return f"OCIRuntime({self.path!r}, {self.name!r}, {self.root!r})"
 
     def global_args(self) -> list[str]:
-        """Flags that go before the subcommand (also passed to conmon as --runtime-arg)."""
-        return ["--root", self.root]
+        """Flags that go before the subcommand (also passed to conmon as --runtime-arg);
+        `--systemd-cgroup`: cgroupsPath is `slice:prefix:name` and systemd makes the scope."""
+        return ["--root", self.root, "--systemd-cgroup"] if self.systemd_cgroup else ["--root", self.root]
 
     @traced(lambda self, *args, **kw: f"{self.name} {args[0]}", kind=PROCESS)
     async def _run(self, *args: str, stdin: bytes | None = None) -> bytes:
@@ -128,8 +130,19 @@ class OCIRuntime:
         await self._run("resume", id)
 
     async def update(self, id: str, resources: specs.LinuxResources) -> None:
-        """Change cgroup limits of a live container (`update --resources -`)."""
-        await self._run("update", "--resources", "-", id, stdin=msgspec.json.encode(resources))
+        """Change cgroup limits of a live container (`update --resources FILE`).
+
+        A file, not `-`: crun opens /dev/stdin by name, which fails on a pipe where
+        /proc/self/fd/0 cannot be reopened (a socket, or a daemon run by systemd)."""
+        os.makedirs(self.root, 0o700, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix=f"update-{id[:12]}-", suffix=".json", dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(msgspec.json.encode(resources))
+            await self._run("update", "--resources", path, id)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     async def ps(self, id: str) -> list[int]:
         """Host pids of every process in the container."""
