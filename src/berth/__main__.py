@@ -152,7 +152,7 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
             try:
                 raw = msgspec.json.decode(data)
             except msgspec.DecodeError as e:
-                raise SystemExit(f"unable to configure the Docker daemon with file {args.config_file}: {e}")
+                raise SystemExit(f"unable to configure the Docker daemon with file {args.config_file}: {e}") from None
     flags: dict[str, Any] = {}
     for key in ("host", "data_root", "exec_root", "pidfile", "log_level", "debug", "storage_driver", "tlsverify",
                 "tlscacert", "tlscert", "tlskey", "group", "default_runtime", "log_driver",
@@ -232,8 +232,8 @@ class PidfileLock:
                 os.close(fd)
                 self.release()
                 if path == pidfile:
-                    raise SystemExit(f"pid file found, ensure docker is not running or delete {pidfile}")
-                raise SystemExit(f"data root {data_root} is in use by another daemon")
+                    raise SystemExit(f"pid file found, ensure docker is not running or delete {pidfile}") from None
+                raise SystemExit(f"data root {data_root} is in use by another daemon") from None
             self._fds.append(fd)
         os.ftruncate(self._fds[0], 0)
         os.write(self._fds[0], str(os.getpid()).encode())
@@ -266,7 +266,9 @@ async def _start_sites(runner: web.AppRunner, cfg: DaemonConfig) -> None:
             except FileNotFoundError:
                 pass
             # Plain GETs answered without aiohttp's request cycle; the rest by aiohttp.
-            site = FastUnixSite(runner, path, runner.app.router, runner.app)
+            router = runner.app.router
+            assert isinstance(router, server._Router)  # make_app builds the app on one
+            site: web.BaseSite = FastUnixSite(runner, path, router, runner.app)
             await site.start()
             os.chmod(path, 0o660)
             try:
@@ -382,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     _check_default_ulimits(cfg)
     try:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop
 
         uvloop.install()
     except ImportError:

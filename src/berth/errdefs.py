@@ -47,7 +47,7 @@ class NotModified(DockerError):
     """304: nothing to do (start of a running container); no body is sent."""
 
 
-class NotImplemented(DockerError):  # noqa: A001 - dockerd's class name
+class NotImplemented(DockerError):  # dockerd's class name
     """501."""
 
 

@@ -45,7 +45,7 @@ _PLAIN_ATTR = "__berth_plain_reply__"
 _MAX_HEAD = 8190
 
 
-def plain_reply(handler: "Handler") -> "Handler":
+def plain_reply(handler: Handler) -> Handler:
     """Marks a handler that reads only the URL, query, headers and API version and
     returns a finished web.Response (no body read, no streaming, no prepare()), so the
     fast path may call it with a PlainRequest. On Python 3.11 it runs up to its first
@@ -137,9 +137,7 @@ def parse_head(head: bytes) -> RequestHead | None:
         headers.add(name, value.strip(" \t"))
     length: int | None = 0
     cl = headers.getall("Content-Length", ())
-    if "Transfer-Encoding" in headers or "Upgrade" in headers or len(cl) > 1:
-        length = None
-    elif "upgrade" in headers.get("Connection", "").lower():
+    if "Transfer-Encoding" in headers or "Upgrade" in headers or len(cl) > 1 or "upgrade" in headers.get("Connection", "").lower():
         length = None
     elif cl:
         length = int(cl[0]) if cl[0].isascii() and cl[0].isdigit() else None
@@ -202,7 +200,7 @@ class FastProtocol(asyncio.Protocol):
     request, to an aiohttp RequestHandler on the same transport. Upgrades, chunked bodies
     and pipelining give the connection to aiohttp for good."""
 
-    def __init__(self, site: "FastUnixSite") -> None:
+    def __init__(self, site: FastUnixSite) -> None:
         self._site = site
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
@@ -214,7 +212,7 @@ class FastProtocol(asyncio.Protocol):
         self._in_next = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = transport  # type: ignore[assignment]  # a unix socket server's transport is a Transport
         self._site.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -296,9 +294,9 @@ class FastProtocol(asyncio.Protocol):
         self._pass_on(end + 4 + head.body_length)
         return True
 
-    async def _answer(self, handler: "Handler", request: PlainRequest) -> None:
+    async def _answer(self, handler: Handler, request: PlainRequest) -> None:
         try:
-            resp = await call_handler(request, handler)  # type: ignore[arg-type]
+            resp = await call_handler(request, handler)  # type: ignore[arg-type]  # PlainRequest has all a fast GET handler reads of a web.Request
             body = resp.body if isinstance(resp, web.Response) else None
             if body is not None and not isinstance(body, (bytes, bytearray)):
                 raise TypeError(f"{handler.__name__}: a plain reply's body must be bytes")
@@ -357,7 +355,7 @@ class FastProtocol(asyncio.Protocol):
 class FastUnixSite(web.UnixSite):
     """web.UnixSite whose connections start with FastProtocol."""
 
-    def __init__(self, runner: web.AppRunner, path: str, router: "_Router", app: web.Application) -> None:
+    def __init__(self, runner: web.AppRunner, path: str, router: _Router, app: web.Application) -> None:
         super().__init__(runner, path)
         self._router = router
         self._app = app
@@ -368,7 +366,7 @@ class FastUnixSite(web.UnixSite):
         assert server is not None
         return server()
 
-    def plain_route(self, head: RequestHead, transport: asyncio.Transport) -> tuple["Handler", PlainRequest] | None:
+    def plain_route(self, head: RequestHead, transport: asyncio.Transport) -> tuple[Handler, PlainRequest] | None:
         """(handler, request) when `head` asks a plain route in range, else None."""
         path, _, query = head.target.partition("?")
         # Percent-decoding and mux's path cleaning (a 301) are aiohttp's business.

@@ -28,7 +28,7 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not
 class _Protocol(asyncio.Protocol):
     """The transport's protocol once hijacked; connection_lost still reaches aiohttp's."""
 
-    def __init__(self, conn: "HijackedConn", orig: Any) -> None:
+    def __init__(self, conn: HijackedConn, orig: Any) -> None:
         self._conn = conn
         self._orig = orig
 
@@ -57,7 +57,7 @@ class _Protocol(asyncio.Protocol):
 class _ParserShim:
     """What aiohttp's set_parser wants: receives the bytes it buffered after the request."""
 
-    def __init__(self, conn: "HijackedConn") -> None:
+    def __init__(self, conn: HijackedConn) -> None:
         self._conn = conn
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
@@ -87,7 +87,7 @@ class HijackedConn:
         self.head_written = False
         orig = request.protocol
         # Bytes aiohttp read past the request (an upgraded connection) come in here first.
-        orig.set_parser(_ParserShim(self))  # type: ignore[arg-type]
+        orig.set_parser(_ParserShim(self))  # type: ignore[arg-type]  # duck-types aiohttp's parser (feed_data, feed_eof)
         transport.set_protocol(_Protocol(self, orig))
         if transport.is_closing():
             self._lost()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiohttp import web
@@ -118,7 +118,7 @@ async def read_json(request: web.Request, typ: Any, go_name: str) -> Any:
         raise errdefs.InvalidParameter(str(e)) from None
 
 
-async def stream_body(request: web.Request, chunks: AsyncIterator[bytes], content_type: str,
+async def stream_body(request: web.Request, chunks: AsyncGenerator[bytes, None], content_type: str,
                       headers: dict[str, str] | None = None) -> web.StreamResponse:
     """A 200 whose body is every chunk as it comes, after the headers; a client that went
     away ends the stream quietly, and the producer is always closed (it may hold a
@@ -133,7 +133,7 @@ async def stream_body(request: web.Request, chunks: AsyncIterator[bytes], conten
     except ConnectionResetError:
         pass
     finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
     return resp
 
 

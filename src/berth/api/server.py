@@ -249,11 +249,11 @@ class _Router(web.UrlDispatcher):
                 return route, found
         return None
 
-    async def resolve(self, request: web.Request) -> UrlMappingMatchInfo:  # type: ignore[override]
+    async def resolve(self, request: web.Request) -> UrlMappingMatchInfo:
         found = self.match(request.method, request.path)
         if found is not None:
             return UrlMappingMatchInfo(found[1], found[0])
-        return await super().resolve(request)  # type: ignore[return-value]
+        return await super().resolve(request)
 
 
 def _first_segment(path: str) -> str:

@@ -523,9 +523,16 @@ __all__ = [
 ]
 
 # Images, system, events and volumes: versions_system.py (re-exported for one import site).
-from .versions_system import (  # noqa: E402
-    df_types, event, events_media_type, image_inspect, image_list, system_df, system_info,
-    volume_anonymous_label, volume_prune_filters,
+from .versions_system import (  # noqa: E402 - versions_system imports this module first
+    df_types,
+    event,
+    events_media_type,
+    image_inspect,
+    image_list,
+    system_df,
+    system_info,
+    volume_anonymous_label,
+    volume_prune_filters,
 )
 
 __all__ += [

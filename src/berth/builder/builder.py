@@ -34,7 +34,8 @@ from .shell import ShellError, process_word
 from .state import BuildArgs, DispatchState
 
 if TYPE_CHECKING:
-    from ..daemon.daemon import Daemon
+    from ..image.image import Image
+    from .backend import BuildBackend
 
 log = logging.getLogger("berth.builder")
 
@@ -82,14 +83,11 @@ def _compare(a: dict[str, Any], b: dict[str, Any]) -> bool:
     for k in ("AttachStdout", "AttachStderr", "User", "Tty"):
         if (a.get(k) or None) != (b.get(k) or None):
             return False
-    for k in ("Cmd", "Env", "Labels", "ExposedPorts", "Entrypoint", "Volumes"):
-        if (a.get(k) or None) != (b.get(k) or None):
-            return False
-    return True
+    return all((a.get(k) or None) == (b.get(k) or None) for k in ("Cmd", "Env", "Labels", "ExposedPorts", "Entrypoint", "Volumes"))
 
 
 class Builder:
-    def __init__(self, d: Daemon, opts: BuildOptions, ctx: BuildContext, stdout: Writer, stderr: Writer,
+    def __init__(self, d: BuildBackend, opts: BuildOptions, ctx: BuildContext, stdout: Writer, stderr: Writer,
                  aux: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         self.d = d
         self.opts = opts
@@ -112,7 +110,7 @@ class Builder:
             ids: set[str] = set()
             for ref in self.opts.cache_from:
                 try:
-                    img = self.d.images.get_image(ref)
+                    img: Image | None = self.d.images.get_image(ref)
                 except errdefs.DockerError:
                     continue
                 while img is not None and img.id not in ids:

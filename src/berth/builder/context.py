@@ -73,7 +73,7 @@ def extract_context(body: BinaryIO, tmp_dir: str) -> BuildContext:
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tf:
                 tf.extractall(root, filter=member_filter)
-                for member in tf.members:
+                for member in tf.members:  # type: ignore[attr-defined]  # tarfile's list, not in its stubs
                     ctx.sums.add(member)
         except tarfile.ReadError as e:
             if "empty file" not in str(e):

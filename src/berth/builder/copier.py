@@ -72,7 +72,7 @@ def collect(root: str, sources: list[str]) -> list[CopyInfo]:
     return infos
 
 
-def source_hash(infos: list[CopyInfo], sums: "ArchiveSums | None") -> str:
+def source_hash(infos: list[CopyInfo], sums: ArchiveSums | None) -> str:
     """getSourceHashFromInfos: `file:`, `dir:` or `multi:` and the sources' tarsums as
     dockerd computes them (builder/tarsum.py): from the context tar's headers (`sums`), or
     from lstat for a `--from` root (sums None)."""
@@ -133,9 +133,8 @@ def _copy_dir(src_dir: str, rootfs: str, dest_dir: str, ids: tuple[int, int]) ->
 def _is_archive(path: str) -> bool:
     """isArchivePath: a (possibly compressed) tar whose first header reads."""
     try:
-        with open(path, "rb") as f:
-            with tarfile.open(fileobj=decompress_stream(f), mode="r|") as tf:
-                return tf.next() is not None
+        with open(path, "rb") as f, tarfile.open(fileobj=decompress_stream(f), mode="r|") as tf:
+            return tf.next() is not None
     except (tarfile.TarError, OSError, EOFError, ValueError):
         return False
 
@@ -143,9 +142,8 @@ def _is_archive(path: str) -> bool:
 def _untar(path: str, rootfs: str, dest_dir: str, ids: tuple[int, int]) -> None:
     _mkdir_all(rootfs, dest_dir, ids)
     target = scoped_path(rootfs, dest_dir)
-    with open(path, "rb") as f:
-        with tarfile.open(fileobj=decompress_stream(f), mode="r|") as tf:
-            tf.extractall(target, filter=member_filter)
+    with open(path, "rb") as f, tarfile.open(fileobj=decompress_stream(f), mode="r|") as tf:
+        tf.extractall(target, filter=member_filter)
 
 
 def copy_into(rootfs: str, infos: list[CopyInfo], dest: str, ids: tuple[int, int], decompress: bool) -> None:

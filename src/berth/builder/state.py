@@ -51,8 +51,9 @@ class BuildArgs:
             if v is not None:
                 out[k] = v
         for k in BUILTIN_ARGS:
-            if k not in out and self.from_options.get(k) is not None:
-                out[k] = self.from_options[k]  # type: ignore[assignment]
+            opt = self.from_options.get(k)
+            if k not in out and opt is not None:
+                out[k] = opt
         return out
 
     def meta_env(self) -> list[str]:

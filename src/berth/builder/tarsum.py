@@ -80,7 +80,7 @@ class ArchiveSums:
         return self._sums[rel]
 
 
-def _hash_file(h: "hashlib._Hash", path: str) -> None:
+def _hash_file(h: hashlib._Hash, path: str) -> None:
     try:
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):

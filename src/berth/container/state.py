@@ -6,7 +6,8 @@ Times are kept as Go-formatted RFC 3339 strings, as they are on disk.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from msgspec import UNSET, Struct, UnsetType
 
@@ -70,7 +71,7 @@ class ContainerState(Struct):
     Health: Health | UnsetType = UNSET
 
     @classmethod
-    def from_state(cls, s: State) -> "ContainerState":
+    def from_state(cls, s: State) -> ContainerState:
         return cls(
             Status=s.state_string(),
             Running=s.Running,
@@ -115,7 +116,7 @@ def human_duration(seconds: float) -> str:
     return f"{int(h / 24 / 365)} years"
 
 
-def state_status(s: State, now_ns: int, parse_time: "Callable[[str], int]") -> str:
+def state_status(s: State, now_ns: int, parse_time: Callable[[str], int]) -> str:
     """State.String: the `Status` column of `docker ps`."""
     if s.Running:
         if s.Paused:

@@ -17,6 +17,7 @@ chroot (dockerd's mountVolumes: bind or rbind, ro or rw, rprivate), so they vani
 """
 import ctypes
 import ctypes.util
+import importlib.util
 import json
 import os
 import posixpath
@@ -24,12 +25,15 @@ import shutil
 import stat
 import sys
 import tarfile
+import types
+from collections.abc import Callable
+from typing import Any
 
 _GO_MODE = ((stat.S_IFDIR, 1 << 31), (stat.S_IFLNK, 1 << 27), (stat.S_IFBLK, 1 << 26),
             (stat.S_IFCHR, (1 << 26) | (1 << 21)), (stat.S_IFIFO, 1 << 25), (stat.S_IFSOCK, 1 << 24))
 
 
-def go_mode(m):
+def go_mode(m: int) -> int:
     """os.FileMode of a stat mode (os/stat_linux.go fillFileStatFromSys)."""
     out = m & 0o777
     for kind, bit in _GO_MODE:
@@ -44,7 +48,7 @@ def go_mode(m):
     return out
 
 
-def preserve_trailing(cleaned, original):
+def preserve_trailing(cleaned: str, original: str) -> str:
     """archive.PreserveTrailingDotOrSeparator."""
     if original.endswith("/.") and not cleaned.endswith("/."):
         return cleaned.rstrip("/") + "/."
@@ -53,14 +57,14 @@ def preserve_trailing(cleaned, original):
     return cleaned
 
 
-def resolve(path):
+def resolve(path: str) -> tuple[str, str]:
     abs_path = preserve_trailing(posixpath.normpath(posixpath.join("/", path)), path)
     d, base = posixpath.split(abs_path)
     resolved_dir = os.path.realpath(d or "/")
     return (resolved_dir.rstrip("/") + "/" + base), abs_path
 
 
-def do_stat(path):
+def do_stat(path: str) -> dict[str, Any]:
     resolved, abs_path = resolve(path)
     st = os.lstat(resolved)
     link = ""
@@ -73,7 +77,7 @@ def do_stat(path):
             "linkTarget": link, "dir": stat.S_ISDIR(st.st_mode)}
 
 
-def _go_header(ti):
+def _go_header(ti: tarfile.TarInfo) -> tarfile.TarInfo:
     """pkg/archive FileInfoHeader truncates mtime to the second, so a plain ustar header
     carries it and no PAX record is written for it (Python's tarfile writes one for a
     fractional mtime, which readers would show as a `././@PaxHeader` entry)."""
@@ -81,11 +85,11 @@ def _go_header(ti):
     return ti
 
 
-def _named(arc):
+def _named(arc: str) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
     """A header filter that keeps `arc` as the member name as it is: tarfile strips a
     leading `/`, which dockerd's archive of the container's root keeps (TarWithOptions
     rebases the root's own name to "", so its members are `/bin`, `/etc`...)."""
-    def f(ti):
+    def f(ti: tarfile.TarInfo) -> tarfile.TarInfo:
         ti.name = arc
         if ti.islnk() and not ti.linkname.startswith("/"):
             ti.linkname = "/" + ti.linkname  # the first member of the link, named as above
@@ -93,18 +97,18 @@ def _named(arc):
     return f
 
 
-def _add_tree(tf, src, arc):
+def _add_tree(tf: tarfile.TarFile, src: str, arc: str) -> None:
     tf.add(src, arcname=arc, recursive=False, filter=_named(arc) if arc.startswith("/") else _go_header)
     if os.path.isdir(src) and not os.path.islink(src):
         for name in sorted(os.listdir(src)):
             _add_tree(tf, os.path.join(src, name), arc + "/" + name if arc else name)
 
 
-def _tar_out():
+def _tar_out() -> tarfile.TarFile:
     return tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT)
 
 
-def do_archive(path):
+def do_archive(path: str) -> None:
     info = do_stat(path)
     _, abs_path = resolve(path)
     rebase = posixpath.basename(abs_path.rstrip("/")) or "/"
@@ -120,13 +124,13 @@ def do_archive(path):
             tf.add(abs_path, arcname=rebase, recursive=False, filter=_go_header)
 
 
-def do_export():
+def do_export() -> None:
     with _tar_out() as tf:
         for name in sorted(os.listdir("/")):
             _add_tree(tf, "/" + name, name)
 
 
-def do_extract(path, no_overwrite, uid, gid):
+def do_extract(path: str, no_overwrite: bool, uid: int, gid: int) -> None:
     dest = os.path.realpath(posixpath.join("/", path))
     st = os.lstat(dest)  # FileNotFoundError → 2
     if not stat.S_ISDIR(st.st_mode):
@@ -144,8 +148,8 @@ def do_extract(path, no_overwrite, uid, gid):
                            + ("unexpected EOF" if short else "archive/tar: invalid tar header")) from None
 
 
-def _untar(dest, no_overwrite, uid, gid):
-    dir_times = []  # Untar sets directories' times last, once their content is in
+def _untar(dest: str, no_overwrite: bool, uid: int, gid: int) -> None:
+    dir_times: list[tuple[str, float]] = []  # Untar sets directories' times last, once their content is in
     with tarfile.open(fileobj=sys.stdin.buffer, mode="r|*") as tf:
         for m in tf:
             name = posixpath.normpath("/" + m.name).lstrip("/")
@@ -181,23 +185,22 @@ _CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 
 
-def _libc():
+def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def _check(rc, what):
+def _check(rc: int, what: str) -> None:
     if rc != 0:
         e = ctypes.get_errno()
         raise OSError(e, f"{what}: {os.strerror(e)}")
 
 
-def _load_symlink_module():
+def _load_symlink_module() -> types.ModuleType:
     """berth/pkg/symlink.py, by path: this script runs with `python -I`, without the
     package on sys.path, and that module needs only `os`."""
-    import importlib.util
-
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "pkg", "symlink.py")
     spec = importlib.util.spec_from_file_location("berth_pkg_symlink", path)
+    assert spec is not None and spec.loader is not None  # a path that exists always has both
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -206,13 +209,13 @@ def _load_symlink_module():
 _symlink = _load_symlink_module()
 
 
-def in_scope(root, path):
+def in_scope(root: str, path: str) -> str:
     """symlink.FollowSymlinkInScope of the container path `path` under `root`."""
     clean = posixpath.normpath("/" + path).lstrip("/")  # `..` stops at the root, as in scope
     return _symlink.follow_symlink_in_scope(os.path.join(root, clean), root)
 
 
-def _create_if_not_exists(path, is_dir):
+def _create_if_not_exists(path: str, is_dir: bool) -> None:
     """fileutils.CreateIfNotExists: the mount point, a directory or an empty file."""
     if os.path.lexists(path):
         return
@@ -223,7 +226,7 @@ def _create_if_not_exists(path, is_dir):
         open(path, "a").close()
 
 
-def mount_volumes(root, mounts):
+def mount_volumes(root: str, mounts: list[list[Any]]) -> None:
     """mountVolumes, in a private mount namespace of this process."""
     libc = _libc()
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
@@ -239,7 +242,7 @@ def mount_volumes(root, mounts):
                    f"remount {target} read-only")
 
 
-def main():
+def main() -> None:
     op, root = sys.argv[1], sys.argv[2]
     mounts = json.loads(os.environ.get("BERTH_ARCHIVE_MOUNTS") or "[]")
     if mounts:
@@ -265,7 +268,7 @@ def main():
     except NotADirectoryError as e:
         sys.stderr.write(str(e))
         sys.exit(2)
-    except Exception as e:  # noqa: BLE001 - the parent reports it
+    except Exception as e:  # the parent reports it
         sys.stderr.write(str(e))
         sys.exit(4)
 

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .. import errdefs
 from ..pkg import stdcopy, term
@@ -118,19 +118,19 @@ async def copy_streams(source: AttachStream, client: ClientStreams, *, tty: bool
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def attach_socket_path(d: "Daemon", ctr: "Container") -> str:
-    proc = getattr(ctr, "process", None)
+def attach_socket_path(d: Daemon, ctr: Container) -> str:
+    proc = ctr.process
     if proc is not None:
         return proc.state.attach_socket
     return os.path.join(d.lifecycle.bundle_dir(ctr.ID), "attach")
 
 
-def _on_next_start(d: "Daemon", ctr: "Container") -> tuple[asyncio.Future[AttachStream], Callable[[], None]]:
+def _on_next_start(d: Daemon, ctr: Container) -> tuple[asyncio.Future[AttachStream], Callable[[], None]]:
     """A future that gets a connection to conmon's attach socket at the container's next
     start, before its process runs; and the function that withdraws it."""
     fut: asyncio.Future[AttachStream] = asyncio.get_running_loop().create_future()
 
-    async def hook(c: "Container") -> None:
+    async def hook(c: Container) -> None:
         if fut.done():
             return
         try:
@@ -144,9 +144,7 @@ def _on_next_start(d: "Daemon", ctr: "Container") -> tuple[asyncio.Future[Attach
         else:
             fut.set_result(s)
 
-    hooks = getattr(ctr, "pre_start_hooks", None)
-    if hooks is None:
-        hooks = ctr.pre_start_hooks = []
+    hooks = ctr.pre_start_hooks
     hooks.append(hook)
 
     def withdraw() -> None:
@@ -160,7 +158,11 @@ def _on_next_start(d: "Daemon", ctr: "Container") -> tuple[asyncio.Future[Attach
     return fut, withdraw
 
 
-async def container_attach(d: "Daemon", name: str, c: ContainerAttachConfig) -> None:
+def _nothing() -> None:
+    """No subscription to withdraw."""
+
+
+async def container_attach(d: Daemon, name: str, c: ContainerAttachConfig) -> None:
     """ContainerAttach: checks (errors before the response head), streams, logs, copy."""
     keys = b""
     if c.detach_keys:
@@ -177,8 +179,8 @@ async def container_attach(d: "Daemon", name: str, c: ContainerAttachConfig) -> 
     use_stdin = c.use_stdin and bool(ctr.Config.OpenStdin)
     # Subscribe before the head goes out: a client starts the container once it has it.
     pending: asyncio.Future[AttachStream] | None = None
-    withdraw: Callable[[], None] = lambda: None
-    if c.stream and not (ctr.State.Running and getattr(ctr, "process", None) is not None):
+    withdraw: Callable[[], None] = _nothing
+    if c.stream and not (ctr.State.Running and ctr.process is not None):
         pending, withdraw = _on_next_start(d, ctr)
     try:
         multiplexed = not tty and c.mux_streams
@@ -212,7 +214,7 @@ async def container_attach(d: "Daemon", name: str, c: ContainerAttachConfig) -> 
             stopped.cancel()
 
 
-async def _until(fut: "asyncio.Future[object]", gone: asyncio.Event) -> None:
+async def _until(fut: asyncio.Future[Any], gone: asyncio.Event) -> None:
     g = asyncio.ensure_future(gone.wait())
     try:
         await asyncio.wait([fut, g], return_when=asyncio.FIRST_COMPLETED)
@@ -222,7 +224,7 @@ async def _until(fut: "asyncio.Future[object]", gone: asyncio.Event) -> None:
             fut.cancel()
 
 
-async def _connect(d: "Daemon", ctr: "Container", pending: "asyncio.Future[AttachStream] | None",
+async def _connect(d: Daemon, ctr: Container, pending: asyncio.Future[AttachStream] | None,
                    client: ClientStreams) -> AttachStream | None:
     """The container's output: now if it runs, else at its next start (None if the client
     left first)."""
@@ -234,7 +236,8 @@ async def _connect(d: "Daemon", ctr: "Container", pending: "asyncio.Future[Attac
             return None
     gone = asyncio.ensure_future(client.gone.wait())
     try:
-        await asyncio.wait([pending, gone], return_when=asyncio.FIRST_COMPLETED)
+        waiting: list[asyncio.Future[Any]] = [pending, gone]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     finally:
         gone.cancel()
     if not pending.done():
@@ -244,7 +247,7 @@ async def _connect(d: "Daemon", ctr: "Container", pending: "asyncio.Future[Attac
     return pending.result()
 
 
-async def _replay_logs(d: "Daemon", ctr: "Container", client: ClientStreams, c: ContainerAttachConfig,
+async def _replay_logs(d: Daemon, ctr: Container, client: ClientStreams, c: ContainerAttachConfig,
                        multiplexed: bool) -> None:
     """containerAttach's `logs`: everything logged so far, then the live stream."""
     from .logs import LogsConfig, container_logs
@@ -259,13 +262,13 @@ async def _replay_logs(d: "Daemon", ctr: "Container", client: ClientStreams, c: 
             except (ConnectionError, OSError):
                 return
     finally:
-        await msgs.aclose()  # type: ignore[attr-defined]
+        await msgs.aclose()
 
 
-async def container_resize(d: "Daemon", name: str, height: int, width: int) -> None:
+async def container_resize(d: Daemon, name: str, height: int, width: int) -> None:
     """ContainerResize: 409 unless running; a `resize` event when the terminal took it."""
     ctr = d.get_container(name)
-    proc = getattr(ctr, "process", None)
+    proc = ctr.process
     if not ctr.State.Running or proc is None:
         raise errdefs.Conflict(f"Container {ctr.ID} is not running")
     try:

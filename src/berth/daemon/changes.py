@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
 from ..trace import traced
 
 if TYPE_CHECKING:
@@ -9,7 +10,7 @@ if TYPE_CHECKING:
 
 
 @traced("ContainerChanges", action="changes")
-async def container_changes(d: "Daemon", name: str) -> list[Any] | None:
+async def container_changes(d: Daemon, name: str) -> list[Any] | None:
     ctr = d.get_container(name)
     rw = d.layers.get_rw_layer(ctr.ID)
     changes = await d.run_blocking(rw.changes)

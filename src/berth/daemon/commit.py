@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import errdefs
-from ..trace import traced
 from ..image.commit import CommitConfig
 from ..image.image import normalize_config
 from ..image.importer import build_from_config
+from ..trace import traced
 from ..types import gojson
 from ..types.container import Config
 from .merge import merge

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .. import errdefs
-from ..trace import step, traced
 from ..container.container import Container, NetworkSettings
 from ..pkg import symlink
 from ..pkg.platforms import Platform
+from ..trace import step, traced
 from ..types import gojson
 from ..types.container import (
     Config,
@@ -34,8 +34,7 @@ from ..types.container import (
     HostConfig,
     NetworkingConfig,
 )
-from . import links, names, network, platform, volumes
-from . import merge
+from . import links, merge, names, network, platform, volumes
 from .merge import merge_and_verify_config, merge_and_verify_log_config
 from .verify import verify_container_settings
 
@@ -67,7 +66,7 @@ class ContainerCreateConfig(msgspec.Struct):
 
 
 @traced("containerCreate", action="create")
-async def container_create(d: "Daemon", params: ContainerCreateConfig) -> ContainerCreateCreatedBody:
+async def container_create(d: Daemon, params: ContainerCreateConfig) -> ContainerCreateCreatedBody:
     """containerCreate: the checks, in dockerd's order, then create."""
     if params.config is None:
         raise errdefs.InvalidParameter("Config cannot be empty in order to create a container")
@@ -93,7 +92,7 @@ async def container_create(d: "Daemon", params: ContainerCreateConfig) -> Contai
     return ContainerCreateCreatedBody(Id=ctr.ID, Warnings=warnings)
 
 
-async def _prepare_inspect(d: "Daemon", ctr: Container) -> None:
+async def _prepare_inspect(d: Daemon, ctr: Container) -> None:
     """Clients inspect what they create at once (docker-py's containers.create and run,
     compose): the answer is made now, while the new container's objects are in the CPU's
     caches, and kept by inspect's cache until the container changes."""
@@ -101,11 +100,11 @@ async def _prepare_inspect(d: "Daemon", ctr: Container) -> None:
 
     try:
         await container_inspect_cached(d, ctr.ID, False)
-    except Exception:  # noqa: BLE001 - the create stands; the inspect will compute it
+    except Exception:  # the create stands; the inspect will compute it
         log.exception("inspect of new container %s", ctr.ID)
 
 
-def _platform_warning(img: "Image") -> str:
+def _platform_warning(img: Image) -> str:
     os_, arch, variant = img.os or "linux", img.architecture or HOST_ARCH, img.variant or ""
     if os_ == "linux" and arch == HOST_ARCH:
         return ""
@@ -155,7 +154,7 @@ def _is_ipv6(s: str) -> bool:
 
 
 @traced("adaptContainerSettings")
-def adapt_container_settings(d: "Daemon", hc: HostConfig, adjust_cpu_shares: bool) -> None:
+def adapt_container_settings(d: Daemon, hc: HostConfig, adjust_cpu_shares: bool) -> None:
     platform.adapt_container_settings(
         hc, adjust_cpu_shares, d.sysinfo, d.config.default_ipc_mode, d.config.default_cgroupns_mode or None
     )
@@ -165,7 +164,7 @@ def adapt_container_settings(d: "Daemon", hc: HostConfig, adjust_cpu_shares: boo
     _generate_security_opt(d, hc)
 
 
-def _adapt_shared_namespace_container(d: "Daemon", hc: HostConfig) -> None:
+def _adapt_shared_namespace_container(d: Daemon, hc: HostConfig) -> None:
     """container:<name or prefix> modes are rewritten to the full ID when it exists."""
     for attr in ("PidMode", "IpcMode", "NetworkMode"):
         mode = getattr(hc, attr)
@@ -177,7 +176,7 @@ def _adapt_shared_namespace_container(d: "Daemon", hc: HostConfig) -> None:
             setattr(hc, attr, "container:" + ctr.ID)
 
 
-def _generate_security_opt(d: "Daemon", hc: HostConfig) -> None:
+def _generate_security_opt(d: Daemon, hc: HostConfig) -> None:
     """generateSecurityOpt: `label=disable` for host IPC/PID or privileged (even without SELinux)."""
     if any(o.startswith("label=") for o in hc.SecurityOpt or []):
         return
@@ -195,7 +194,7 @@ def _generate_security_opt(d: "Daemon", hc: HostConfig) -> None:
 
 
 @traced("create")
-async def create(d: "Daemon", params: ContainerCreateConfig) -> Container:
+async def create(d: Daemon, params: ContainerCreateConfig) -> Container:
     """daemon.create: image, merges, new container, then everything that makes state."""
     config = params.config
     hc = params.host_config
@@ -222,7 +221,7 @@ async def create(d: "Daemon", params: ContainerCreateConfig) -> Container:
 
 
 @traced("newContainer")
-def new_container(d: "Daemon", name: str, config: Config, hc: HostConfig, img: "Image | None") -> Container:
+def new_container(d: Daemon, name: str, config: Config, hc: HostConfig, img: Image | None) -> Container:
     """newContainer: ID and name, hostname, Path/Args, the base record."""
     id_, full_name = names.generate_id_and_name(d, name)
     if hc.NetworkMode == "host" and not config.Hostname:
@@ -253,7 +252,7 @@ def get_entrypoint_and_args(entrypoint: list[str] | None, cmd: list[str] | None)
 
 
 @traced("setSecurityOptions")
-def set_security_options(d: "Daemon", ctr: Container, hc: HostConfig) -> None:
+def set_security_options(d: Daemon, ctr: Container, hc: HostConfig) -> None:
     """parseSecurityOpt (daemon_unix.go); its errors are untyped: 500."""
     ctr.NoNewPrivileges = d.config.no_new_privileges
     for opt in hc.SecurityOpt or []:
@@ -295,7 +294,7 @@ def _parse_go_bool(s: str) -> bool | None:
     return None
 
 
-def _create_on_disk(d: "Daemon", ctr: Container, img: "Image | None", plan: "volumes.MountPlan") -> None:
+def _create_on_disk(d: Daemon, ctr: Container, img: Image | None, plan: volumes.MountPlan) -> None:
     """The blocking part of create, in one thread hop, with its own undo.
 
     Steps as dockerd: CreateLayer, container root (0710) and checkpoints (0700),
@@ -329,7 +328,7 @@ def _create_on_disk(d: "Daemon", ctr: Container, img: "Image | None", plan: "vol
 
 
 @traced("createContainerOSSpecificSettings")
-def create_container_os_specific_settings(d: "Daemon", ctr: Container) -> None:
+def create_container_os_specific_settings(d: Daemon, ctr: Container) -> None:
     """create_unix.go: working directory, masked/readonly defaults, image volumes."""
     hc = ctr.host_config
     if ctr.Config.WorkingDir:

@@ -7,8 +7,9 @@ import asyncio
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from .. import errdefs, trace
 from ..config import DaemonConfig
@@ -19,8 +20,8 @@ from ..layer import LayerStore
 from ..pkg.registrar import Registrar
 from ..pkg.truncindex import AmbiguousPrefix, TruncIndex
 from ..volume.service import VolumeService
-from . import inspect as _inspect
 from . import cgroupdriver, sysinfo
+from . import inspect as _inspect
 
 log = logging.getLogger("berth.daemon")
 T = TypeVar("T")
@@ -170,7 +171,7 @@ class Daemon:
             except Exception as e:
                 log.error("failed to load container %s: %s", entry, e)
                 continue
-            if ctr.ID != entry:
+            if entry != ctr.ID:
                 log.error("Container %s is stored at %s", ctr.ID, entry)
                 continue
             if ctr.Driver != self.layers.driver_name:
@@ -392,8 +393,7 @@ class Daemon:
         if pumps is not None:
             await pumps.stop_all()
         for ctr in self.containers.values():
-            for attr in ("monitor_task", "health_task"):
-                task = getattr(ctr, attr, None)
+            for task in (ctr.monitor_task, ctr.health_task):
                 if task is not None:
                     task.cancel()
     # ==== end LIFECYCLE helper ========================================================

@@ -7,8 +7,8 @@ import shutil
 from typing import TYPE_CHECKING
 
 from .. import errdefs
-from ..trace import traced
 from ..container.container import Container
+from ..trace import traced
 from . import volumes
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ log = logging.getLogger("berth.daemon")
 
 
 @traced("ContainerRm", action="delete")
-async def container_rm(d: "Daemon", name: str, force: bool, remove_volume: bool, remove_link: bool) -> None:
+async def container_rm(d: Daemon, name: str, force: bool, remove_volume: bool, remove_link: bool) -> None:
     ctr = d.get_container(name)
     if remove_link:
         rm_link(d, ctr, name)
@@ -28,7 +28,7 @@ async def container_rm(d: "Daemon", name: str, force: bool, remove_volume: bool,
     await cleanup_container(d, ctr, force, remove_volume)
 
 
-def rm_link(d: "Daemon", ctr: Container, name: str) -> None:
+def rm_link(d: Daemon, ctr: Container, name: str) -> None:
     """Remove the legacy link `/parent/alias` (untyped errors, as dockerd's)."""
     if not name.startswith("/"):
         name = "/" + name
@@ -43,20 +43,19 @@ def rm_link(d: "Daemon", ctr: Container, name: str) -> None:
 
 
 @traced("cleanupContainer")
-async def cleanup_container(d: "Daemon", ctr: Container, force: bool, remove_volume: bool) -> None:
+async def cleanup_container(d: Daemon, ctr: Container, force: bool, remove_volume: bool) -> None:
     """cleanupContainer: refuse a running container unless forced, then remove everything."""
     async with ctr.lock:
-        if ctr.State.Running:
-            if not force:
-                if ctr.State.Paused:
-                    raise errdefs.Conflict(
-                        f"You cannot remove a paused container {ctr.ID}. Unpause and then stop the container "
-                        "before attempting removal or force remove"
-                    )
+        if ctr.State.Running and not force:
+            if ctr.State.Paused:
                 raise errdefs.Conflict(
-                    f"You cannot remove a running container {ctr.ID}. Stop the container before attempting "
-                    "removal or force remove"
+                    f"You cannot remove a paused container {ctr.ID}. Unpause and then stop the container "
+                    "before attempting removal or force remove"
                 )
+            raise errdefs.Conflict(
+                f"You cannot remove a running container {ctr.ID}. Stop the container before attempting "
+                "removal or force remove"
+            )
         if ctr.State.RemovalInProgress:
             raise errdefs.Conflict(f"removal of container {ctr.Name.lstrip('/')} is already in progress")
         ctr.State.RemovalInProgress = True
@@ -76,7 +75,7 @@ async def cleanup_container(d: "Daemon", ctr: Container, force: bool, remove_vol
     d.on_container_removed(ctr)
 
 
-def _remove_on_disk(d: "Daemon", ctr: Container, remove_volume: bool) -> None:
+def _remove_on_disk(d: Daemon, ctr: Container, remove_volume: bool) -> None:
     """The layer, then the directory (config first, so a crash mid-way leaves no
     half container: restore drops directories without config.v2.json), then volumes."""
     try:

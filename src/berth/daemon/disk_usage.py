@@ -20,7 +20,7 @@ class DiskUsage(Struct):
     BuilderSize: int
 
 
-async def system_disk_usage(d: "Daemon", anonymous_label: bool = False) -> DiskUsage:
+async def system_disk_usage(d: Daemon, anonymous_label: bool = False) -> DiskUsage:
     """Every container (with sizes), top-level image, layer total and volume (with usage).
 
     `anonymous_label`: show anonymous volumes labelled `com.docker.volume.anonymous`

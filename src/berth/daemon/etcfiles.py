@@ -12,8 +12,8 @@ import re
 from typing import TYPE_CHECKING
 
 from .. import errdefs
-from ..trace import traced
 from ..network.etcfiles import _LOCALHOST_NS, DEFAULT_HOSTS  # one copy of libnetwork's defaults
+from ..trace import traced
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -52,7 +52,7 @@ def filter_resolv_dns(content: str, ipv6: bool = False) -> str:
     return out
 
 
-def build_resolv_conf(ctr: "Container", host_mode: bool) -> bytes:
+def build_resolv_conf(ctr: Container, host_mode: bool) -> bytes:
     hc = ctr.host_config
     content = host_resolv_conf().decode("utf-8", "replace")
     if hc.Dns or hc.DnsSearch or hc.DnsOptions:
@@ -73,7 +73,7 @@ def build_resolv_conf(ctr: "Container", host_mode: bool) -> bytes:
     return filter_resolv_dns(content).encode()
 
 
-def build_hosts(ctr: "Container", host_mode: bool) -> bytes:
+def build_hosts(ctr: Container, host_mode: bool) -> bytes:
     if host_mode:
         try:
             with open("/etc/hosts", "rb") as f:
@@ -101,7 +101,7 @@ def _extra_host_line(entry: str) -> str:
 
 
 @traced("writeNetworkFiles")
-def write_network_files(d: "Daemon", ctr: "Container") -> None:
+def write_network_files(d: Daemon, ctr: Container) -> None:
     """Write hostname, hosts and resolv.conf into the container directory (blocking);
     `container:` network mode shares the other container's files instead."""
     hc = ctr.host_config

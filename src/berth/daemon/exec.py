@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .. import errdefs
-from ..trace import touches, traced
 from ..pkg import stringid, term
-from ..runtime import specs
 from ..runtime import spec as rspec
+from ..runtime import specs
 from ..runtime.conmon import AttachStream, ContainerProcess
 from ..runtime.oci import OCIRuntimeError, runtime_error_message
+from ..trace import touches, traced
 from ..types.exec import ExecConfig as ExecCreateRequest
 from ..types.exec import ExecInspect, ExecProcessConfig
 from .attach import EOF_OUTPUT, ClientStreams, copy_streams
@@ -44,7 +44,7 @@ _STARTED_TIMEOUT = 10.0  # ContainerExecResize waits this long for the process
 class ExecConfig:
     """container/exec.go ExecConfig: one exec instance."""
 
-    def __init__(self, ctr: "Container") -> None:
+    def __init__(self, ctr: Container) -> None:
         self.ID = stringid.generate_random_id()
         self.container = ctr
         self.Running = False
@@ -67,14 +67,14 @@ class ExecConfig:
         self.monitor: asyncio.Task[None] | None = None
 
 
-def _execs(d: "Daemon") -> dict[str, ExecConfig]:
+def _execs(d: Daemon) -> dict[str, ExecConfig]:
     store = d.__dict__.get("_exec_commands")
     if store is None:
         store = d.__dict__["_exec_commands"] = {}
     return store
 
 
-def forget_exec(d: "Daemon", exec_id: str) -> None:
+def forget_exec(d: Daemon, exec_id: str) -> None:
     """Drop a finished exec from the daemon's store (a running one stays)."""
     store = _execs(d)
     ec = store.get(exec_id)
@@ -82,14 +82,11 @@ def forget_exec(d: "Daemon", exec_id: str) -> None:
         store.pop(exec_id, None)
 
 
-def _container_execs(ctr: "Container") -> list[str]:
-    ids = getattr(ctr, "exec_ids", None)
-    if ids is None:
-        ids = ctr.exec_ids = []
-    return ids
+def _container_execs(ctr: Container) -> list[str]:
+    return ctr.exec_ids
 
 
-def _check_active(ctr: "Container", name: str) -> None:
+def _check_active(ctr: Container, name: str) -> None:
     """getActiveContainer's state checks."""
     if not ctr.State.Running:
         raise errdefs.Conflict(f"Container {ctr.ID} is not running")
@@ -100,7 +97,7 @@ def _check_active(ctr: "Container", name: str) -> None:
 
 
 @touches
-def get_exec_config(d: "Daemon", name: str) -> ExecConfig:
+def get_exec_config(d: Daemon, name: str) -> ExecConfig:
     """getExecConfig: exact ID; its container must still exist and be running."""
     ec = _execs(d).get(name)
     if ec is None:
@@ -118,7 +115,7 @@ def get_exec_config(d: "Daemon", name: str) -> ExecConfig:
 
 
 @traced("ContainerExecCreate")
-def container_exec_create(d: "Daemon", name: str, config: ExecCreateRequest) -> str:
+def container_exec_create(d: Daemon, name: str, config: ExecCreateRequest) -> str:
     """ContainerExecCreate (synchronous: register and answer without awaiting)."""
     ctr = d.get_container(name)
     _check_active(ctr, name)
@@ -151,13 +148,13 @@ def container_exec_create(d: "Daemon", name: str, config: ExecCreateRequest) -> 
     return ec.ID
 
 
-def exec_exists(d: "Daemon", name: str) -> bool:
+def exec_exists(d: Daemon, name: str) -> bool:
     """ExecExists: raises getExecConfig's error when it does not."""
     get_exec_config(d, name)
     return True
 
 
-def container_exec_inspect(d: "Daemon", id_: str) -> ExecInspect:
+def container_exec_inspect(d: Daemon, id_: str) -> ExecInspect:
     ec = _execs(d).get(id_)
     if ec is None or ec.container.ID not in d.containers:
         raise errdefs.NotFound(f"No such exec instance: {id_}")
@@ -171,11 +168,11 @@ def container_exec_inspect(d: "Daemon", id_: str) -> ExecInspect:
                        Pid=ec.Pid)
 
 
-def _exec_dir(d: "Daemon", exec_id: str) -> str:
+def _exec_dir(d: Daemon, exec_id: str) -> str:
     return os.path.join(d.config.exec_root, "execs", exec_id)
 
 
-def _process_spec(d: "Daemon", ctr: "Container", ec: ExecConfig, console: list[int] | None) -> specs.Process:
+def _process_spec(d: Daemon, ctr: Container, ec: ExecConfig, console: list[int] | None) -> specs.Process:
     """The container's process spec with the exec's args, env, cwd and terminal, then
     execSetPlatformOpt (user, privileged). Blocking: reads config.json and /etc/passwd."""
     with open(os.path.join(d.lifecycle.bundle_dir(ctr.ID), "config.json"), "rb") as f:
@@ -206,7 +203,7 @@ def _start_error(message: str) -> errdefs.DockerError:
 
 
 @traced("ContainerExecStart")
-async def container_exec_start(d: "Daemon", name: str, get_streams: Callable[[], Awaitable[ClientStreams]] | None,
+async def container_exec_start(d: Daemon, name: str, get_streams: Callable[[], Awaitable[ClientStreams]] | None,
                                multiplexed: bool, console: list[int] | None = None) -> None:
     """ContainerExecStart. get_streams is None for a detached start (returns once the
     process runs); otherwise the output is copied until the process ends, whose exit code
@@ -223,7 +220,7 @@ async def container_exec_start(d: "Daemon", name: str, get_streams: Callable[[],
     stream: AttachStream | None = None
     try:
         proc_spec = await d.run_blocking(_process_spec, d, ctr, ec, console or ec.ConsoleSize)
-        cproc = getattr(ctr, "process", None)
+        cproc = ctr.process
         if cproc is None:
             raise errdefs.Conflict(f"Container {ctr.ID} is not running")
         exec_dir = _exec_dir(d, ec.ID)
@@ -263,7 +260,7 @@ async def container_exec_start(d: "Daemon", name: str, get_streams: Callable[[],
         d.log_container_event(ctr, "exec_detach", {"execID": ec.ID})
 
 
-async def _wait_exec(d: "Daemon", ec: ExecConfig, proc: ContainerProcess) -> None:
+async def _wait_exec(d: Daemon, ec: ExecConfig, proc: ContainerProcess) -> None:
     """The exit of an exec (monitor.go ProcessEvent EventExit for an exec)."""
     try:
         code = await proc.wait_exit()
@@ -283,12 +280,12 @@ async def _wait_exec(d: "Daemon", ec: ExecConfig, proc: ContainerProcess) -> Non
     await d.run_blocking(shutil.rmtree, _exec_dir(d, ec.ID), True)
 
 
-async def container_exec_resize(d: "Daemon", name: str, height: int, width: int) -> None:
+async def container_exec_resize(d: Daemon, name: str, height: int, width: int) -> None:
     """ContainerExecResize: waits up to 10 s for the process to have started."""
     ec = get_exec_config(d, name)
     try:
         await asyncio.wait_for(asyncio.shield(ec.started), _STARTED_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise errdefs.Untyped("timeout waiting for exec session ready") from None
     if ec.process is None or ec.ExitCode is not None:
         raise errdefs.NotFound("no such exec")
@@ -298,7 +295,7 @@ async def container_exec_resize(d: "Daemon", name: str, height: int, width: int)
         raise errdefs.NotFound("no such exec") from e
 
 
-def forget_container_execs(d: "Daemon", ctr: "Container") -> None:
+def forget_container_execs(d: Daemon, ctr: Container) -> None:
     """Drop the execs of a removed container (dockerd's GC does this within 5 minutes)."""
     store = _execs(d)
     for id_ in [k for k, ec in store.items() if ec.container is ctr]:

@@ -82,7 +82,7 @@ def update_health_monitor(d: Daemon, ctr: Container) -> None:
         return
     cmd = probe_command(ctr)
     if ctr.State.Running and not ctr.State.Paused and cmd is not None:
-        if getattr(ctr, "health_task", None) is None:
+        if ctr.health_task is None:
             ctr.health_task = asyncio.get_running_loop().create_task(_monitor(d, ctr, cmd))
     else:
         stop_health_checks(ctr)
@@ -91,7 +91,7 @@ def update_health_monitor(d: Daemon, ctr: Container) -> None:
 def stop_health_checks(ctr: Container) -> None:
     """Health.CloseMonitorChannel: a stopped monitor leaves the status `unhealthy`, as
     dockerd shows it for a paused or stopped container ("for compatibility reasons")."""
-    task = getattr(ctr, "health_task", None)
+    task = ctr.health_task
     if task is not None:
         task.cancel()
         ctr.health_task = None
@@ -153,7 +153,7 @@ async def run_probe(d: Daemon, ctr: Container, cmd: list[str], timeout: float) -
         raise
     except errdefs.DockerError as e:
         return -1, str(e)
-    except Exception as e:  # noqa: BLE001 - an OSError from conmon is a failed probe, not a dead monitor
+    except Exception as e:  # an OSError from conmon is a failed probe, not a dead monitor
         log.warning("Health check for container %s error: %s", ctr.ID, e)
         return -1, str(e)
 

@@ -48,9 +48,9 @@ def _registry_config(d: Any) -> RegistryConfig:
     doc = distribution_service(d).registry.info()
     return RegistryConfig(
         AllowNondistributableArtifactsCIDRs=[], AllowNondistributableArtifactsHostnames=[],
-        InsecureRegistryCIDRs=list(doc["InsecureRegistryCIDRs"]),  # type: ignore[call-overload]
-        IndexConfigs={k: IndexInfo(**v) for k, v in doc["IndexConfigs"].items()},  # type: ignore[attr-defined]
-        Mirrors=list(doc["Mirrors"]),  # type: ignore[call-overload]
+        InsecureRegistryCIDRs=list(doc["InsecureRegistryCIDRs"]),
+        IndexConfigs={k: IndexInfo(**v) for k, v in doc["IndexConfigs"].items()},
+        Mirrors=list(doc["Mirrors"]),
     )
 
 
@@ -167,7 +167,7 @@ def _read(path: str) -> str:
         return ""
 
 
-def _driver_status(d: "Daemon") -> list[list[str]]:
+def _driver_status(d: Daemon) -> list[list[str]]:
     if d.layers.driver_name != "overlay2":
         return []
     return [["Backing Filesystem", _backing_fs(d.root)], ["Supports d_type", "true"],
@@ -190,7 +190,7 @@ def _backing_fs(path: str) -> str:
     return {"ext4": "extfs", "ext3": "extfs", "ext2": "extfs"}.get(fs, fs)
 
 
-def system_info(d: "Daemon") -> Info:
+def system_info(d: Daemon) -> Info:
     si = d.sysinfo
     running = sum(1 for c in d.containers.values() if c.State.Running and not c.State.Paused)
     paused = sum(1 for c in d.containers.values() if c.State.Paused)
@@ -228,7 +228,7 @@ def system_info(d: "Daemon") -> Info:
     return info
 
 
-def _security_options(d: "Daemon") -> list[str]:
+def _security_options(d: Daemon) -> list[str]:
     """fillSecurityOptions: apparmor, seccomp, then cgroupns when containers get their own."""
     from . import apparmor
 
@@ -241,7 +241,7 @@ def _security_options(d: "Daemon") -> list[str]:
     return out
 
 
-def _platform_warnings(v: Info, si: "SysInfo") -> list[str]:
+def _platform_warnings(v: Info, si: SysInfo) -> list[str]:
     """fillPlatformInfo's warnings (20.10.24): what cgroup v1 cannot do is not warned
     about on v2 and the other way round; v2 names its io.max keys."""
     w: list[str] = []
@@ -305,7 +305,7 @@ class Version(Struct):
     BuildTime: str
 
 
-def system_version(d: "Daemon", api_version: str, min_version: str) -> Version:
+def system_version(d: Daemon, api_version: str, min_version: str) -> Version:
     kernel = os.uname().release
     py = "python" + _platform.python_version()
     return Version(

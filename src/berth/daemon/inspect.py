@@ -118,7 +118,7 @@ def container_mounts(ctr: Container) -> list[APIMountPoint]:
 _CHECK_CACHE = os.environ.get("BERTH_CHECK_INSPECT_CACHE") == "1"
 
 
-async def container_inspect_cached(d: "Daemon", name: str, size: bool) -> ContainerJSON | bytes:
+async def container_inspect_cached(d: Daemon, name: str, size: bool) -> ContainerJSON | bytes:
     """container_inspect, answered from the last encoding while nothing it shows changed.
 
     Inspect is the hottest read and its answer changes rarely. The key is the container's
@@ -138,9 +138,9 @@ async def container_inspect_cached(d: "Daemon", name: str, size: bool) -> Contai
         # A start, stop, update... is under way: its in-memory changes (network settings
         # first, the checkpoint last) are not all covered by the key yet.
         return await container_inspect(d, name, size)
-    key = (getattr(ctr, "revision", 0), msgspec.structs.astuple(ctr.State), ctr.Name, ctr.RestartCount,
-           tuple(getattr(ctr, "exec_ids", None) or ()), links.links_for(d, ctr))
-    cached = getattr(ctr, "inspect_cache", None)
+    key = (ctr.revision, msgspec.structs.astuple(ctr.State), ctr.Name, ctr.RestartCount,
+           tuple(ctr.exec_ids), links.links_for(d, ctr))
+    cached = ctr.inspect_cache
     if cached is not None and cached[0] == key:
         if _CHECK_CACHE:
             fresh = gojson.encode_response(await container_inspect(d, name, size))
@@ -153,7 +153,7 @@ async def container_inspect_cached(d: "Daemon", name: str, size: bool) -> Contai
     return data
 
 
-async def container_inspect(d: "Daemon", name: str, size: bool) -> ContainerJSON:
+async def container_inspect(d: Daemon, name: str, size: bool) -> ContainerJSON:
     ctr = d.get_container(name)
     hc = msgspec.structs.replace(ctr.host_config)
     hc.Links = links.links_for(d, ctr)
@@ -171,14 +171,14 @@ async def container_inspect(d: "Daemon", name: str, size: bool) -> ContainerJSON
         ResolvConfPath=ctr.ResolvConfPath, HostnamePath=ctr.HostnamePath, HostsPath=ctr.HostsPath,
         LogPath=ctr.LogPath, Name=ctr.Name, RestartCount=ctr.RestartCount, Driver=ctr.Driver,
         Platform=ctr.OS or "linux", MountLabel=ctr.MountLabel, ProcessLabel=ctr.ProcessLabel,
-        AppArmorProfile=ctr.AppArmorProfile, ExecIDs=getattr(ctr, "exec_ids", None) or None,
+        AppArmorProfile=ctr.AppArmorProfile, ExecIDs=ctr.exec_ids or None,
         HostConfig=hc, GraphDriver=GraphDriverData(Data=rw.graph_driver_data(), Name=ctr.Driver),
         SizeRw=size_rw, SizeRootFs=size_root, Mounts=container_mounts(ctr), Config=cfg,
         NetworkSettings=network_settings_json(ctr),
     )
 
 
-def _sizes(d: "Daemon", ctr: Container) -> tuple[int, int]:
+def _sizes(d: Daemon, ctr: Container) -> tuple[int, int]:
     """getSize: the RW layer's own bytes, and those plus the image's."""
     rw = d.layers.get_rw_layer(ctr.ID)
     size_rw = rw.diff_size()

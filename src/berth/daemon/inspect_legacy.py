@@ -37,7 +37,7 @@ def _struct_pairs(s: Any, skip: tuple[str, ...] = ()) -> list[tuple[str, bytes]]
     return [(f, _value(getattr(s, f))) for f in s.__struct_fields__ if f not in skip and getattr(s, f) is not UNSET]
 
 
-async def container_inspect_legacy(d: "Daemon", name: str, pre120: bool) -> bytes:
+async def container_inspect_legacy(d: Daemon, name: str, pre120: bool) -> bytes:
     """containerInspectPre120 (`pre120`: API < 1.20) or containerInspect120 (1.20), encoded."""
     cur = await container_inspect(d, name, False)
     ctr = d.get_container(cur.Id)

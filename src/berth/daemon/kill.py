@@ -10,9 +10,9 @@ import signal as _signal
 from typing import TYPE_CHECKING
 
 from .. import errdefs
-from ..trace import traced
 from ..pkg.signal import parse_signal
 from ..runtime.oci import ContainerNotExist, OCIRuntimeError
+from ..trace import traced
 from . import monitor, wait
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def err_not_running(cid: str) -> errdefs.Conflict:
     return errdefs.Conflict(f"Container {cid} is not running")
 
 
-def stop_signal(ctr: "Container") -> int:
+def stop_signal(ctr: Container) -> int:
     """Container.StopSignal: Config.StopSignal, else SIGTERM."""
     if ctr.Config.StopSignal:
         with contextlib.suppress(ValueError):
@@ -35,7 +35,7 @@ def stop_signal(ctr: "Container") -> int:
 
 
 @traced("ContainerKill")
-async def container_kill(d: "Daemon", name: str, sig_str: str) -> None:
+async def container_kill(d: Daemon, name: str, sig_str: str) -> None:
     """ContainerKill: parse the signal (400), look the container up (404), then kill."""
     sig = 0
     if sig_str:
@@ -54,7 +54,7 @@ async def container_kill(d: "Daemon", name: str, sig_str: str) -> None:
 
 
 @traced("killWithSignal")
-async def kill_with_signal(d: "Daemon", ctr: "Container", sig: int) -> None:
+async def kill_with_signal(d: Daemon, ctr: Container, sig: int) -> None:
     """killWithSignal: cancel the restart policy for a stopping signal, mark the container
     manually stopped, signal it (not while restarting), resume it if it was paused, and log
     the `kill` event. Under the container lock, as in dockerd: the exit handler waits for
@@ -63,7 +63,7 @@ async def kill_with_signal(d: "Daemon", ctr: "Container", sig: int) -> None:
         await _kill_with_signal_locked(d, ctr, sig)
 
 
-async def _kill_with_signal_locked(d: "Daemon", ctr: "Container", sig: int) -> None:
+async def _kill_with_signal_locked(d: Daemon, ctr: Container, sig: int) -> None:
     if not ctr.State.Running:
         raise err_not_running(ctr.ID)
     unpause = False
@@ -79,7 +79,7 @@ async def _kill_with_signal_locked(d: "Daemon", ctr: "Container", sig: int) -> N
         await d.run_blocking(ctr.to_disk)
     if ctr.State.Restarting:
         return
-    proc = getattr(ctr, "process", None)
+    proc = ctr.process
     runtime = proc.runtime if proc is not None else d.lifecycle.get(
         ctr.host_config.Runtime if isinstance(ctr.host_config.Runtime, str) else "")
     try:
@@ -100,14 +100,14 @@ async def _kill_with_signal_locked(d: "Daemon", ctr: "Container", sig: int) -> N
     d.log_container_event(ctr, "kill", {"signal": str(sig)})
 
 
-async def kill_possibly_dead_process(d: "Daemon", ctr: "Container", sig: int) -> None:
+async def kill_possibly_dead_process(d: Daemon, ctr: Container, sig: int) -> None:
     try:
         await kill_with_signal(d, ctr, sig)
     except errdefs.Conflict:
         pass  # errNoSuchProcess / not running: it is already dead
 
 
-async def kill(d: "Daemon", ctr: "Container") -> None:
+async def kill(d: Daemon, ctr: Container) -> None:
     """Kill: SIGKILL, then wait up to 2 s for the exit; if it is still running, kill the
     pid directly and wait for good."""
     if not ctr.State.Running:
@@ -120,7 +120,7 @@ async def kill(d: "Daemon", ctr: "Container") -> None:
             raise
     try:
         await asyncio.wait_for(asyncio.shield(fut), 2)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pid = ctr.State.Pid
         if pid:
             with contextlib.suppress(ProcessLookupError):
@@ -128,10 +128,10 @@ async def kill(d: "Daemon", ctr: "Container") -> None:
         await fut
 
 
-async def kill_for_removal(d: "Daemon", ctr: "Container") -> None:
+async def kill_for_removal(d: Daemon, ctr: Container) -> None:
     """daemon.Kill on a forced removal; the caller holds the container lock, so the exit is
     handled here rather than by the monitor (which would wait for the lock)."""
-    proc = getattr(ctr, "process", None)
+    proc = ctr.process
     monitor.restart_manager(ctr).cancel()
     ctr.removing_now = True
     if proc is None or not ctr.State.Running:
@@ -147,7 +147,7 @@ async def kill_for_removal(d: "Daemon", ctr: "Container") -> None:
     d.log_container_event(ctr, "kill", {"signal": "9"})
     try:
         code = await asyncio.wait_for(proc.wait_exit(), 10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         if ctr.State.Pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(ctr.State.Pid, _signal.SIGKILL)

@@ -31,7 +31,7 @@ def is_user_defined(mode: str) -> bool:
     return not (mode in _PREDEFINED or mode.startswith("container:"))
 
 
-def register_links(d: "Daemon", ctr: "Container", hc: HostConfig) -> None:
+def register_links(d: Daemon, ctr: Container, hc: HostConfig) -> None:
     """Check each link's child; the alias name is reserved when the container registers."""
     if not hc.Links or is_user_defined(hc.NetworkMode):
         return
@@ -61,7 +61,7 @@ def register_links(d: "Daemon", ctr: "Container", hc: HostConfig) -> None:
             pass  # a clash is only logged by dockerd
 
 
-def links_for(d: "Daemon", ctr: "Container") -> list[str] | None:
+def links_for(d: Daemon, ctr: Container) -> list[str] | None:
     """Inspect's `HostConfig.Links`: `/<child>:/<parent>/<alias>` from the name table."""
     out = []
     for link_name, child_id in sorted(d.names.children(ctr.Name).items()):
@@ -135,7 +135,7 @@ def dedup_env(env: list[str]) -> list[str]:
     return out
 
 
-def setup_linked_containers(d: "Daemon", ctr: "Container") -> list[str]:
+def setup_linked_containers(d: Daemon, ctr: Container) -> list[str]:
     """setupLinkedContainers: the environment a start gives the container for its legacy
     links (pass it as create_daemon_environment's linked_env). Only a container on the
     default bridge gets any; a stopped child fails the start (errdefs.System, as createSpec

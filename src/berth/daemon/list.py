@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
@@ -77,7 +78,7 @@ def _port_set(values: list[str], kind: str) -> set[tuple[int, str]]:
     return out
 
 
-async def containers(d: "Daemon", all_: bool, limit: int, size: bool, filters: Args) -> list[ContainerSummary]:
+async def containers(d: Daemon, all_: bool, limit: int, size: bool, filters: Args) -> list[ContainerSummary]:
     filters.validate(ACCEPTED_FILTERS)
     exited: list[int] = []
     for v in filters.get("exited"):
@@ -130,7 +131,7 @@ async def containers(d: "Daemon", all_: bool, limit: int, size: bool, filters: A
         if filters.contains("isolation") and not filters.exact_match("isolation", ctr.host_config.Isolation or "default"):
             continue
         if not before_seen:
-            if ctr.ID == before.ID:  # type: ignore[union-attr]
+            if before is None or ctr.ID == before.ID:
                 before_seen = True
             continue
         if since is not None and ctr.ID == since.ID:
@@ -164,13 +165,13 @@ async def containers(d: "Daemon", all_: bool, limit: int, size: bool, filters: A
 
 
 def _created_unix_ns(ctr: Container) -> int:
-    cached = ctr.__dict__.get("_created_ns")
+    cached = ctr.created_ns
     if cached is None:
-        cached = ctr.__dict__["_created_ns"] = gojson.parse_go_time(ctr.Created)
+        cached = ctr.created_ns = gojson.parse_go_time(ctr.Created)
     return cached
 
 
-def _lookup(d: "Daemon", v: str) -> Container:
+def _lookup(d: Daemon, v: str) -> Container:
     try:
         return d.get_container(v)
     except errdefs.NotFound:
@@ -190,10 +191,7 @@ def _port_matches(ctr: Container, publish: set[tuple[int, str]] | None,
                   expose: set[tuple[int, str]] | None) -> bool:
     """list.go: the snapshot's Ports (from NetworkSettings.Ports, empty until started)
     must hold a published port in `publish` or a container port in `expose`."""
-    for p in _summary_ports(ctr):
-        if (p.PublicPort, p.Type) in (publish or ()) or (p.PrivatePort, p.Type) in (expose or ()):
-            return True
-    return False
+    return any((p.PublicPort, p.Type) in (publish or ()) or (p.PrivatePort, p.Type) in (expose or ()) for p in _summary_ports(ctr))
 
 
 def _command(ctr: Container) -> str:
@@ -217,7 +215,7 @@ def _summary_ports(ctr: Container) -> list[Port]:
     return out
 
 
-def _image_ids(d: "Daemon") -> "Callable[[str], str | None]":
+def _image_ids(d: Daemon) -> Callable[[str], str | None]:
     """Resolve image references to IDs, memoised for one listing: thousands of
     containers usually name a handful of images."""
     memo: dict[str, str | None] = {}
@@ -235,14 +233,14 @@ def _image_ids(d: "Daemon") -> "Callable[[str], str | None]":
 
 def _created_unix(ctr: Container) -> int:
     """Created as Unix seconds, parsed once per container."""
-    cached = ctr.__dict__.get("_created_unix")
+    cached = ctr.created_unix
     if cached is None:
-        cached = ctr.__dict__["_created_unix"] = gojson.parse_go_time(ctr.Created) // 1_000_000_000
+        cached = ctr.created_unix = gojson.parse_go_time(ctr.Created) // 1_000_000_000
     return cached
 
 
-async def _transform(d: "Daemon", ctr: Container, names: dict[str, list[str]], size: bool, now: int,
-                     image_id: "Callable[[str], str | None]") -> ContainerSummary:
+async def _transform(d: Daemon, ctr: Container, names: dict[str, list[str]], size: bool, now: int,
+                     image_id: Callable[[str], str | None]) -> ContainerSummary:
     image = ctr.Config.Image
     if image != ctr.Image and image_id(image) != ctr.Image:
         image = ctr.Image

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import IO, TYPE_CHECKING, NamedTuple
 
 import msgspec
@@ -41,6 +41,7 @@ from . import wait
 
 if TYPE_CHECKING:
     from ..container.container import Container
+    from ..runtime.conmon import ContainerProcess
     from .daemon import Daemon
 
 _FOLLOW_POLL = 0.05
@@ -151,12 +152,12 @@ class _Files:
         for i in range(cfg.max_files - 1, 0, -1):
             name = f"{cfg.path}.{i}"
             try:
-                self.rotated.append(open(name, "rb"))  # noqa: SIM115
+                self.rotated.append(open(name, "rb"))  # noqa: SIM115 - the reader owns it; close() ends it
                 continue
             except FileNotFoundError:
                 pass
             try:
-                raw = open(name + ".gz", "rb")  # noqa: SIM115
+                raw = open(name + ".gz", "rb")  # noqa: SIM115 - the reader owns it; close() ends it
             except FileNotFoundError:
                 continue
             last = rotate.gz_last_time(raw)
@@ -173,7 +174,7 @@ class _Files:
             try:
                 st_live, st_cur = os.stat(live), os.stat(cfg.path)
                 if st_live.st_ino != st_cur.st_ino:
-                    self.rotated.append(open(live, "rb"))  # noqa: SIM115
+                    self.rotated.append(open(live, "rb"))  # noqa: SIM115 - the reader owns it; close() ends it
             except FileNotFoundError:
                 pass
 
@@ -223,7 +224,7 @@ class _Follower:
     def read_new(self) -> list[bytes]:
         if self.f is None:
             try:
-                self.f = open(self.path, "rb")  # noqa: SIM115
+                self.f = open(self.path, "rb")  # noqa: SIM115 - the reader owns it; close() ends it
             except FileNotFoundError:
                 return []
             self.offset = 0
@@ -274,7 +275,7 @@ def _sources(ctr: Container, cfg: LogFileConfig) -> str:
     return cfg.path
 
 
-async def container_logs(d: Daemon, name: str, cfg: LogsConfig) -> tuple[AsyncIterator[LogMessage], bool]:
+async def container_logs(d: Daemon, name: str, cfg: LogsConfig) -> tuple[AsyncGenerator[LogMessage, None], bool]:
     """ContainerLogs: the checks (before any byte is written), then the message stream and
     whether the container has a TTY (raw output, no frames)."""
     ctr = d.get_container(name)
@@ -345,7 +346,7 @@ def _flushed(lines: Iterator[k8sfile.LogLine], attrs: bytes) -> Iterator[LogMess
 
 
 async def _stream(d: Daemon, ctr: Container, files: LogFileConfig, cfg: LogsConfig, since: int, until: int,
-                  tail: int, follow: bool, attrs: bytes) -> AsyncIterator[LogMessage]:
+                  tail: int, follow: bool, attrs: bytes) -> AsyncGenerator[LogMessage, None]:
     current = await d.run_blocking(_sources, ctr, files)
     opened = await d.run_blocking(_Files, files, current, tail, since)
     stopped = wait.wait_condition(ctr, wait.NEXT_EXIT) if follow else None
@@ -393,6 +394,7 @@ async def _stream(d: Daemon, ctr: Container, files: LogFileConfig, cfg: LogsConf
                         yield m
         if not follow:
             return
+        assert stopped is not None  # made above when following
         follower = _Follower(current, opened.current, await d.run_blocking(opened.start_offset))
         opened.current = None  # the follower owns it now
         while True:
@@ -411,7 +413,7 @@ async def _stream(d: Daemon, ctr: Container, files: LogFileConfig, cfg: LogsConf
             if until and time.time_ns() > until:
                 return
             try:
-                await asyncio.wait_for(asyncio.shield(stopped), _FOLLOW_POLL)  # type: ignore[arg-type]
+                await asyncio.wait_for(asyncio.shield(stopped), _FOLLOW_POLL)
             except TimeoutError:
                 pass
     finally:
@@ -467,37 +469,37 @@ async def start_logger(d: Daemon, ctr: Container, cfg: LogFileConfig | None) -> 
         if driver is not None:
             await driver.close()
         raise
-    ctr.log_pending = (spec, driver)  # type: ignore[attr-defined]
+    ctr.log_pending = (spec, driver)
     return path
 
 
 async def abort_logger(ctr: Container) -> None:
     """The start failed after start_logger: close the driver it made."""
-    pending = getattr(ctr, "log_pending", None)
-    ctr.log_pending = None  # type: ignore[attr-defined]
+    pending = ctr.log_pending
+    ctr.log_pending = None
     if pending is not None and pending[1] is not None:
         try:
             await pending[1].close()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # any failure: the container goes on
             log.debug("closing log driver of %s: %s", ctr.ID, e)
 
 
-def attach_logger(d: Daemon, ctr: Container, proc: object) -> None:
+def attach_logger(d: Daemon, ctr: Container, proc: ContainerProcess) -> None:
     """The copier starts with the monitor: after a start (with the driver start_logger
     made) or after a daemon restart (a new driver that connects when it has something to
     send; the pump first catches up with what conmon wrote meanwhile)."""
-    state = getattr(proc, "state", None)
-    if os.path.basename(getattr(state, "log_path", "") or "") != _pump.PRIVATE_NAME:
+    state = proc.state
+    if os.path.basename(state.log_path or "") != _pump.PRIVATE_NAME:
         return  # local, none, or a container an older Berth started
-    pending = getattr(ctr, "log_pending", None)
-    ctr.log_pending = None  # type: ignore[attr-defined]
-    reopen = getattr(proc, "reopen_log", None)
+    pending = ctr.log_pending
+    ctr.log_pending = None
+    reopen = proc.reopen_log
     if pending is not None:
         spec, driver = pending
-        pumps(d).start(ctr.ID, state.log_path, spec, driver, reopen)  # type: ignore[union-attr]
+        pumps(d).start(ctr.ID, state.log_path, spec, driver, reopen)
         return
     spec, factory = _restored_logger(ctr)
-    pumps(d).start(ctr.ID, state.log_path, spec, factory, reopen)  # type: ignore[union-attr]
+    pumps(d).start(ctr.ID, state.log_path, spec, factory, reopen)
 
 
 def _restored_logger(ctr: Container) -> tuple[_pump.SinkSpec | None, Callable[[], Awaitable[_pump.Driver | None]]]:

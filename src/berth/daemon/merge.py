@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .. import errdefs
-from ..trace import traced
 from ..logger.validate import validate_driver_opts
+from ..trace import traced
 from ..types.container import Config, HealthConfig, LogConfig
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def _convert_image_config(raw: bytes) -> Config:
     return msgspec.json.decode(raw, type=Config)
 
 
-def image_container_config(img: "Image") -> Config | None:
+def image_container_config(img: Image) -> Config | None:
     """The image's `config` as a Config; cached by its bytes, copied per use."""
     if not img.config:
         return None
@@ -49,7 +49,7 @@ def merge(user: Config, image: Config) -> None:
         user.ExposedPorts = _copy(image.ExposedPorts)
     elif image.ExposedPorts:
         for p in image.ExposedPorts:
-            user.ExposedPorts.setdefault(p, {})  # type: ignore[union-attr]
+            user.ExposedPorts.setdefault(p, {})
     if not user.Env:
         user.Env = _copy(image.Env)
     else:

@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..container.restartmanager import RestartCanceled, RestartManager
 from ..runtime.conmon import EXIT_UNKNOWN, ContainerProcess
 from ..types import gojson
 from . import network, wait
@@ -31,70 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("berth.daemon")
 
-BACKOFF_MULTIPLIER = 2
-DEFAULT_TIMEOUT = 0.1  # 100 ms
-MAX_RESTART_TIMEOUT = 60.0
 
 
-class RestartCanceled(Exception):
-    """restartmanager.ErrRestartCanceled"""
-
-
-class RestartManager:
-    """restartmanager.RestartManager: policy, back-off (100 ms doubling to 1 min, reset
-    after 10 s of running) and a cancel that stops any pending or future restart."""
-
-    def __init__(self, policy_name: str, max_retry: int, restart_count: int) -> None:
-        self.policy = policy_name
-        self.max_retry = max_retry
-        self.restart_count = restart_count
-        self.timeout = 0.0
-        self.active = False
-        self.canceled = False
-        self._cancel = asyncio.Event()
-
-    def should_restart(self, exit_code: int, manually_stopped: bool, duration: float) -> bool:
-        if self.canceled or self.active:
-            return False
-        if duration >= 10:
-            self.timeout = 0.0
-        if self.timeout == 0:
-            self.timeout = DEFAULT_TIMEOUT
-        elif self.timeout < MAX_RESTART_TIMEOUT:
-            self.timeout *= BACKOFF_MULTIPLIER
-        self.timeout = min(self.timeout, MAX_RESTART_TIMEOUT)
-        restart = False
-        if self.policy == "always":
-            restart = True
-        elif self.policy == "unless-stopped" and not manually_stopped:
-            restart = True
-        elif self.policy == "on-failure":
-            if self.max_retry == 0 or self.restart_count < self.max_retry:
-                restart = exit_code != 0
-        if not restart:
-            self.active = False
-            return False
-        self.restart_count += 1
-        self.active = True
-        return True
-
-    async def wait(self) -> None:
-        """Sleep the back-off; raises RestartCanceled if cancelled meanwhile."""
-        try:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._cancel.wait(), self.timeout)
-            if self.canceled:
-                raise RestartCanceled("restart canceled")
-        finally:
-            self.active = False
-
-    def cancel(self) -> None:
-        self.canceled = True
-        self._cancel.set()
-
-
-def restart_manager(ctr: "Container") -> RestartManager:
-    rm = getattr(ctr, "restart_manager", None)
+def restart_manager(ctr: Container) -> RestartManager:
+    rm = ctr.restart_manager
     if rm is None:
         rp = ctr.host_config.RestartPolicy
         rm = RestartManager(rp.Name or "no", rp.MaximumRetryCount or 0, ctr.RestartCount)
@@ -102,19 +43,19 @@ def restart_manager(ctr: "Container") -> RestartManager:
     return rm
 
 
-def update_restart_policy(ctr: "Container") -> None:
+def update_restart_policy(ctr: Container) -> None:
     """UpdateMonitor: after HostConfig.RestartPolicy changed (`docker update --restart`),
     the running container's manager follows the new policy, keeping its count."""
-    rm = getattr(ctr, "restart_manager", None)
+    rm = ctr.restart_manager
     if rm is not None:
         rp = ctr.host_config.RestartPolicy
         rm.policy = rp.Name or "no"
         rm.max_retry = rp.MaximumRetryCount or 0
 
 
-def reset_restart_manager(ctr: "Container") -> None:
+def reset_restart_manager(ctr: Container) -> None:
     """ResetRestartManager(true): a fresh manager, restart count back to 0."""
-    old = getattr(ctr, "restart_manager", None)
+    old = ctr.restart_manager
     if old is not None:
         old.cancel()
     ctr.restart_manager = None
@@ -122,7 +63,7 @@ def reset_restart_manager(ctr: "Container") -> None:
     restart_manager(ctr)
 
 
-def watch(d: "Daemon", ctr: "Container", proc: ContainerProcess) -> None:
+def watch(d: Daemon, ctr: Container, proc: ContainerProcess) -> None:
     """Start the task that waits for `proc` to exit and handles it."""
     ctr.monitor_task = asyncio.get_running_loop().create_task(_watch(d, ctr, proc))
     try:  # OOM kills on cgroup v2, while the cgroup exists (runtime/oomwatch.py)
@@ -137,7 +78,7 @@ def watch(d: "Daemon", ctr: "Container", proc: ContainerProcess) -> None:
     attach_logger(d, ctr, proc)
 
 
-async def _watch(d: "Daemon", ctr: "Container", proc: ContainerProcess) -> None:
+async def _watch(d: Daemon, ctr: Container, proc: ContainerProcess) -> None:
     try:
         code = await proc.wait_exit()
     except asyncio.CancelledError:
@@ -157,10 +98,10 @@ def _oom_killed(proc: ContainerProcess) -> bool:
     return os.path.exists(os.path.join(proc.state.bundle, "oom"))
 
 
-async def handle_exit_locked(d: "Daemon", ctr: "Container", proc: ContainerProcess, code: int,
+async def handle_exit_locked(d: Daemon, ctr: Container, proc: ContainerProcess, code: int,
                              allow_auto_remove: bool = True, exited_at_ns: int | None = None) -> None:
     """handleContainerExit, with the container lock held by the caller."""
-    if getattr(ctr, "process", None) is not proc:
+    if ctr.process is not proc:
         return  # someone else handled this exit already
     ctr.process = None
     from . import health
@@ -169,10 +110,10 @@ async def handle_exit_locked(d: "Daemon", ctr: "Container", proc: ContainerProce
     seen_oom = d.lifecycle.oom.forget(ctr.ID)
     oom = _oom_killed(proc) or seen_oom
     s = ctr.State
-    started = getattr(ctr, "started_monotonic", None)
+    started = ctr.started_monotonic
     duration = time.monotonic() - started if started is not None else 0.0
     rm = restart_manager(ctr)
-    restart = not getattr(ctr, "removing_now", False) and rm.should_restart(code, ctr.HasBeenManuallyStopped, duration)
+    restart = not ctr.removing_now and rm.should_restart(code, ctr.HasBeenManuallyStopped, duration)
     wait.begin_exit(ctr)
     try:
         await _handle_exit(d, ctr, s, restart, code, oom, exited_at_ns)
@@ -187,7 +128,7 @@ async def handle_exit_locked(d: "Daemon", ctr: "Container", proc: ContainerProce
         asyncio.get_running_loop().create_task(auto_remove(d, ctr))
 
 
-async def _handle_exit(d: "Daemon", ctr: "Container", s: "State", restart: bool, code: int, oom: bool,
+async def _handle_exit(d: Daemon, ctr: Container, s: State, restart: bool, code: int, oom: bool,
                        exited_at_ns: int | None) -> None:
     now = gojson.format_go_time(exited_at_ns if exited_at_ns is not None else time.time_ns())
     if restart:
@@ -205,7 +146,7 @@ async def _handle_exit(d: "Daemon", ctr: "Container", s: "State", restart: bool,
     await d.run_blocking(checkpoint_exit, d, ctr)
 
 
-async def _restart_later(d: "Daemon", ctr: "Container", rm: RestartManager, code: int) -> None:
+async def _restart_later(d: Daemon, ctr: Container, rm: RestartManager, code: int) -> None:
     from .start import start_container
 
     err: BaseException | None = None
@@ -229,7 +170,7 @@ async def _restart_later(d: "Daemon", ctr: "Container", rm: RestartManager, code
             await auto_remove(d, ctr)
 
 
-async def auto_remove(d: "Daemon", ctr: "Container") -> None:
+async def auto_remove(d: Daemon, ctr: Container) -> None:
     """autoRemove: ContainerRm with force and its anonymous volumes."""
     if ctr.ID not in d.containers:
         return
@@ -240,7 +181,7 @@ async def auto_remove(d: "Daemon", ctr: "Container") -> None:
             log.error("error removing container %s: %s", ctr.ID, e)
 
 
-async def cleanup(d: "Daemon", ctr: "Container") -> None:
+async def cleanup(d: Daemon, ctr: Container) -> None:
     """daemon.Cleanup: runtime state and cgroup, rootfs mount, network (conmon's files go
     with the checkpoint that follows: checkpoint_exit)."""
     rts = d.lifecycle
@@ -251,7 +192,6 @@ async def cleanup(d: "Daemon", ctr: "Container") -> None:
     ctr.runtime_cleanup = asyncio.get_running_loop().create_task(_runtime_delete(runtime, ctr.ID))
     # The network teardown and the unmount are independent: do them side by side.
     from ..logger.rotate import settle_container  # LOGS: the log's last rotation
-
     from .logs import finish_logger  # LOGS: the rest of its output delivered
 
     results = await asyncio.gather(network.release_network(d, ctr), d.run_blocking(_cleanup_files, d, ctr),
@@ -262,22 +202,22 @@ async def cleanup(d: "Daemon", ctr: "Container") -> None:
             log.warning("container %s: cleanup failed: %s", ctr.ID, r)
 
 
-async def _runtime_delete(runtime: "OCIRuntime", cid: str) -> None:
+async def _runtime_delete(runtime: OCIRuntime, cid: str) -> None:
     try:
         await runtime.delete(cid, force=True)
     except Exception as e:
         log.warning("runtime delete of %s failed: %s", cid, e)
 
 
-async def await_runtime_cleanup(ctr: "Container") -> None:
+async def await_runtime_cleanup(ctr: Container) -> None:
     """Before a container is created in the runtime again, its last delete must be done."""
-    task = getattr(ctr, "runtime_cleanup", None)
+    task = ctr.runtime_cleanup
     if task is not None:
         ctr.runtime_cleanup = None
         await asyncio.shield(task)
 
 
-def checkpoint_exit(d: "Daemon", ctr: "Container") -> None:
+def checkpoint_exit(d: Daemon, ctr: Container) -> None:
     """Write the exit's state, then drop conmon's record of the run (its bundle with the
     state file reattach reads, and its exit file): a crash in between finds the exit
     again in conmon's files at the next start, never a run with neither (blocking)."""
@@ -290,14 +230,14 @@ def checkpoint_exit(d: "Daemon", ctr: "Container") -> None:
         os.unlink(os.path.join(d.lifecycle.exits_dir, ctr.ID))
 
 
-def _cleanup_files(d: "Daemon", ctr: "Container") -> None:
+def _cleanup_files(d: Daemon, ctr: Container) -> None:
     shm = os.path.join(ctr.root, "mounts", "shm")
     if ctr.ShmPath == shm and os.path.ismount(shm):
         # unmountIpcMount: a shareable container's /dev/shm goes with its run
         import subprocess
 
         subprocess.run(["umount", shm], capture_output=True)
-    if getattr(ctr, "rootfs_mounted", False):
+    if ctr.rootfs_mounted:
         ctr.rootfs_mounted = False
         try:
             d.layers.get_rw_layer(ctr.ID).unmount()
@@ -306,7 +246,7 @@ def _cleanup_files(d: "Daemon", ctr: "Container") -> None:
 
 
 # -- live restore (daemon.go restore) -------------------------------------------------
-async def restore_containers(d: "Daemon") -> None:
+async def restore_containers(d: Daemon) -> None:
     """Re-attach running containers, account for those that exited while we were down,
     then restart what the policies say and remove AutoRemove leftovers."""
     to_restart: list[Container] = []
@@ -335,7 +275,7 @@ async def restore_containers(d: "Daemon") -> None:
         await auto_remove(d, ctr)
 
 
-def _should_restart_at_start(ctr: "Container") -> bool:
+def _should_restart_at_start(ctr: Container) -> bool:
     """container.ShouldRestart as the restore loop asks it (AutoRestart)."""
     rp = ctr.host_config.RestartPolicy
     if rp.Name == "always":
@@ -347,7 +287,7 @@ def _should_restart_at_start(ctr: "Container") -> bool:
     return False
 
 
-async def _restore_one(d: "Daemon", ctr: "Container") -> None:
+async def _restore_one(d: Daemon, ctr: Container) -> None:
     rts = d.lifecycle
     bundle = rts.bundle_dir(ctr.ID)
     try:
@@ -385,7 +325,7 @@ async def _restore_one(d: "Daemon", ctr: "Container") -> None:
         await _exit_while_down(d, ctr, code, exited_at)
 
 
-async def _exit_while_down(d: "Daemon", ctr: "Container", code: int, exited_at: int | None) -> None:
+async def _exit_while_down(d: Daemon, ctr: Container, code: int, exited_at: int | None) -> None:
     ctr.process = None
     wait.begin_exit(ctr)
     try:
@@ -395,7 +335,7 @@ async def _exit_while_down(d: "Daemon", ctr: "Container", code: int, exited_at: 
     ctr.restart_manager = None
 
 
-async def _exited_while_down(d: "Daemon", ctr: "Container", code: int, exited_at: int | None) -> None:
+async def _exited_while_down(d: Daemon, ctr: Container, code: int, exited_at: int | None) -> None:
     s = ctr.State
     s.Running, s.Restarting, s.Paused, s.Pid = False, False, False, 0
     s.ExitCode = code

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 VALID_CONTAINER_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
-def generate_id_and_name(daemon: "Daemon", name: str) -> tuple[str, str]:
+def generate_id_and_name(daemon: Daemon, name: str) -> tuple[str, str]:
     """A fresh 64-hex ID and the reserved name (`/`-prefixed)."""
     id_ = stringid.generate_random_id()
     if name == "":
@@ -27,7 +27,7 @@ def generate_id_and_name(daemon: "Daemon", name: str) -> tuple[str, str]:
     return id_, reserve_name(daemon, id_, name)
 
 
-def reserve_name(daemon: "Daemon", id_: str, name: str) -> str:
+def reserve_name(daemon: Daemon, id_: str, name: str) -> str:
     if not VALID_CONTAINER_NAME.match(name):
         raise errdefs.InvalidParameter(
             f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
@@ -44,7 +44,7 @@ def reserve_name(daemon: "Daemon", id_: str, name: str) -> str:
     return name
 
 
-def generate_new_name(daemon: "Daemon", id_: str) -> str:
+def generate_new_name(daemon: Daemon, id_: str) -> str:
     """Six random tries (the last five with a digit), then the short ID."""
     for i in range(6):
         name = "/" + namesgenerator.get_random_name(i)
@@ -58,5 +58,5 @@ def generate_new_name(daemon: "Daemon", id_: str) -> str:
     return name
 
 
-def release_name(daemon: "Daemon", name: str) -> None:
+def release_name(daemon: Daemon, name: str) -> None:
     daemon.names.release(name)

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .. import errdefs
-from ..trace import traced
 from ..container.container import NetworkEndpoint
 from ..network import etcfiles, hostsetup, keeper
 from ..network.netavark import Netavark, network_config
 from ..network.ports import PortAllocator, PortError, host_has_ipv6, plan
 from ..network.store import Network, NetworkStore, now_go
 from ..pkg.stringid import generate_random_id, truncate_id
+from ..trace import traced
 from ..types.container import NetworkingConfig
 from . import links
 
@@ -48,7 +48,7 @@ _INIT_LOCK = threading.Lock()
 class Controller:
     """Per-daemon network state: the store, netavark, and published-port reservations."""
 
-    def __init__(self, d: "Daemon") -> None:
+    def __init__(self, d: Daemon) -> None:
         self.store = NetworkStore(d.config, now_go)
         self.nv = Netavark(d.config.exec_root)
         self.ports = PortAllocator()
@@ -56,7 +56,7 @@ class Controller:
         self.closing = False
 
 
-def drop_bridge(d: "Daemon", n: Any) -> None:
+def drop_bridge(d: Daemon, n: Any) -> None:
     """The network is gone from Berth: take its bridge and firewall chains off the host
     (network/keeper.py says why they outlive its last container until now)."""
     if n.Driver != "bridge":
@@ -69,7 +69,7 @@ def drop_bridge(d: "Daemon", n: Any) -> None:
         ctl.nv.sweep_leftovers()  # its port-forwarding chain, which netavark keeps
 
 
-def create_bridge(d: "Daemon", n: Any) -> None:
+def create_bridge(d: Daemon, n: Any) -> None:
     """The bridge driver's CreateNetwork: the network's bridge (`ip link show <name>`
     works at once) and chains exist from now on, not from its first container; the
     addresses the throwaway attachment uses are reserved in IPAM meanwhile."""
@@ -97,7 +97,7 @@ def icc_enabled(n: Any) -> bool:
                                                                                  "False")
 
 
-def shutdown_networking(d: "Daemon") -> None:
+def shutdown_networking(d: Daemon) -> None:
     """At daemon stop, leave nothing on the host for networks no container uses any more;
     a network with live-restored containers keeps its bridge until the last one leaves."""
     ctl = controller(d)
@@ -107,11 +107,11 @@ def shutdown_networking(d: "Daemon") -> None:
         if n.Driver == "bridge" and keeper.has_keeper(n.Id):
             try:
                 drop_bridge(d, n)
-            except Exception:  # noqa: BLE001 - shutdown goes on; the next start finds it
+            except Exception:  # shutdown goes on; the next start finds it
                 log.exception("dropping bridge of network %s", n.Name)
 
 
-def controller(d: "Daemon") -> Controller:
+def controller(d: Daemon) -> Controller:
     ctl = d.__dict__.get("_berth_network")
     if ctl is None:
         with _INIT_LOCK:
@@ -122,14 +122,14 @@ def controller(d: "Daemon") -> Controller:
     return ctl
 
 
-def network_name(d: "Daemon", mode: str) -> str:
+def network_name(d: Daemon, mode: str) -> str:
     if mode == "default":
         return DEFAULT_NETWORK
     return mode
 
 
 @traced("updateContainerNetworkSettings")
-def update_container_network_settings(d: "Daemon", ctr: "Container", nc: NetworkingConfig | None) -> None:
+def update_container_network_settings(d: Daemon, ctr: Container, nc: NetworkingConfig | None) -> None:
     hc = ctr.host_config
     if not hc.NetworkMode:
         hc.NetworkMode = "default"
@@ -150,7 +150,7 @@ def update_container_network_settings(d: "Daemon", ctr: "Container", nc: Network
     ctr.NetworkSettings.Networks = networks
 
 
-def emit(d: "Daemon", n: Network, action: str, container_id: str = "") -> None:
+def emit(d: Daemon, n: Network, action: str, container_id: str = "") -> None:
     """LogNetworkEventWithAttributes: container (connect/disconnect), name, type."""
     attrs = {"container": container_id} if container_id else {}
     attrs.update(name=n.Name, type=n.Driver)
@@ -159,14 +159,14 @@ def emit(d: "Daemon", n: Network, action: str, container_id: str = "") -> None:
 
 # -- start ------------------------------------------------------------------------------
 @traced("initializeNetworking")
-async def initialize_networking(d: "Daemon", ctr: "Container") -> str | None:
+async def initialize_networking(d: Daemon, ctr: Container) -> str | None:
     """Set up the container's network before its spec is built. Returns the network
     namespace path the container joins: a fresh one Berth made (bridge networks, `none`),
     the other container's for `container:<id>`, or None for the host's namespace."""
     return await d.run_blocking(_initialize, d, ctr)
 
 
-def _initialize(d: "Daemon", ctr: "Container") -> str | None:
+def _initialize(d: Daemon, ctr: Container) -> str | None:
     hc = ctr.host_config
     mode = hc.NetworkMode or "default"
     ns = ctr.NetworkSettings
@@ -216,18 +216,18 @@ def _initialize(d: "Daemon", ctr: "Container") -> str | None:
 
 
 @traced("allocateNetwork", network_action="allocate")
-async def finish_networking(d: "Daemon", ctr: "Container") -> None:
+async def finish_networking(d: Daemon, ctr: Container) -> None:
     """The netavark setups initialize_networking left pending, then the embedded-DNS
     redirect that needs the container's interfaces. On error the start fails and its
     cleanup (release_network) undoes what was made."""
-    pending = getattr(ctr, "network_pending", None)
+    pending = ctr.network_pending
     if not pending:
         return
     ctr.network_pending = None
     await d.run_blocking(_finish, d, ctr, pending)
 
 
-def _finish(d: "Daemon", ctr: "Container", pending: list[tuple[str, dict[str, Any]]]) -> None:
+def _finish(d: Daemon, ctr: Container, pending: list[tuple[str, dict[str, Any]]]) -> None:
     ctl = controller(d)
     for netns, opts in pending:
         ctl.nv.setup(netns, opts)
@@ -240,7 +240,7 @@ def _mac_for(ip: str) -> str:
     return "02:42:" + ":".join(f"{x:02x}" for x in b)
 
 
-def _update_network_config(ctl: Controller, ctr: "Container", name: str, ep: NetworkEndpoint) -> None:
+def _update_network_config(ctl: Controller, ctr: Container, name: str, ep: NetworkEndpoint) -> None:
     """updateNetworkConfig, before any sandbox is made: a user-defined network's endpoint
     gets the short ID as an alias (kept even if the start then fails), then
     validateNetworkingConfig refuses addresses the network cannot give."""
@@ -264,7 +264,7 @@ def _wanted_addresses(ep: NetworkEndpoint) -> tuple[str, str]:
     return v4, v6
 
 
-def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: NetworkEndpoint, netns: str,
+def _attach(d: Daemon, ctl: Controller, ctr: Container, name: str, ep: NetworkEndpoint, netns: str,
             publish: bool, deferred: list[tuple[str, dict[str, Any]]] | None = None) -> None:
     """Allocate the endpoint and attach the namespace to network `name`; with `deferred`,
     netavark's part is appended there for finish_networking instead of run now."""
@@ -282,7 +282,8 @@ def _attach(d: "Daemon", ctl: Controller, ctr: "Container", name: str, ep: Netwo
     try:
         v4 = next((a for a in allocs if ":" not in a[0]), None)
         v6 = next((a for a in allocs if ":" in a[0]), None)
-        mac = ep.MacAddress or (ctr.Config.MacAddress if publish and getattr(ctr.Config, "MacAddress", "") else "")
+        cfg_mac = ctr.Config.MacAddress
+        mac = ep.MacAddress or (cfg_mac if publish and isinstance(cfg_mac, str) else "")
         if not mac and v4:
             mac = _mac_for(v4[0])
         short = truncate_id(ctr.ID)
@@ -347,7 +348,7 @@ def _link_targets(links: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _link_target(d: "Daemon", name: str) -> "Container | None":
+def _link_target(d: Daemon, name: str) -> Container | None:
     """The container a link names, found as dockerd finds one (GetContainer), if any."""
     try:
         return d.get_container(name)
@@ -355,7 +356,7 @@ def _link_target(d: "Daemon", name: str) -> "Container | None":
         return None
 
 
-def _linked_as(d: "Daemon", n: Network, ctr: "Container") -> list[str]:
+def _linked_as(d: Daemon, n: Network, ctr: Container) -> list[str]:
     """The aliases containers on `n` gave `ctr` with links, for its DNS entry at attach."""
     out = []
     for other in list(d.containers.values()):
@@ -366,7 +367,7 @@ def _linked_as(d: "Daemon", n: Network, ctr: "Container") -> list[str]:
     return out
 
 
-def _publish_link_aliases(d: "Daemon", ctl: Controller, n: Network, links: list[str]) -> None:
+def _publish_link_aliases(d: Daemon, ctl: Controller, n: Network, links: list[str]) -> None:
     """A linker attaches after its link targets: add its aliases to their DNS entries."""
     for name, alias in _link_targets(links):
         target = _link_target(d, name)
@@ -376,7 +377,7 @@ def _publish_link_aliases(d: "Daemon", ctl: Controller, n: Network, links: list[
             ctl.nv.add_dns_names(n.Id, target.ID, [alias])
 
 
-def rename_endpoints(d: "Daemon", ctr: "Container", old: str) -> None:
+def rename_endpoints(d: Daemon, ctr: Container, old: str) -> None:
     """ContainerRename's sandbox.Rename: a running container's DNS entry on each
     user-defined network answers to its new name instead of `old` (blocking)."""
     if not ctr.State.Running or not ctr.NetworkSettings.SandboxID:
@@ -402,7 +403,7 @@ def validate_networking_config(n: Network, want4: str, want6: str) -> None:
                                            "with user configured subnets")
 
 
-def _free_interface(ctl: Controller, ctr: "Container") -> str:
+def _free_interface(ctl: Controller, ctr: Container) -> str:
     """The next interface name of the container's sandbox: libnetwork's osl counts
     `nextIfIndex` up and never gives a name back while the sandbox lives, so a
     disconnect and connect gives eth1, not eth0 again. The count lives with the sandbox
@@ -420,12 +421,12 @@ def _free_interface(ctl: Controller, ctr: "Container") -> str:
                         used = max(used, int(name[3:]))
         except (OSError, ValueError, KeyError):
             pass
-    i = max(getattr(ctr, "next_if_index", 0), used + 1)
+    i = max(ctr.next_if_index, used + 1)
     ctr.next_if_index = i + 1
     return f"eth{i}"
 
 
-def _publish(ctl: Controller, ctr: "Container", eid: str, default_ip: str = "0.0.0.0") -> list[dict[str, Any]]:
+def _publish(ctl: Controller, ctr: Container, eid: str, default_ip: str = "0.0.0.0") -> list[dict[str, Any]]:
     """Reserve host ports and fill NetworkSettings.Ports; returns netavark port mappings.
     A binding without a host address takes `default_ip`, the network's
     host_binding_ipv4 (allocatePorts' defHostIP): only the unspecified one adds `::`."""
@@ -470,7 +471,7 @@ def _publish(ctl: Controller, ctr: "Container", eid: str, default_ip: str = "0.0
     return mappings
 
 
-def _dns_redirect(d: "Daemon", ctr: "Container") -> None:
+def _dns_redirect(d: Daemon, ctr: Container) -> None:
     """Point 127.0.0.11:53 (dockerd's embedded DNS address) at aardvark-dns on the first
     user-defined network's gateway, with rules inside the container's own namespace
     (they vanish with it), as dockerd's resolver does."""
@@ -520,12 +521,12 @@ def _dns_redirect(d: "Daemon", ctr: "Container") -> None:
 
 # -- stop -------------------------------------------------------------------------------------
 @traced("releaseNetwork", network_action="release")
-async def release_network(d: "Daemon", ctr: "Container") -> None:
+async def release_network(d: Daemon, ctr: Container) -> None:
     """Tear down what initialize_networking made (releaseNetwork); safe to call twice."""
     await d.run_blocking(_release, d, ctr)
 
 
-def _release(d: "Daemon", ctr: "Container") -> None:
+def _release(d: Daemon, ctr: Container) -> None:
     ctl = controller(d)
     ns = ctr.NetworkSettings
     mode = ctr.host_config.NetworkMode or "default"
@@ -567,7 +568,7 @@ def _find_quiet(ctl: Controller, name: str, nid: str) -> Network | None:
     return None
 
 
-async def restore_networking(d: "Daemon") -> None:
+async def restore_networking(d: Daemon) -> None:
     """At daemon start: keep running containers' networking (re-reserve their host ports),
     tear down what dead containers left (namespaces, netavark state, addresses)."""
     await d.run_blocking(_restore, d)
@@ -579,7 +580,7 @@ async def restore_networking(d: "Daemon") -> None:
     d.__dict__["_berth_bridges_task"] = task
 
 
-def make_bridges(d: "Daemon") -> None:
+def make_bridges(d: Daemon) -> None:
     ctl = controller(d)
     for n in ctl.store.list():
         with ctl.lock:
@@ -593,7 +594,7 @@ def make_bridges(d: "Daemon") -> None:
                 log.warning("network %s: bridge %s: %s", n.Name, n.Interface, e)
 
 
-def _restore(d: "Daemon") -> None:
+def _restore(d: Daemon) -> None:
     ctl = controller(d)
     # the bridge driver's start: ip_forward (and the FORWARD policy), br_netfilter
     pin = hostsetup.setup(d.config.ip_forward, d.config.iptables)
@@ -631,7 +632,7 @@ def _restore(d: "Daemon") -> None:
 
 
 # -- /etc/hosts and /etc/resolv.conf ---------------------------------------------------------
-def build_hosts(d: "Daemon", ctr: "Container") -> str:
+def build_hosts(d: Daemon, ctr: Container) -> str:
     """The content of the container's /etc/hosts (buildHostsFile + updateHostsFile), after
     initialize_networking. `host` mode copies the host's file. For `container:<id>` dockerd
     uses the other container's files (its HostsPath/ResolvConfPath): use those paths."""
@@ -660,7 +661,7 @@ def build_hosts(d: "Daemon", ctr: "Container") -> str:
 HOST_GATEWAY_NAME = "host-gateway"
 
 
-def host_gateway_ip(d: "Daemon") -> str:
+def host_gateway_ip(d: Daemon) -> str:
     """config.HostGatewayIP: `--host-gateway-ip`, else the default bridge's gateway, as
     dockerd sets it when its network controller starts ("" without a default bridge)."""
     if d.config.host_gateway_ip:
@@ -673,7 +674,7 @@ def host_gateway_ip(d: "Daemon") -> str:
     return pools[0].Gateway if pools else ""
 
 
-def extra_hosts(d: "Daemon", ctr: "Container") -> list[tuple[str, str]]:
+def extra_hosts(d: Daemon, ctr: Container) -> list[tuple[str, str]]:
     """buildSandboxOptions: the --add-host records, `host-gateway` replaced by the
     daemon's HostGatewayIP (how `host.docker.internal:host-gateway` works on Linux)."""
     out: list[tuple[str, str]] = []
@@ -687,7 +688,7 @@ def extra_hosts(d: "Daemon", ctr: "Container") -> list[tuple[str, str]]:
     return out
 
 
-def _link_records(d: "Daemon", ctr: "Container") -> list[tuple[str, str]]:
+def _link_records(d: Daemon, ctr: Container) -> list[tuple[str, str]]:
     out = []
     for link_name, child_id in sorted(d.names.children(ctr.Name).items()):
         child = d.containers.get(child_id)
@@ -704,7 +705,7 @@ def _link_records(d: "Daemon", ctr: "Container") -> list[tuple[str, str]]:
     return out
 
 
-def uses_embedded_dns(d: "Daemon", ctr: "Container") -> bool:
+def uses_embedded_dns(d: Daemon, ctr: Container) -> bool:
     ctl = controller(d)
     for name in (ctr.NetworkSettings.Networks or {}):
         n = _find_quiet(ctl, name, "")
@@ -713,7 +714,7 @@ def uses_embedded_dns(d: "Daemon", ctr: "Container") -> bool:
     return False
 
 
-def _has_embedded_resolv(ctr: "Container") -> bool:
+def _has_embedded_resolv(ctr: Container) -> bool:
     """The running container's resolv.conf names the embedded server: once a sandbox has
     it dockerd keeps it, even after the last user-defined network is disconnected."""
     if not ctr.ResolvConfPath:
@@ -725,7 +726,7 @@ def _has_embedded_resolv(ctr: "Container") -> bool:
         return False
 
 
-def build_resolv_conf(d: "Daemon", ctr: "Container") -> str:
+def build_resolv_conf(d: Daemon, ctr: Container) -> str:
     """The content of the container's /etc/resolv.conf (setupDNS / rebuildDNS)."""
     mode = ctr.host_config.NetworkMode or "default"
     if mode.startswith("container:"):
@@ -738,7 +739,7 @@ def build_resolv_conf(d: "Daemon", ctr: "Container") -> str:
     return etcfiles.build_resolv(host, hc.Dns, hc.DnsSearch, hc.DnsOptions, embedded)
 
 
-def rewrite_etc_files(d: "Daemon", ctr: "Container") -> None:
+def rewrite_etc_files(d: Daemon, ctr: Container) -> None:
     """After a live connect/disconnect: rewrite in place, since the files are bind-mounted
     into the running container (a rename would leave it the old inode)."""
     for path, fn in ((ctr.HostsPath, build_hosts), (ctr.ResolvConfPath, build_resolv_conf)):

@@ -13,9 +13,9 @@ import stat
 from typing import TYPE_CHECKING
 
 from .. import errdefs
-from ..trace import traced
 from ..runtime import spec as rspec
 from ..runtime import specs
+from ..trace import traced
 from ..types import mount as mt
 from ..volume import mounts as vmounts
 from . import cgroupdriver, links
@@ -111,7 +111,7 @@ def replace_or_append_env(defaults: list[str], overrides: list[str]) -> list[str
     return [e for e in out if e != ""]
 
 
-def create_daemon_environment(ctr: "Container", linked_env: list[str] | None = None) -> list[str]:
+def create_daemon_environment(ctr: Container, linked_env: list[str] | None = None) -> list[str]:
     env = [DEFAULT_PATH_ENV, "HOSTNAME=" + ctr.Config.Hostname]
     if ctr.Config.Tty:
         env.append("TERM=xterm")
@@ -156,7 +156,7 @@ def _mount_depth(dest: str) -> int:
     return len(os.path.normpath(dest).strip("/").split("/")) if dest.strip("/") else 0
 
 
-def user_mounts(d: "Daemon", ctr: "Container", readonly_rootfs: bool) -> tuple[list[specs.Mount], str]:
+def user_mounts(d: Daemon, ctr: Container, readonly_rootfs: bool) -> tuple[list[specs.Mount], str]:
     """The container's own mounts in OCI form, sorted by depth (setupMounts + setMounts),
     and the rootfs propagation they need."""
     from .volumes import setup_mounts
@@ -214,7 +214,7 @@ def user_mounts(d: "Daemon", ctr: "Container", readonly_rootfs: bool) -> tuple[l
 
 
 # -- namespaces ------------------------------------------------------------------------
-def _join_path(d: "Daemon", mode: str, kind: str, ns: str) -> str:
+def _join_path(d: Daemon, mode: str, kind: str, ns: str) -> str:
     """`/proc/<pid>/ns/<ns>` of the running container a `container:<id>` mode names."""
     target_id = mode.split(":", 1)[1]
     try:
@@ -228,7 +228,7 @@ def _join_path(d: "Daemon", mode: str, kind: str, ns: str) -> str:
     return f"/proc/{target.State.Pid}/ns/{ns}"
 
 
-def namespaces(d: "Daemon", ctr: "Container", netns: str | None) -> tuple[list[specs.LinuxNamespace], dict[str, str]]:
+def namespaces(d: Daemon, ctr: Container, netns: str | None) -> tuple[list[specs.LinuxNamespace], dict[str, str]]:
     """The namespace list per the container's modes (WithNamespaces), and which kinds are
     private (for sysctls and init)."""
     hc = ctr.host_config
@@ -278,7 +278,7 @@ def _throttle(devs: list | None) -> list[specs.LinuxThrottleDevice]:
     return out
 
 
-def resources(ctr: "Container", devices: list[specs.LinuxDeviceCgroup]) -> specs.LinuxResources:
+def resources(ctr: Container, devices: list[specs.LinuxDeviceCgroup]) -> specs.LinuxResources:
     """WithResources: memory, cpu, blkio (weight always written), pids."""
     hc = ctr.host_config
     mem = specs.LinuxMemory()
@@ -327,7 +327,7 @@ def resources(ctr: "Container", devices: list[specs.LinuxDeviceCgroup]) -> specs
     return specs.LinuxResources(devices=devices, memory=mem, cpu=cpu, pids=pids, block_io=blkio)
 
 
-def _host_devices(ctr: "Container") -> tuple[list[specs.LinuxDevice], list[specs.LinuxDeviceCgroup]]:
+def _host_devices(ctr: Container) -> tuple[list[specs.LinuxDevice], list[specs.LinuxDeviceCgroup]]:
     """HostConfig.Devices (WithDevices): the node and an allow rule for each."""
     devs: list[specs.LinuxDevice] = []
     rules: list[specs.LinuxDeviceCgroup] = []
@@ -380,7 +380,7 @@ def _default_seccomp(caps: tuple[str, ...]) -> bytes:
         seccomp=rspec.default_seccomp_profile(list(caps)))))
 
 
-def seccomp(ctr: "Container", caps: list[str]) -> specs.LinuxSeccomp | None:
+def seccomp(ctr: Container, caps: list[str]) -> specs.LinuxSeccomp | None:
     """WithSeccomp: none when privileged or unconfined, the container's JSON profile, or
     dockerd's default."""
     if ctr.host_config.Privileged or ctr.SeccompProfile == "unconfined":
@@ -415,7 +415,7 @@ def _hard_limits() -> tuple[tuple[str, int], ...]:
 
 
 @traced("createSpec")
-def create_spec(d: "Daemon", ctr: "Container", rootfs: str, netns: str | None = None) -> specs.Spec:
+def create_spec(d: Daemon, ctr: Container, rootfs: str, netns: str | None = None) -> specs.Spec:
     """createSpec: the whole `config.json` for one start of `ctr` (blocking: reads the
     container's /etc/passwd)."""
     hc = ctr.host_config

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import errdefs
-from ..trace import traced
 from ..runtime.oci import OCIRuntimeError
+from ..trace import traced
 from . import health
 
 if TYPE_CHECKING:
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 @traced("ContainerPause")
-async def container_pause(d: "Daemon", name: str) -> None:
+async def container_pause(d: Daemon, name: str) -> None:
     ctr = d.get_container(name)
     async with ctr.lock:
         if not ctr.State.Running:
@@ -22,6 +22,8 @@ async def container_pause(d: "Daemon", name: str) -> None:
             raise errdefs.Conflict(f"Container {ctr.ID} is already paused")
         if ctr.State.Restarting:
             raise errdefs.Conflict(f"Container {ctr.ID} is restarting, wait until the container is running")
+        if ctr.process is None:  # its exit is being handled: not running any more
+            raise errdefs.Conflict(f"Container {ctr.ID} is not running")
         try:
             await ctr.process.runtime.pause(ctr.ID)
         except OCIRuntimeError as e:
@@ -33,11 +35,13 @@ async def container_pause(d: "Daemon", name: str) -> None:
 
 
 @traced("ContainerUnpause")
-async def container_unpause(d: "Daemon", name: str) -> None:
+async def container_unpause(d: Daemon, name: str) -> None:
     ctr = d.get_container(name)
     async with ctr.lock:
         if not ctr.State.Paused:
             raise errdefs.Untyped(f"Container {ctr.ID} is not paused")  # errors.Errorf: 500
+        if ctr.process is None:  # its exit is being handled: nothing left to resume
+            raise errdefs.Conflict(f"Container {ctr.ID} is not running")
         try:
             await ctr.process.runtime.resume(ctr.ID)
         except OCIRuntimeError as e:

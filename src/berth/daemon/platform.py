@@ -24,7 +24,7 @@ class Warnings(list[str]):
     pass
 
 
-def _verify_resources(hc: HostConfig, si: "SysInfo", update: bool) -> list[str]:
+def _verify_resources(hc: HostConfig, si: SysInfo, update: bool) -> list[str]:
     w: list[str] = []
     # fixMemorySwappiness
     if hc.MemorySwappiness == -1:
@@ -69,7 +69,8 @@ def _verify_resources(hc: HostConfig, si: "SysInfo", update: bool) -> list[str]:
             w.append("Your kernel does not support OomKillDisable. OomKillDisable discarded.")
         hc.OomKillDisable = None
     if hc.OomKillDisable and hc.Memory == 0:
-        w.append("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.")
+        w.append("OOM killer is disabled for the container, but no memory limit is set, "
+                 "this can result in the system running out of resources.")
     if hc.PidsLimit is not None and not si.pids_limit:
         if hc.PidsLimit > 0:
             w.append("Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. PIDs limit discarded.")
@@ -154,7 +155,7 @@ def _check_cpuset(requested: str, available: str, what: str, not_avail: str) -> 
 
 
 def verify_platform_container_settings(
-    hc: HostConfig, si: "SysInfo", default_runtime: str, runtimes: set[str], update: bool = False,
+    hc: HostConfig, si: SysInfo, default_runtime: str, runtimes: set[str], update: bool = False,
     systemd_cgroup: bool = False,
 ) -> list[str]:
     w = _verify_resources(hc, si, update)
@@ -189,7 +190,7 @@ def verify_platform_container_settings(
 
 
 def adapt_container_settings(
-    hc: HostConfig, adjust_cpu_shares: bool, si: "SysInfo", default_ipc_mode: str = "private",
+    hc: HostConfig, adjust_cpu_shares: bool, si: SysInfo, default_ipc_mode: str = "private",
     default_cgroupns_mode: str | None = None,
 ) -> None:
     """adaptContainerSettings: fill the defaults dockerd fills before create."""

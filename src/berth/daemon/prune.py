@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 ACCEPTED = {"label", "label!", "until"}
 
 
-async def containers_prune(d: "Daemon", filters: Args) -> tuple[list[str], int]:
+async def containers_prune(d: Daemon, filters: Args) -> tuple[list[str], int]:
     filters.validate(ACCEPTED)
     until_ns = until_from_prune_filters(filters)
     deleted: list[str] = []

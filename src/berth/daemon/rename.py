@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .daemon import Daemon
 
 
-async def container_rename(d: "Daemon", old_name: str, new_name: str) -> None:
+async def container_rename(d: Daemon, old_name: str, new_name: str) -> None:
     if not old_name or not new_name:
         raise errdefs.InvalidParameter("Neither old nor new names may be empty")
     if not new_name.startswith("/"):
@@ -46,6 +46,6 @@ async def container_rename(d: "Daemon", old_name: str, new_name: str) -> None:
         del children
         try:
             await d.run_blocking(network.rename_endpoints, d, ctr, old)
-        except Exception as e:  # noqa: BLE001 - the rename stands, as in dockerd's log-only paths
+        except Exception as e:  # the rename stands, as in dockerd's log-only paths
             log.warning("container %s: renaming its DNS entries failed: %s", ctr.ID, e)
     d.log_container_event(ctr, "rename", {"oldName": old})

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 @traced("ContainerRestart")
-async def container_restart(d: "Daemon", name: str, timeout: int | None, signal: str = "") -> None:
+async def container_restart(d: Daemon, name: str, timeout: int | None, signal: str = "") -> None:
     """ContainerRestart: stop (with `signal`, API 1.42, when it runs) and start again.
 
     Errors read `Cannot restart container <name>: <cause>` and are untyped (fmt.Errorf

@@ -27,7 +27,7 @@ log = logging.getLogger("berth.daemon")
 class Runtimes:
     """The configured runtimes by name, and the chosen default."""
 
-    def __init__(self, d: "Daemon") -> None:
+    def __init__(self, d: Daemon) -> None:
         self.exec_root = d.config.exec_root
         self.paths: dict[str, str] = {}
         for name in ("runc", "crun"):

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import errdefs
-from ..trace import traced
 from ..logger import rotate as _rotate
 from ..runtime import specs
-from ..runtime.oci import OCIRuntimeError, runtime_error_message
+from ..runtime.oci import OCIRuntime, OCIRuntimeError, runtime_error_message
+from ..trace import traced
 from ..types import gojson
 from . import etcfiles, network, oci
 from . import monitor as _monitor
@@ -37,14 +37,14 @@ log = logging.getLogger("berth.daemon")
 PreStartHook = Callable[["Container"], Awaitable[None]]
 
 
-def log_path(ctr: "Container") -> str:
+def log_path(ctr: Container) -> str:
     """Where an older Berth had conmon write every container's output (`<id>-cri.log`);
     logs.py still reads it for containers started before the json-file names."""
     return os.path.join(ctr.root, f"{ctr.ID}-cri.log")
 
 
 @traced("StartLogger")
-def _prepare_logging(ctr: "Container") -> "LogFileConfig | None":
+def _prepare_logging(ctr: Container) -> LogFileConfig | None:
     """StartLogger (blocking): the driver's option checks with dockerd's wrapping, inspect's
     LogPath, the file and any rotation left from the last run (berth.logger.rotate). None:
     conmon keeps no log (`none`)."""
@@ -68,7 +68,7 @@ def _prepare_logging(ctr: "Container") -> "LogFileConfig | None":
 
 
 @traced("ContainerStart")
-async def container_start(d: "Daemon", name: str, checkpoint: str = "", checkpoint_dir: str = "") -> None:
+async def container_start(d: Daemon, name: str, checkpoint: str = "", checkpoint_dir: str = "") -> None:
     """ContainerStart: the checks in dockerd's order, then containerStart."""
     if checkpoint and not d.config.experimental:
         raise errdefs.InvalidParameter("checkpoint is only supported in experimental mode")
@@ -86,7 +86,7 @@ async def container_start(d: "Daemon", name: str, checkpoint: str = "", checkpoi
     await start_container(d, ctr, reset_restart_manager=True)
 
 
-def translate_start_error(ctr: "Container", message: str) -> errdefs.DockerError:
+def translate_start_error(ctr: Container, message: str) -> errdefs.DockerError:
     """translateContainerdStartErr: exit code 126/127 and a 400 for what the user got wrong."""
     status = 0
     err_cls: type[errdefs.DockerError] = errdefs.Unknown
@@ -114,7 +114,7 @@ def _runtime_message(e: OCIRuntimeError) -> str:
 
 
 @traced("containerStart", action="start")
-async def start_container(d: "Daemon", ctr: "Container", reset_restart_manager: bool) -> None:
+async def start_container(d: Daemon, ctr: Container, reset_restart_manager: bool) -> None:
     """containerStart: with the container lock held for the whole start."""
     async with ctr.lock:
         if reset_restart_manager and ctr.State.Running:
@@ -136,12 +136,10 @@ async def start_container(d: "Daemon", ctr: "Container", reset_restart_manager: 
     d.log_container_event(ctr, "start")
 
 
-async def _start_failed(d: "Daemon", ctr: "Container", err: BaseException) -> None:
+async def _start_failed(d: Daemon, ctr: Container, err: BaseException) -> None:
     """The deferred cleanup of containerStart: error into State, exit code 128 if none,
     checkpoint, unmount (AutoRemove follows once the lock is released)."""
-    if isinstance(err, errdefs.DockerError):
-        ctr.State.Error = str(err)
-    elif not isinstance(err, asyncio.CancelledError):
+    if isinstance(err, errdefs.DockerError) or not isinstance(err, asyncio.CancelledError):
         ctr.State.Error = str(err)
     if ctr.State.ExitCode == 0:
         ctr.State.ExitCode = 128
@@ -153,7 +151,7 @@ async def _start_failed(d: "Daemon", ctr: "Container", err: BaseException) -> No
     await d.run_blocking(_monitor.checkpoint_exit, d, ctr)
 
 
-def _prepare_bundle(d: "Daemon", ctr: "Container", bundle: str, netns: str | None) -> tuple[str, specs.Spec]:
+def _prepare_bundle(d: Daemon, ctr: Container, bundle: str, netns: str | None) -> tuple[str, specs.Spec]:
     """The blocking part of a start, in one thread hop: rootfs mount, network files,
     spec, bundle directory and config.json."""
     rw = d.layers.get_rw_layer(ctr.ID)
@@ -178,13 +176,13 @@ def _prepare_bundle(d: "Daemon", ctr: "Container", bundle: str, netns: str | Non
     return rootfs, spec
 
 
-def _prepare_bundle_and_logging(d: "Daemon", ctr: "Container", bundle: str,
-                                netns: str | None) -> "LogFileConfig | None":
+def _prepare_bundle_and_logging(d: Daemon, ctr: Container, bundle: str,
+                                netns: str | None) -> LogFileConfig | None:
     _prepare_bundle(d, ctr, bundle, netns)
     return _prepare_logging(ctr)
 
 
-async def _create_task(d: "Daemon", ctr: "Container", runtime: Any, netns: str | None,
+async def _create_task(d: Daemon, ctr: Container, runtime: Any, netns: str | None,
                        reset_restart_manager: bool) -> tuple[Any, Any]:
     """The bundle, the log file and the runtime's `create` under conmon (the task exists,
     its process waits to be started)."""
@@ -219,7 +217,7 @@ async def _create_task(d: "Daemon", ctr: "Container", runtime: Any, netns: str |
     return proc, runtime
 
 
-async def _start_locked(d: "Daemon", ctr: "Container", reset_restart_manager: bool) -> None:
+async def _start_locked(d: Daemon, ctr: Container, reset_restart_manager: bool) -> None:
     rts = d.lifecycle
     hc = ctr.host_config
     runtime = rts.get(hc.Runtime if isinstance(hc.Runtime, str) else "")
@@ -239,7 +237,7 @@ async def _start_locked(d: "Daemon", ctr: "Container", reset_restart_manager: bo
         await _delete_runtime(runtime, ctr.ID)
         raise
     try:
-        for hook in list(getattr(ctr, "pre_start_hooks", None) or []):
+        for hook in list(ctr.pre_start_hooks):
             try:
                 await hook(ctr)
             except Exception:
@@ -271,7 +269,7 @@ async def _start_locked(d: "Daemon", ctr: "Container", reset_restart_manager: bo
 
 
 @traced("setupIpcDirs")
-def setup_ipc_dirs(d: "Daemon", ctr: "Container") -> None:
+def setup_ipc_dirs(d: Daemon, ctr: Container) -> None:
     """setupIpcDirs (blocking): a `shareable` container gets a tmpfs of ShmSize at
     `<root>/mounts/shm`; `container:<id>` uses the donor's, which must be shareable."""
     import subprocess
@@ -306,8 +304,8 @@ def setup_ipc_dirs(d: "Daemon", ctr: "Container") -> None:
     ctr.ShmPath = path
 
 
-async def _delete_runtime(runtime: object, cid: str) -> None:
+async def _delete_runtime(runtime: OCIRuntime, cid: str) -> None:
     try:
-        await runtime.delete(cid, force=True)  # type: ignore[attr-defined]
+        await runtime.delete(cid, force=True)
     except Exception as e:  # the error the user sees is the start error
         log.warning("cleanup of failed start of %s: %s", cid, e)

@@ -16,8 +16,17 @@ from typing import TYPE_CHECKING
 
 from .. import errdefs
 from ..types import gojson
-from ..types.stats import (BlkioStatEntry, BlkioStats, CPUStats, CPUUsage, MemoryStats, NetworkStats, PidsStats,
-                           StatsJSON, ThrottlingData)
+from ..types.stats import (
+    BlkioStatEntry,
+    BlkioStats,
+    CPUStats,
+    CPUUsage,
+    MemoryStats,
+    NetworkStats,
+    PidsStats,
+    StatsJSON,
+    ThrottlingData,
+)
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -137,7 +146,7 @@ def _machine_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def sample(ctr: "Container") -> StatsJSON:
+def sample(ctr: Container) -> StatsJSON:
     """One reading (blocking)."""
     pid = ctr.State.Pid
     paths = cgroup_paths(pid)
@@ -213,7 +222,7 @@ def sample(ctr: "Container") -> StatsJSON:
     return s
 
 
-async def container_stats(d: "Daemon", name: str, stream: bool, one_shot: bool) -> AsyncIterator[bytes]:
+async def container_stats(d: Daemon, name: str, stream: bool, one_shot: bool) -> AsyncIterator[bytes]:
     """ContainerStats: JSON documents, one per second while streaming."""
     ctr = d.get_container(name)
     if (not ctr.State.Running or ctr.State.Restarting) and not stream:
@@ -223,7 +232,7 @@ async def container_stats(d: "Daemon", name: str, stream: bool, one_shot: bool) 
     return _collect(d, ctr, stream, one_shot)
 
 
-async def _collect(d: "Daemon", ctr: "Container", stream: bool, one_shot: bool) -> AsyncIterator[bytes]:
+async def _collect(d: Daemon, ctr: Container, stream: bool, one_shot: bool) -> AsyncIterator[bytes]:
     prev: StatsJSON | None = None
     first = not one_shot
     while ctr.State.Running:

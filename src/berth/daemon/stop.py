@@ -6,8 +6,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from .. import errdefs
-from ..trace import traced
 from ..pkg.signal import parse_signal
+from ..trace import traced
 from . import kill as _kill
 from . import wait
 
@@ -19,13 +19,13 @@ log = logging.getLogger("berth.daemon")
 DEFAULT_STOP_TIMEOUT = 10
 
 
-def stop_timeout(ctr: "Container") -> int:
+def stop_timeout(ctr: Container) -> int:
     t = ctr.Config.StopTimeout
     return t if isinstance(t, int) else DEFAULT_STOP_TIMEOUT
 
 
 @traced("ContainerStop")
-async def container_stop(d: "Daemon", name: str, timeout: int | None, signal: str = "") -> None:
+async def container_stop(d: Daemon, name: str, timeout: int | None, signal: str = "") -> None:
     """ContainerStop: 304 when not running; errors wrapped as dockerd does.
 
     `signal` (API 1.42's `signal` parameter; "" for the container's stop signal) is
@@ -43,19 +43,19 @@ async def container_stop(d: "Daemon", name: str, timeout: int | None, signal: st
         raise errdefs.System(f"cannot stop container: {name}: {e}") from None
 
 
-async def _wait_not_running(ctr: "Container", seconds: float | None) -> bool:
+async def _wait_not_running(ctr: Container, seconds: float | None) -> bool:
     fut = wait.wait_condition(ctr, wait.NOT_RUNNING)
     if fut.done():
         return True
     try:
         await asyncio.wait_for(fut, seconds)
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
 
 
 @traced("containerStop")
-async def container_stop_inner(d: "Daemon", ctr: "Container", seconds: int, signal: str = "") -> None:
+async def container_stop_inner(d: Daemon, ctr: Container, seconds: int, signal: str = "") -> None:
     """containerStop: stop signal, wait `seconds` (negative: forever), then SIGKILL.
 
     A non-empty `signal` replaces the container's stop signal (moby 23+ containerStop:

@@ -67,7 +67,7 @@ async def _ps(args: list[str]) -> tuple[int, bytes, bytes]:
     return proc.returncode or 0, out, err
 
 
-async def container_top(d: "Daemon", name: str, ps_args: str) -> ContainerTopOKBody:
+async def container_top(d: Daemon, name: str, ps_args: str) -> ContainerTopOKBody:
     if not ps_args:
         ps_args = "-ef"
     validate_ps_args(ps_args)

@@ -170,7 +170,7 @@ async def update(d: Daemon, name: str, hc: HostConfig) -> None:
 async def _apply(ctr: Container, hc: HostConfig) -> None:
     """A stopped or restarting container gets its resources at its next start; a running
     (or paused) one gets them now through the runtime."""
-    proc = getattr(ctr, "process", None)
+    proc = ctr.process
     if not ctr.State.Running or ctr.State.Restarting or proc is None:
         return
     runtime = proc.runtime

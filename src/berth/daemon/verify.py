@@ -4,12 +4,13 @@ and HostConfig before anything is made. Every error here is answered 400.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .. import errdefs
-from ..trace import traced
 from ..pkg import caps, signal
-from ..types.container import Config, HealthConfig, HostConfig
+from ..trace import traced
+from ..types.container import Config, HealthConfig, HostConfig, PortBinding
 from ..volume import mounts
 from . import platform
 
@@ -21,7 +22,7 @@ MINIMUM_DURATION = 1_000_000  # container.MinimumDuration: 1ms in nanoseconds
 
 @traced("verifyContainerSettings")
 def verify_container_settings(
-    hc: HostConfig | None, config: Config | None, sysinfo: "SysInfo", default_runtime: str, runtimes: set[str],
+    hc: HostConfig | None, config: Config | None, sysinfo: SysInfo, default_runtime: str, runtimes: set[str],
     update: bool = False, systemd_cgroup: bool = False,
 ) -> list[str]:
     """Run the Config, HostConfig and platform checks in dockerd's order; return warnings."""
@@ -117,13 +118,13 @@ def _parse_port(p: str) -> bool:
     return p.isascii() and p.isdigit() and int(p) <= 65535
 
 
-def validate_port_bindings(bindings: dict[str, object] | None) -> None:
+def validate_port_bindings(bindings: Mapping[str, list[PortBinding] | None] | None) -> None:
     """validatePortBindings: container port a single port; host port a port or a range."""
     for key, value in (bindings or {}).items():
         port = key.split("/", 1)[0]
         if not _parse_port(port):
             raise errdefs.InvalidParameter(f"invalid port specification: {_go_quote(port)}")
-        for b in value or []:  # type: ignore[attr-defined]
+        for b in value or []:
             hp = b.HostPort
             if hp == "":
                 continue

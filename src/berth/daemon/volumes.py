@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from msgspec import UNSET
 
 from .. import errdefs
-from ..trace import traced
 from ..pkg import symlink
 from ..pkg.stringid import generate_random_id
+from ..trace import traced
 from ..types import mount as mt
 from ..types.container import HostConfig, NetworkingConfig
 from ..volume import mounts
@@ -53,7 +53,7 @@ class _VolumeRef:
         return self.mountpoint
 
 
-def plan_mount_points(d: "Daemon", ctr: "Container", hc: HostConfig) -> MountPlan:
+def plan_mount_points(d: Daemon, ctr: Container, hc: HostConfig) -> MountPlan:
     plan = MountPlan()
     points = plan.points
     # 2. VolumesFrom: every mount point of the source container, RW only if both allow it.
@@ -100,10 +100,10 @@ def plan_mount_points(d: "Daemon", ctr: "Container", hc: HostConfig) -> MountPla
             opts = labels = None
             vo = cfg.VolumeOptions
             if mt.is_set(vo):
-                if mt.is_set(vo.DriverConfig) and isinstance(vo.DriverConfig.Options, dict):  # type: ignore[union-attr]
-                    opts = vo.DriverConfig.Options  # type: ignore[union-attr]
-                if isinstance(vo.Labels, dict):  # type: ignore[union-attr]
-                    labels = vo.Labels  # type: ignore[union-attr]
+                if mt.is_set(vo.DriverConfig) and isinstance(vo.DriverConfig.Options, dict):
+                    opts = vo.DriverConfig.Options
+                if isinstance(vo.Labels, dict):
+                    labels = vo.Labels
             plan.volumes.append((mp.Destination, mp.Name, mp.Driver, opts, labels))
         if mp.Type == mt.TYPE_BIND:
             mp.SkipMountpointCreation = True
@@ -113,7 +113,7 @@ def plan_mount_points(d: "Daemon", ctr: "Container", hc: HostConfig) -> MountPla
 
 
 @traced("setHostConfig")
-def register_mount_points(d: "Daemon", ctr: "Container", plan: MountPlan) -> None:
+def register_mount_points(d: Daemon, ctr: Container, plan: MountPlan) -> None:
     """Create or reuse the named volumes of the plan and attach them (blocking)."""
     for dest, name, driver, opts, labels in plan.volumes:
         mp = plan.points[dest]
@@ -130,13 +130,13 @@ def register_mount_points(d: "Daemon", ctr: "Container", plan: MountPlan) -> Non
     ctr.MountPoints = plan.points
 
 
-def has_volumes_to_populate(ctr: "Container") -> bool:
+def has_volumes_to_populate(ctr: Container) -> bool:
     """Has the container a volume mount point to fill from the image (CopyData)?"""
     return any(mp.Type == mt.TYPE_VOLUME and mp.Volume is not None and mp.CopyData
                for mp in ctr.MountPoints.values())
 
 
-def create_image_volumes(d: "Daemon", ctr: "Container", rootfs: str) -> None:
+def create_image_volumes(d: Daemon, ctr: Container, rootfs: str) -> None:
     """One anonymous volume per Config.Volumes key not already mounted, then copy the
     image's content into fresh ones (populateVolumes)."""
     tmpfs = ctr.host_config.Tmpfs if isinstance(ctr.host_config.Tmpfs, dict) else {}
@@ -158,7 +158,7 @@ def create_image_volumes(d: "Daemon", ctr: "Container", rootfs: str) -> None:
     populate_volumes(d, ctr, rootfs)
 
 
-def populate_volumes(d: "Daemon", ctr: "Container", rootfs: str) -> None:
+def populate_volumes(d: Daemon, ctr: Container, rootfs: str) -> None:
     """populateVolumes: every volume mount point with CopyData (not `nocopy`, not from
     VolumesFrom) gets the image's content at its destination if the volume is empty
     (CopyImagePathContent: the volume is mounted for the copy, so a volume with device
@@ -180,7 +180,7 @@ def populate_volumes(d: "Daemon", ctr: "Container", rootfs: str) -> None:
                 log.warning("error while unmounting volume %s: %s", mp.Volume.name, e)
 
 
-def release_mount_points(d: "Daemon", ctr: "Container", remove_anonymous: bool) -> None:
+def release_mount_points(d: Daemon, ctr: Container, remove_anonymous: bool) -> None:
     """Drop the container's volume references; remove anonymous ones if asked
     (daemon/mounts.go removeMountPoints)."""
     for mp in list(ctr.MountPoints.values()):
@@ -198,7 +198,7 @@ def release_mount_points(d: "Daemon", ctr: "Container", remove_anonymous: bool) 
                 log.warning("cannot remove anonymous volume %s: %s", mp.Name, e)
 
 
-def _lazy_initialize_volume(d: "Daemon", ctr: "Container", mp: MountPoint) -> None:
+def _lazy_initialize_volume(d: Daemon, ctr: Container, mp: MountPoint) -> None:
     """lazyInitializeVolume: after a daemon restart a mount point has its volume's name
     and driver but no volume attached; get it again (taking the reference)."""
     if mp.Driver and mp.Volume is None:
@@ -206,7 +206,7 @@ def _lazy_initialize_volume(d: "Daemon", ctr: "Container", mp: MountPoint) -> No
         mp.Volume = _VolumeRef(v.Name, v.Mountpoint)
 
 
-def _setup_mount_point(d: "Daemon", mp: MountPoint) -> str:
+def _setup_mount_point(d: Daemon, mp: MountPoint) -> str:
     """MountPoint.Setup: mount the volume (the local driver mounts a device given in its
     options on first use), or create a missing bind source as a directory (`-v`/Binds
     only: `--mount type=bind` is SkipMountpointCreation). Its host path."""
@@ -237,7 +237,7 @@ def _setup_mount_point(d: "Daemon", mp: MountPoint) -> str:
     return mp.Source
 
 
-def setup_mounts(d: "Daemon", ctr: "Container") -> dict[str, str]:
+def setup_mounts(d: Daemon, ctr: Container) -> dict[str, str]:
     """setupMounts' mount point half (blocking): every mount point but tmpfs ones set up,
     a `mount` event per volume; destination → host path. Used by the start and by
     docker cp (mountVolumes); undone by unmount_volumes."""
@@ -258,7 +258,7 @@ def setup_mounts(d: "Daemon", ctr: "Container") -> dict[str, str]:
     return paths
 
 
-def unmount_volumes(d: "Daemon", ctr: "Container") -> None:
+def unmount_volumes(d: Daemon, ctr: Container) -> None:
     """container.UnmountVolumes (blocking): MountPoint.Cleanup for every volume set up,
     then an `unmount` event; failures are logged, as Cleanup's caller does."""
     errors = []
@@ -285,7 +285,7 @@ def unmount_volumes(d: "Daemon", ctr: "Container") -> None:
         log.warning("container %s: error while unmounting volumes: %s", ctr.ID, "; ".join(errors))
 
 
-def attach_volumes(d: "Daemon", ctr: "Container") -> None:
+def attach_volumes(d: Daemon, ctr: Container) -> None:
     """On restore: hold references and paths for the container's volumes."""
     for mp in ctr.MountPoints.values():
         if mp.Type == mt.TYPE_VOLUME and mp.Name:

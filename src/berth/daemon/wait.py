@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, NamedTuple
+
 from ..trace import traced
 
 if TYPE_CHECKING:
@@ -22,16 +23,11 @@ class StateStatus(NamedTuple):
     error: str
 
 
-def _waiters(ctr: "Container", kind: str) -> list[asyncio.Future[StateStatus]]:
-    attr = "_wait_" + kind
-    lst = getattr(ctr, attr, None)
-    if lst is None:
-        lst = []
-        setattr(ctr, attr, lst)
-    return lst
+def _waiters(ctr: Container, kind: str) -> list[asyncio.Future[StateStatus]]:
+    return ctr.wait_remove if kind == "remove" else ctr.wait_stop
 
 
-def wait_condition(ctr: "Container", condition: str) -> asyncio.Future[StateStatus]:
+def wait_condition(ctr: Container, condition: str) -> asyncio.Future[StateStatus]:
     """State.Wait: unknown conditions mean not-running, which is answered at once when the
     container is not running (also when it was never started)."""
     fut: asyncio.Future[StateStatus] = asyncio.get_running_loop().create_future()
@@ -45,16 +41,16 @@ def wait_condition(ctr: "Container", condition: str) -> asyncio.Future[StateStat
     return fut
 
 
-def exit_in_progress(ctr: "Container") -> bool:
-    return bool(getattr(ctr, "exiting", False))
+def exit_in_progress(ctr: Container) -> bool:
+    return ctr.exiting
 
 
-def begin_exit(ctr: "Container") -> None:
+def begin_exit(ctr: Container) -> None:
     """handleContainerExit has begun: not-running waiters wait for its end (notify_stop)."""
     ctr.exiting = True
 
 
-def _notify(ctr: "Container", kind: str, error: str | None = None) -> None:
+def _notify(ctr: Container, kind: str, error: str | None = None) -> None:
     lst = _waiters(ctr, kind)
     status = StateStatus(ctr.State.ExitCode, ctr.State.Error if error is None else error)
     for fut in lst:
@@ -63,14 +59,14 @@ def _notify(ctr: "Container", kind: str, error: str | None = None) -> None:
     lst.clear()
 
 
-def notify_stop(ctr: "Container") -> None:
+def notify_stop(ctr: Container) -> None:
     """SetStopped / SetRestarting closing waitStop, seen by the waiters once the exit
     handling is over (the container lock released)."""
     ctr.exiting = False
     _notify(ctr, "stop")
 
 
-def notify_removed(ctr: "Container") -> None:
+def notify_removed(ctr: Container) -> None:
     """SetRemoved = SetRemovalError(nil), which clears State.Error first: waiters woken by a
     removal get `"Error":null` (the CLI's `run --rm` of a missing command relies on it).
     Removal also wakes whoever still waits for a stop (a created container never stops)."""
@@ -80,7 +76,7 @@ def notify_removed(ctr: "Container") -> None:
 
 
 @traced("ContainerWait")
-async def container_wait(d: "Daemon", name: str, condition: str) -> "asyncio.Future[StateStatus]":
+async def container_wait(d: Daemon, name: str, condition: str) -> asyncio.Future[StateStatus]:
     """ContainerWait: look the container up now (404 before any header is sent), wait later."""
     ctr = d.get_container(name)
     return wait_condition(ctr, condition)

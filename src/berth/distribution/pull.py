@@ -224,14 +224,14 @@ class _Puller:
                     if exc is not None:
                         raise exc
             raw = config_task.result()
-            top = watched[-1].task.result() if watched else base  # type: ignore[union-attr]
+            top = watched[-1].started.result() if watched else base
             try:
                 img = Image(raw)
             except errdefs.DockerError:
                 raise ImageConfigError("invalid rootfs in image configuration") from None
             if img.os == "windows":
                 raise ImageConfigError('image operating system "windows" cannot be used on this platform')
-            got = svc.layers.lookup(top).diff_ids() if top else []  # type: ignore[union-attr]
+            got = svc.layers.lookup(top).diff_ids() if top else []  # type: ignore[union-attr]  # the chain just registered is in the store
             if got != img.diff_ids:
                 raise ImageConfigError("layers from manifest don't match image configuration")
             loop = asyncio.get_running_loop()
@@ -267,14 +267,14 @@ class _Puller:
                     # unpack now, beside the other layers; chain it once its parent is in
                     u = await _run_undoable(lambda: _unpack(svc, blob, t, id_), svc.layers.discard_unpacked)
                     try:
-                        parent_chain = base if parent is None else await asyncio.shield(parent.task)  # type: ignore[arg-type]
+                        parent_chain = base if parent is None else await asyncio.shield(parent.started)
                     except BaseException:
                         svc.layers.discard_unpacked(u)
                         raise
                     layer = await _run_undoable(lambda: svc.layers.commit_unpacked(u, parent_chain),
                                                 lambda lay: svc.layers.release(lay.chain_id))
                 else:
-                    parent_chain = base if parent is None else await asyncio.shield(parent.task)  # type: ignore[arg-type]
+                    parent_chain = base if parent is None else await asyncio.shield(parent.started)
                     layer = await _register(svc, blob, parent_chain, t, id_)
             finally:
                 bd.discard(keep=not downloaded)  # an interrupted download is resumed next time
@@ -348,7 +348,7 @@ def _unpack(svc: DistributionService, blob: str, t: Transfer, id_: str) -> Any:
     meter = Meter(t.emit_threadsafe, "Extracting", id_, size)
     with open(blob, "rb") as f:
         try:
-            u = svc.layers.unpack(_MeteredReader(f, meter))  # type: ignore[arg-type]
+            u = svc.layers.unpack(_MeteredReader(f, meter))  # type: ignore[arg-type]  # a file-like reader: read() is all it needs
         except errdefs.DockerError as e:
             raise RegistryError(f"failed to register layer: {e}") from None
     meter.done()
@@ -380,7 +380,7 @@ async def _register(svc: DistributionService, blob: str, parent: str | None, t: 
 
         with open(blob, "rb") as f:
             try:
-                layer = svc.layers.register(Reader(f), parent)  # type: ignore[arg-type]
+                layer = svc.layers.register(Reader(f), parent)  # type: ignore[arg-type]  # a file-like reader: read() is all it needs
             except errdefs.DockerError as e:
                 raise RegistryError(f"failed to register layer: {e}") from None
         meter.done()

@@ -114,7 +114,7 @@ class _Pusher:
                 key = f"v2push:{self.ref.name} {layer.diff_id}"
                 t, _ = svc.uploads.watch(key, self._uploader(layer), self.out.put)
                 watched.append((t, layer))
-            results = await asyncio.gather(*(asyncio.shield(t.task) for t, _ in watched))  # type: ignore[arg-type]
+            results = await asyncio.gather(*(asyncio.shield(t.started) for t, _ in watched))
         finally:
             cancelled = [t.task for t, _ in watched if svc.uploads.unwatch(t, self.out.put) and t.task]
             if cancelled:
@@ -239,9 +239,9 @@ class _Pusher:
 
         def produce() -> tuple[str, int]:
             try:
-                with gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as gz:  # type: ignore[arg-type]
+                with gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as gz:
                     tar = _CountingWriter(gz, sink)
-                    chain_id.tar_stream(layer.chain_id, tar)  # type: ignore[arg-type]
+                    chain_id.tar_stream(layer.chain_id, tar)  # type: ignore[arg-type]  # a file-like writer: write() is all it needs
                 sink.flush_all()
                 return "sha256:" + sink.h.hexdigest(), sink.n
             finally:

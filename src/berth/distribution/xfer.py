@@ -22,6 +22,12 @@ class Transfer:
         self.on_release: Callable[[Transfer], None] | None = None
         self._loop = loop
 
+    @property
+    def started(self) -> asyncio.Task[Any]:
+        """The transfer's task: watch() starts it before it hands the transfer out."""
+        assert self.task is not None
+        return self.task
+
     def broadcast(self, data: bytes) -> None:
         self.last = data
         for w in list(self.watchers):

@@ -117,17 +117,16 @@ def image_delete(svc: ImageService, image_ref: str, force: bool, prune: bool,
             svc.log_image_event(image_id, image_id, "untag")
             records.append({"Untagged": refmod.familiar_string(parsed)})
             repo_refs = svc.refs.references(image_id)
-            if not parsed.digest:
-                # Only digest references left in this repository: they go too.
-                if not any(not r.digest and r.name == parsed.name for r in repo_refs):
-                    remaining = []
-                    for r in repo_refs:
-                        if r.digest and r.name == parsed.name:
-                            svc.refs.delete(r)
-                            records.append({"Untagged": refmod.familiar_string(r)})
-                        else:
-                            remaining.append(r)
-                    repo_refs = remaining
+            # Only digest references left in this repository: they go too.
+            if not parsed.digest and not any(not r.digest and r.name == parsed.name for r in repo_refs):
+                remaining = []
+                for r in repo_refs:
+                    if r.digest and r.name == parsed.name:
+                        svc.refs.delete(r)
+                        records.append({"Untagged": refmod.familiar_string(r)})
+                    else:
+                        remaining.append(r)
+                repo_refs = remaining
             if repo_refs:
                 return records
             removed_repository_ref = True

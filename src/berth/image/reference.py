@@ -44,7 +44,7 @@ ERR_NAME_TOO_LONG = f"repository name must not be more than {NAME_TOTAL_LENGTH_M
 _ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
-class ReferenceError(ValueError):  # noqa: A001 - distribution's error texts live here
+class ReferenceError(ValueError):  # distribution's error texts live here
     """A parse failure; `str()` is distribution's message."""
 
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import errdefs
-from ..trace import traced
 from ..layer import LayerStore, chain_id_of
 from ..pkg import platforms
 from ..pkg.platforms import Platform
+from ..trace import traced
 from ..types.filters import match_kv_list
 from . import reference as refmod
 from .image import Image, normalize_config, parse_go_time, unix_seconds
@@ -58,9 +58,17 @@ def now_rfc3339_nano() -> str:
     import time
 
     ns = time.time_ns()
-    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
     frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + ("." + frac if frac else "") + "Z"
+
+
+_GO_ZERO_TIME = datetime.min.replace(tzinfo=UTC)  # Go's zero time.Time, before every other
+
+
+def _created_at(value: str) -> datetime:
+    """An image's Created for the before/since filters; none is Go's zero time."""
+    return parse_go_time(value) or _GO_ZERO_TIME
 
 
 class ImageService:
@@ -315,7 +323,7 @@ class ImageService:
                 break
         return items
 
-    def list_images(self, all: bool = False, filters: dict[str, list[str]] | None = None,  # noqa: A002
+    def list_images(self, all: bool = False, filters: dict[str, list[str]] | None = None,  # `all`: the API parameter name
                     digests: bool = False, shared_size: bool = False) -> list[dict[str, Any]]:
         """Images (GET /images/json). `digests` is accepted and ignored, as by dockerd 20.10.
 
@@ -331,7 +339,7 @@ class ImageService:
             values = filters["dangling"]
             if values == ["true"] or (set(values) == {"true"}):
                 dangling_only = True
-            elif not (set(values) == {"false"}):
+            elif set(values) != {"false"}:
                 raise errdefs.InvalidParameter(f"Invalid filter 'dangling=[{' '.join(values)}]'")
         before = since = None
         for v in filters.get("before", []):
@@ -350,14 +358,13 @@ class ImageService:
                     continue
                 created = img.created_unix()
                 if before is not None and parse_go_time(img.created) is not None and \
-                        (parse_go_time(img.created) or 0) >= (parse_go_time(before.created) or 0):  # type: ignore[operator]
+                        _created_at(img.created) >= _created_at(before.created):
                     continue
-                if since is not None and \
-                        (parse_go_time(img.created) or 0) <= (parse_go_time(since.created) or 0):  # type: ignore[operator]
+                if since is not None and _created_at(img.created) <= _created_at(since.created):
                     continue
-                if "label" in filters:
-                    if img.doc.get("config") is None or not match_kv_list(filters["label"], img.labels):
-                        continue
+                if "label" in filters and (
+                        img.doc.get("config") is None or not match_kv_list(filters["label"], img.labels)):
+                    continue
                 size = 0
                 if img.top_layer is not None:
                     layer = self.layers.lookup(img.top_layer)
@@ -485,7 +492,7 @@ class ImageService:
             self._emit("prune", "", {"reclaimed": str(reclaimed)})
         return deleted, reclaimed
 
-    def load(self, tar_path: str, quiet: bool):  # type: ignore[no-untyped-def]
+    def load(self, tar_path: str, quiet: bool) -> Iterator[bytes]:
         from .tarexport import load
 
         return load(self, tar_path, quiet)

@@ -58,18 +58,18 @@ def decompress_stream(raw: BinaryIO) -> BinaryIO:
     zstd is recognised as dockerd 23+ does (moby PR #41759; 20.10 took it for a tar and
     failed): a deliberate difference, so registries serving zstd layers can be pulled.
     """
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, 32768)  # type: ignore[arg-type]
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, 32768)  # type: ignore[type-var]  # any readable binary stream serves
     head = buffered.peek(6)[:6]
     if head.startswith(b"\x1f\x8b\x08"):
-        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]  # a binary file object: read() is all callers use
     if head.startswith(b"BZh"):
-        return bz2.BZ2File(buffered, "rb")  # type: ignore[return-value]
+        return bz2.BZ2File(buffered, "rb")  # type: ignore[return-value]  # a binary file object: read() is all callers use
     if head.startswith(b"\xfd7zXZ\x00"):
-        return lzma.LZMAFile(buffered, "rb")  # type: ignore[return-value]
+        return lzma.LZMAFile(buffered, "rb")  # type: ignore[return-value]  # a binary file object: read() is all callers use
     if head.startswith(b"\x28\xb5\x2f\xfd"):
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
     return buffered
 
 
@@ -328,7 +328,7 @@ def apply_layer(stream: BinaryIO, dest: str, whiteouts: str, split_path: str | N
         try:
             prev_end = 0
             try:
-                tf = tarfile.open(fileobj=rec, mode="r|", bufsize=tarfile.RECORDSIZE)  # type: ignore[call-overload]
+                tf = tarfile.open(fileobj=rec, mode="r|", bufsize=tarfile.RECORDSIZE)  # type: ignore[call-overload]  # noqa: SIM115 - the stream is read entry by entry below
             except tarfile.ReadError as e:
                 if rec.pos == 0 or "empty" in str(e):
                     tf = None  # an empty stream is an empty layer, as Go's tar reader sees it

@@ -54,10 +54,10 @@ def overlay_changes(lowers: list[str], upper: str) -> list[Change]:
                     lst = os.stat(lower + rel)
                 except (FileNotFoundError, NotADirectoryError):
                     continue
-                if stat.S_ISDIR(lst.st_mode) and stat.S_ISDIR(st.st_mode):
-                    if _same_dir(st, lst) and not _is_opaque(full):
-                        kind = -1
-                        break
+                if stat.S_ISDIR(lst.st_mode) and stat.S_ISDIR(st.st_mode) and \
+                        _same_dir(st, lst) and not _is_opaque(full):
+                    kind = -1
+                    break
                 kind = CHANGE_MODIFY
                 break
         if kind != -1:

@@ -69,7 +69,7 @@ class _Writer:
     def close(self) -> None:
         # TarFile.close would pad to a 10 KiB record; Go's writer stops after two blocks.
         self._out.write(tarfile.NUL * (tarfile.BLOCKSIZE * 2))
-        self._tf.closed = True
+        self._tf.closed = True  # type: ignore[attr-defined]  # tarfile's own flag, not in its stubs
 
 
 def _is_opaque(path: str) -> bool:

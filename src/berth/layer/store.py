@@ -26,13 +26,13 @@ import os
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from .. import errdefs
-from ..trace import traced
 from ..pkg import atomicfile, stringid
+from ..trace import traced
 from . import archive, tarsplit
 from .changes import Change, dir_changes, overlay_changes
 from .driver import Driver, Overlay2Driver, new_driver
@@ -76,10 +76,11 @@ class Layer:
 
     def total_size(self) -> int:
         """Size of this layer and all its parents (image VirtualSize)."""
-        total, layer = 0, self
+        total = 0
+        layer: Layer | None = self
         while layer is not None:
             total += layer.size
-            layer = layer.parent  # type: ignore[assignment]
+            layer = layer.parent
         return total
 
 
@@ -162,7 +163,7 @@ class RWLayer:
 def _apply_file(path: str, dest: str, whiteouts: str, split_path: str) -> tuple[str, int]:
     """In a worker process: apply the layer file at `path` into `dest` (diff ID, size)."""
     with open(path, "rb") as f:
-        res = archive.apply_layer(f, dest, whiteouts, split_path)  # type: ignore[arg-type]
+        res = archive.apply_layer(f, dest, whiteouts, split_path)
     return res.diff_id, archive.directory_size(dest)
 
 
@@ -398,7 +399,7 @@ class LayerStore:
             return existing
         try:
             if p is not None:
-                self.driver.attach_parent(u.cache_id, p.cache_id)  # type: ignore[union-attr]
+                self.driver.attach_parent(u.cache_id, p.cache_id)  # type: ignore[union-attr]  # only overlay2 unpacks detached layers (can_unpack_detached)
         except BaseException:
             self.discard_unpacked(u)
             raise

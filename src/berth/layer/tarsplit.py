@@ -84,7 +84,7 @@ class Writer:
     """Writes the records of one layer's tar-split file."""
 
     def __init__(self, path: str) -> None:
-        self._f = gzip.open(path, "wb", compresslevel=1)
+        self._f = gzip.open(path, "wb", compresslevel=1)  # noqa: SIM115 - the Writer owns it; close() ends it
 
     def raw(self, data: bytes) -> None:
         if data:

@@ -157,7 +157,7 @@ class Pump:
         if self.reopen is not None and self.reader.want_trim():
             try:
                 self.reopen()
-            except Exception as e:  # noqa: BLE001 - conmon just exited: nothing to trim
+            except Exception as e:  # conmon just exited: nothing to trim
                 log.debug("trim of %s: %s", self.cid, e)
 
     def _step(self, final: bool) -> bool:
@@ -218,7 +218,7 @@ class Pump:
                         await self.run_blocking(self._deliver, msgs)
                 except asyncio.CancelledError:
                     raise
-                except Exception as e:  # noqa: BLE001 - a full disk, say: the records wait in conmon's file
+                except Exception as e:  # a full disk, say: the records wait in conmon's file
                     log.warning("logs of %s: %s", self.cid, e)
                     # Start again from the last position written down: the batch that
                     # failed is read and delivered again (the writer left no torn line).
@@ -235,7 +235,7 @@ class Pump:
             if self.driver is not None and (done or self._finishing):
                 try:
                     await self.driver.close()
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:  # any failure: the pump goes on
                     log.debug("closing log driver of %s: %s", self.cid, e)
             await self.run_blocking(self._close, done)
 

@@ -39,6 +39,7 @@ import os
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, NamedTuple
 
 from ..runtime import k8sfile
@@ -48,6 +49,7 @@ from .config import FILE_MODE, LogFileConfig, file_config
 if TYPE_CHECKING:
     from ..container.container import Container
     from ..daemon.daemon import Daemon
+    from ..runtime.conmon import ContainerProcess
 
 log = logging.getLogger("berth.logger")
 
@@ -312,7 +314,7 @@ class _Asked(NamedTuple):
     at: float
 
 
-def check_running(cfg: LogFileConfig, reopen: callable, asked: dict[str, _Asked], key: str) -> None:  # type: ignore[valid-type]
+def check_running(cfg: LogFileConfig, reopen: Callable[[], object], asked: dict[str, _Asked], key: str) -> None:
     """One look at a running container's log: finish a reopen conmon did, or ask for one
     when the file has reached max-size."""
     with files_lock(cfg.path):
@@ -345,7 +347,7 @@ def settle_container(ctr: Container) -> None:
         return  # the pump rotates as it writes (and may still be writing: never cut under it)
     try:
         cfg = file_config(ctr.root, ctr.ID, lc.Type, lc.Config)
-    except Exception:  # noqa: BLE001 - it never started with these options
+    except Exception:  # it never started with these options
         return
     if cfg is not None and cfg.max_size >= 0:
         settle(cfg)
@@ -388,14 +390,14 @@ class RotationWatcher:
             return hit[1]
         try:
             cfg = file_config(ctr.root, ctr.ID, lc.Type, lc.Config)
-        except Exception:  # noqa: BLE001 - a start would fail on it; nothing to rotate
+        except Exception:  # a start would fail on it; nothing to rotate
             cfg = None
         if cfg is not None and cfg.max_size < 0:
             cfg = None
         self._configs[ctr.ID] = (key, cfg)
         return cfg
 
-    def _snapshot(self) -> list[tuple[str, LogFileConfig, object | None]]:
+    def _snapshot(self) -> list[tuple[str, LogFileConfig, ContainerProcess]]:
         """The running containers whose log rotates (a stopped one is settled by
         `settle_container` from the exit cleanup, under the container lock)."""
         out = []
@@ -413,15 +415,15 @@ class RotationWatcher:
                 continue
             proc = ctr.process
             # (a process of an older Berth may write elsewhere: leave that one alone)
-            if proc is not None and getattr(proc.state, "log_path", cfg.path) == cfg.path:
+            if proc is not None and proc.state.log_path == cfg.path:
                 out.append((ctr.ID, cfg, proc))
         return out
 
-    def _tick(self, items: list[tuple[str, LogFileConfig, object | None]]) -> None:
+    def _tick(self, items: list[tuple[str, LogFileConfig, ContainerProcess]]) -> None:
         for cid, cfg, proc in items:
             try:
-                check_running(cfg, proc.reopen_log, self._asked, cid)  # type: ignore[attr-defined]
-            except Exception as e:  # noqa: BLE001 - one container must not stop the others
+                check_running(cfg, proc.reopen_log, self._asked, cid)
+            except Exception as e:  # one container must not stop the others
                 log.warning("log rotation of %s: %s", cid, e)
 
     async def _loop(self) -> None:
@@ -436,7 +438,7 @@ class RotationWatcher:
 
 
 def open_gz(f: IO[bytes]) -> IO[bytes]:
-    return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+    return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]  # a binary file object: read() is all callers use
 
 
 __all__ = [

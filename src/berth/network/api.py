@@ -6,13 +6,14 @@ Blocking functions: the router runs them on the daemon's I/O pool.
 """
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from .. import errdefs
-from ..trace import traced
 from ..container.container import NetworkEndpoint
+from ..trace import traced
 from ..types import gojson
 from ..types.filters import Args
 from ..types.timestamp import get_timestamp, parse_timestamps
@@ -31,18 +32,18 @@ LIST_FILTERS = {"driver", "id", "label", "name", "scope", "type", "dangling"}
 PRUNE_FILTERS = {"label", "label!", "until"}
 
 
-def _dn():  # type: ignore[no-untyped-def]
+def _dn() -> ModuleType:
     from ..daemon import network as dn
 
     return dn
 
 
-def _endpoints(d: "Daemon", n: Network) -> dict[str, EndpointResource]:
+def _endpoints(d: Daemon, n: Network) -> dict[str, EndpointResource]:
     out: dict[str, EndpointResource] = {}
     for ctr in d.containers.values():
         if not ctr.State.Running:
             continue
-        for name, ep in (ctr.NetworkSettings.Networks or {}).items():
+        for _name, ep in (ctr.NetworkSettings.Networks or {}).items():
             if ep.NetworkID == n.Id and ep.EndpointID:
                 v4 = f"{ep.IPAddress}/{ep.IPPrefixLen}" if ep.IPAddress else ""
                 v6 = f"{ep.GlobalIPv6Address}/{ep.GlobalIPv6PrefixLen}" if ep.GlobalIPv6Address else ""
@@ -51,7 +52,7 @@ def _endpoints(d: "Daemon", n: Network) -> dict[str, EndpointResource]:
     return out
 
 
-def resource(d: "Daemon", n: Network, containers: bool = True) -> NetworkResource:
+def resource(d: Daemon, n: Network, containers: bool = True) -> NetworkResource:
     return NetworkResource(
         Name=n.Name, Id=n.Id, Created=n.Created, Scope="local", Driver=n.Driver, EnableIPv6=n.EnableIPv6,
         IPAM=n.IPAM, Internal=n.Internal, Attachable=n.Attachable, Ingress=False,
@@ -60,7 +61,7 @@ def resource(d: "Daemon", n: Network, containers: bool = True) -> NetworkResourc
     )
 
 
-def list_networks(d: "Daemon", filters: Args) -> list[NetworkResource]:
+def list_networks(d: Daemon, filters: Args) -> list[NetworkResource]:
     filters.validate(LIST_FILTERS)
     for t in filters.get("type"):
         if t not in ("custom", "builtin"):
@@ -99,12 +100,12 @@ def list_networks(d: "Daemon", filters: Args) -> list[NetworkResource]:
     return out
 
 
-def inspect_network(d: "Daemon", term: str) -> NetworkResource:
+def inspect_network(d: Daemon, term: str) -> NetworkResource:
     n = _dn().controller(d).store.find(term, route_style=True)
     return resource(d, n)
 
 
-def create_network(d: "Daemon", req: NetworkCreateRequest) -> tuple[str, str]:
+def create_network(d: Daemon, req: NetworkCreateRequest) -> tuple[str, str]:
     dn = _dn()
     masq = (req.Options or {}).get("com.docker.network.bridge.enable_ip_masquerade", "true")
     if (req.Driver or "bridge") == "bridge" and masq in ("0", "f", "F", "FALSE", "false", "False"):
@@ -121,7 +122,7 @@ def create_network(d: "Daemon", req: NetworkCreateRequest) -> tuple[str, str]:
     return n.Id, warning
 
 
-def remove_network(d: "Daemon", term: str) -> None:
+def remove_network(d: Daemon, term: str) -> None:
     dn = _dn()
     store = dn.controller(d).store
     n = store.find(term)
@@ -134,13 +135,13 @@ def remove_network(d: "Daemon", term: str) -> None:
     dn.emit(d, n, "destroy")
 
 
-def prune_networks(d: "Daemon", filters: Args) -> list[str] | None:
+def prune_networks(d: Daemon, filters: Args) -> list[str] | None:
     filters.validate(PRUNE_FILTERS)
     until_ns: int | None = None
     for v in filters.get("until"):
         try:
             ts = get_timestamp(v)
-        except Exception as e:  # noqa: BLE001 - dockerd returns it untyped (500)
+        except Exception as e:  # dockerd returns it untyped (500)
             raise errdefs.Untyped(str(e)) from None
         sec, nsec = parse_timestamps(ts, 0)
         until_ns = sec * 1_000_000_000 + nsec
@@ -171,7 +172,7 @@ def _kv(f: str, labels: dict[str, str]) -> bool:
 
 # -- connect / disconnect ------------------------------------------------------------------
 @traced("ConnectContainerToNetwork", network_action="connect")
-def connect(d: "Daemon", term: str, container: str, config: NetworkEndpoint | None) -> None:
+def connect(d: Daemon, term: str, container: str, config: NetworkEndpoint | None) -> None:
     """ConnectToNetwork: a stopped container only records the settings; a running one is
     attached now, its /etc/hosts and /etc/resolv.conf rewritten."""
     dn = _dn()
@@ -208,7 +209,7 @@ def connect(d: "Daemon", term: str, container: str, config: NetworkEndpoint | No
 
 
 @traced("DisconnectContainerFromNetwork")
-def disconnect(d: "Daemon", term: str, container: str, force: bool) -> None:
+def disconnect(d: Daemon, term: str, container: str, force: bool) -> None:
     dn = _dn()
     ctl = dn.controller(d)
     ctr = d.get_container(container)

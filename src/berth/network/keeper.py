@@ -114,7 +114,7 @@ def _throwaway_ips(net_config: dict[str, Any]) -> list[str]:
     return out
 
 
-def drop(nv: "Netavark", net_config: dict[str, Any]) -> None:
+def drop(nv: Netavark, net_config: dict[str, Any]) -> None:
     """Remove the keeper of the network described by `net_config` (netavark's Network JSON),
     and with it, when no container is left on the bridge, the bridge and its chains."""
     network_id = net_config["id"]
@@ -155,7 +155,7 @@ def kept(bridge: str, network_id: str) -> bool:
     return _exists(bridge) and has_keeper(network_id)
 
 
-def make(nv: "Netavark", net_config: dict[str, Any], ips: list[str]) -> None:
+def make(nv: Netavark, net_config: dict[str, Any], ips: list[str]) -> None:
     """Make the network's bridge and firewall chains now, as dockerd's bridge driver does
     at `network create` (and for its default bridge at start), and keep them: netavark
     sets a network up only for a container, so a throwaway namespace is attached with

@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import errdefs
-from ..trace import PROCESS, traced
 from ..pkg import atomicfile
+from ..trace import PROCESS, traced
 from . import keeper, leftovers, netns
 
 log = logging.getLogger("berth.network")
@@ -157,7 +157,7 @@ class Netavark:
                 atomicfile.write_file(path, json.dumps(saved).encode(), 0o600)
 
     def _edit_dns_names(self, network_id: str, container_id: str,
-                        edit: "Callable[[list[str]], list[str]]") -> None:
+                        edit: Callable[[list[str]], list[str]]) -> None:
         """Edit the names of a container's entry in aardvark-dns's config for a network
         (`<id> <ipv4s> <ipv6s> <names>[ <dns servers>]` a line), then reload aardvark-dns."""
         path = os.path.join(self.config_dir, "aardvark-dns", network_id)

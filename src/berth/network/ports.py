@@ -11,10 +11,10 @@ from __future__ import annotations
 import errno
 import socket
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from .. import errdefs
-
 
 
 def ephemeral_range() -> tuple[int, int]:
@@ -75,6 +75,7 @@ class PortAllocator:
     def allocate(self, cid: str, proto: str, ip: str, want: int, want_end: int) -> int:
         """One host port: `want` (0 = any ephemeral) up to `want_end` for a range."""
         with self.lock:
+            ports: Sequence[int]
             if want:
                 ports = range(want, (want_end or want) + 1)
                 explicit = want_end == 0
@@ -85,7 +86,7 @@ class PortAllocator:
                     start = lo
                 ports = [*range(start, hi + 1), *range(lo, start)]
                 explicit = False
-            last_err: Exception | None = None
+            last_err: OSError | None = None
             for port in ports:
                 if self._clash(proto, ip, port):
                     if explicit:
@@ -107,7 +108,7 @@ class PortAllocator:
                 if last_err is not None:
                     raise _proxy_error(proto, ip, want, last_err)
                 raise _bind_error(ip, want)
-            raise errdefs.System("Bind for {}:{} failed: port is already allocated".format(ip, want))
+            raise errdefs.System(f"Bind for {ip}:{want} failed: port is already allocated")
 
     def release(self, cid: str) -> None:
         with self.lock:

@@ -9,6 +9,7 @@ Berth owns these objects; netavark only sees them when a container is attached
 """
 from __future__ import annotations
 
+import builtins
 import hashlib
 import ipaddress
 import logging
@@ -233,8 +234,8 @@ class NetworkStore:
             self.save(n)
             return n, warning
 
-    def _pools(self, cfgs: list[IPAMConfig], ipv6: bool) -> list[Pool]:
-        pools: list[Pool] = []
+    def _pools(self, cfgs: builtins.list[IPAMConfig], ipv6: bool) -> builtins.list[Pool]:
+        pools: builtins.list[Pool] = []
         in_use = self._in_use()
         for c in cfgs:
             if not c.Subnet:
@@ -270,9 +271,9 @@ class NetworkStore:
             self._delete_file(n)
 
     # -- IPAM ----------------------------------------------------------------------------
-    def allocate(self, n: Network, endpoint_id: str, want4: str = "", want6: str = "") -> list[tuple[str, int, str]]:
+    def allocate(self, n: Network, endpoint_id: str, want4: str = "", want6: str = "") -> builtins.list[tuple[str, int, str]]:
         """Reserve one address per pool family: [(address, prefix length, gateway)]."""
-        out: list[tuple[str, int, str]] = []
+        out: builtins.list[tuple[str, int, str]] = []
         with self.lock:
             done: set[int] = set()
             try:

@@ -14,6 +14,7 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from .. import errdefs
@@ -104,7 +105,7 @@ class ServiceConfig:
                 return d
         return None
 
-    def info(self) -> dict[str, object]:
+    def info(self) -> dict[str, Any]:
         """GET /info RegistryConfig."""
         index_configs: dict[str, object] = {
             INDEX_NAME: {"Name": INDEX_NAME, "Mirrors": list(self.mirrors), "Secure": True, "Official": True}}
@@ -169,11 +170,11 @@ def ssl_context(ep: Endpoint) -> ssl.SSLContext | bool:
             if n.endswith(".crt"):
                 ctx.load_verify_locations(cafile=p)
             elif n.endswith(".cert"):
-                key = n[:-5] + ".key"
-                if key not in names:
-                    raise errdefs.Untyped(f"missing key {key} for client certificate {n}. Note that CA "
+                keyfile = n[:-5] + ".key"
+                if keyfile not in names:
+                    raise errdefs.Untyped(f"missing key {keyfile} for client certificate {n}. Note that CA "
                                           "certificates should use the extension .crt")
-                ctx.load_cert_chain(p, os.path.join(d, key))
+                ctx.load_cert_chain(p, os.path.join(d, keyfile))
             elif n.endswith(".key"):
                 cert = n[:-4] + ".cert"
                 if cert not in names:

@@ -55,10 +55,7 @@ class ErrCodes(RegistryError):
 
     def __init__(self, errors: list[ErrCode]) -> None:
         self.errors = errors
-        if len(errors) == 1:
-            text = str(errors[0])
-        else:
-            text = "errors:\n" + "".join(f"{e}\n" for e in errors)
+        text = str(errors[0]) if len(errors) == 1 else "errors:\n" + "".join(f"{e}\n" for e in errors)
         super().__init__(text)
 
 

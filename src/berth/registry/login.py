@@ -7,7 +7,7 @@ from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from .. import errdefs
-from .config import INDEX_HOSTNAME, ServiceConfig
+from .config import INDEX_HOSTNAME, Endpoint, ServiceConfig
 from .errors import RegistryError, URLError, first_code
 from .session import Credentials, Session
 
@@ -45,7 +45,7 @@ async def login(cfg: ServiceConfig, creds: Credentials, serveraddress: str, upst
     raise errdefs.Untyped(str(last))
 
 
-async def _login_v2(ep, creds: Credentials, upstream_ua: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+async def _login_v2(ep: Endpoint, creds: Credentials, upstream_ua: str) -> tuple[str, str]:
     async with Session(ep, creds, [], offline=True, upstream_ua=upstream_ua) as s:
         try:
             await s.ping()

@@ -18,7 +18,7 @@ DEFAULT_LIMIT = 25
 
 def check_filters(filters: Args) -> tuple[bool | None, bool | None, int]:
     """(is-automated, is-official, stars) from the filters, with dockerd's refusals."""
-    for key in filters.keys():
+    for key in filters.keys():  # noqa: SIM118 - Args is no dict and has no __iter__
         if key not in ("is-automated", "is-official", "stars"):
             raise errdefs.InvalidParameter(f"Invalid filter '{key}'")
     out: list[bool | None] = []
@@ -87,14 +87,14 @@ async def search(cfg: ServiceConfig, term: str, limit: int, filters: Args, creds
     for res in results:
         if not isinstance(res, dict):
             continue
-        item = {"star_count": int(res.get("star_count") or 0), "is_official": bool(res.get("is_official")),
+        item: dict[str, Any] = {"star_count": int(res.get("star_count") or 0), "is_official": bool(res.get("is_official")),
                 "name": str(res.get("name") or ""), "is_automated": bool(res.get("is_automated")),
                 "description": str(res.get("description") or "")}
         if automated is not None and item["is_automated"] != automated:
             continue
         if official is not None and item["is_official"] != official:
             continue
-        if item["star_count"] < stars:  # type: ignore[operator]
+        if item["star_count"] < stars:
             continue
         out.append(item)
     return out

@@ -79,14 +79,14 @@ def proxy_for(url: str) -> str | None:
         pass
     proxies = urllib.request.getproxies_environment()
     p = proxies.get(u.scheme)
-    if not p or urllib.request.proxy_bypass_environment(u.netloc, proxies):  # type: ignore[attr-defined]
+    if not p or urllib.request.proxy_bypass_environment(u.netloc, proxies):  # type: ignore[attr-defined]  # public in CPython, absent from the stubs
         return None
     return p if "://" in p else "http://" + p
 
 
 def transport_text(e: BaseException) -> str:
     """A Go-like description of a connection failure."""
-    if isinstance(e, aiohttp.ClientConnectorCertificateError) or isinstance(e, ssl.SSLCertVerificationError):
+    if isinstance(e, (aiohttp.ClientConnectorCertificateError, ssl.SSLCertVerificationError)):
         return "x509: certificate signed by unknown authority"
     if isinstance(e, (aiohttp.ClientSSLError, ssl.SSLError)):
         s = str(e)

@@ -8,22 +8,25 @@ how dockerd tells "no Config" (→ "Config cannot be empty…") from an empty on
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeAlias
 
 from .. import errdefs
 from ..types import gojson
 from ..types.container import Config, GoStruct, HostConfig, NetworkingConfig
 from .hostconfig import set_default_net_mode_if_blank, validate_host_config_wrapper
 
+HostConfigT: TypeAlias = HostConfig  # the type, under a name the field `HostConfig` does not hide
+
+
 class ContainerConfigWrapper(GoStruct):
     """runconfig.ContainerConfigWrapper: Config and the deprecated HostConfig are embedded."""
 
     _go_name = "runconfig.ContainerConfigWrapper"
     EmbeddedConfig: Annotated[Config | None, gojson.EMBEDDED] = None
-    HostConfig: HostConfig | None = None
+    HostConfig: HostConfigT | None = None
     Cpuset: str = ""
     NetworkingConfig: NetworkingConfig | None = None
-    EmbeddedHostConfig: Annotated[HostConfig | None, gojson.EMBEDDED] = None
+    EmbeddedHostConfig: Annotated[HostConfigT | None, gojson.EMBEDDED] = None
 
 
 def decode_container_config(

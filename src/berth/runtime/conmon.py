@@ -25,9 +25,9 @@ import socket
 import msgspec
 
 from berth.pkg import atomicfile
-from berth.trace import PROCESS, traced
 from berth.runtime import specs
 from berth.runtime.oci import OCIRuntime, OCIRuntimeError
+from berth.trace import PROCESS, traced
 
 STATE_FILE = "berth-conmon.json"
 # conmon's attach socket stream bytes (conmon src/conn_sock.h); Docker's stdcopy numbers are
@@ -104,7 +104,12 @@ async def _wait_pid_gone(pid: int, start_time: int) -> None:
         return
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
-    loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
+
+    def ready() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    loop.add_reader(fd, ready)
     try:
         # The pid may have been reused between the start-time check and pidfd_open.
         if start_time >= 0 and _proc_start_time(pid) != start_time:

@@ -21,9 +21,9 @@ import threading
 import msgspec
 
 from berth import errdefs
-from berth.trace import PROCESS, traced
 from berth.runtime import spec as _spec
 from berth.runtime import specs
+from berth.trace import PROCESS, traced
 
 # runc logs errors as logfmt: time="..." level=error msg="container does not exist"
 _LOGFMT_MSG = re.compile(r'level=(?:error|fatal) msg="((?:[^"\\]|\\.)*)"')

@@ -237,7 +237,7 @@ class Spec(_Base, kw_only=True):
 class State(msgspec.Struct):
     """`runc state` output (runtime-spec specs-go/state.go, plus runc's extra fields)."""
 
-    ociVersion: str = ""  # noqa: N815 - wire name
+    ociVersion: str = ""  # wire name
     id: str = ""
     status: str = ""
     pid: int = 0

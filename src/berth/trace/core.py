@@ -230,7 +230,7 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
                 return name
             try:
                 return name(*args, **kwargs)
-            except Exception:  # noqa: BLE001 - a call shaped otherwise: the function's own name
+            except Exception:  # a call shaped otherwise: the function's own name
                 return fn.__name__
 
         if inspect.iscoroutinefunction(fn):
@@ -252,7 +252,7 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
                     if timed is not None and err is None and state.action_sink is not None:
                         state.action_sink(timed[0], timed[1], (time.perf_counter_ns() - t0) / 1e9)
 
-            return awrapper  # type: ignore[return-value]
+            return awrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -272,7 +272,7 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
                 if timed is not None and err is None and state.action_sink is not None:
                     state.action_sink(timed[0], timed[1], (time.perf_counter_ns() - t0) / 1e9)
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
 
     return deco
 
@@ -296,7 +296,7 @@ def touches(fn: F) -> F:
             touch(getattr(found, "container", found).ID)
         return found
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
 
 
 def in_context(fn: F) -> F:
@@ -305,7 +305,7 @@ def in_context(fn: F) -> F:
     if not state.on or _current.get() is None:
         return fn
     ctx = contextvars.copy_context()
-    return functools.partial(ctx.run, fn)  # type: ignore[return-value]
+    return functools.partial(ctx.run, fn)  # type: ignore[return-value]  # ctx.run(fn, ...) calls fn: the same signature
 
 
 def current_operation() -> Operation | None:

@@ -78,7 +78,7 @@ class SpanHistograms(Collector):
         fam = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
         for key, (counts, total, _n) in list(self.series.items()):
             acc, buckets = 0, []
-            for bound, c in zip([*(str(b) for b in STEP_BUCKETS), "+Inf"], counts):
+            for bound, c in zip([*(str(b) for b in STEP_BUCKETS), "+Inf"], counts, strict=True):
                 acc += c
                 buckets.append((bound, acc))
             fam.add_metric(list(key), buckets, total / 1e9)

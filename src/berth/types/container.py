@@ -9,7 +9,7 @@ Go's `omitempty` is written as a default of `UNSET` (msgspec never writes UNSET)
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
@@ -43,15 +43,15 @@ class GoStruct(Struct, omit_defaults=False):
 _OMITEMPTY_CACHE: dict[type, tuple[tuple[str, bool], ...]] = {}
 
 
-def _omitempty_fields(cls: type) -> tuple[tuple[str, bool], ...]:
+def _omitempty_fields(cls: Any) -> tuple[tuple[str, bool], ...]:  # a GoStruct subclass
     """(field name, is a pointer) for each field defaulting to UNSET, computed once per class."""
     got = _OMITEMPTY_CACHE.get(cls)
     if got is None:
-        fields = cls.__struct_fields__  # type: ignore[attr-defined]
-        defs = cls.__struct_defaults__  # type: ignore[attr-defined]
+        fields = cls.__struct_fields__
+        defs = cls.__struct_defaults__
         defaults = (msgspec.NODEFAULT,) * (len(fields) - len(defs)) + tuple(defs)
-        ptrs = cls._omitempty_ptr  # type: ignore[attr-defined]
-        got = tuple((n, n in ptrs) for n, d in zip(fields, defaults) if d is UNSET)
+        ptrs = cls._omitempty_ptr
+        got = tuple((n, n in ptrs) for n, d in zip(fields, defaults, strict=True) if d is UNSET)
         _OMITEMPTY_CACHE[cls] = got
     return got
 
@@ -163,7 +163,8 @@ class HostConfig(GoStruct):
     ContainerIDFile: str = ""
     LogConfig: LogConfig = msgspec.field(default_factory=LogConfig)
     NetworkMode: Annotated[str, GoType("container.NetworkMode", "string")] = ""
-    PortBindings: Annotated[dict[str, Annotated[list[PortBinding] | None, GoType("[]nat.PortBinding")]] | None, GoType("nat.PortMap")] = None
+    PortBindings: Annotated[dict[str, Annotated[list[PortBinding] | None, GoType("[]nat.PortBinding")]] | None,
+                            GoType("nat.PortMap")] = None
     RestartPolicy: RestartPolicy = msgspec.field(default_factory=RestartPolicy)
     AutoRemove: bool = False
     VolumeDriver: str = ""
@@ -287,16 +288,21 @@ def resources_fields() -> list[tuple[str, Any, Any]]:
     return out
 
 
-UpdateConfig = msgspec.defstruct(
-    "UpdateConfig",
-    [*resources_fields(), ("RestartPolicy", RestartPolicy, msgspec.field(default_factory=RestartPolicy))],
-    bases=(GoStruct,),
-    module=__name__,
-    namespace={
-        "_go_name": "container.UpdateConfig",
-        "__doc__": "container.UpdateConfig: Resources (embedded, Go order, the same fields as "
-                   "HostConfig's) and RestartPolicy. Its own type, not HostConfig, so that decode "
-                   "errors name `UpdateConfig.<field>` and the non-resource HostConfig keys of a "
-                   "body are ignored as Go ignores them.",
-    },
-)
+if TYPE_CHECKING:
+    # For the type checker: HostConfig has every field of UpdateConfig (the Resources and
+    # RestartPolicy), with the same types.
+    UpdateConfig = HostConfig
+else:
+    UpdateConfig = msgspec.defstruct(
+        "UpdateConfig",
+        [*resources_fields(), ("RestartPolicy", RestartPolicy, msgspec.field(default_factory=RestartPolicy))],
+        bases=(GoStruct,),
+        module=__name__,
+        namespace={
+            "_go_name": "container.UpdateConfig",
+            "__doc__": "container.UpdateConfig: Resources (embedded, Go order, the same fields as "
+                       "HostConfig's) and RestartPolicy. Its own type, not HostConfig, so that decode "
+                       "errors name `UpdateConfig.<field>` and the non-resource HostConfig keys of a "
+                       "body are ignored as Go ignores them.",
+        },
+    )

@@ -47,7 +47,7 @@ class Message(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, ren
     # No defaults: never omitted, as Go writes them without omitempty.
     Type: str
     Action: str
-    Actor: Actor  # noqa: F811 - Go field name
+    Actor: Actor  # Go field name
     scope: str = ""
     time: int = 0
     timeNano: int = 0

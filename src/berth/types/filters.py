@@ -276,7 +276,7 @@ def _check_valid(text: str) -> None:
 
 
 # -- prune filters (daemon/prune.go, daemon/images/image_prune.go) --------------------------
-def until_from_prune_filters(filters: "Args") -> int | None:
+def until_from_prune_filters(filters: Args) -> int | None:
     """getUntilFromPruneFilters: the `until` filter as Unix nanoseconds, None without one."""
     values = filters.get("until")
     if not values:
@@ -289,7 +289,7 @@ def until_from_prune_filters(filters: "Args") -> int | None:
     return sec * 1_000_000_000 + nsec
 
 
-def match_labels(filters: "Args", labels: dict[str, str] | None) -> bool:
+def match_labels(filters: Args, labels: dict[str, str] | None) -> bool:
     """matchLabels: every `label` filter matches and no `label!` one does."""
     labels = labels or {}
     if not filters.match_kv_list("label", labels):

@@ -114,7 +114,7 @@ def encode_stream(obj: Any) -> bytes:
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 """How Go writes the zero time.Time (a container never started, never finished)."""
 
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 GO_ZERO_TIME_NS = -62135596800 * 10**9
 """The zero time.Time as nanoseconds since the Unix epoch (what parse_go_time returns)."""
 
@@ -138,14 +138,14 @@ def format_go_time(value: int | _dt.datetime | None) -> str:
     else:
         secs, nanos = divmod(value, 10**9)
         dt, offset = _EPOCH + _dt.timedelta(seconds=secs), None
-    out = "%04d-%02d-%02dT%02d:%02d:%02d" % (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
+    out = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
     if nanos:
-        out += ("." + "%09d" % nanos).rstrip("0")
+        out += f".{nanos:09d}".rstrip("0")
     if not offset:
         return out + "Z"
     minutes = int(offset.total_seconds()) // 60
     sign = "-" if minutes < 0 else "+"
-    return out + "%s%02d:%02d" % (sign, abs(minutes) // 60, abs(minutes) % 60)
+    return out + f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def parse_go_time(text: str) -> int:
@@ -163,7 +163,7 @@ def parse_go_time(text: str) -> int:
         raise ValueError(f"time zone offset out of range: {text!r}")
     offset = 0 if zulu else (int(oh) * 3600 + int(om) * 60) * (-1 if sign == "-" else 1)
     try:
-        dt = _dt.datetime(year, month, day, hour, minute, second, tzinfo=_dt.timezone.utc)
+        dt = _dt.datetime(year, month, day, hour, minute, second, tzinfo=_dt.UTC)
     except ValueError as e:
         raise ValueError(f"not an RFC 3339 time: {text!r}: {e}") from None
     delta = dt - _EPOCH

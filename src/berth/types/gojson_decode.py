@@ -16,6 +16,7 @@ byte-by-byte port of Go's scanner run, to find the end of the first value or Go'
 from __future__ import annotations
 
 import codecs
+import copy
 import json
 import re
 import threading
@@ -45,14 +46,14 @@ from berth.types.gojson_values import (
     PtrPlan,
     SlicePlan,
     State,
-    StrSlicePlan,
     StringPlan,
+    StrSlicePlan,
     json_kind,
 )
 
 __all__ = ["EMBEDDED", "STRSLICE", "GoJSONError", "GoType", "StrSlice", "decode", "go_name"]
 
-T = TypeVar("T", bound=msgspec.Struct)
+T = TypeVar("T")  # a Struct, or a container of Structs (list[...])
 
 
 class GoJSONError(Exception):
@@ -250,7 +251,8 @@ class _StructPlan(Plan):
         with _COMPILE_LOCK:  # decode() runs in worker threads
             if self.exact is None:
                 self._build()
-            return self.exact  # type: ignore[return-value]
+            assert self.exact is not None  # _build sets it
+            return self.exact
 
     def load(self, v: Any, d: State, cur: Any) -> Any:
         if type(v) is Obj:
@@ -359,7 +361,7 @@ def _plan(tp: Any) -> Plan:
     return plan
 
 
-def _compile(tp: Any, gt: GoType | None) -> Plan:  # noqa: C901 - one case per type form
+def _compile(tp: Any, gt: GoType | None) -> Plan:  # one case per type form
     origin = typing.get_origin(tp)
     if origin is Annotated:
         meta = tp.__metadata__
@@ -445,8 +447,19 @@ def decode(data: bytes, typ: type[T], *, go_type_name: str) -> T:
     if not isinstance(data, bytes):
         data = bytes(data)
     value = _parse(data)
-    plan = _struct_plan(typ)
     d = State(b"\\ud" in data or b"\\uD" in data)
+    if not (isinstance(typ, type) and issubclass(typ, msgspec.Struct)):
+        # A slice or map at the top (`[]string`, types.PluginPrivileges): its own plan,
+        # under the Go name the caller gives.
+        top = copy.copy(_plan(typ))
+        top.go = go_type_name
+        out = top.load(value, d, None)
+        if d.err is not None:
+            raise GoJSONError(d.err)
+        if out is KEEP or out is UNSET:
+            out = top.zero()  # null: Go leaves the nil slice or map
+        return typing.cast(T, None) if out is None else msgspec.convert(out, typ)
+    plan = _struct_plan(typ)
     if type(value) is Obj:
         try:
             out = plan.load_object(value, d, None, go_type_name.rsplit(".", 1)[-1])

@@ -18,7 +18,7 @@ from typing import Any
 
 __all__ = ["parse_nested", "quote_char", "read_value"]
 
-_scanstring = json.decoder.scanstring
+_scanstring = json.decoder.scanstring  # type: ignore[attr-defined]  # the C scanner; not in json's stubs
 _NONE = object()
 
 # Stops of the bulk skip inside a string: the closing quote, an escape, a control byte.
@@ -70,8 +70,8 @@ def quote_char(c: int) -> str:
     if ch.isprintable():  # same set as Go's strconv.IsPrint within U+0000..U+00FF
         return "'" + ch + "'"
     if c < 0x80:
-        return "'\\x%02x'" % c
-    return "'\\u%04x'" % c
+        return f"'\\x{c:02x}'"
+    return f"'\\u{c:04x}'"
 
 
 class _SyntaxError(Exception):
@@ -108,7 +108,7 @@ class _Scanner:
         else:
             self.state = "end_value"
 
-    def step(self, c: int) -> int:  # noqa: C901 - one branch per scanner.go state
+    def step(self, c: int) -> int:  # one branch per scanner.go state
         st = self.state
         if st == "in_string":
             if c == 0x22:
@@ -149,7 +149,7 @@ class _Scanner:
         if st.startswith("esc_u"):
             if c in _HEX:
                 n = int(st[5]) + 1
-                self.state = "in_string" if n == 4 else "esc_u%d" % n
+                self.state = "in_string" if n == 4 else f"esc_u{n}"
                 return _CONTINUE
             return self.error(c, "in \\u hexadecimal character escape")
         if st == "neg":
@@ -287,7 +287,7 @@ def read_value(data: bytes) -> tuple[int, str | None]:
         op = s.step(data[i])
         if op == _END:
             return i, None
-        if op == _END_OBJECT or op == _END_ARRAY:
+        if op in (_END_OBJECT, _END_ARRAY):
             # scanEnd is delayed one byte; Go invents a space to avoid blocking on it.
             if not s.stack:
                 return i + 1, None

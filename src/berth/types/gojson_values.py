@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 
-class Obj(list):  # type: ignore[type-arg]
+class Obj(list):
     """A JSON object as its (key, value) pairs in document order."""
 
     __slots__ = ()

@@ -11,11 +11,16 @@ specified"), so code tests them with `is_set`, never with truthiness of their co
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 from msgspec import UNSET, UnsetType
 
 from .container import GoStruct
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing's own from Python 3.13
+
+_T = TypeVar("_T")
 
 # mount.Type values.
 TYPE_BIND = "bind"
@@ -46,7 +51,7 @@ CONSISTENCY_DELEGATED = "delegated"
 CONSISTENCY_DEFAULT = "default"
 
 
-def is_set(value: Any) -> bool:
+def is_set(value: _T | UnsetType | None) -> TypeIs[_T]:
     """Whether a Go pointer field is non-nil (neither UNSET nor None)."""
     return value is not UNSET and value is not None
 
@@ -102,7 +107,7 @@ class Mount(GoStruct):
 
 def text(value: str | UnsetType) -> str:
     """A Go string field's value: UNSET reads as the zero value ""."""
-    return "" if value is UNSET else value  # type: ignore[return-value]
+    return "" if value is UNSET else value
 
 
 def flag(value: bool | UnsetType) -> bool:

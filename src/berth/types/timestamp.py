@@ -312,13 +312,12 @@ def _go_time_parse(layout: str, value: str, local_offset: int) -> int:
                     elif sign != "+":
                         raise ValueError
                     zone = off
-            elif std == ".999999999":
-                if len(value) >= 2 and value[0] in ".," and _is_digit(value, 1):
-                    i = 0
-                    while _is_digit(value, i + 1):
-                        i += 1
-                    nsec = _parse_nanoseconds(value, 1 + i)
-                    value = value[1 + i:]
+            elif std == ".999999999" and len(value) >= 2 and value[0] in ".," and _is_digit(value, 1):
+                i = 0
+                while _is_digit(value, i + 1):
+                    i += 1
+                nsec = _parse_nanoseconds(value, 1 + i)
+                value = value[1 + i:]
         except ValueError:
             raise _ParseError(alayout, avalue, std, hold, "") from None
         if range_err:
@@ -384,7 +383,8 @@ def get_timestamp(value: str, now: _dt.datetime | None = None) -> str:
     else:
         layout = _DATE_WITH_ZONE
 
-    offset = int(now.utcoffset().total_seconds()) if now.utcoffset() is not None else 0  # type: ignore[union-attr]
+    utc_offset = now.utcoffset()
+    offset = int(utc_offset.total_seconds()) if utc_offset is not None else 0
     try:
         t = _go_time_parse(layout, value, offset if parse_in_location else 0)
     except _ParseError as err:
@@ -400,7 +400,7 @@ def get_timestamp(value: str, now: _dt.datetime | None = None) -> str:
 
 
 def _unix_nanos(t: _dt.datetime) -> int:
-    delta = t - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+    delta = t - _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
     return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 

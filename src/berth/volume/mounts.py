@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -55,7 +55,16 @@ _COPY_MODES = {"nocopy": False}
 ERR_VOLUME_TARGET_IS_ROOT = "invalid specification: destination can't be '/'"
 
 
-class MountPoint(GoStruct, dict=True):
+class MountRuntime:
+    """The Go fields tagged `json:"-"`: plain instance attributes (a non-Struct base, so
+    never encoded), with class-level defaults until a caller sets them."""
+
+    Volume: Any = None  # the attached volume.Volume, when the mount is a volume
+    CopyData: bool = False  # copy the image's content into a fresh volume at the first mount
+    active: int = 0  # how many setups (a start, a docker cp) hold the volume mounted under ID
+
+
+class MountPoint(GoStruct, MountRuntime, dict=True):
     """mounts.MountPoint: a container's mount, as kept in `config.v2.json` `MountPoints`.
 
     Go's field order and JSON names; `Mode` goes on the wire as `Relabel` (its old
@@ -76,12 +85,6 @@ class MountPoint(GoStruct, dict=True):
     ID: str | UnsetType = UNSET
     Spec: Mount = msgspec.field(default_factory=Mount)
     SkipMountpointCreation: bool = False
-
-    # json:"-" in Go; see the class docstring.
-    Volume: ClassVar[Any] = None
-    CopyData: ClassVar[bool] = False
-    # How many setups (a start, a docker cp) hold the volume mounted under ID.
-    active: ClassVar[int] = 0
 
     def path(self) -> str:
         """MountPoint.Path: the volume's path when a volume is attached, else Source."""
@@ -239,7 +242,7 @@ def _validate_mount_config_impl(mnt: Mount, validate_bind_source_exists: bool) -
             raise _MountConfigError(mnt, "field Source must not be empty")
         # Don't error out just because the propagation mode is not supported on the platform.
         if is_set(mnt.BindOptions):
-            prop = text(mnt.BindOptions.Propagation)  # type: ignore[union-attr]
+            prop = text(mnt.BindOptions.Propagation)
             if prop and prop not in _PROPAGATION_MODES:
                 raise _MountConfigError(mnt, f"invalid propagation mode: {prop}")
         if is_set(mnt.VolumeOptions):
@@ -310,8 +313,8 @@ def _parse_mount_spec(cfg: Mount, validate_bind_source_exists: bool) -> MountPoi
         src = posixpath.normpath(text(cfg.Source))
         mp.Source = "/" + src.lstrip("/") if src.startswith("//") else src
         bo = cfg.BindOptions
-        if is_set(bo) and text(bo.Propagation):  # type: ignore[union-attr]
-            mp.Propagation = text(bo.Propagation)  # type: ignore[union-attr]
+        if is_set(bo) and text(bo.Propagation):
+            mp.Propagation = text(bo.Propagation)
         else:
             mp.Propagation = DEFAULT_PROPAGATION_MODE
     return mp
@@ -364,7 +367,7 @@ def parse_mount_raw(raw: str, volume_driver: str = "") -> MountPoint:
     if is_set_:
         if not is_set(spec.VolumeOptions):
             spec.VolumeOptions = VolumeOptions()
-        spec.VolumeOptions.NoCopy = not copy_data  # type: ignore[union-attr]
+        spec.VolumeOptions.NoCopy = not copy_data
     if has_propagation(mode):
         spec.BindOptions = BindOptions(Propagation=get_propagation(mode))
 
@@ -440,7 +443,7 @@ def validate_bind_daemon_root(m: Mount, daemon_root: str) -> bool:
         return False
     if not is_set(m.BindOptions):
         return True
-    prop = text(m.BindOptions.Propagation)  # type: ignore[union-attr]
+    prop = text(m.BindOptions.Propagation)
     if prop in (PROPAGATION_RSLAVE, PROPAGATION_RSHARED, ""):
         return prop == ""
     raise errdefs.InvalidParameter(

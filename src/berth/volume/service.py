@@ -14,6 +14,7 @@ them again when it restores its containers, as dockerd does. All methods block
 """
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import threading
@@ -75,7 +76,7 @@ class VolumeService:
             return
         try:
             self._emit(action, name, attributes)
-        except Exception:  # noqa: BLE001 - events are best effort, as in dockerd
+        except Exception:  # events are best effort, as in dockerd
             log.exception("cannot log volume event %s %s", action, name)
 
     def log_event(self, action: str, name: str, attributes: dict[str, str]) -> None:
@@ -260,7 +261,7 @@ class VolumeService:
         self._log_event("prune", "", {"reclaimed": str(report.SpaceReclaimed)})
         return report
 
-    def local_volumes_size(self, anonymous_label: bool = False) -> list[Volume]:
+    def local_volumes_size(self, anonymous_label: bool = False) -> builtins.list[Volume]:
         """VolumesService.LocalVolumesSize: every local volume with UsageData, for df."""
         with self._lock:
             vols = self._driver.list()
@@ -283,7 +284,7 @@ class VolumeService:
                 if not refs:
                     del self._refs[name]
 
-    def refs(self, name: str) -> list[str]:
+    def refs(self, name: str) -> builtins.list[str]:
         """The containers holding the volume, in the order they took it."""
         with self._lock:
             return list(self._refs.get(name) or ())
@@ -336,9 +337,7 @@ class VolumeService:
                 return False
             if f.contains("label!") and f.match_kv_list("label!", labels):
                 return False
-            if referenced is not None and bool(self._refs.get(v.name)) != referenced:
-                return False
-            return True
+            return not (referenced is not None and bool(self._refs.get(v.name)) != referenced)
 
         return by
 

@@ -49,7 +49,7 @@ async def post_containers_attach(request: web.Request) -> web.StreamResponse:
     except errdefs.DockerError as err:
         log.error("Handler for %s %s returned error: %s", request.method, request.path, err)
         conn.write_error(httpstatus.from_error(err), str(err))
-    except Exception as err:  # noqa: BLE001 - an untyped error is a 500, as in dockerd
+    except Exception as err:  # an untyped error is a 500, as in dockerd
         log.exception("attach to %s failed", name)
         conn.write_error(500, str(err))
     finally:

@@ -62,9 +62,8 @@ async def post_containers_create(request: web.Request) -> web.StreamResponse:
             raw = None
         warnings = versions.container_create(version, raw, config, hc, nc)
     platform = None
-    if version_at_least(version, "1.41"):
-        if spec := request.query.get("platform", ""):
-            platform = platforms.parse(spec)
+    if version_at_least(version, "1.41") and (spec := request.query.get("platform", "")):
+        platform = platforms.parse(spec)
     result = await backend.container_create(
         ContainerCreateConfig(
             name=name, config=config, host_config=hc, networking_config=nc,

@@ -8,8 +8,8 @@ from ... import errdefs
 from ...daemon.logs import LogsConfig, format_timestamp, frame
 from ...pkg.signal import parse_signal
 from ...types import gojson
-from ..backend import BACKEND
 from .. import versions
+from ..backend import BACKEND
 from ..httputils import bool_value, version_from_request, version_less_than
 
 
@@ -18,9 +18,11 @@ class _UntypedStreamResponse(web.StreamResponse):
     aiohttp adds `application/octet-stream` to any body in _prepare_headers; the signal
     hooks run after it, so the header is dropped right there."""
 
+    keep_content_type = False  # a 1.42+ client gets its stream media type: keep the header
+
     async def _prepare_headers(self) -> None:
         await super()._prepare_headers()
-        if not getattr(self, "keep_content_type", False):
+        if not self.keep_content_type:
             self.headers.popall("Content-Type", None)
 
 
@@ -94,8 +96,8 @@ async def post_containers_unpause(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-def _wait_body(status: object) -> bytes:
-    code, error = status  # type: ignore[misc]
+def _wait_body(status: tuple[int, str]) -> bytes:
+    code, error = status
     body = {"Error": {"Message": error} if error else None, "StatusCode": code}
     return gojson.encode_stream(body)
 

@@ -77,8 +77,8 @@ async def get_events(request: web.Request) -> web.StreamResponse:
 
     sub = events.subscribe_topic(since, until, Filter(ef))
     try:
-        for ev in sub.buffered:
-            await resp.write(encode(ev))
+        for past in sub.buffered:
+            await resp.write(encode(past))
         if only_past_events:
             return resp
         while True:
@@ -90,7 +90,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
                 wait = min(wait, remaining)
             try:
                 ev = await asyncio.wait_for(sub.get(), wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if request.transport is None or request.transport.is_closing():
                     return resp
                 continue

@@ -39,7 +39,7 @@ log = logging.getLogger("berth.api")
 
 IMAGE_SERVICE = web.AppKey("image_service", ImageService)
 # The daemon's answer to "which containers use image X": (container id, running) pairs.
-IMAGE_USED_BY = web.AppKey("image_used_by", Callable[[str], list[tuple[str, bool]]])  # type: ignore[arg-type]
+IMAGE_USED_BY: web.AppKey[Callable[[str], list[tuple[str, bool]]]] = web.AppKey("image_used_by")
 
 
 def _svc(request: web.Request) -> ImageService:
@@ -77,10 +77,9 @@ async def _stream_lines(request: web.Request, lines: Iterator[bytes]) -> web.Str
     resp.content_type = "application/json"
     resp.enable_chunked_encoding()
     await resp.prepare(request)
-    sentinel = object()
     while True:
-        item = await asyncio.to_thread(next, lines, sentinel)  # type: ignore[call-overload]
-        if item is sentinel:
+        item = await asyncio.to_thread(next, lines, None)
+        if item is None:
             break
         await resp.write(item)
     await resp.write_eof()
@@ -134,9 +133,8 @@ async def post_images_create(request: web.Request) -> web.StreamResponse:
         return await _progress(request, lambda write: backend.pull_image(
             q["fromImage"], q.get("tag", ""), platform, registry_auth(request), meta_headers(request),
             request.headers.get("User-Agent", ""), write))
-    if q.get("fromSrc", "") != "-":
-        if q.get("fromSrc"):
-            raise errdefs.NotImplemented("importing from a URL is not supported")
+    if q.get("fromSrc", "") != "-" and q.get("fromSrc"):
+        raise errdefs.NotImplemented("importing from a URL is not supported")
     path = await _spool_body(request, svc)
     try:
         def run() -> str:

@@ -160,7 +160,7 @@ class Fluentd(Shipper):
     def record(self, m: Message) -> dict[str, object]:
         r: dict[str, object] = dict(self.base)
         r["source"] = m.stream.decode()
-        r["log"] = _raw_str(m.line)  # type: ignore[assignment]
+        r["log"] = _raw_str(m.line)
         r.update(self.extra)
         if m.partial is not None:
             r["partial_message"] = "true"
