@@ -56,6 +56,7 @@ def ensure(bridge: str, network_id: str) -> None:
         return
     _pin_mac(bridge)
     name = keeper_name(network_id)
+    _drop_stale_keepers(bridge, name)
     if _exists(name):
         return
     r = _ip("link", "add", name, "type", "veth", "peer", "name", _peer_name(network_id))
@@ -90,6 +91,16 @@ def _pin_mac(bridge: str) -> None:
         log.warning("pinning the MAC of %s: %s", bridge, r.stderr.decode().strip())
 
 
+def _drop_stale_keepers(bridge: str, name: str) -> None:
+    """Delete the keeper ports of networks that are gone from the bridge: one bridge serves
+    one network, so another `bk-` port on it was left by an earlier record of the bridge
+    (a daemon killed, its data root removed) and would keep the bridge forever."""
+    for port in _ports(bridge):
+        if port.startswith("bk-") and port != name:
+            log.info("removing stale keeper %s from %s", port, bridge)
+            _ip("link", "del", port)
+
+
 def has_keeper(network_id: str) -> bool:
     return _exists(keeper_name(network_id))
 
@@ -122,6 +133,7 @@ def drop(nv: "Netavark", net_config: dict[str, Any]) -> None:
     name = keeper_name(network_id)
     if not _exists(name):
         return
+    _drop_stale_keepers(bridge, name)
     others = [p for p in _ports(bridge) if p != name]
     if others:
         # Containers still on it (live-restored ones at shutdown): netavark completes the
