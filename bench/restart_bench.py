@@ -89,6 +89,17 @@ class Daemon:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+        if self.dockerd:
+            # its containerd dies with it, a moment later; a dockerd started before that
+            # finds the old pid alive and waits for a socket that never comes
+            try:
+                with open(os.path.join(self.tmp, "exec", "containerd", "containerd.pid")) as f:
+                    pid = int(f.read().strip())
+            except (OSError, ValueError):
+                return
+            deadline = time.time() + 10
+            while os.path.exists(f"/proc/{pid}") and time.time() < deadline:
+                time.sleep(0.05)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
