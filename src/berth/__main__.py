@@ -278,6 +278,21 @@ async def serve(cfg: DaemonConfig) -> None:
         lock.release()
 
 
+def _raise_nofile_limit() -> None:
+    """Take the hard RLIMIT_NOFILE as the soft one, as every Go program since Go 1.19
+    does at start (dockerd 20.10.24 is built with 1.19): a daemon with a connection, a log
+    and a few pipes per container must not stop at a shell's default of 1024. As with
+    dockerd built with Go 1.19, what it spawns inherits the raised limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as e:
+            log.warning("raising the open files limit from %d to %d: %s", soft, hard, e)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.version:
@@ -290,6 +305,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     _check_default_ulimits(cfg)
+    _raise_nofile_limit()
     try:
         import uvloop  # type: ignore[import-not-found]
 

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -131,3 +132,124 @@ def test_data_root_out_of_space(small_root: Berthd, busybox_tar: str) -> None:
     assert last.startswith("line "), last
     b.docker("rm", "-f", "chatty", "made")
     b.docker("rmi", "snap:1")
+
+
+# -- a low descriptor limit ------------------------------------------------------------------
+def _limits(pid: int) -> tuple[int, int]:
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise AssertionError("no open files limit")
+
+
+def _conns(sock: str, n: int) -> list[Any]:
+    import socket
+
+    out = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        try:
+            s.connect(sock)
+        except OSError:
+            s.close()
+            continue
+        out.append(s)
+    return out
+
+
+def test_low_open_files_limit(busybox_tar: str) -> None:
+    """A low soft limit is raised to the hard one at start (as Go programs, dockerd among
+    them, do); at a low hard limit berthd refuses what it cannot open with `too many open
+    files`, keeps answering, and works again once descriptors are free."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    try:
+        b = start_berthd()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        assert _limits(b.proc.pid) == (hard, hard)
+        b.docker("load", "-i", busybox_tar)
+        b.docker("run", "-d", "--name", "fd-run", "busybox", "sleep", "300")
+        subprocess.run(["prlimit", f"--pid={b.proc.pid}", "--nofile=120:120"], check=True)
+        open_now = len(os.listdir(f"/proc/{b.proc.pid}/fd"))
+        held = _conns(b.sock, 150 - open_now)  # more connections than descriptors left
+        try:
+            r = b.docker("run", "--rm", "busybox", "true", check=False, timeout=60)
+            if r.returncode != 0:  # no descriptor for the CLI's connection or for the start
+                assert "too many open files" in err(r) or "connect" in err(r), err(r)
+        finally:
+            for s in held:
+                s.close()
+        # descriptors back: everything works, the running container was never touched
+        wait_for(lambda: b.docker("version", check=False).returncode == 0, timeout=20)
+        assert b.docker("run", "--rm", "busybox", "echo", "ok").stdout == b"ok\n"
+        assert json.loads(b.docker("inspect", "fd-run").stdout)[0]["State"]["Status"] == "running"
+        assert "Traceback" not in b.log()
+        b.docker("rm", "-f", "fd-run")
+    finally:
+        stop_berthd(b)
+
+
+# -- the monitor killed under a running container ---------------------------------------------
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_conmon_killed_under_a_running_container(berthd: Berthd) -> None:
+    """As with dockerd when containerd-shim is killed: the container is killed with it, is
+    reported exited with 137, its `wait` answers, and it starts again."""
+    name = "cm-kill"
+    berthd.docker("run", "-d", "--name", name, "busybox", "sleep", "300")
+    try:
+        pid = json.loads(berthd.docker("inspect", name).stdout)[0]["State"]["Pid"]
+        conmon = _ppid(pid)
+        with open(f"/proc/{conmon}/comm") as f:
+            assert f.read().strip() == "conmon"
+        waiter = subprocess.Popen(["docker", "wait", name], env=berthd.env(), stdout=subprocess.PIPE)
+        time.sleep(0.3)
+        os.kill(conmon, signal.SIGKILL)
+        out, _ = waiter.communicate(timeout=30)
+        assert out == b"137\n"
+        st = json.loads(berthd.docker("inspect", name).stdout)[0]["State"]
+        assert (st["Status"], st["ExitCode"], st["Running"]) == ("exited", 137, False)
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"))
+        berthd.docker("start", name)
+        assert json.loads(berthd.docker("inspect", name).stdout)[0]["State"]["Status"] == "running"
+    finally:
+        berthd.docker("rm", "-f", name, check=False)
+
+
+# -- a runtime missing or failing ----------------------------------------------------------
+def test_runtime_missing_or_failing(busybox_tar: str) -> None:
+    """A configured runtime whose binary is gone, or that fails: the run fails with the
+    runtime's own words, nothing is left running or mounted, and the default runtime
+    keeps working."""
+    tmp = tempfile.mkdtemp(prefix="berth-rt-")
+    failing = os.path.join(tmp, "failing-runtime")
+    with open(failing, "w") as f:
+        f.write("#!/bin/sh\necho 'failing-runtime: cannot do that' >&2\nexit 1\n")
+    os.chmod(failing, 0o755)
+    missing = os.path.join(tmp, "no-such-runtime")
+    b = start_berthd(tmp, ["--add-runtime", f"gone={missing}", "--add-runtime", f"failing={failing}"])
+    try:
+        b.docker("load", "-i", busybox_tar)
+        for rt, words in (("gone", "no such file or directory"), ("failing", "failing-runtime: cannot do that")):
+            r = b.docker("run", "--name", f"rt-{rt}", "--runtime", rt, "busybox", "true", check=False)
+            assert r.returncode != 0, rt
+            assert words in err(r).lower(), err(r)
+            assert "Traceback" not in err(r)
+            st = json.loads(b.docker("inspect", f"rt-{rt}").stdout)[0]["State"]
+            assert not st["Running"] and st["Pid"] == 0
+            assert words in st["Error"].lower(), st
+            b.docker("rm", f"rt-{rt}")
+        assert b.docker("run", "--rm", "busybox", "echo", "ok").stdout == b"ok\n"
+        with open("/proc/self/mountinfo") as f:
+            assert os.path.realpath(b.data_root) + "/overlay2/" not in f.read().replace(
+                os.path.realpath(b.data_root) + "/overlay2/l", "")
+    finally:
+        stop_berthd(b)

@@ -216,6 +216,11 @@ class ContainerProcess:
         """Wait for the container to exit and return its exit status."""
         await _wait_pid_gone(self.state.conmon_pid, self.state.conmon_start_time)
         code = _read_int(self.exit_file)
+        if code is None and self.pid > 0 and os.path.exists(f"/proc/{self.pid}"):
+            # conmon was killed under a running container: the exit handling's forced
+            # `runtime delete` kills it, as containerd's cleanup of a dead shim does, and
+            # dockerd then reports 137 (128 + SIGKILL)
+            return 128 + 9
         return EXIT_UNKNOWN if code is None else code
 
     async def attach(self) -> AttachStream:
