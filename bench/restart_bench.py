@@ -9,7 +9,8 @@ Times are from the new daemon's spawn, best of `--rounds` restarts (the same dat
     python3 bench/restart_bench.py --n 1000 --dockerd      # a private dockerd 20.10, same steps
 
 `--dockerd` starts its own dockerd (own socket, data root, exec root and containerd, no
-bridge, no iptables) so the shared reference is never restarted; its containers use
+bridge, no iptables, --live-restore as Berth by default) so the shared reference is never
+restarted; its containers use
 `--network none`. Everything lives under `--tmp` (default /tmp/h12-restart-*) and is
 removed at the end, the running containers killed first.
 """
@@ -67,7 +68,7 @@ class Daemon:
         pid = os.path.join(ex, "d.pid")
         if self.dockerd:
             return ["dockerd", "-H", f"unix://{self.sock}", "--data-root", root, "--exec-root", ex, "--pidfile", pid,
-                    "--bridge", "none", "--iptables=false", "--ip-masq=false",
+                    "--bridge", "none", "--iptables=false", "--ip-masq=false", "--live-restore",
                     "--config-file", os.path.join(self.tmp, "daemon.json")]
         return [sys.executable, "-m", "berth", "-H", f"unix://{self.sock}", "--data-root", root, "--exec-root", ex,
                 "--pidfile", pid, "--config-file", os.path.join(self.tmp, "daemon.json")]

@@ -58,6 +58,10 @@ def ensure(bridge: str, network_id: str) -> None:
     name = keeper_name(network_id)
     _drop_stale_keepers(bridge, name)
     if _exists(name):
+        if not os.path.exists(os.path.join(_SYS_NET, name, "master")):
+            # the bridge was deleted under the network and netavark made it again: the
+            # keeper, left without a master, goes back on it
+            _ip("link", "set", name, "master", bridge)
         return
     r = _ip("link", "add", name, "type", "veth", "peer", "name", _peer_name(network_id))
     if r.returncode != 0 and not _exists(name):
