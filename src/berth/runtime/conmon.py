@@ -21,10 +21,11 @@ import contextlib
 import errno
 import os
 import socket
+import subprocess
 
 import msgspec
 
-from berth.pkg import atomicfile
+from berth.pkg import atomicfile, spawn
 from berth.runtime import specs
 from berth.runtime.oci import OCIRuntime, OCIRuntimeError
 
@@ -285,21 +286,22 @@ class Conmon:
             env[name] = str(s.fileno())
         # stderr is a file, not a pipe: the forked monitor keeps it open for its whole life.
         with open(stderr_path, "ab") as errf:
-            proc = await asyncio.create_subprocess_exec(
-                self.path, *args, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=errf, start_new_session=True,
+            # vfork on a thread, not uvloop's fork of the whole daemon (pkg/spawn.py)
+            proc = await spawn.popen(
+                [self.path, *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=errf, start_new_session=True,
                 pass_fds=[s.fileno() for s in extra.values()])
         try:
             for s in extra.values():
                 s.close()
             with contextlib.suppress(BrokenPipeError):
                 start.send(b"\0")  # podman sends this once conmon is in its cgroup
-            rc = await proc.wait()
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await asyncio.shield(proc.wait())
+            await spawn.wait(proc)
             raise
+        rc = await spawn.wait(proc)
         if rc != 0:
             raise OCIRuntimeError(f"conmon failed: exit status {rc}: {_tail(stderr_path)}")
 

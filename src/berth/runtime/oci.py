@@ -9,7 +9,6 @@ that the container's monitor outlives the daemon.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -24,7 +23,7 @@ from typing import Any
 import msgspec
 
 from berth import errdefs
-from berth.pkg import atomicfile
+from berth.pkg import atomicfile, spawn
 from berth.runtime import spec as _spec
 from berth.runtime import specs
 
@@ -67,19 +66,8 @@ async def run_process(*argv: str, stdin: bytes | None = None, cwd: str | None = 
     The child is ours: if we are cancelled it gets SIGKILL and is reaped before the
     CancelledError goes on (trio/_subprocess.py's rule), so no zombie or orphan is left.
     """
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd, env=env)
-    try:
-        out, err = await proc.communicate(stdin)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await asyncio.shield(proc.wait())
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out, err
+    # vfork on a thread, not uvloop's fork of the whole daemon (pkg/spawn.py says why)
+    return await spawn.run(list(argv), stdin=stdin, cwd=cwd, env=env)
 
 
 class OCIRuntime:
