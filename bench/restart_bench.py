@@ -3,7 +3,8 @@
 (`--running R` of them running `sleep`), SIGKILLs the daemon, starts it again and polls
 until it answers `/_ping`, lists every container, inspects a random one, and has
 re-attached the running ones (their `/wait` answers, which needs the monitor back).
-Times are from the new daemon's spawn, best of `--rounds` restarts (the same data root).
+Times are from the new daemon's spawn, best of `--rounds` restarts (the same data root);
+`cpu` is the CPU the daemon (and its children, dockerd's containerd) used until then.
 
     python3 bench/restart_bench.py --n 1000 [--running 5] [--rounds 3]
     python3 bench/restart_bench.py --n 1000 --dockerd      # a private dockerd 20.10, same steps
@@ -171,6 +172,32 @@ def ready(d: Daemon, t0: float, ids: list[str], live: list[str]) -> dict[str, fl
 
     out["running"] = until(attached, t0)
     out["ready"] = max(out.values())
+    # CPU the daemon (with dockerd: and its containerd) spent to get there: on a shared
+    # machine the wall times above carry the others' load, this does not
+    assert d.proc is not None
+    out["cpu"] = _cpu(d.proc.pid) + sum(_cpu(c) for c in _children(d.proc.pid))
+    return out
+
+
+def _cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(p))
+            except OSError:
+                pass
     return out
 
 
