@@ -8,6 +8,7 @@ Traffic goes only to loopback and to the test's containers.
 """
 from __future__ import annotations
 
+import glob
 import ipaddress
 import json
 import os
@@ -85,6 +86,7 @@ def test_bridge_left_by_a_killed_daemon_is_adopted(busybox_tar: str) -> None:
     tmp = tempfile.mkdtemp(prefix="berth-leftover-")
     b = start_berthd(tmp)
     orphans: list[int] = []
+    orphan_ids: list[str] = []
     bridge = ""
     try:
         b.docker("load", "-i", busybox_tar)
@@ -101,6 +103,7 @@ def test_bridge_left_by_a_killed_daemon_is_adopted(busybox_tar: str) -> None:
         b.proc.wait()
         kill_pid(conmon)
         orphans.append(pid)
+        orphan_ids.append(first["Id"])
         unmount_under(b.data_root)
         shutil.rmtree(b.data_root)
         assert exists(bridge) and addrs(bridge)
@@ -123,6 +126,17 @@ def test_bridge_left_by_a_killed_daemon_is_adopted(busybox_tar: str) -> None:
     finally:
         for pid in orphans:
             kill_pid(pid)
+        for cid in orphan_ids:  # no runtime delete will ever come for the orphan: its cgroups
+            deadline = time.time() + 5
+            for d in glob.glob(f"/sys/fs/cgroup/*/*/{cid}") + glob.glob(f"/sys/fs/cgroup/*/{cid}"):
+                while time.time() < deadline:
+                    try:
+                        os.rmdir(d)
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        time.sleep(0.1)
         if b.proc.poll() is None:
             b.docker("rm", "-f", "first", "second", check=False)
         stop_berthd(b)
