@@ -78,6 +78,35 @@ def kill_pid(pid: int) -> None:
         pass
 
 
+def drop_leftover_rules(subnet: str, bridge: str, port: int) -> None:
+    """The killed daemon's netavark rules outlive it (nobody tears its network down, as
+    nobody flushes a SIGKILLed dockerd's chains until it starts again): take off what names
+    its subnet, its bridge or its published port, and the chains only those rules used."""
+    import shlex
+
+    from berth.network.netavark import host_lock
+
+    def rules(table: str) -> list[list[str]]:
+        out = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True).stdout
+        return [shlex.split(line) for line in out.splitlines() if line.startswith("-A ")]
+
+    with host_lock():
+        for table in ("nat", "filter"):
+            chains: set[str] = set()
+            for r in rules(table):
+                target = r[r.index("-j") + 1] if "-j" in r else ""
+                mine = (r[1] == "POSTROUTING" and subnet in r and target.startswith("NETAVARK-")) or (
+                    r[1] == "NETAVARK-HOSTPORT-DNAT" and str(port) in r and target.startswith("NETAVARK-DN-")) or (
+                    r[1].startswith("NETAVARK_ISOLATION") and bridge in r)
+                if mine:
+                    if target.startswith("NETAVARK-"):
+                        chains.add(target)
+                    subprocess.run(["iptables", "-w", "-t", table, "-D", *r[1:]], capture_output=True)
+            for c in chains:
+                subprocess.run(["iptables", "-w", "-t", table, "-F", c], capture_output=True)
+                subprocess.run(["iptables", "-w", "-t", table, "-X", c], capture_output=True)
+
+
 def gateway_answers(b: Berthd, name: str, gw: str) -> bool:
     return b.docker("exec", name, "ping", "-c", "1", "-W", "2", gw, check=False).returncode == 0
 
@@ -87,6 +116,7 @@ def test_bridge_left_by_a_killed_daemon_is_adopted(busybox_tar: str) -> None:
     b = start_berthd(tmp)
     orphans: list[int] = []
     orphan_ids: list[str] = []
+    old_subnet, port1 = "", 0
     bridge = ""
     try:
         b.docker("load", "-i", busybox_tar)
@@ -94,6 +124,7 @@ def test_bridge_left_by_a_killed_daemon_is_adopted(busybox_tar: str) -> None:
         b.docker("run", "-d", "--name", "first", "-p", f"127.0.0.1:{port1}:80", "busybox", "sh", "-c", HTTPD)
         assert fetch(port1) == b"hi\n"
         bridge = bridge_of(b)
+        old_subnet = json.loads(b.docker("network", "inspect", "bridge").stdout)[0]["IPAM"]["Config"][0]["Subnet"]
         first = json.loads(b.docker("inspect", "first").stdout)[0]
         old_gw = first["NetworkSettings"]["Gateway"]
         pid = first["State"]["Pid"]
@@ -140,6 +171,8 @@ def test_bridge_left_by_a_killed_daemon_is_adopted(busybox_tar: str) -> None:
         if b.proc.poll() is None:
             b.docker("rm", "-f", "first", "second", check=False)
         stop_berthd(b)
+        if old_subnet:
+            drop_leftover_rules(old_subnet, bridge, port1)
     # the orphan gone and the daemon stopped with no container left: nothing of it stays,
     # not even the keeper port the killed daemon had parked on it
     deadline = time.time() + 5
