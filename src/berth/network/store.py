@@ -165,7 +165,9 @@ class NetworkStore:
                 else:
                     subnet = ipam.choose_pool(self._in_use(), self._pool_offset())
                     gateway = str(subnet.network_address + 1)
-                    cfg = IPAMConfig(Subnet=str(subnet))
+                    # initBridgeDriver gives the default network its bridge's address as
+                    # Gateway (inspect shows it, as the reference's docker0 network does)
+                    cfg = IPAMConfig(Subnet=str(subnet), Gateway=gateway)
                 br = Network(
                     Name="bridge", Id=generate_random_id(), Created=self._now(), Driver="bridge",
                     IPAM=IPAM(Config=[cfg]), Interface=iface,
