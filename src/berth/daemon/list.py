@@ -237,7 +237,7 @@ def _created_unix(ctr: Container) -> int:
     """Created as Unix seconds, parsed once per container."""
     cached = ctr.__dict__.get("_created_unix")
     if cached is None:
-        cached = ctr.__dict__["_created_unix"] = gojson.parse_go_time(ctr.Created) // 1_000_000_000
+        cached = ctr.__dict__["_created_unix"] = _created_unix_ns(ctr) // 1_000_000_000
     return cached
 
 

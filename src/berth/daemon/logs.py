@@ -341,7 +341,13 @@ def _messages(merger: k8sfile.LineMerger, records: Iterator[bytes], attrs: bytes
 
 def _flushed(lines: Iterator[k8sfile.LogLine], attrs: bytes) -> Iterator[LogMessage]:
     for ln in lines:
-        yield LogMessage(1 if ln.stream == "stdout" else 2, k8sfile.parse_time(ln.time), ln.data, attrs)
+        try:
+            ts = k8sfile.parse_time(ln.time)
+        except ValueError:
+            # a record cut short when the disk was full, the next one glued to it: skipped,
+            # as a reader must never end the stream mid-chunk
+            continue
+        yield LogMessage(1 if ln.stream == "stdout" else 2, ts, ln.data, attrs)
 
 
 async def _stream(d: Daemon, ctr: Container, files: LogFileConfig, cfg: LogsConfig, since: int, until: int,
