@@ -23,5 +23,5 @@ def test_log_record_cut_by_a_full_disk_is_skipped() -> None:
         b"2026-12-02026-12-02T08:00:01.000000001+00:00 stdout F line 3\n",
         b"2026-12-02T08:00:02.000000001+00:00 stdout F line 4\n",
     ]
-    out = [m.line for m in _messages(k8sfile.read_lines(records), b"")]
+    out = [m.line for m in _messages(k8sfile.LineMerger(), iter(records), b"")]
     assert out == [b"line 1\n", b"line 4\n"]

@@ -335,8 +335,7 @@ def _messages(merger: k8sfile.LineMerger, records: Iterator[bytes], attrs: bytes
             yield LogMessage(2 if e.stream == "stderr" else 1, ns, e.log.encode(),
                              details_prefix(e.attrs) if e.attrs else b"")
             continue
-        for ln in merger.feed((raw,)):
-            yield LogMessage(1 if ln.stream == "stdout" else 2, k8sfile.parse_time(ln.time), ln.data, attrs)
+        yield from _flushed(merger.feed((raw,)), attrs)
 
 
 def _flushed(lines: Iterator[k8sfile.LogLine], attrs: bytes) -> Iterator[LogMessage]:
