@@ -77,3 +77,13 @@ class Untyped(DockerError):
     Kept as its own class so that code can say "dockerd gives this one no class"
     rather than raising a bare Exception.
     """
+
+
+def os_error_text(err: OSError) -> str:
+    """An OSError as Go's os.PathError prints one: `<path>: no space left on device`
+    (Go's errno strings are lower case), not Python's `[Errno 28] No space left on device`."""
+    import os
+
+    text = os.strerror(err.errno) if err.errno else (err.strerror or str(err))
+    text = text[:1].lower() + text[1:]
+    return f"{err.filename}: {text}" if err.filename else text

@@ -422,8 +422,8 @@ def test_fluentd_receiver_away_and_back_loses_nothing(berthd: Berthd, made: list
                "i=0; while [ $i -lt 150 ]; do echo n $i; i=$((i+1)); usleep 20000; done")
     made.append(cid)
     time.sleep(0.8)
+    rx.close()  # its thread joined: what it acknowledged is all in rx.events
     got = list(rx.events)
-    rx.close()
     t0 = time.monotonic()
     berthd.docker("ps")  # the daemon answers while the driver retries
     assert time.monotonic() - t0 < 5
@@ -431,7 +431,7 @@ def test_fluentd_receiver_away_and_back_loses_nothing(berthd: Berthd, made: list
     rx2 = FluentdReceiver(15541)
     try:
         berthd.docker("wait", cid)
-        assert _wait_for(lambda: len(got) + len(rx2.events) >= 150, 30)
+        assert _wait_for(lambda: len(got) + len(rx2.events) >= 150, 30), (len(got), len(rx2.events))
     finally:
         rx2.close()
     lines = [ev[2]["log"] for ev in got + rx2.events]  # type: ignore[index]

@@ -638,7 +638,8 @@ def test_kill9_container_releases_network(nd: Berthd) -> None:
         key = st["NetworkSettings"]["SandboxKey"]
         assert key.startswith(os.path.join(nd.exec_root, "netns") + "/")
         wait_for(lambda: not any(f.startswith(k1id) for f in os.listdir(eps)))
-        assert key not in netns_mounts(nd.exec_root) and not os.path.exists(key)
+        # the endpoint file goes in the teardown, the namespace just after it: waited for too
+        wait_for(lambda: key not in netns_mounts(nd.exec_root) and not os.path.exists(key))
         st = wait_for(lambda: (c := inspect(nd, "container", k1)[0])["NetworkSettings"]["Ports"] == {} and c)
         assert st["NetworkSettings"]["Networks"][net]["IPAddress"] == "" and st["NetworkSettings"]["Ports"] == {}
         assert not link_exists(bridge) or bridge_slaves(bridge) == []

@@ -6,6 +6,7 @@ moby/api/server/middleware/experimental.go and moby/api/server/errorhandler.go.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import posixpath
 import re
@@ -103,6 +104,9 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     return await call_handler(request, handler)
 
 
+_HOST_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.EROFS, errno.EIO})
+
+
 def version_refusal(version: str) -> str | None:
     """version.go's middleware check: the message for a URL version out of range."""
     if compare_versions(version, MIN_VERSION) < 0:
@@ -130,8 +134,12 @@ async def call_handler(request: web.Request, handler: Handler) -> web.StreamResp
     except (ConnectionResetError, OSError) as err:
         if request.transport is None or request.transport.is_closing():
             raise
-        log.exception("Handler for %s %s failed", request.method, request.path)
-        return _error_response(request, 500, str(err))
+        if err.errno in _HOST_ERRNOS:
+            # the host's limits (a full data root, no descriptor left): no bug to trace
+            log.error("Handler for %s %s returned error: %s", request.method, request.path, errdefs.os_error_text(err))
+        else:
+            log.exception("Handler for %s %s failed", request.method, request.path)
+        return _error_response(request, 500, errdefs.os_error_text(err))
     except Exception as err:  # an untyped error is a 500, as in dockerd
         log.exception("Handler for %s %s failed", request.method, request.path)
         return _error_response(request, 500, str(err))

@@ -235,7 +235,7 @@ def _created_unix(ctr: Container) -> int:
     """Created as Unix seconds, parsed once per container."""
     cached = ctr.created_unix
     if cached is None:
-        cached = ctr.created_unix = gojson.parse_go_time(ctr.Created) // 1_000_000_000
+        cached = ctr.created_unix = _created_unix_ns(ctr) // 1_000_000_000
     return cached
 
 

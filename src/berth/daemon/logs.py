@@ -336,13 +336,18 @@ def _messages(merger: k8sfile.LineMerger, records: Iterator[bytes], attrs: bytes
             yield LogMessage(2 if e.stream == "stderr" else 1, ns, e.log.encode(),
                              details_prefix(e.attrs) if e.attrs else b"")
             continue
-        for ln in merger.feed((raw,)):
-            yield LogMessage(1 if ln.stream == "stdout" else 2, k8sfile.parse_time(ln.time), ln.data, attrs)
+        yield from _flushed(merger.feed((raw,)), attrs)
 
 
 def _flushed(lines: Iterator[k8sfile.LogLine], attrs: bytes) -> Iterator[LogMessage]:
     for ln in lines:
-        yield LogMessage(1 if ln.stream == "stdout" else 2, k8sfile.parse_time(ln.time), ln.data, attrs)
+        try:
+            ts = k8sfile.parse_time(ln.time)
+        except ValueError:
+            # a record cut short when the disk was full, the next one glued to it: skipped,
+            # as a reader must never end the stream mid-chunk
+            continue
+        yield LogMessage(1 if ln.stream == "stdout" else 2, ts, ln.data, attrs)
 
 
 async def _stream(d: Daemon, ctr: Container, files: LogFileConfig, cfg: LogsConfig, since: int, until: int,

@@ -1,7 +1,8 @@
 """Pausing containers with the cgroup freezer (moby daemon/pause.go, unpause.go)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
 
 from .. import errdefs
 from ..runtime.oci import OCIRuntimeError
@@ -10,6 +11,8 @@ from . import health
 
 if TYPE_CHECKING:
     from .daemon import Daemon
+
+log = logging.getLogger("berth.daemon")
 
 
 @traced("ContainerPause")
@@ -30,7 +33,7 @@ async def container_pause(d: Daemon, name: str) -> None:
             raise errdefs.System(f"Cannot pause container {name}: {e}") from None
         ctr.State.Paused = True
         health.update_health_monitor(d, ctr)
-        await d.run_blocking(ctr.to_disk)
+        await _checkpoint(d, ctr)
     d.log_container_event(ctr, "pause")
 
 
@@ -48,5 +51,15 @@ async def container_unpause(d: Daemon, name: str) -> None:
             raise errdefs.System(f"Cannot unpause container {name}: {e}") from None
         ctr.State.Paused = False
         health.update_health_monitor(d, ctr)
-        await d.run_blocking(ctr.to_disk)
+        await _checkpoint(d, ctr)
     d.log_container_event(ctr, "unpause")
+
+
+async def _checkpoint(d: Daemon, ctr: Any) -> None:
+    """The freezer has acted, so the state in memory is the truth: a checkpoint that
+    fails (a full data root) is logged, as dockerd's event handler logs it, instead of
+    failing the call with the container left paused behind its back."""
+    try:
+        await d.run_blocking(ctr.to_disk)
+    except OSError as e:
+        log.warning("container %s: could not save its state: %s", ctr.ID[:12], errdefs.os_error_text(e))

@@ -124,18 +124,8 @@ class Overlay2Driver:
             os.symlink(os.path.join("..", id_, "diff"), os.path.join(self.home, _LINK_DIR, link))
             with open(os.path.join(d, "link"), "w") as f:
                 f.write(link)
-            if parent is None:
-                return
-            os.mkdir(os.path.join(d, "work"), 0o700)
-            with open(os.path.join(self.dir(parent), "link")) as f:
-                lower = f"{_LINK_DIR}/{f.read().strip()}"
-            try:
-                with open(os.path.join(self.dir(parent), "lower")) as f:
-                    lower += ":" + f.read().strip()
-            except FileNotFoundError:
-                pass
-            with open(os.path.join(d, "lower"), "w") as f:
-                f.write(lower)
+            if parent is not None:
+                self.attach_parent(id_, parent)
         except BaseException:
             self.remove(id_)
             raise

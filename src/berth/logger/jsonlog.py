@@ -17,6 +17,8 @@ import datetime as _dt
 import re
 from collections.abc import Callable
 
+from ..runtime.k8sfile import parse_time
+
 _BAD = "\udcff"  # stands for one invalid byte: a lone surrogate never comes out of valid UTF-8
 
 
@@ -73,16 +75,7 @@ def rfc3339nano(ts: bytes) -> bytes:
 
 
 def _parse_any(ts: bytes) -> int:
-    text = ts.decode()
-    base, rest = text[:19], text[19:]
-    frac = ""
-    if rest.startswith("."):
-        i = 1
-        while i < len(rest) and rest[i].isdigit():
-            i += 1
-        frac, rest = rest[1:i], rest[i:]
-    dt = _dt.datetime.fromisoformat(base + ("+00:00" if rest in ("", "Z") else rest))
-    return int(dt.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
+    return parse_time(ts.decode())
 
 
 def rfc3339nano_ns(ns: int) -> str:

@@ -56,7 +56,12 @@ def ensure(bridge: str, network_id: str) -> None:
         return
     _pin_mac(bridge)
     name = keeper_name(network_id)
+    _drop_stale_keepers(bridge, name)
     if _exists(name):
+        if not os.path.exists(os.path.join(_SYS_NET, name, "master")):
+            # the bridge was deleted under the network and netavark made it again: the
+            # keeper, left without a master, goes back on it
+            _ip("link", "set", name, "master", bridge)
         return
     r = _ip("link", "add", name, "type", "veth", "peer", "name", _peer_name(network_id))
     if r.returncode != 0 and not _exists(name):
@@ -88,6 +93,16 @@ def _pin_mac(bridge: str) -> None:
     r = _ip("link", "set", bridge, "address", mac)
     if r.returncode != 0:
         log.warning("pinning the MAC of %s: %s", bridge, r.stderr.decode().strip())
+
+
+def _drop_stale_keepers(bridge: str, name: str) -> None:
+    """Delete the keeper ports of networks that are gone from the bridge: one bridge serves
+    one network, so another `bk-` port on it was left by an earlier record of the bridge
+    (a daemon killed, its data root removed) and would keep the bridge forever."""
+    for port in _ports(bridge):
+        if port.startswith("bk-") and port != name:
+            log.info("removing stale keeper %s from %s", port, bridge)
+            _ip("link", "del", port)
 
 
 def has_keeper(network_id: str) -> bool:
@@ -122,6 +137,7 @@ def drop(nv: Netavark, net_config: dict[str, Any]) -> None:
     name = keeper_name(network_id)
     if not _exists(name):
         return
+    _drop_stale_keepers(bridge, name)
     others = [p for p in _ports(bridge) if p != name]
     if others:
         # Containers still on it (live-restored ones at shutdown): netavark completes the

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from typing import Any
 from .. import errdefs
 from ..pkg import atomicfile
 from ..trace import PROCESS, traced
-from . import keeper, leftovers, netns
+from . import bridgeaddr, keeper, leftovers, netns
 
 log = logging.getLogger("berth.network")
 
@@ -69,6 +70,7 @@ class Netavark:
         # Berth's own isolation jump carries a comment, so netavark's deletes never match
         # it: checking it once per daemon, at the first setup, is enough.
         self._isolation_jump_checked = False
+        self._bridge_checked: set[str] = set()
 
     # -- namespaces -------------------------------------------------------------------
     def netns_path(self, sandbox_id: str) -> str:
@@ -195,6 +197,15 @@ class Netavark:
         data = json.dumps(opts).encode()
         (net_name,) = opts["networks"].keys()
         path = self._ep_file(opts["container_id"], net_name)
+        info = opts["network_info"][net_name]
+        if info.get("driver") == "bridge" and net_name not in self._bridge_checked:
+            # once per network and daemon: a bridge left by an earlier record holds
+            # another address, which netavark would keep (bridgeaddr.py)
+            gateways = [(s["gateway"], ipaddress.ip_network(s["subnet"]).prefixlen)
+                        for s in info.get("subnets") or [] if s.get("gateway")]
+            with host_lock(self.lock_path):
+                bridgeaddr.reconcile(info.get("network_interface") or "", gateways)
+            self._bridge_checked.add(net_name)
         # Written first: if setup half-fails, the teardown below (or a later one) undoes it.
         atomicfile.write_file(path, json.dumps({"netns": netns, "opts": opts}).encode(), 0o600)
         try:
@@ -206,7 +217,6 @@ class Netavark:
                 pass
             _unlink(path)
             raise
-        info = opts["network_info"][net_name]
         if info.get("driver") == "bridge" and not opts["container_id"].startswith(keeper.THROWAWAY_PREFIX):
             keeper.ensure(info.get("network_interface") or "", net_name)
         return res.get(net_name, {})

@@ -24,7 +24,7 @@ from ..config import DaemonConfig
 from ..pkg import atomicfile
 from ..pkg.stringid import generate_random_id
 from ..types import gojson
-from . import ipam
+from . import bridgeaddr, ipam
 from .types import IPAM, IPAMConfig, NetworkCreateRequest
 
 log = logging.getLogger("berth.network")
@@ -146,15 +146,29 @@ class NetworkStore:
                 del self.networks[br.Id]
                 self._delete_file(br)
                 br = None
+            adopted = None if self.config.bip else self._adoptable(iface, br)
+            if br is not None and adopted is not None:
+                # dockerd makes the default network again at every start, from the
+                # bridge's address: with no endpoint on the record, take that address
+                log.info("default bridge %s holds %s: the bridge network takes it", iface, adopted[0])
+                br.Pools = [Pool(Subnet=adopted[0], Gateway=adopted[1])]
+                br.IPAM = IPAM(Config=[IPAMConfig(Subnet=adopted[0], Gateway=adopted[1])])
+                self.save(br)
             if br is None:
                 if self.config.bip:
                     iface_net = ipaddress.ip_interface(self.config.bip)
                     subnet, gateway = iface_net.network, str(iface_net.ip)
                     cfg = IPAMConfig(Subnet=str(subnet), Gateway=gateway)
+                elif adopted is not None:
+                    log.info("default bridge %s holds %s: the bridge network takes it", iface, adopted[0])
+                    subnet, gateway = ipaddress.ip_network(adopted[0]), adopted[1]
+                    cfg = IPAMConfig(Subnet=adopted[0], Gateway=gateway)
                 else:
                     subnet = ipam.choose_pool(self._in_use(), self._pool_offset())
                     gateway = str(subnet.network_address + 1)
-                    cfg = IPAMConfig(Subnet=str(subnet))
+                    # initBridgeDriver gives the default network its bridge's address as
+                    # Gateway (inspect shows it, as the reference's docker0 network does)
+                    cfg = IPAMConfig(Subnet=str(subnet), Gateway=gateway)
                 br = Network(
                     Name="bridge", Id=generate_random_id(), Created=self._now(), Driver="bridge",
                     IPAM=IPAM(Config=[cfg]), Interface=iface,
@@ -170,6 +184,23 @@ class NetworkStore:
                 )
                 self.networks[br.Id] = br
                 self.save(br)
+
+    def _adoptable(self, iface: str, br: Network | None) -> tuple[str, str] | None:
+        """The (subnet, gateway) an existing kernel bridge `iface` holds, when the default
+        network should take it (bridgeaddr.py): the record, if any, has no endpoint and
+        another address, and no other network has the subnet."""
+        if br is not None and any(br.Allocated.values()):
+            return None  # live endpoints use the record's gateway: the bridge is fixed instead
+        got = bridgeaddr.elect_ipv4(iface)
+        if got is None or not got[1]:
+            return None
+        if br is not None and br.Pools and (br.Pools[0].Subnet, br.Pools[0].Gateway) == got:
+            return None
+        subnet = ipaddress.ip_network(got[0])
+        if any(subnet.overlaps(ipaddress.ip_network(p.Subnet)) for n in self.networks.values()
+               if n is not br for p in n.Pools if ipaddress.ip_network(p.Subnet).version == 4):
+            return None
+        return got
 
     def _in_use(self) -> list[ipam.Net]:
         return [ipaddress.ip_network(p.Subnet) for n in self.networks.values() for p in n.Pools]

@@ -21,10 +21,11 @@ import contextlib
 import errno
 import os
 import socket
+import subprocess
 
 import msgspec
 
-from berth.pkg import atomicfile
+from berth.pkg import atomicfile, spawn
 from berth.runtime import specs
 from berth.runtime.oci import OCIRuntime, OCIRuntimeError
 from berth.trace import PROCESS, traced
@@ -222,6 +223,11 @@ class ContainerProcess:
         """Wait for the container to exit and return its exit status."""
         await _wait_pid_gone(self.state.conmon_pid, self.state.conmon_start_time)
         code = _read_int(self.exit_file)
+        if code is None and self.pid > 0 and os.path.exists(f"/proc/{self.pid}"):
+            # conmon was killed under a running container: the exit handling's forced
+            # `runtime delete` kills it, as containerd's cleanup of a dead shim does, and
+            # dockerd then reports 137 (128 + SIGKILL)
+            return 128 + 9
         return EXIT_UNKNOWN if code is None else code
 
     async def attach(self) -> AttachStream:
@@ -289,21 +295,22 @@ class Conmon:
             env[name] = str(s.fileno())
         # stderr is a file, not a pipe: the forked monitor keeps it open for its whole life.
         with open(stderr_path, "ab") as errf:
-            proc = await asyncio.create_subprocess_exec(
-                self.path, *args, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=errf, start_new_session=True,
+            # vfork on a thread, not uvloop's fork of the whole daemon (pkg/spawn.py)
+            proc = await spawn.popen(
+                [self.path, *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=errf, start_new_session=True,
                 pass_fds=[s.fileno() for s in extra.values()])
         try:
             for s in extra.values():
                 s.close()
             with contextlib.suppress(BrokenPipeError):
                 start.send(b"\0")  # podman sends this once conmon is in its cgroup
-            rc = await proc.wait()
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await asyncio.shield(proc.wait())
+            await spawn.wait(proc)
             raise
+        rc = await spawn.wait(proc)
         if rc != 0:
             raise OCIRuntimeError(f"conmon failed: exit status {rc}: {_tail(stderr_path)}")
 

@@ -9,21 +9,26 @@ that the container's monitor outlives the daemon.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import json
+import logging
 import os
 import re
 import shutil
 import signal as _signal
 import tempfile
 import threading
+from typing import Any
 
 import msgspec
 
 from berth import errdefs
+from berth.pkg import atomicfile, spawn
 from berth.runtime import spec as _spec
 from berth.runtime import specs
 from berth.trace import PROCESS, traced
+
+log = logging.getLogger("berth.runtime")
 
 # runc logs errors as logfmt: time="..." level=error msg="container does not exist"
 _LOGFMT_MSG = re.compile(r'level=(?:error|fatal) msg="((?:[^"\\]|\\.)*)"')
@@ -62,19 +67,8 @@ async def run_process(*argv: str, stdin: bytes | None = None, cwd: str | None = 
     The child is ours: if we are cancelled it gets SIGKILL and is reaped before the
     CancelledError goes on (trio/_subprocess.py's rule), so no zombie or orphan is left.
     """
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd, env=env)
-    try:
-        out, err = await proc.communicate(stdin)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await asyncio.shield(proc.wait())
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out, err
+    # vfork on a thread, not uvloop's fork of the whole daemon (pkg/spawn.py says why)
+    return await spawn.run(list(argv), stdin=stdin, cwd=cwd, env=env)
 
 
 class OCIRuntime:
@@ -225,9 +219,15 @@ async def probe_default_runtime(candidates: tuple[str, ...] = ("crun", "runc"),
     with _probe_lock:
         if key in _probe_cache:
             return _probe_cache[key]
+    paths = {cand: cand if os.path.isabs(cand) else shutil.which(cand) for cand in candidates}
+    remembered = _remembered_probe(workdir, paths)
+    if remembered is not None:
+        with _probe_lock:
+            _probe_cache[key] = remembered
+        return remembered
     errors = []
     for cand in candidates:
-        path = cand if os.path.isabs(cand) else shutil.which(cand)
+        path = paths[cand]
         if path is None:
             errors.append(f"{cand}: not found")
             continue
@@ -235,6 +235,53 @@ async def probe_default_runtime(candidates: tuple[str, ...] = ("crun", "runc"),
         if err is None:
             with _probe_lock:
                 _probe_cache[key] = path
+            _remember_probe(workdir, paths, path)
             return path
         errors.append(f"{cand}: {err}")
     raise errdefs.System("no usable OCI runtime: " + "; ".join(errors))
+
+
+# The probe runs one or two containers (tens of ms); a daemon restarted after a crash asks
+# the same question of the same binaries on the same boot. The answer is kept in the exec
+# root (a tmpfs, emptied at boot), tied to the boot and to each candidate binary's identity:
+# an upgraded or removed runtime, or a reboot (a new cgroup setup), probes again.
+_PROBE_FILE = "default-runtime.json"
+
+
+def _probe_identity(paths: dict[str, str | None]) -> list[Any]:
+    ident: list[Any] = []
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            ident.append(f.read().strip())
+    except OSError:
+        ident.append("")
+    for cand, path in sorted(paths.items()):
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        ident.append([cand, path, [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size] if st else None])
+    return ident
+
+
+def _remembered_probe(workdir: str | None, paths: dict[str, str | None]) -> str | None:
+    if not workdir:
+        return None
+    try:
+        with open(os.path.join(workdir, _PROBE_FILE), "rb") as f:
+            saved = json.loads(f.read())
+        if saved["identity"] == _probe_identity(paths) and saved["path"] in paths.values():
+            return str(saved["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _remember_probe(workdir: str | None, paths: dict[str, str | None], chosen: str) -> None:
+    if not workdir:
+        return
+    data = json.dumps({"identity": _probe_identity(paths), "path": chosen}).encode()
+    try:
+        atomicfile.write_file(os.path.join(workdir, _PROBE_FILE), data, 0o600)
+    except OSError as e:
+        log.warning("remembering the default runtime: %s", e)
