@@ -126,65 +126,36 @@ v1.52
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from .. import errdefs
-from ..types import gojson
 from .httputils import compare_versions
-
-MAX_API_VERSION = "1.52"
-MIN_API_VERSION = "1.12"
-# The newest version answered exactly as dockerd 20.10: nothing here touches it.
-LEGACY_VERSION = "1.41"
-
-_ENCODER = msgspec.json.Encoder()  # insertion order: the decoded document keeps Go's order
-
-
-def newer_than_legacy(version: str) -> bool:
-    """True for 1.42 and up: the request gets dockerd 29's answers."""
-    return compare_versions(version, LEGACY_VERSION) > 0
-
-
-def before(version: str, v: str) -> bool:
-    return compare_versions(version, v) < 0
-
-
-def at_least(version: str, v: str) -> bool:
-    return compare_versions(version, v) >= 0
-
-
-# --- encoding helpers ---------------------------------------------------------------------
-
-def to_doc(obj: Any) -> Any:
-    """A plain (dict/list) copy of an API answer, keys in the order they are written."""
-    raw = obj if isinstance(obj, (bytes, bytearray)) else gojson.encode_response(obj)
-    return msgspec.json.decode(raw)
-
-
-def encode_doc(doc: Any) -> bytes:
-    """Encode a document from to_doc() as httputils.WriteJSON does (see types/gojson.py)."""
-    out = _ENCODER.encode(doc)
-    if b"\\b" in out or b"\\f" in out:
-        out = re.sub(rb"\\(.)", lambda m: {b"b": b"\\u0008", b"f": b"\\u000c"}.get(m.group(1), m.group(0)), out)
-    if b"\xe2\x80\xa8" in out or b"\xe2\x80\xa9" in out:
-        out = out.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
-    return out + b"\n"
-
-
-def _drop(d: dict[str, Any], *keys: str) -> None:
-    for k in keys:
-        d.pop(k, None)
-
-
-def _drop_empty(d: dict[str, Any], *keys: str) -> None:
-    """Go omitempty: drop the keys whose value is empty ("", 0, null, [], {}, false)."""
-    for k in keys:
-        if k in d and not d[k]:
-            del d[k]
+from .versions_common import (  # re-exported: the routers read them as versions.X
+    LEGACY_VERSION,
+    MAX_API_VERSION,
+    MIN_API_VERSION,
+    _drop,
+    _drop_empty,
+    at_least,
+    before,
+    encode_doc,
+    newer_than_legacy,
+    to_doc,
+)
+from .versions_system import (
+    df_types,
+    event,
+    events_media_type,
+    image_inspect,
+    image_list,
+    system_df,
+    system_info,
+    volume_anonymous_label,
+    volume_prune_filters,
+)
 
 
 def _insert_after(d: dict[str, Any], after: str, key: str, value: Any) -> dict[str, Any]:
@@ -522,18 +493,6 @@ __all__ = [
     "network_inspect",
 ]
 
-# Images, system, events and volumes: versions_system.py (re-exported for one import site).
-from .versions_system import (  # noqa: E402 - versions_system imports this module first
-    df_types,
-    event,
-    events_media_type,
-    image_inspect,
-    image_list,
-    system_df,
-    system_info,
-    volume_anonymous_label,
-    volume_prune_filters,
-)
 
 __all__ += [
     "df_types", "event", "events_media_type", "image_inspect", "image_list", "system_df", "system_info",

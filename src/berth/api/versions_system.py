@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import errdefs
-from .versions import _drop, _drop_empty, at_least, encode_doc, newer_than_legacy, to_doc
+from .versions_common import _drop, _drop_empty, at_least, encode_doc, newer_than_legacy, to_doc
 
 # --- images ------------------------------------------------------------------------------------
 

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import errdefs
-from ..daemon.create import ContainerCreateConfig
-from ..daemon.logs import LogsConfig
 from ..image.commit import CommitConfig
 from ..image.image import normalize_config
 from ..pkg import stringid
 from ..types import gojson
+from ..types.backend import ContainerCreateConfig, LogsConfig
 from ..types.container import Config, HostConfig
 from . import copier
 from .context import BuildContext

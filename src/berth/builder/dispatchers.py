@@ -8,7 +8,7 @@ import copy
 import json
 import posixpath
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .. import errdefs
 from ..pkg.signal import parse_signal
@@ -16,8 +16,14 @@ from .instructions import Command
 from .shell import ShellError, process_word, process_words
 from .state import DispatchState
 
-if TYPE_CHECKING:
-    from .builder import Builder
+
+class Builder(Protocol):
+    """The steps a dispatcher asks of the build (builder.Builder satisfies it)."""
+
+    async def probe_cache(self, s: DispatchState, cfg: dict[str, Any]) -> bool: ...
+    async def commit(self, s: DispatchState, comment: str, comment_string: bool = False) -> None: ...
+    async def run(self, s: DispatchState, run_cfg: dict[str, Any], probe_cfg: dict[str, Any]) -> None: ...
+    async def perform_copy(self, s: DispatchState, cmd: Command, args: list[str], kind: str) -> None: ...
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 

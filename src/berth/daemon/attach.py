@@ -16,13 +16,14 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .. import errdefs
 from ..pkg import stdcopy, term
 from ..runtime.conmon import AttachStream
 from ..runtime.oci import OCIRuntimeError
+from ..types.backend import ClientStreams, ContainerAttachConfig
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -31,30 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("berth.daemon")
 
 
-class ClientStreams(Protocol):
-    """The client's side of an attach (a hijacked connection or a websocket)."""
-
-    gone: asyncio.Event
-
-    async def read(self) -> bytes: ...
-
-    async def write(self, data: bytes) -> None: ...
-
-
-class ContainerAttachConfig(NamedTuple):
-    """backend.ContainerAttachConfig. get_streams(multiplexed) writes the response head."""
-
-    get_streams: Callable[[bool], Awaitable[ClientStreams]]
-    use_stdin: bool
-    use_stdout: bool
-    use_stderr: bool
-    logs: bool
-    stream: bool
-    detach_keys: str
-    mux_streams: bool
-
-
-# How a copy ended.
 EOF_OUTPUT, DETACHED, STDIN_CLOSED, CLIENT_GONE = "eof", "detach", "stdin-closed", "gone"
 
 

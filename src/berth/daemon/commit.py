@@ -8,7 +8,6 @@ merged under it (commit.go merge); the image itself is image/commit.py's.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import errdefs
@@ -17,24 +16,12 @@ from ..image.image import normalize_config
 from ..image.importer import build_from_config
 from ..trace import traced
 from ..types import gojson
+from ..types.backend import CreateImageConfig
 from ..types.container import Config
 from .merge import merge
 
 if TYPE_CHECKING:
     from .daemon import Daemon
-
-
-@dataclass
-class CreateImageConfig:
-    """backend.CreateImageConfig."""
-
-    repo: str = ""
-    tag: str = ""
-    pause: bool = True
-    author: str = ""
-    comment: str = ""
-    config: Config | None = None
-    changes: list[str] = field(default_factory=list)
 
 
 def _doc(cfg: Config) -> dict[str, Any]:

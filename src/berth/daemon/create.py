@@ -20,14 +20,12 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from .. import errdefs
 from ..container.container import Container, NetworkSettings
 from ..pkg import symlink
-from ..pkg.platforms import Platform
 from ..trace import step, traced
 from ..types import gojson
+from ..types.backend import ContainerCreateConfig
 from ..types.container import (
     Config,
     ContainerCreateCreatedBody,
@@ -52,17 +50,6 @@ DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/p
 HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}.get(
     os.uname().machine, os.uname().machine
 )
-
-
-class ContainerCreateConfig(msgspec.Struct):
-    """types.ContainerCreateConfig: what the router hands the daemon."""
-
-    name: str
-    config: Config | None
-    host_config: HostConfig | None
-    networking_config: NetworkingConfig | None
-    adjust_cpu_shares: bool = False
-    platform: Platform | None = None
 
 
 @traced("containerCreate", action="create")

@@ -35,8 +35,11 @@ from ..logger.config import (
     inspect_log_path,
 )
 from ..logger.info import Info, details_prefix, json_file_attrs
+from ..pkg.stdcopy import frame
 from ..runtime import k8sfile
 from ..types import gojson
+from ..types.backend import LogsConfig
+from ..types.timestamp import format_timestamp
 from . import wait
 
 if TYPE_CHECKING:
@@ -55,17 +58,6 @@ class LogMessage(NamedTuple):
     time_ns: int
     line: bytes
     attrs: bytes = b""  # --details: the message's attributes as attrsByteSlice writes them
-
-
-class LogsConfig(NamedTuple):
-    stdout: bool
-    stderr: bool
-    since: str
-    until: str
-    timestamps: bool
-    follow: bool
-    tail: str
-    details: bool
 
 
 def parse_timestamp(value: str) -> int:
@@ -87,14 +79,6 @@ def parse_timestamp(value: str) -> int:
 
 
 parse_cri_time = k8sfile.parse_time
-
-
-def format_timestamp(ns: int) -> str:
-    """jsonmessage.RFC3339NanoFixed in UTC: always nine fractional digits and `Z`."""
-    import datetime as _dt
-
-    sec, frac = divmod(ns, 1_000_000_000)
-    return _dt.datetime.fromtimestamp(sec, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
 
 
 def logger_info(ctr: Container) -> Info:
@@ -550,11 +534,6 @@ async def finish_logger(d: Daemon, ctr: Container) -> None:
     except TimeoutError:
         log.warning("logs of %s: the %s receiver is slow; delivering the rest in the background",
                     ctr.ID, ctr.host_config.LogConfig.Type)
-
-
-def frame(stream: int, data: bytes) -> bytes:
-    """stdcopy's 8-byte header: stream, three zero bytes, big-endian length."""
-    return bytes((stream, 0, 0, 0)) + len(data).to_bytes(4, "big") + data
 
 
 __all__ = ["LogMessage", "LogsConfig", "container_logs", "format_timestamp", "frame", "logger_info"]

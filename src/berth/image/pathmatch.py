@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from .reference import ReferenceError
+from .referror import ReferenceError
 
 ERR_BAD_PATTERN = "syntax error in pattern"
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import pathmatch
+from .referror import ReferenceError
+
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
 OFFICIAL_REPO_NAME = "library"
@@ -42,10 +45,6 @@ ERR_NAME_TOO_LONG = f"repository name must not be more than {NAME_TOTAL_LENGTH_M
 
 # go-digest's registered algorithms and their hex lengths
 _ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
-
-
-class ReferenceError(ValueError):  # distribution's error texts live here
-    """A parse failure; `str()` is distribution's message."""
 
 
 def parse_digest(s: str) -> str:
@@ -206,8 +205,6 @@ def familiar_string(ref: Reference) -> str:
 def familiar_match(pattern: str, ref: Reference) -> bool:
     """reference.FamiliarMatch: path.Match of the pattern against the familiar string, or,
     failing that, against the familiar name. Raises ReferenceError for a bad pattern."""
-    from . import pathmatch
-
     if pathmatch.match(pattern, familiar_string(ref)):
         return True
     return pathmatch.match(pattern, familiar_name(ref))

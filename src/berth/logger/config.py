@@ -150,3 +150,11 @@ def inspect_log_path(ctr_root: str, ctr_id: str, driver: str) -> str:
 
 
 __all__ = ["FILE_MODE", "LogFileConfig", "atoi", "file_config", "inspect_log_path", "parse_bool"]
+
+
+SHIPPING = ("syslog", "gelf", "fluentd", "journald")
+PUMPED = (JSON_FILE, *SHIPPING)  # the drivers whose records the log pump writes
+
+
+def uses_pump(name: str) -> bool:
+    return name in PUMPED

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from .. import errdefs
 from . import jsonlog
-from .config import JSON_FILE, LOCAL, NONE, LogFileConfig, file_config
+from .config import JSON_FILE, LOCAL, NONE, PUMPED, SHIPPING, LogFileConfig, file_config, uses_pump
 from .info import Info, json_file_attrs
 from .pump import Driver, SinkSpec
 
-SHIPPING = ("syslog", "gelf", "fluentd", "journald")
-PUMPED = (JSON_FILE, *SHIPPING)
 NOT_SHIPPED = ("awslogs", "splunk", "gcplogs", "logentries", "etwlogs")
 
 
@@ -28,10 +26,6 @@ def check_shipped(name: str) -> None:
         raise errdefs.InvalidParameter(
             f'logging driver "{name}" is not supported by Berth: its logs would not be shipped '
             f"(available: json-file, local, none, {', '.join(SHIPPING)})")
-
-
-def uses_pump(name: str) -> bool:
-    return name in PUMPED
 
 
 def sink_spec(info: Info, ctr_root: str, ctr_id: str, name: str, opts: dict[str, str]) -> SinkSpec | None:

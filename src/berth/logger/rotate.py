@@ -40,16 +40,27 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from ..runtime import k8sfile
 from ..types import gojson
-from .config import FILE_MODE, LogFileConfig, file_config
+from .config import FILE_MODE, LogFileConfig, file_config, uses_pump
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from ..daemon.daemon import Daemon
     from ..runtime.conmon import ContainerProcess
+
+_T = TypeVar("_T")
+
+
+class RotationDaemon(Protocol):
+    """What the watcher needs of the daemon (which satisfies it): its containers and its
+    I/O pool."""
+
+    containers: dict[str, Container]
+
+    async def run_blocking(self, fn: Callable[..., _T], *args: Any) -> _T: ...
+
 
 log = logging.getLogger("berth.logger")
 
@@ -341,8 +352,6 @@ def settle_container(ctr: Container) -> None:
     """After a container's exit (monitor.cleanup, container lock held, conmon gone): its
     log files as dockerd's writes would have left them."""
     lc = ctr.host_config.LogConfig
-    from .factory import uses_pump
-
     if uses_pump(lc.Type):
         return  # the pump rotates as it writes (and may still be writing: never cut under it)
     try:
@@ -357,7 +366,7 @@ class RotationWatcher:
     """The daemon's one task that keeps every running container's log within max-size
     and settles the log of a container that stopped."""
 
-    def __init__(self, d: Daemon) -> None:
+    def __init__(self, d: RotationDaemon) -> None:
         self.d = d
         self._task: asyncio.Task[None] | None = None
         self._asked: dict[str, _Asked] = {}

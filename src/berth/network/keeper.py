@@ -19,13 +19,19 @@ import ipaddress
 import logging
 import os
 import subprocess
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .. import errdefs
 from ..pkg import stringid
 
-if TYPE_CHECKING:
-    from .netavark import Netavark
+
+class Netavark(Protocol):
+    """What keeping a bridge asks of netavark (netavark.Netavark satisfies it)."""
+
+    def create_netns(self, sandbox_id: str) -> str: ...
+    def remove_netns(self, path: str) -> None: ...
+    def setup(self, netns: str, opts: dict[str, Any]) -> dict[str, Any]: ...
+    def teardown(self, container_id: str, network_id: str) -> None: ...
 
 log = logging.getLogger("berth.network")
 

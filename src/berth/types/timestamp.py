@@ -424,3 +424,9 @@ def _parse_timestamp(value: str) -> tuple[int, int]:
     nsec = parse_int(n)
     nsec = int(float(nsec) * math.pow(10.0, float(9 - len(n))))
     return sec, nsec
+
+
+def format_timestamp(ns: int) -> str:
+    """jsonmessage.RFC3339NanoFixed in UTC: always nine fractional digits and `Z`."""
+    sec, frac = divmod(ns, 1_000_000_000)
+    return _dt.datetime.fromtimestamp(sec, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ... import errdefs
-from ...daemon.attach import ContainerAttachConfig
+from ...types.backend import ContainerAttachConfig
 from .. import httpstatus, versions
 from ..backend import BACKEND
 from ..hijack import HijackedConn, HijackedResponse, upgrade_requested

@@ -10,9 +10,9 @@ import msgspec
 from aiohttp import web
 
 from ... import errdefs
-from ...daemon.create import ContainerCreateConfig
 from ...pkg import platforms
 from ...runconfig.config import decode_container_config
+from ...types.backend import ContainerCreateConfig, CreateImageConfig
 from ...types.filters import Args
 from .. import versions
 from ..backend import BACKEND
@@ -137,7 +137,6 @@ async def post_containers_prune(request: web.Request) -> web.StreamResponse:
 
 async def post_commit(request: web.Request) -> web.StreamResponse:
     """postCommit (moby 20.10 container router): pause defaults to true from API 1.13."""
-    from ...daemon.commit import CreateImageConfig
     from ...types.gojson_decode import GoJSONError
 
     check_for_json(request)

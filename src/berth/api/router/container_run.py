@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from ... import errdefs
-from ...daemon.logs import LogsConfig, format_timestamp, frame
 from ...pkg.signal import parse_signal
+from ...pkg.stdcopy import frame
 from ...types import gojson
+from ...types.backend import LogsConfig
+from ...types.timestamp import format_timestamp
 from .. import versions
 from ..backend import BACKEND
 from ..httputils import bool_value, version_from_request, version_less_than
