@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import ENGINE_VERSION
 from ..layer.difftar import EMPTY_TAR_DIGEST
+from .image import now_rfc3339_nano
 from .progress import go_json
 
 if TYPE_CHECKING:
     from ..layer import RWLayer
-    from .service import ImageService
+    from .backend import ImageBackend
 
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
            "s390x": "s390x"}
@@ -83,10 +84,9 @@ def new_child_image(parent: dict[str, Any] | None, cfg: CommitConfig, diff_id: s
     return go_json(dict(sorted(doc.items())))
 
 
-def commit_image(svc: ImageService, cfg: CommitConfig) -> str:
+def commit_image(svc: ImageBackend, cfg: CommitConfig) -> str:
     """CommitImage: register the RW layer's diff on the parent's chain, store the child
     image, record its parent. Returns the new image ID."""
-    from .service import now_rfc3339_nano
 
     parent = svc.image_by_id(cfg.parent_image_id) if cfg.parent_image_id else None
     fd, path = tempfile.mkstemp(prefix="berth-commit-", dir=svc.tmp_dir)

@@ -16,7 +16,7 @@ from ..pkg.stringid import truncate_id
 from . import reference as refmod
 
 if TYPE_CHECKING:
-    from .service import ImageService
+    from .backend import ImageBackend
 
 UsedBy = Callable[[str], list[tuple[str, bool]]]
 
@@ -48,7 +48,7 @@ def _conflict(image_id: str, hard: bool, message: str) -> errdefs.Conflict:
     return errdefs.Conflict(f"conflict: unable to delete {truncate_id(image_id)} ({force_msg}) - {message}")
 
 
-def _check_conflict(svc: ImageService, image_id: str, used_by: UsedBy, hard_only: bool,
+def _check_conflict(svc: ImageBackend, image_id: str, used_by: UsedBy, hard_only: bool,
                     check_refs: bool) -> tuple[errdefs.Conflict, bool] | None:
     """checkImageDeleteConflict; returns (error, used-by-a-container)."""
     if svc.children(image_id):  # committed images have parents
@@ -67,14 +67,14 @@ def _check_conflict(svc: ImageService, image_id: str, used_by: UsedBy, hard_only
     return None
 
 
-def _remove_all_references(svc: ImageService, image_id: str, records: list[dict[str, str]]) -> None:
+def _remove_all_references(svc: ImageBackend, image_id: str, records: list[dict[str, str]]) -> None:
     for r in svc.refs.references(image_id):
         svc.refs.delete(r)
         svc.log_image_event(image_id, image_id, "untag")
         records.append({"Untagged": refmod.familiar_string(refmod.tag_name_only(r))})
 
 
-def _delete_helper(svc: ImageService, image_id: str, records: list[dict[str, str]], force: bool,
+def _delete_helper(svc: ImageBackend, image_id: str, records: list[dict[str, str]], force: bool,
                    prune: bool, quiet: bool, used_by: UsedBy) -> None:
     found = _check_conflict(svc, image_id, used_by, hard_only=force, check_refs=True)
     if found is not None:
@@ -96,7 +96,7 @@ def _delete_helper(svc: ImageService, image_id: str, records: list[dict[str, str
         _delete_helper(svc, parent, records, False, True, True, used_by)
 
 
-def image_delete(svc: ImageService, image_ref: str, force: bool, prune: bool,
+def image_delete(svc: ImageBackend, image_ref: str, force: bool, prune: bool,
                  used_by: UsedBy) -> list[dict[str, str]]:
     """ImageDelete: untag a repository reference, and delete the image once nothing names it."""
     with svc._lock:

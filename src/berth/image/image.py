@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,3 +138,11 @@ class Image:
 
     def created_unix(self) -> int:
         return unix_seconds(self.created)
+
+
+def now_rfc3339_nano() -> str:
+    """time.Now() as Go's RFC3339Nano in UTC (trailing zeros of the fraction dropped)."""
+    ns = time.time_ns()
+    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
+    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + ("." + frac if frac else "") + "Z"

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import ENGINE_VERSION, errdefs
 from . import reference as refmod
-from .image import normalize_config
+from .image import normalize_config, now_rfc3339_nano
 
 if TYPE_CHECKING:
-    from .service import ImageService
+    from .backend import ImageBackend
 
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
            "s390x": "s390x"}
@@ -111,10 +111,9 @@ def build_from_config(changes: list[str], base: dict[str, Any] | None = None) ->
     return out
 
 
-def import_image(svc: ImageService, tar_stream: BinaryIO, repo: str, tag: str, changes: list[str],
+def import_image(svc: ImageBackend, tar_stream: BinaryIO, repo: str, tag: str, changes: list[str],
                  message: str) -> str:
     """Register the rootfs tar as a one-layer image; tag it if `repo` is given. Returns the image ID."""
-    from .service import now_rfc3339_nano
 
     new_ref = None
     if repo:

@@ -11,7 +11,7 @@ from ..types import gojson
 from ..types.filters import Args, match_labels, until_from_prune_filters
 
 if TYPE_CHECKING:
-    from .service import ImageService
+    from .backend import ImageBackend
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ ACCEPTED = {"dangling", "label", "label!", "until"}
 _running = threading.Lock()
 
 
-def images_prune(svc: ImageService, filters: Args,
+def images_prune(svc: ImageBackend, filters: Args,
                  is_used_by: Callable[[str], list[tuple[str, bool]]]) -> tuple[list[dict[str, str]], int]:
     """ImagesPrune: the deleted/untagged records and the bytes of the layers removed."""
     if not _running.acquire(blocking=False):
@@ -31,7 +31,7 @@ def images_prune(svc: ImageService, filters: Args,
         _running.release()
 
 
-def _prune(svc: ImageService, filters: Args,
+def _prune(svc: ImageBackend, filters: Args,
            is_used_by: Callable[[str], list[tuple[str, bool]]]) -> tuple[list[dict[str, str]], int]:
     filters.validate(ACCEPTED)
     dangling_only = True

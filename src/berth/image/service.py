@@ -21,7 +21,7 @@ from ..pkg.platforms import Platform
 from ..trace import traced
 from ..types.filters import match_kv_list
 from . import reference as refmod
-from .image import Image, normalize_config, parse_go_time, unix_seconds
+from .image import Image, normalize_config, now_rfc3339_nano, parse_go_time, unix_seconds
 from .store import ImageStore, ReferenceStore
 
 EmitFn = Callable[[str, str, dict[str, str]], None]
@@ -54,13 +54,6 @@ def format_rfc3339_nano(value: str) -> str:
     return base + ("." + frac if frac else "") + tz
 
 
-def now_rfc3339_nano() -> str:
-    import time
-
-    ns = time.time_ns()
-    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
-    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + ("." + frac if frac else "") + "Z"
 
 
 _GO_ZERO_TIME = datetime.min.replace(tzinfo=UTC)  # Go's zero time.Time, before every other

@@ -26,7 +26,7 @@ from .image import Image, normalize_config, parse_go_time
 from .progress import ProgressReader
 
 if TYPE_CHECKING:
-    from .service import ImageService
+    from .backend import ImageBackend
 
 
 class _LoadError(Exception):
@@ -53,7 +53,7 @@ def _read(base: str, rel: str) -> bytes:
         raise _LoadError(f"open {path}: {go_errno_text(e)}") from None
 
 
-def load(svc: ImageService, tar_path: str, quiet: bool) -> Iterator[bytes]:
+def load(svc: ImageBackend, tar_path: str, quiet: bool) -> Iterator[bytes]:
     """Yield the response stream of POST /images/load, ending with an error message on failure.
 
     Never raises a classified error: dockerd answers 200 and reports failures in the
@@ -127,7 +127,7 @@ def _oci_manifest(tmp: str) -> list[tuple[str, list[str], list[str]]]:
     return items
 
 
-def _load_one(svc: ImageService, tmp: str, config_rel: str, repo_tags: list[str],
+def _load_one(svc: ImageBackend, tmp: str, config_rel: str, repo_tags: list[str],
               layer_rels: list[str], quiet: bool) -> Generator[bytes, None, tuple[str, int]]:
     config = _read(tmp, config_rel)
     img = Image(config)
@@ -240,7 +240,7 @@ def _unix(value: str) -> float:
     return dt.timestamp() if dt is not None else 0.0
 
 
-def _parse_names(svc: ImageService, names: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+def _parse_names(svc: ImageBackend, names: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     """tarexporter.parseNames: image IDs in the order first named, each with the tags it
     is saved under. A repository name alone saves every tag (and digest) of it; an ID, a
     digest or an ID prefix saves the image untagged; `repo:tag` must exist as a tag."""
@@ -285,7 +285,7 @@ def _parse_names(svc: ImageService, names: list[str]) -> tuple[list[str], dict[s
     return order, tags
 
 
-def save(svc: ImageService, names: list[str], out: IO[bytes]) -> None:
+def save(svc: ImageBackend, names: list[str], out: IO[bytes]) -> None:
     """Write a docker-save archive of `names` to `out` (tarexport saveSession)."""
     order, tags = _parse_names(svc, names)
     entries: dict[str, tuple[bytes | str, float]] = {}  # archive name -> (bytes, or a temp file path), mtime
