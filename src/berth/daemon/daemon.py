@@ -9,7 +9,7 @@ import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import errdefs, trace
 from ..config import DaemonConfig
@@ -22,6 +22,14 @@ from ..pkg.truncindex import AmbiguousPrefix, TruncIndex
 from ..volume.service import VolumeService
 from . import cgroupdriver, sysinfo
 from . import inspect as _inspect
+
+if TYPE_CHECKING:
+    from ..distribution.service import DistributionService
+    from ..logger.pump import LogPumps
+    from ..logger.rotate import RotationWatcher
+    from .exec import ExecConfig
+    from .network import Controller
+    from .runtimes import Runtimes
 
 log = logging.getLogger("berth.daemon")
 T = TypeVar("T")
@@ -57,6 +65,15 @@ class Daemon:
         self.runtimes: set[str] = {"runc", "crun", *config.runtimes.keys()}
         # Blocking disk work goes here, bounded, as trio's to_thread limiter.
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="berth-io")
+        # Services made on first use or by init_lifecycle; None until then.
+        self.shutting_down = False  # shutdown_lifecycle began: an exit now is no user's stop
+        self._lifecycle: Runtimes | None = None  # the OCI runtimes and the OOM watch (lifecycle)
+        self.log_rotation: RotationWatcher | None = None  # json-file/local rotation of running logs
+        self.log_pumps: LogPumps | None = None  # the pumps of json-file and shipping drivers (logs.pumps)
+        self._distribution: DistributionService | None = None  # pull/push transfers (distribution_service)
+        self._exec_commands: dict[str, ExecConfig] = {}  # execCommands: live exec instances by ID
+        self._berth_network: Controller | None = None  # networks, netavark, ports (network.controller)
+        self._berth_bridges_task: asyncio.Task[None] | None = None  # the bridges made at start
 
     # -- plumbing -----------------------------------------------------------------
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
@@ -300,11 +317,11 @@ class Daemon:
     @property
     def lifecycle(self) -> Any:
         """The daemon's Runtimes (daemon/runtimes.py), made on first use."""
-        rts = self.__dict__.get("_lifecycle")
+        rts = self._lifecycle
         if rts is None:
             from .runtimes import Runtimes
 
-            rts = self.__dict__["_lifecycle"] = Runtimes(self)
+            rts = self._lifecycle = Runtimes(self)
         return rts
 
     async def init_lifecycle(self) -> None:
@@ -386,10 +403,10 @@ class Daemon:
             running = [c for c in self.containers.values() if c.State.Running]
             await asyncio.gather(*(container_stop_inner(self, c, stop_timeout(c)) for c in running),
                                  return_exceptions=True)
-        rotation = self.__dict__.get("log_rotation")  # LOGS: stop the rotation watcher
+        rotation = self.log_rotation  # LOGS: stop the rotation watcher
         if rotation is not None:
             await rotation.stop()
-        pumps = self.__dict__.get("log_pumps")  # LOGS: the pumps stop where they are
+        pumps = self.log_pumps  # LOGS: the pumps stop where they are
         if pumps is not None:
             await pumps.stop_all()
         for ctr in self.containers.values():

@@ -68,10 +68,7 @@ class ExecConfig:
 
 
 def _execs(d: Daemon) -> dict[str, ExecConfig]:
-    store = d.__dict__.get("_exec_commands")
-    if store is None:
-        store = d.__dict__["_exec_commands"] = {}
-    return store
+    return d._exec_commands
 
 
 def forget_exec(d: Daemon, exec_id: str) -> None:

@@ -22,7 +22,7 @@ Writer = Callable[[bytes], Awaitable[None]]
 
 def distribution_service(d: Any) -> DistributionService:
     """The daemon's one DistributionService (its transfer managers are daemon-wide)."""
-    svc = d.__dict__.get("_distribution")
+    svc: DistributionService | None = d._distribution
     if svc is None:
         cfg = d.config
         registry = ServiceConfig(insecure_registries=list(cfg.insecure_registries),
@@ -33,8 +33,8 @@ def distribution_service(d: Any) -> DistributionService:
                        max_concurrent_uploads=cfg.max_concurrent_uploads,
                        max_download_attempts=cfg.max_download_attempts,
                        stall_timeout=cfg.berth_download_stall_timeout)
-        svc = d.__dict__["_distribution"] = DistributionService(d.images, d.layers, registry, d.tmp_dir,
-                                                                d.run_blocking, opts)
+        svc = d._distribution = DistributionService(d.images, d.layers, registry, d.tmp_dir,
+                                                    d.run_blocking, opts)
     return svc
 
 

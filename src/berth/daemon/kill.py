@@ -74,7 +74,7 @@ async def _kill_with_signal_locked(d: Daemon, ctr: Container, sig: int) -> None:
     else:
         monitor.restart_manager(ctr).cancel()
         unpause = ctr.State.Paused
-    if not getattr(d, "shutting_down", False):  # a daemon shutdown is no user's stop
+    if not d.shutting_down:  # a daemon shutdown is no user's stop
         ctr.HasBeenManuallyStopped = True
         await d.run_blocking(ctr.to_disk)
     if ctr.State.Restarting:

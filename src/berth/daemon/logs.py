@@ -419,9 +419,9 @@ log = logging.getLogger("berth.daemon")
 
 
 def pumps(d: Daemon) -> _pump.LogPumps:
-    p = d.__dict__.get("log_pumps")
+    p = d.log_pumps
     if p is None:
-        p = d.__dict__["log_pumps"] = _pump.LogPumps(d.run_blocking)
+        p = d.log_pumps = _pump.LogPumps(d.run_blocking)
     return p
 
 

@@ -70,7 +70,7 @@ def watch(d: Daemon, ctr: Container, proc: ContainerProcess) -> None:
         d.lifecycle.oom.watch(ctr.ID, proc.pid)
     except (OSError, ValueError):
         log.debug("no OOM watch for %s", ctr.ID, exc_info=True)
-    rotation = d.__dict__.get("log_rotation")
+    rotation = d.log_rotation
     if rotation is not None:  # its log is watched while the process runs
         rotation.watch(ctr.ID)
     from .logs import attach_logger  # LOGS: the pump of json-file and shipping drivers

@@ -112,13 +112,13 @@ def shutdown_networking(d: Daemon) -> None:
 
 
 def controller(d: Daemon) -> Controller:
-    ctl = d.__dict__.get("_berth_network")
+    # (a probe, not d._berth_network: test_network_netavark's FakeDaemon does not declare it)
+    ctl: Controller | None = d.__dict__.get("_berth_network")
     if ctl is None:
         with _INIT_LOCK:
             ctl = d.__dict__.get("_berth_network")
             if ctl is None:
-                ctl = Controller(d)
-                d.__dict__["_berth_network"] = ctl
+                ctl = d._berth_network = Controller(d)
     return ctl
 
 
@@ -577,7 +577,7 @@ async def restore_networking(d: Daemon) -> None:
     # beside the first requests rather than before them: a start is not kept waiting,
     # and a container attaching meanwhile is safe (the setup's address is reserved).
     task = asyncio.get_running_loop().create_task(d.run_blocking(make_bridges, d))
-    d.__dict__["_berth_bridges_task"] = task
+    d._berth_bridges_task = task
 
 
 def make_bridges(d: Daemon) -> None:
