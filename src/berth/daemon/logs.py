@@ -247,7 +247,7 @@ def _sources(ctr: Container, cfg: LogFileConfig) -> str:
     """The current file to read: the configured one, or the `<id>-cri.log` an older Berth
     had conmon write (while that conmon runs, or when no newer file exists)."""
     proc = ctr.process if ctr.State.Running else None
-    state_path = getattr(getattr(proc, "state", None), "log_path", "") if proc is not None else ""
+    state_path = proc.state.log_path if proc is not None else ""
     if state_path and state_path != cfg.path and os.path.basename(state_path) != _pump.PRIVATE_NAME:
         return state_path
     if not os.path.exists(cfg.path):

@@ -219,7 +219,7 @@ def _setup_mount_point(d: Daemon, mp: MountPoint) -> str:
         except errdefs.DockerError as e:
             raise type(e)(f"error while mounting volume '{mp.Source}': {e}") from None
         mp.ID = mid
-        mp.active = getattr(mp, "active", 0) + 1
+        mp.active += 1
         return path
     if not mp.Source:
         raise errdefs.Untyped("Unable to setup mount point, neither source nor volume defined")
@@ -277,7 +277,7 @@ def unmount_volumes(d: Daemon, ctr: Container) -> None:
         except errdefs.DockerError as e:
             errors.append(f"error unmounting volume {mp.Volume.name}: {e}")
             continue
-        mp.active = max(0, getattr(mp, "active", 0) - 1)
+        mp.active = max(0, mp.active - 1)
         if mp.active == 0:
             mp.ID = UNSET
         d.volumes.log_event("unmount", mp.Volume.name, {"driver": mp.Driver or "local", "container": ctr.ID})
