@@ -28,7 +28,7 @@ from ..types import gojson
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 _CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "archive_child.py")
 _CHUNK = 65536

@@ -27,7 +27,7 @@ from ..types.backend import ClientStreams, ContainerAttachConfig
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 from ..trace import traced
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 
 @traced("ContainerChanges", action="changes")

@@ -21,7 +21,7 @@ from ..types.container import Config
 from .merge import merge
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 
 def _doc(cfg: Config) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from .verify import verify_container_settings
 
 if TYPE_CHECKING:
     from ..image.service import Image
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 

@@ -350,6 +350,12 @@ class Daemon:
 
         await container_start(self, name, checkpoint, checkpoint_dir)
 
+    async def start_container(self, ctr: Container, reset_restart_manager: bool) -> None:
+        """containerStart of a container in hand (the restart policy's, monitor.py)."""
+        from .start import start_container
+
+        await start_container(self, ctr, reset_restart_manager)
+
     async def container_stop(self, name: str, timeout: int | None, signal: str = "") -> None:
         from .stop import container_stop
 

@@ -12,7 +12,7 @@ from ..trace import traced
 from . import volumes
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 

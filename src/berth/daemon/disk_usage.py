@@ -8,7 +8,7 @@ from msgspec import Struct
 from ..types.filters import Args
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 
 class DiskUsage(Struct):

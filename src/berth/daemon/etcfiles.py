@@ -17,7 +17,7 @@ from ..trace import traced
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 DEFAULT_DNS = ["8.8.8.8", "8.8.4.4"]
 _NS_LINE = re.compile(r"^\s*nameserver\s+(\S+)\s*$", re.M)

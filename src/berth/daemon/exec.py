@@ -34,7 +34,7 @@ from .oci import DEFAULT_PATH_ENV, get_user, replace_or_append_env
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 

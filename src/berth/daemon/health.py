@@ -25,7 +25,7 @@ from ..types.exec import ExecConfig as ExecCreateRequest
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 

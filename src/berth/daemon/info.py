@@ -14,7 +14,7 @@ from .. import ENGINE_VERSION
 from ..types import gojson
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
     from .sysinfo import SysInfo
 
 GIT_COMMIT = "berth"

@@ -17,7 +17,7 @@ from ..volume.mounts import inspect_mount_point
 from . import links, wait
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 
 class GraphDriverData(Struct):

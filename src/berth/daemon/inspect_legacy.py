@@ -17,7 +17,7 @@ from ..types import gojson
 from .inspect import container_inspect, container_mounts, network_settings_json
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 _HIDDEN = ("MacAddress", "NetworkDisabled", "ExposedPorts")
 _BASE_END = "GraphDriver"  # ContainerJSONBase ends here (SizeRw/SizeRootFs are never asked for)

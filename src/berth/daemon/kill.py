@@ -17,7 +17,7 @@ from . import monitor, wait
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 

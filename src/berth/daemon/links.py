@@ -8,7 +8,7 @@ from ..types.container import HostConfig
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 _PREDEFINED = ("default", "bridge", "host", "none")
 

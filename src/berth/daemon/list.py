@@ -18,7 +18,7 @@ from ..types.mount import MountPoint as APIMountPoint
 from .inspect import container_mounts
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 ACCEPTED_FILTERS = {
     "ancestor", "before", "exited", "health", "id", "label", "name", "status", "since", "volume",

@@ -45,7 +45,7 @@ from . import wait
 if TYPE_CHECKING:
     from ..container.container import Container
     from ..runtime.conmon import ContainerProcess
-    from .daemon import Daemon
+    from .core import Daemon
 
 _FOLLOW_POLL = 0.05
 _SHIP_AT_EXIT = 15.0  # seconds an exit waits for a shipping driver to deliver the rest
@@ -243,6 +243,12 @@ class _Follower:
 
 # -- ContainerLogs --------------------------------------------------------------------------
 
+def log_path(ctr: Container) -> str:
+    """Where an older Berth had conmon write every container's output (`<id>-cri.log`);
+    still read for containers started before the json-file names."""
+    return os.path.join(ctr.root, f"{ctr.ID}-cri.log")
+
+
 def _sources(ctr: Container, cfg: LogFileConfig) -> str:
     """The current file to read: the configured one, or the `<id>-cri.log` an older Berth
     had conmon write (while that conmon runs, or when no newer file exists)."""
@@ -251,8 +257,6 @@ def _sources(ctr: Container, cfg: LogFileConfig) -> str:
     if state_path and state_path != cfg.path and os.path.basename(state_path) != _pump.PRIVATE_NAME:
         return state_path
     if not os.path.exists(cfg.path):
-        from .start import log_path
-
         legacy = log_path(ctr)
         if os.path.exists(legacy):
             return legacy

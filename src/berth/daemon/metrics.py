@@ -16,7 +16,7 @@ from . import health
 from .info import GIT_COMMIT, _mem_total, _os_release
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 
 def register(d: Daemon) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..container.container import Container
     from ..container.state import State
     from ..runtime.oci import OCIRuntime
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 
@@ -147,12 +147,10 @@ async def _handle_exit(d: Daemon, ctr: Container, s: State, restart: bool, code:
 
 
 async def _restart_later(d: Daemon, ctr: Container, rm: RestartManager, code: int) -> None:
-    from .start import start_container
-
     err: BaseException | None = None
     try:
         await rm.wait()
-        await start_container(d, ctr, reset_restart_manager=False)
+        await d.start_container(ctr, reset_restart_manager=False)
     except RestartCanceled as e:
         err = e
     except Exception as e:
@@ -265,10 +263,8 @@ async def restore_containers(d: Daemon) -> None:
             elif ctr.host_config.AutoRemove and ctr.HasBeenStartedBefore:
                 to_remove.append(ctr)
     for ctr in to_restart:
-        from .start import start_container
-
         try:
-            await start_container(d, ctr, reset_restart_manager=False)
+            await d.start_container(ctr, reset_restart_manager=False)
         except Exception as e:
             log.error("failed to start container %s: %s", ctr.ID, e)
     for ctr in to_remove:

@@ -14,7 +14,7 @@ from ..pkg import namesgenerator, stringid
 from ..pkg.registrar import NameReserved
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 VALID_CONTAINER_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 

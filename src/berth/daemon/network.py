@@ -38,7 +38,7 @@ from . import links
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.network")
 DEFAULT_NETWORK = "bridge"

@@ -23,7 +23,7 @@ from .propagation import check_bind_propagation
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INIT_PATH_IN_CONTAINER = "/sbin/docker-init"

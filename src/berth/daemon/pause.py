@@ -10,7 +10,7 @@ from ..trace import traced
 from . import health
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 

@@ -8,7 +8,7 @@ from ..types import gojson
 from ..types.filters import Args, match_labels, until_from_prune_filters
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 ACCEPTED = {"label", "label!", "until"}
 

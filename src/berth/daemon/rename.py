@@ -10,7 +10,7 @@ from . import names, network
 log = logging.getLogger("berth.daemon")
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 
 async def container_rename(d: Daemon, old_name: str, new_name: str) -> None:

@@ -9,7 +9,7 @@ from .start import start_container
 from .stop import container_stop_inner, stop_timeout
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 
 @traced("ContainerRestart")

@@ -19,7 +19,7 @@ from ..runtime.oci import OCIRuntime, probe_default_runtime
 from ..runtime.oomwatch import OOMWatcher
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 

@@ -29,18 +29,12 @@ from .verify import verify_container_settings
 if TYPE_CHECKING:
     from ..container.container import Container
     from ..logger.config import LogFileConfig
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 
 # Hooks run after `runtime create`, before `runtime start`: fn(ctr) (attach uses this).
 PreStartHook = Callable[["Container"], Awaitable[None]]
-
-
-def log_path(ctr: Container) -> str:
-    """Where an older Berth had conmon write every container's output (`<id>-cri.log`);
-    logs.py still reads it for containers started before the json-file names."""
-    return os.path.join(ctr.root, f"{ctr.ID}-cri.log")
 
 
 @traced("StartLogger")

@@ -30,7 +30,7 @@ from ..types.stats import (
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 _CG = "/sys/fs/cgroup"
 _INTERVAL = 1.0

@@ -13,7 +13,7 @@ from . import wait
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 DEFAULT_STOP_TIMEOUT = 10

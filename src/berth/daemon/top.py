@@ -11,7 +11,7 @@ from .. import errdefs
 from .stats import container_pids
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .core import Daemon
 
 _PS_ARG = re.compile(r"\s+([^\s]*)=\s*(PID[^\s]*)")
 

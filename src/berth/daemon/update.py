@@ -24,7 +24,7 @@ from .verify import verify_container_settings
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 

@@ -27,7 +27,7 @@ from ..volume.mounts import MountPoint, go_errno_text
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 log = logging.getLogger("berth.daemon")
 

@@ -13,7 +13,7 @@ from ..trace import traced
 
 if TYPE_CHECKING:
     from ..container.container import Container
-    from .daemon import Daemon
+    from .core import Daemon
 
 NOT_RUNNING, NEXT_EXIT, REMOVED = "not-running", "next-exit", "removed"
 

@@ -26,7 +26,7 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from ..daemon.daemon import Daemon
+    from ..daemon.core import Daemon
 
 LIST_FILTERS = {"driver", "id", "label", "name", "scope", "type", "dangling"}
 PRUNE_FILTERS = {"label", "label!", "until"}
