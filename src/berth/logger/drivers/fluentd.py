@@ -31,7 +31,7 @@ from ..config import parse_bool
 from ..copier import Message
 from ..info import Info, extra_attributes, parse_log_tag
 from ..jsonlog import _parse_any
-from . import DriverError, Shipper, log, open_stream
+from .base import DriverError, Shipper, log, open_stream
 
 DEFAULT_BUFFER_LIMIT = 1024 * 1024
 DEFAULT_PORT = 24224

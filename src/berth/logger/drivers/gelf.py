@@ -23,7 +23,7 @@ from ...types import gojson
 from ..copier import Message
 from ..info import Info, extra_attributes, parse_log_tag
 from ..jsonlog import go_bytes_string, go_string, rfc3339nano
-from . import DriverError, Shipper, log, open_datagram, open_stream, send_datagram
+from .base import DriverError, Shipper, log, open_datagram, open_stream, send_datagram
 
 CHUNK_SIZE = 1420  # go-gelf ChunkSize
 _HEADER = 12

@@ -17,7 +17,7 @@ import socket
 
 from ..copier import Message
 from ..info import Info, extra_attributes, parse_log_tag
-from . import DriverError, Shipper
+from .base import DriverError, Shipper
 
 SOCKET = "/run/systemd/journal/socket"
 

@@ -22,7 +22,7 @@ import urllib.parse
 
 from ..copier import Message
 from ..info import Info, parse_log_tag
-from . import DriverError, Shipper, go_errno, open_datagram, open_stream, send_datagram
+from .base import DriverError, Shipper, go_errno, open_datagram, open_stream, send_datagram
 
 SECURE = "tcp+tls"
 FACILITIES = {"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
