@@ -66,6 +66,8 @@ def drop_bridge(d: Daemon, n: Any) -> None:
         if not icc_enabled(n):
             hostsetup.set_icc(n.Interface, True)
         keeper.drop(ctl.nv, network_config(n))
+        if not os.path.exists(f"/sys/class/net/{n.Interface}"):  # live-restored containers keep it
+            hostsetup.set_published_ports_accept(n.Interface, False)
         ctl.nv.sweep_leftovers()  # its port-forwarding chain, which netavark keeps
 
 
@@ -84,11 +86,12 @@ def create_bridge(d: Daemon, n: Any) -> None:
                 keeper.make(ctl.nv, network_config(n), ips)
             finally:
                 ctl.store.release_endpoint(n, eid)
-        if not icc_enabled(n):
-            try:
+        try:
+            if not icc_enabled(n):
                 hostsetup.set_icc(n.Interface, False)
-            except OSError as e:
-                raise errdefs.System(str(e)) from None
+            hostsetup.set_published_ports_accept(n.Interface, True)
+        except OSError as e:
+            raise errdefs.System(str(e)) from None
 
 
 def icc_enabled(n: Any) -> bool:
@@ -600,6 +603,7 @@ def _restore(d: Daemon) -> None:
     pin = hostsetup.setup(d.config.ip_forward, d.config.iptables)
     if pin is not None:
         ctl.nv.after_setup = pin.restore
+        d.sysinfo.ipv4_forwarding_pinned_off = pin.value == "0"
     d.sysinfo.ipv4_forwarding_disabled = not hostsetup.forwarding_enabled()  # what run warns about
     live_eps: set[str] = set()
     # one listing of the endpoint files, not one per container (10,000 at a restart)

@@ -46,10 +46,15 @@ class SysInfo:
     blkio_write_iops: bool = False
     cgroup_namespaces: bool = False
     ipv4_forwarding_disabled: bool = False
+    # `--ip-forward=false` on a host that did not forward: off for good (netavark turns it
+    # on for a moment at each setup, and Berth puts it back: a read then would lie)
+    ipv4_forwarding_pinned_off: bool = False
 
     def ipv4_forwarding_disabled_now(self) -> bool:
         """dockerd probes sysinfo again for every create and /info (RawSysInfo), so the
         forwarding state is today's: netavark turns it on with the first bridge network."""
+        if self.ipv4_forwarding_pinned_off:
+            return True
         try:
             with open("/proc/sys/net/ipv4/ip_forward") as f:
                 self.ipv4_forwarding_disabled = f.read().strip() == "0"

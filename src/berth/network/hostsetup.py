@@ -130,3 +130,28 @@ def set_icc(bridge: str, enable: bool) -> None:
             _write(BRIDGE_NF_IPTABLES, "1")
         except OSError as e:
             log.warning("enabling bridge-nf-call-iptables: %s", e)
+
+
+def _published_rule(bridge: str) -> list[str]:
+    return ["FORWARD", "-o", bridge, "-m", "conntrack", "--ctstate", "DNAT", "-m", "comment", "--comment",
+            f"berth published ports {bridge}", "-j", "ACCEPT"]
+
+
+def set_published_ports_accept(bridge: str, enable: bool) -> None:
+    """Connections to a published port, DNATed to a container of `bridge`, pass the
+    FORWARD chain whatever its policy: dockerd accepts each published port in its DOCKER
+    chain, and with the DROP policy it (and Berth, on a host that did not forward) sets,
+    netavark's own accepts (replies, and what containers send) let no new inbound
+    connection through, so a port published to the outside answered only on loopback.
+    Appended, so netavark's isolation chains are still met first. `enable` False removes
+    it (the network is going)."""
+    rule = _published_rule(bridge)
+    present = subprocess.run(["iptables", "-w", "-C", *rule], capture_output=True).returncode == 0
+    if not enable:
+        if present:
+            subprocess.run(["iptables", "-w", "-D", *rule], capture_output=True)
+        return
+    if not present:
+        r = subprocess.run(["iptables", "-w", "-A", *rule], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise OSError(f"Setting the published ports rule failed: {r.stderr.strip()}")

@@ -13,6 +13,7 @@ does at its end, so that a test run leaves the firewall as it found it.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import subprocess
 
@@ -55,6 +56,8 @@ def _sweep_tool(tool: str, full: bool) -> None:
             _ipt(tool, "-t", "nat", "-X", rule[1])  # refused while it holds or gets a rule
     if not full:
         return
+    if tool == "iptables":
+        _drop_orphan_accepts()
     _drop_if_unused(tool, "nat", _HOSTPORT_CHAINS, static=_HOSTPORT_STATIC)
     _drop_if_unused(tool, "filter", _FILTER_CHAINS, static=())
 
@@ -80,3 +83,15 @@ def _drop_if_unused(tool: str, table: str, chains: tuple[str, ...], static: tupl
     for c in chains:
         if c in names:
             _ipt(tool, "-t", table, "-X", c)
+
+
+def _drop_orphan_accepts() -> None:
+    """Berth's published-port accepts (hostsetup.set_published_ports_accept) whose bridge is
+    gone: what a SIGKILLed daemon leaves with its bridge."""
+    rules = _rules("iptables", "filter") or []
+    for r in rules:
+        if r[:2] != ["-A", "FORWARD"] or "berth published ports" not in " ".join(r):
+            continue
+        bridge = r[r.index("-o") + 1] if "-o" in r else ""
+        if bridge and not os.path.exists(f"/sys/class/net/{bridge}"):
+            _ipt("iptables", "-D", *r[1:])
