@@ -51,9 +51,9 @@ def register(d: Daemon) -> None:
 
     def events() -> Iterable[Any]:
         yield m.gauge("engine_daemon_events_subscribers_total", "The number of current subscribers to events",
-                      len(getattr(d.events, "_subscribers", ())))
+                      d.events.subscribers_count())
         yield m.counter("engine_daemon_events_total", "The number of events logged",
-                        getattr(d.events, "logged", 0))
+                        d.events.logged)
 
     def health_checks() -> Iterable[Any]:
         yield m.counter("engine_daemon_health_checks_failed_total", "The total number of failed health checks",

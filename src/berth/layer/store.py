@@ -94,13 +94,14 @@ class RWLayer:
         self.mount_id = mount_id
         self.init_id = init_id
         self.parent = parent
+        self._gdd: dict[str, str] | None = None  # GetGraphDriverData, read once (inspect is hot)
 
     def graph_driver_data(self) -> dict[str, str] | None:
         """GraphDriver.Data of container inspect; None (JSON null) for vfs.
 
         A layer's lower chain never changes, so it is read from disk once (inspect is hot).
         """
-        cached = getattr(self, "_gdd", None)
+        cached = self._gdd
         if cached is None:
             driver = self._store.driver
             if hasattr(driver, "metadata_for"):
