@@ -345,7 +345,14 @@ def main() -> int:
             except Exception as e:  # a check that breaks is a difference, not the end of the run
                 r = {"exception": f"{type(e).__name__}: {e}"}
             results[side][key] = r
-        print(f"... {key}", file=sys.stderr, flush=True)
+        # each check's differences as soon as known: under emulation a whole run is slow
+        fr1, fc1 = flatten(canon({key: results["ref"][key]})), flatten(canon({key: results["cand"][key]}))
+        n = sum(fr1.get(k, "<absent>") != fc1.get(k, "<absent>") for k in set(fr1) | set(fc1))
+        print(f"... {key}: {n} differ", file=sys.stderr, flush=True)
+        for k in set(fr1) | set(fc1):
+            if fr1.get(k, "<absent>") != fc1.get(k, "<absent>"):
+                print(f"    {k}: dockerd {json.dumps(fr1.get(k, '<absent>'))} berth {json.dumps(fc1.get(k, '<absent>'))}",
+                      file=sys.stderr, flush=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1, default=str)

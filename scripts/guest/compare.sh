@@ -10,15 +10,19 @@ export TMPDIR=/scratch PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$PWD/src${PYTHONPATH
 B=/scratch/cmp-berth D=/scratch/cmp-dockerd
 mkdir -p $B $D
 echo '{}' > $D/daemon.json
-python3 -m berth -H unix://$B/berth.sock --data-root $B/root --exec-root /run/berth-cmp \
-  --pidfile /run/berth-cmp.pid --config-file $B/daemon.json > $B/berthd.log 2>&1 &
-BPID=$!
+# dockerd first: started together, the first iptables call of one can meet the nf_tables
+# module half-loaded by the other ("Failed to initialize nft: Protocol not supported")
 dockerd -H unix://$D/docker.sock --data-root $D/root --exec-root /run/docker-cmp \
   --pidfile /run/docker-cmp.pid --config-file $D/daemon.json > $D/dockerd.log 2>&1 &
 DPID=$!
+for _ in $(seq 600); do DOCKER_HOST=unix://$D/docker.sock docker version >/dev/null 2>&1 && break; sleep 0.5; done
+python3 -m berth -H unix://$B/berth.sock --data-root $B/root --exec-root /run/berth-cmp \
+  --pidfile /run/berth-cmp.pid --config-file $B/daemon.json > $B/berthd.log 2>&1 &
+BPID=$!
 python3 -c 'import sys; from berth.tools import busybox; sys.stdout.buffer.write(busybox.save_tar("busybox:latest"))' > /scratch/busybox.tar
-for s in $B/berth.sock $D/docker.sock; do
+for s in $D/docker.sock $B/berth.sock; do
   for _ in $(seq 600); do DOCKER_HOST=unix://$s docker version >/dev/null 2>&1 && break; sleep 0.5; done
+  DOCKER_HOST=unix://$s docker version >/dev/null 2>&1 || { echo "--- guest: no daemon on $s"; tail -30 $B/berthd.log $D/dockerd.log; exit 4; }
   DOCKER_HOST=unix://$s docker load -q -i /scratch/busybox.tar
   DOCKER_HOST=unix://$s docker info -f '{{.Name}}: {{.ServerVersion}} cgroup {{.CgroupVersion}}/{{.CgroupDriver}} runtime {{.DefaultRuntime}}'
 done
