@@ -335,7 +335,11 @@ def main() -> int:
     only = set(filter(None, a.only.split(",")))
     ref, cand = Daemon(a.ref, "r"), Daemon(a.cand, "c")
     results: dict[str, dict] = {"ref": {}, "cand": {}}
-    todo: list[tuple[str, object]] = [(f"run {k}", v) for k, v in SCENARIOS.items()] + list(CHECKS.items())
+    # the most used first: under emulation a whole run takes long
+    first = ("memory", "cpus", "pids", "memory-swap")
+    todo: list[tuple[str, object]] = [("info", check_info)] + [(f"run {k}", SCENARIOS[k]) for k in first]
+    todo += [(k, v) for k, v in CHECKS.items() if k != "info"]
+    todo += [(f"run {k}", v) for k, v in SCENARIOS.items() if k not in first]
     for key, what in todo:
         if only and key.split()[-1] not in only:
             continue
