@@ -10,8 +10,7 @@ export TMPDIR=/scratch PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$PWD/src${PYTHONPATH
 B=/scratch/cmp-berth D=/scratch/cmp-dockerd
 mkdir -p $B $D
 echo '{}' > $D/daemon.json
-# dockerd first: started together, the first iptables call of one can meet the nf_tables
-# module half-loaded by the other ("Failed to initialize nft: Protocol not supported")
+# one daemon after the other: both starting at once under emulation only slows each
 dockerd -H unix://$D/docker.sock --data-root $D/root --exec-root /run/docker-cmp \
   --pidfile /run/docker-cmp.pid --config-file $D/daemon.json > $D/dockerd.log 2>&1 &
 DPID=$!
