@@ -186,7 +186,10 @@ def sample(ctr: "Container") -> StatsJSON:
             system_cpu_usage=_system_cpu_usage(), online_cpus=online,
             throttling_data=ThrottlingData(periods=c.get("nr_periods", 0), throttled_periods=c.get("nr_throttled", 0),
                                            throttled_time=c.get("throttled_usec", 0) * 1000))
-        raw = {k: v for k, v in _kv(os.path.join(d, "memory.stat")).items() if k in _V2_MEM}
+        # containerd's MemoryStat has every field: one this kernel lacks (6.1 splits
+        # workingset_refault into _anon/_file) is 0 in dockerd's answer, not absent
+        got = _kv(os.path.join(d, "memory.stat"))
+        raw = {k: got.get(k, 0) for k in sorted(_V2_MEM)}
         limit = _int(os.path.join(d, "memory.max"), mem_limit_cap)
         s.memory_stats = MemoryStats(usage=_int(os.path.join(d, "memory.current")), stats=raw,
                                      failcnt=_kv(os.path.join(d, "memory.events")).get("oom", 0),
