@@ -119,9 +119,12 @@ def test_live_resources_under_systemd_resend_every_merged_limit():
     from berth.daemon.update import live_resources, to_containerd_resources
     from berth.types.container import HostConfig
     cur = HostConfig(Memory=64 << 20, MemorySwap=128 << 20, NanoCpus=500_000_000, CpuShares=256)
-    r = to_containerd_resources(live_resources(cur))
+    r = to_containerd_resources(live_resources(cur, HostConfig(CpuShares=256)))
     assert (r.memory.limit, r.memory.swap, r.cpu.quota, r.cpu.period, r.cpu.shares) == (
         64 << 20, 128 << 20, 50_000, 100_000, 256)
     assert r.pids.limit == -1
-    assert to_containerd_resources(live_resources(HostConfig(PidsLimit=50))).pids.limit == 50
+    assert to_containerd_resources(live_resources(HostConfig(PidsLimit=50), HostConfig())).pids.limit == 50
+    # `update --memory` alone: memory.swap.max untouched, as runc leaves it for dockerd
+    r = to_containerd_resources(live_resources(cur, HostConfig(Memory=100 << 20)))
+    assert r.memory.swap is None and r.memory.limit == 64 << 20
     assert cur.PidsLimit is None  # the container's own config untouched
