@@ -88,7 +88,10 @@ def test_stats_in_dockerds_shape(berthd, ctr) -> None:  # type: ignore[no-untype
     if V2:
         # statsV2: cgroup v2 keys in memory_stats.stats, no max_usage, no per-CPU usage
         assert "anon" in mem["stats"] and "file" in mem["stats"] and "rss" not in mem["stats"]
+        assert "workingset_refault" in mem["stats"]  # 0 where the kernel has only _anon/_file
         assert "max_usage" not in mem and "percpu_usage" not in cpu["cpu_usage"]
+        # only io.stat's bytes; dockerd leaves every other blkio list null on v2
+        assert s["blkio_stats"]["io_serviced_recursive"] is None and s["blkio_stats"]["io_queue_recursive"] is None
     else:
         assert "rss" in mem["stats"] and mem["max_usage"] > 0
     assert set(s["blkio_stats"]) >= {"io_service_bytes_recursive", "io_serviced_recursive"}

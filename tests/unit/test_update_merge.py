@@ -111,3 +111,20 @@ def test_containerd_resources() -> None:
 
 def test_response_warnings_null_when_none() -> None:
     assert gojson.encode_response(UpdateResponse(Warnings=None)) == b'{"Warnings":null}\n'
+
+
+def test_live_resources_under_systemd_resend_every_merged_limit():
+    # crun + systemd: a CPU weight set as a scope property made systemd rewrite memory.max,
+    # cpu.max and pids.max; the merged limits are sent again (pids "max" when unset)
+    from berth.daemon.update import live_resources, to_containerd_resources
+    from berth.types.container import HostConfig
+    cur = HostConfig(Memory=64 << 20, MemorySwap=128 << 20, NanoCpus=500_000_000, CpuShares=256)
+    r = to_containerd_resources(live_resources(cur, HostConfig(CpuShares=256)))
+    assert (r.memory.limit, r.memory.swap, r.cpu.quota, r.cpu.period, r.cpu.shares) == (
+        64 << 20, 128 << 20, 50_000, 100_000, 256)
+    assert r.pids.limit == -1
+    assert to_containerd_resources(live_resources(HostConfig(PidsLimit=50), HostConfig())).pids.limit == 50
+    # `update --memory` alone: memory.swap.max untouched, as runc leaves it for dockerd
+    r = to_containerd_resources(live_resources(cur, HostConfig(Memory=100 << 20)))
+    assert r.memory.swap is None and r.memory.limit == 64 << 20
+    assert cur.PidsLimit is None  # the container's own config untouched

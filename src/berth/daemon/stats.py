@@ -195,13 +195,17 @@ def sample(ctr: Container) -> StatsJSON:
             system_cpu_usage=_system_cpu_usage(), online_cpus=online,
             throttling_data=ThrottlingData(periods=c.get("nr_periods", 0), throttled_periods=c.get("nr_throttled", 0),
                                            throttled_time=c.get("throttled_usec", 0) * 1000))
-        raw = {k: v for k, v in _kv(os.path.join(d, "memory.stat")).items() if k in _V2_MEM}
+        # containerd's MemoryStat has every field: one this kernel lacks (6.1 splits
+        # workingset_refault into _anon/_file) is 0 in dockerd's answer, not absent
+        got = _kv(os.path.join(d, "memory.stat"))
+        raw = {k: got.get(k, 0) for k in sorted(_V2_MEM)}
         limit = _int(os.path.join(d, "memory.max"), mem_limit_cap)
         s.memory_stats = MemoryStats(usage=_int(os.path.join(d, "memory.current")), stats=raw,
                                      failcnt=_kv(os.path.join(d, "memory.events")).get("oom", 0),
                                      limit=mem_limit_cap if limit > mem_limit_cap > 0 else limit)
         s.pids_stats = PidsStats(current=_int(os.path.join(d, "pids.current")), limit=_int(os.path.join(d, "pids.max")))
-        sb, sv = [], []
+        # statsV2: io.stat's bytes only, every other list null (as dockerd in the guest)
+        sb = []
         try:
             for line in _read(os.path.join(d, "io.stat")).splitlines():
                 dev, *kvs = line.split()
@@ -209,13 +213,9 @@ def sample(ctr: Container) -> StatsJSON:
                 vals = dict(kv.split("=") for kv in kvs)
                 sb += [BlkioStatEntry(ma, mi, "read", int(vals.get("rbytes", 0))),
                        BlkioStatEntry(ma, mi, "write", int(vals.get("wbytes", 0)))]
-                sv += [BlkioStatEntry(ma, mi, "read", int(vals.get("rios", 0))),
-                       BlkioStatEntry(ma, mi, "write", int(vals.get("wios", 0)))]
         except OSError:
             pass
-        s.blkio_stats = BlkioStats(io_service_bytes_recursive=sb, io_serviced_recursive=sv, io_queue_recursive=[],
-                                   io_service_time_recursive=[], io_wait_time_recursive=[], io_merged_recursive=[],
-                                   io_time_recursive=[], sectors_recursive=[])
+        s.blkio_stats = BlkioStats(io_service_bytes_recursive=sb or None)
     nets = _networks(pid)
     if nets is not None:
         s.networks = nets

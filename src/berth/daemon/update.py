@@ -119,6 +119,22 @@ def to_containerd_resources(hc: HostConfig) -> specs.LinuxResources:
                                 block_io=specs.LinuxBlockIO(weight=hc.BlkioWeight or None))
 
 
+def live_resources(merged: HostConfig, req: HostConfig) -> HostConfig:
+    """What the runtime is given under the systemd driver: the merged limits, not only the
+    request's. crun sets a changed CPU weight as a property of the container's scope and
+    systemd then rewrites the whole cgroup from the scope's own settings, which never held
+    the limits crun wrote as files: `update --cpu-shares` reset memory.max, cpu.max and
+    pids.max (guest comparison). runc puts every limit on the scope, so dockerd keeps them;
+    sending them all again (pids "max" when unset) ends in the same cgroup. A memory
+    update without swap leaves memory.swap.max as it is, as runc does for dockerd."""
+    hc = copy.copy(merged)
+    if req.Memory and not req.MemorySwap:
+        hc.MemorySwap = 0
+    if not hc.PidsLimit or hc.PidsLimit < 0:
+        hc.PidsLimit = -1
+    return hc
+
+
 def _cannot_update(ctr_id: str, err: errdefs.DockerError) -> errdefs.DockerError:
     """errCannotUpdate: errors.Wrap keeps the class (so the status)."""
     return type(err)(f"Cannot update container {ctr_id}: {err}")
@@ -160,7 +176,7 @@ async def update(d: Daemon, name: str, hc: HostConfig) -> None:
     if hc.RestartPolicy.Name:
         monitor.update_restart_policy(ctr)
     try:
-        await _apply(ctr, hc)
+        await _apply(ctr, live_resources(ctr.host_config, hc) if d.systemd_cgroup else hc)
     except errdefs.DockerError:
         await _restore(d, ctr, backup)
         raise
