@@ -151,15 +151,7 @@ def drop(nv: Netavark, net_config: dict[str, Any]) -> None:
         _ip("link", "del", name)
         return
     ips = _throwaway_ips(net_config)
-    sandbox = stringid.generate_random_id()
-    path = nv.create_netns(sandbox)
-    cid = THROWAWAY_PREFIX + sandbox[:12]
-    opts = {
-        "container_id": cid,
-        "container_name": cid,
-        "networks": {network_id: {"static_ips": ips, "interface_name": "eth0"}},
-        "network_info": {network_id: dict(net_config, dns_enabled=False)},
-    }
+    path, cid, opts = _throwaway(nv, net_config, ips)
     try:
         nv.setup(path, opts)
     except errdefs.DockerError as e:
@@ -170,6 +162,20 @@ def drop(nv: Netavark, net_config: dict[str, Any]) -> None:
     _ip("link", "del", name)
     nv.teardown(cid, network_id)
     nv.remove_netns(path)
+
+
+def _throwaway(nv: Netavark, net_config: dict[str, Any], ips: list[str]) -> tuple[str, str, dict[str, Any]]:
+    """A throwaway namespace and netavark's options attaching it to the network with `ips`:
+    its path, container ID and the options."""
+    sandbox = stringid.generate_random_id()
+    path = nv.create_netns(sandbox)
+    cid = THROWAWAY_PREFIX + sandbox[:12]
+    return path, cid, {
+        "container_id": cid,
+        "container_name": cid,
+        "networks": {net_config["id"]: {"static_ips": ips, "interface_name": "eth0"}},
+        "network_info": {net_config["id"]: dict(net_config, dns_enabled=False)},
+    }
 
 
 def kept(bridge: str, network_id: str) -> bool:
@@ -187,15 +193,7 @@ def make(nv: Netavark, net_config: dict[str, Any], ips: list[str]) -> None:
     bridge = net_config.get("network_interface") or ""
     if kept(bridge, network_id):
         return
-    sandbox = stringid.generate_random_id()
-    path = nv.create_netns(sandbox)
-    cid = THROWAWAY_PREFIX + sandbox[:12]
-    opts = {
-        "container_id": cid,
-        "container_name": cid,
-        "networks": {network_id: {"static_ips": ips, "interface_name": "eth0"}},
-        "network_info": {network_id: dict(net_config, dns_enabled=False)},
-    }
+    path, cid, opts = _throwaway(nv, net_config, ips)
     try:
         nv.setup(path, opts)
         ensure(bridge, network_id)
