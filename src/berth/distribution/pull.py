@@ -25,6 +25,7 @@ from ..image import reference as refmod
 from ..image.image import Image
 from ..layer import create_chain_id
 from ..pkg.platforms import Platform
+from ..registry.config import Endpoint
 from ..registry.errors import ErrCode, RegistryError, Transport, URLError, first_code
 from ..registry.session import Session, error_of, transport_text
 from . import manifest as mf
@@ -37,6 +38,7 @@ from .service import (
     SharedSession,
     fetch_config,
     get_manifest,
+    try_endpoints,
 )
 from .xfer import Transfer
 
@@ -83,33 +85,16 @@ async def pull(svc: DistributionService, ref: refmod.Reference, platform: Platfo
     """Pull: every endpoint in turn until one works; the error of the last one wins."""
     if refmod.familiar_name(ref) == "scratch":
         raise errdefs.Forbidden("'scratch' is a reserved name")
-    confirmed_tls: set[str] = set()
-    last_err: BaseException | None = None
-    for ep in svc.registry.endpoints(ref.domain):
-        if not ep.tls and ep.host in confirmed_tls:
-            continue
-        session = Session(ep, req.creds, [f"repository:{ref.path}:pull"], meta_headers=req.meta_headers,
-                          upstream_ua=req.upstream_ua)
-        await session.__aenter__()
-        shared = SharedSession(session)
-        try:
-            try:
-                await session.ping()
-            except URLError as e:
-                last_err = e
-                continue
-            if ep.tls:
-                confirmed_tls.add(ep.host)
-            try:
-                await _Puller(svc, session, shared, ref, platform, out, ep.mirror).pull_repository()
-                return
-            except (RegistryError, mf.ManifestError, aiohttp.ClientError) as e:
-                last_err = e
-                if out.started or not _continue_on_error(e, ep.mirror):
-                    break
-        finally:
-            await shared.release()
-    assert last_err is not None
+
+    async def attempt(ep: Endpoint, session: Session, shared: SharedSession) -> None:
+        await _Puller(svc, session, shared, ref, platform, out, ep.mirror).pull_repository()
+
+    last_err = await try_endpoints(
+        svc.registry.endpoints(ref.domain), req, f"repository:{ref.path}:pull", attempt,
+        retryable=(RegistryError, mf.ManifestError, aiohttp.ClientError),
+        go_on=lambda e, ep: not out.started and _continue_on_error(e, ep.mirror))
+    if last_err is None:
+        return
     raise translate_pull_error(last_err, ref)
 
 

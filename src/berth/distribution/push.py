@@ -23,12 +23,13 @@ import aiohttp
 from .. import errdefs
 from ..image import reference as refmod
 from ..layer.store import Layer
-from ..registry.errors import RegistryError, Transport, URLError
+from ..registry.config import Endpoint
+from ..registry.errors import RegistryError, Transport
 from ..registry.session import Session, error_of, transport_text
 from . import manifest as mf
 from .metadata import V2Metadata, auth_hmac_key, compute_hmac
 from .progress import Output, action, aux, message, update
-from .service import DistributionService, Request, SharedSession, transfer_error
+from .service import DistributionService, Request, SharedSession, transfer_error, try_endpoints
 from .xfer import Transfer
 
 
@@ -47,28 +48,14 @@ async def push(svc: DistributionService, ref: refmod.Reference, req: Request, ou
     local = svc.images.refs.repositories.get(name, {})
     if not local:
         raise errdefs.NotFound(f"An image does not exist locally with the tag: {name}")
-    confirmed_tls: set[str] = set()
-    last_err: BaseException | None = None
-    for ep in svc.registry.endpoints(ref.domain, push=True):
-        if not ep.tls and ep.host in confirmed_tls:
-            continue
-        session = Session(ep, req.creds, [f"repository:{ref.path}:push,pull"], meta_headers=req.meta_headers,
-                          upstream_ua=req.upstream_ua)
-        await session.__aenter__()
-        shared = SharedSession(session)
-        try:
-            try:
-                await session.ping()
-            except URLError as e:
-                last_err = e
-                continue
-            if ep.tls:
-                confirmed_tls.add(ep.host)
-            await _Pusher(svc, session, shared, ref, req, out).push_repository()
-            return
-        finally:
-            await shared.release()
-    assert last_err is not None
+
+    async def attempt(ep: Endpoint, session: Session, shared: SharedSession) -> None:
+        await _Pusher(svc, session, shared, ref, req, out).push_repository()
+
+    last_err = await try_endpoints(svc.registry.endpoints(ref.domain, push=True), req,
+                                   f"repository:{ref.path}:push,pull", attempt)
+    if last_err is None:
+        return
     raise errdefs.Unknown(str(last_err))
 
 

@@ -9,7 +9,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -18,7 +18,7 @@ import aiohttp
 
 from ..image.service import ImageService
 from ..layer import LayerStore
-from ..registry.config import ServiceConfig
+from ..registry.config import Endpoint, ServiceConfig
 from ..registry.errors import (
     ErrCode,
     RegistryError,
@@ -116,6 +116,45 @@ class SharedSession:
         self._users -= 1
         if self._users == 0:
             await self.session.__aexit__(None, None, None)
+
+
+Attempt = Callable[[Endpoint, Session, SharedSession], Awaitable[None]]
+
+
+async def try_endpoints(endpoints: list[Endpoint], req: Request, scope: str, attempt: Attempt,
+                        retryable: tuple[type[BaseException], ...] = (),
+                        go_on: Callable[[BaseException, Endpoint], bool] = lambda e, ep: False,
+                        ) -> BaseException | None:
+    """The endpoint loop of pullRepository and pushRepository: each endpoint in turn (a
+    plain-HTTP one skipped once its host answered over TLS), its session pinged (a failed
+    ping moves on to the next), then `attempt`; one of `retryable` from it moves on too
+    when `go_on` says so. None when an attempt succeeded, else the last error."""
+    confirmed_tls: set[str] = set()
+    last_err: BaseException | None = None
+    for ep in endpoints:
+        if not ep.tls and ep.host in confirmed_tls:
+            continue
+        session = Session(ep, req.creds, [scope], meta_headers=req.meta_headers, upstream_ua=req.upstream_ua)
+        await session.__aenter__()
+        shared = SharedSession(session)
+        try:
+            try:
+                await session.ping()
+            except URLError as e:
+                last_err = e
+                continue
+            if ep.tls:
+                confirmed_tls.add(ep.host)
+            try:
+                await attempt(ep, session, shared)
+                return None
+            except retryable as e:
+                last_err = e
+                if not go_on(e, ep):
+                    break
+        finally:
+            await shared.release()
+    return last_err
 
 
 async def get_manifest(s: Session, path: str, ref: str, by_digest: bool) -> mf.Manifest:
