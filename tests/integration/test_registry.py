@@ -105,7 +105,12 @@ def seed(reg: Registry, repo: str, **kw: object) -> dict:
 
 
 def refd_available() -> bool:
-    return os.path.exists(REFD_SOCK)
+    """A reference dockerd that answers: the socket file alone may be left from one that stopped."""
+    try:
+        status, _ = call(REFD_SOCK, "GET", "/_ping")
+    except OSError:
+        return False
+    return status == 200
 
 
 def test_pull_stream_ids_and_digests_as_dockerd(env: dict) -> None:
