@@ -13,6 +13,7 @@ import msgspec
 
 from .. import errdefs
 from ..container.container import NetworkEndpoint
+from ..daemon import network as dn
 from ..trace import traced
 from ..types import gojson
 from ..types.filters import Args
@@ -33,8 +34,6 @@ PRUNE_FILTERS = {"label", "label!", "until"}
 
 
 def _dn() -> ModuleType:
-    from ..daemon import network as dn
-
     return dn
 
 
