@@ -24,10 +24,13 @@ import gzip
 import io
 import lzma
 import os
+import posixpath
 import stat
 import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO
+
+import zstandard
 
 from .. import errdefs
 from . import tarsplit
@@ -67,8 +70,6 @@ def decompress_stream(raw: BinaryIO) -> BinaryIO:
     if head.startswith(b"\xfd7zXZ\x00"):
         return lzma.LZMAFile(buffered, "rb")  # type: ignore[return-value]  # a binary file object: read() is all callers use
     if head.startswith(b"\x28\xb5\x2f\xfd"):
-        import zstandard
-
         return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
     return buffered
 
@@ -83,8 +84,6 @@ def _path_error(op: str, name: str, err: OSError) -> _ApplyError:
 
 def _clean(name: str) -> str:
     """filepath.Clean(filepath.Join("/", name)) without the leading slash: "" is the root."""
-    import posixpath
-
     return posixpath.normpath("/" + name.lstrip("/")).lstrip("/")
 
 
