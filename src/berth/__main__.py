@@ -9,8 +9,10 @@ import asyncio
 import fcntl
 import gc
 import grp
+import ipaddress
 import logging
 import os
+import resource
 import signal
 import ssl
 import sys
@@ -26,6 +28,11 @@ from .api.fastpath import FastUnixSite
 from .api.router import container as container_router
 from .api.router import system as system_router
 from .config import DaemonConfig, Runtime, Ulimit, parse_ulimit
+from .daemon import cgroupdriver, sysinfo
+from .daemon import network as daemon_network
+from .daemon.daemon import Daemon
+from .pkg.units import ram_in_bytes
+from .runtime.spec import daemon_hard_limits
 
 log = logging.getLogger("berthd")
 DEFAULT_HOST = "unix:///run/berth/berth.sock"
@@ -79,8 +86,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def _ip_flag(name: str) -> Any:
     """pflag's IPVar: net.ParseIP, with pflag's error for anything else."""
     def parse(value: str) -> str:
-        import ipaddress
-
         try:
             return str(ipaddress.ip_address(value.strip()))
         except ValueError:
@@ -131,8 +136,6 @@ def _check_default_ulimits(cfg: DaemonConfig) -> None:
     the daemon's limit instead (runtime/spec.py rlimits), and we say so once here."""
     if not cfg.default_ulimits:
         return
-    from .runtime.spec import daemon_hard_limits
-
     ceilings = daemon_hard_limits()
     for name, ul in sorted(cfg.default_ulimits.items()):
         if not ul.Name:
@@ -164,8 +167,6 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
         if v is not None:
             flags["hosts" if key == "host" else key.replace("_", "-")] = v
     if args.default_shm_size:
-        from .pkg.units import ram_in_bytes
-
         flags["default-shm-size"] = ram_in_bytes(args.default_shm_size)
     if args.log_opt:
         flags["log-opts"] = dict(o.split("=", 1) for o in args.log_opt)
@@ -190,8 +191,6 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
     cfg = msgspec.convert(merged, DaemonConfig)
     _check_host_setup(cfg)
     if cfg.host_gateway_ip:  # daemon.json: net.IP's UnmarshalText
-        import ipaddress
-
         try:
             cfg.host_gateway_ip = str(ipaddress.ip_address(cfg.host_gateway_ip))
         except ValueError:
@@ -208,8 +207,6 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
 
 def _verify_cgroup_settings(cfg: DaemonConfig) -> None:
     """verifyDaemonSettings' cgroup checks: the driver, then a systemd parent is a slice."""
-    from .daemon import cgroupdriver, sysinfo
-
     try:
         cgroupdriver.verify_cgroup_driver(cfg.exec_opts)
         systemd = cgroupdriver.using_systemd(cfg.exec_opts, sysinfo.is_cgroup_v2())
@@ -323,6 +320,7 @@ def app_state(d: Any) -> dict[web.AppKey[Any], Any]:
 
 async def _start_metrics(addr: str, d: Any) -> web.AppRunner:
     """startMetricsServer: the daemon's collectors, then the listener."""
+    # Late: prometheus_client (about 10 ms to import) only with --metrics-addr.
     from .daemon import metrics as daemon_metrics
     from .trace import server as trace_server
 
@@ -334,8 +332,6 @@ async def _start_metrics(addr: str, d: Any) -> web.AppRunner:
 
 
 async def serve(cfg: DaemonConfig) -> None:
-    from .daemon.daemon import Daemon
-
     os.makedirs(cfg.exec_root, mode=0o700, exist_ok=True)
     os.makedirs(cfg.data_root, mode=0o710, exist_ok=True)
     lock = PidfileLock(cfg.pidfile_path, cfg.data_root)
@@ -351,8 +347,6 @@ async def serve(cfg: DaemonConfig) -> None:
         d = Daemon(cfg)
         await d.restore()
         await d.init_lifecycle()  # LIFECYCLE: runtime probe, live restore, restart policies
-        from .daemon import network as daemon_network
-
         await daemon_network.restore_networking(d)  # keep live containers' networks, drop dead ones'
         app = server.build_app(_routes(), app_state(d))
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
@@ -386,8 +380,6 @@ def _raise_nofile_limit() -> None:
     does at start (dockerd 20.10.24 is built with 1.19): a daemon with a connection, a log
     and a few pipes per container must not stop at a shell's default of 1024. As with
     dockerd built with Go 1.19, what it spawns inherits the raised limit."""
-    import resource
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         try:
@@ -409,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     _check_default_ulimits(cfg)
     _raise_nofile_limit()
-    try:
+    try:  # late and optional: without uvloop, asyncio's own loop serves
         import uvloop
 
         uvloop.install()

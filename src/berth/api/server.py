@@ -18,6 +18,7 @@ from aiohttp.web_urldispatcher import AbstractRoute, MatchInfoError, UrlMappingM
 from yarl import URL
 
 from .. import ENGINE_VERSION, errdefs, trace
+from ..types import gojson
 from . import httpstatus
 from .httputils import API_VERSION_KEY, DEFAULT_VERSION, MIN_VERSION, compare_versions
 
@@ -43,8 +44,6 @@ def _error_response(request: web.Request, status: int, message: str) -> web.Resp
         resp = web.Response(status=status, text=message + "\n", content_type="text/plain", charset="utf-8")
         resp.headers["X-Content-Type-Options"] = "nosniff"
         return resp
-    from ..types import gojson
-
     body = gojson.encode_response({"message": message})
     return web.Response(status=status, body=body, content_type="application/json")
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .. import errdefs
 from ..network.etcfiles import _LOCALHOST_NS, DEFAULT_HOSTS  # one copy of libnetwork's defaults
 from ..trace import traced
+from . import network
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -126,8 +127,6 @@ def write_network_files(d: Daemon, ctr: Container) -> None:
     ctr.HostsPath = os.path.join(ctr.root, "hosts")
     ctr.ResolvConfPath = os.path.join(ctr.root, "resolv.conf")
     # Plain writes: these files are rebuilt on every start, a torn one is harmless.
-    from . import network
-
     # The network code knows addresses, links and the embedded DNS: its content wins.
     if hasattr(network, "build_hosts") and hasattr(network, "build_resolv_conf"):
         hosts = network.build_hosts(d, ctr).encode()

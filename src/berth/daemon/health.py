@@ -22,6 +22,7 @@ from .. import errdefs
 from ..container.state import Health
 from ..types import gojson
 from ..types.exec import ExecConfig as ExecCreateRequest
+from .exec import container_exec_create, container_exec_inspect, container_exec_start, forget_exec
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -131,8 +132,6 @@ async def _monitor(d: Daemon, ctr: Container, cmd: list[str]) -> None:
 async def run_probe(d: Daemon, ctr: Container, cmd: list[str], timeout: float) -> tuple[int, str]:
     """One probe with its timeout: (exit code, output). A probe that cannot run or takes
     too long counts as exit code -1, with the error as its output."""
-    from .exec import container_exec_inspect
-
     holder: dict[str, str] = {}
     task = asyncio.ensure_future(_probe(d, ctr, cmd, holder))
     try:
@@ -186,12 +185,6 @@ class _ProbeOutput:
 async def _probe(d: Daemon, ctr: Container, cmd: list[str], holder: dict[str, str]) -> tuple[int, str]:
     """cmdProbe.run: an exec of `cmd` (user and working dir from the container's Config),
     its output collected, its exit code read back from the exec."""
-    from .exec import (
-        container_exec_create,
-        container_exec_inspect,
-        container_exec_start,
-    )
-
     req = ExecCreateRequest(AttachStdout=True, AttachStderr=True, Cmd=cmd, User=ctr.Config.User,
                             WorkingDir=ctr.Config.WorkingDir)
     exec_id = container_exec_create(d, ctr.ID, req)
@@ -216,8 +209,6 @@ def _forget_later(d: Daemon, exec_id: str) -> None:
     """A probe's exec stays inspectable for a while, then goes, as dockerd's exec GC does;
     without this a long-lived container would pile up one exec per probe. (daemon/exec.py
     keeps other execs until their container is removed.)"""
-    from .exec import forget_exec
-
     asyncio.get_running_loop().call_later(EXEC_GC_DELAY, forget_exec, d, exec_id)
 
 

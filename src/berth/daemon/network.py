@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import subprocess
@@ -413,8 +414,6 @@ def _free_interface(ctl: Controller, ctr: Container) -> str:
     (reset by _initialize); after a daemon restart it is taken from the interfaces the
     container has."""
     used = -1
-    import json
-
     for nid in ctl.nv.attached(ctr.ID):
         try:
             with open(os.path.join(ctl.nv.ep_dir, f"{ctr.ID}-{nid}.json")) as f:
