@@ -54,6 +54,7 @@ class FakeDaemon:
         self.events = _Events()
         self.containers: dict[str, Container] = {}
         self.names = _Names()
+        self._berth_network: Any = None  # the Daemon's network controller, made on first use
 
     async def run_blocking(self, fn: Any, *args: Any) -> Any:
         return fn(*args)

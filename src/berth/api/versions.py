@@ -132,6 +132,7 @@ from typing import Any
 import msgspec
 
 from .. import errdefs
+from ..types.container import HealthConfig
 from .httputils import compare_versions
 from .versions_common import (  # re-exported: the routers read them as versions.X
     LEGACY_VERSION,
@@ -435,8 +436,8 @@ def health_start_interval(version: str, config: Any) -> None:
     """postContainersCreate: `Healthcheck.StartInterval` was added in 1.44; older requests
     have it dropped (the 20.10 decoder did not know the field at all)."""
     if before(version, "1.44") and config is not None:
-        hc = getattr(config, "Healthcheck", None)
-        if hc is not None and hasattr(hc, "StartInterval"):
+        hc = config.Healthcheck
+        if isinstance(hc, HealthConfig):
             hc.StartInterval = msgspec.UNSET
 
 

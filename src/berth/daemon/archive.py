@@ -198,9 +198,9 @@ async def container_archive_path(d: Daemon, name: str, path: str) -> tuple[Async
 def _in_volume(ctr: Container, abs_path: str) -> tuple[bool, bool]:
     """checkIfPathIsInAVolume: (in a volume, that volume is writable)."""
     for mp in ctr.MountPoints.values():
-        dest = getattr(mp, "Destination", "")
+        dest = mp.Destination
         if dest and (abs_path == dest or abs_path.startswith(dest.rstrip("/") + "/")):
-            return True, bool(getattr(mp, "RW", True))
+            return True, mp.RW
     return False, True
 
 

@@ -86,7 +86,7 @@ def build_hosts(ctr: Container, host_mode: bool) -> bytes:
     out = DEFAULT_HOSTS
     out += "".join(_extra_host_line(h) for h in ctr.host_config.ExtraHosts or [])
     for ep in (ctr.NetworkSettings.Networks or {}).values():
-        ip = getattr(ep, "IPAddress", "")
+        ip = ep.IPAddress
         if ip:
             names = ctr.Config.Hostname
             if ctr.Config.Domainname:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .. import errdefs
 from ..container.state import Health
 from ..types import gojson
+from ..types.container import HealthConfig
 from ..types.exec import ExecConfig as ExecCreateRequest
 from .exec import container_exec_create, container_exec_inspect, container_exec_start, forget_exec
 
@@ -49,11 +50,16 @@ def _seconds(ns: Any, default: float) -> float:
     return ns / 1e9 if isinstance(ns, int) and ns else default
 
 
+def _health_config(ctr: Container) -> HealthConfig:
+    """The container's Healthcheck, or one with every field unset when it has none."""
+    hc = ctr.Config.Healthcheck
+    return hc if isinstance(hc, HealthConfig) else HealthConfig()
+
+
 def probe_command(ctr: Container) -> list[str] | None:
     """getProbe + cmdProbe: CMD runs its arguments, CMD-SHELL the container's shell
     (Config.Shell, else /bin/sh -c) with them; NONE or anything else: no probe."""
-    hc = ctr.Config.Healthcheck
-    test = list(getattr(hc, "Test", None) or []) if hc is not None else []
+    test = list(_health_config(ctr).Test or [])
     if not test:
         return None
     if test[0] == "CMD":
@@ -100,22 +106,22 @@ def stop_health_checks(ctr: Container) -> None:
             ctr.State.Health.Status = UNHEALTHY
 
 
-def next_interval(hc: Any, status: str | None, since_start: float) -> float:
+def next_interval(hc: HealthConfig, status: str | None, since_start: float) -> float:
     """getInterval: StartInterval while still `starting` inside the start period."""
-    interval = _seconds(getattr(hc, "Interval", 0), DEFAULT_INTERVAL)
-    start_period = _seconds(getattr(hc, "StartPeriod", 0), DEFAULT_START_PERIOD)
+    interval = _seconds(hc.Interval, DEFAULT_INTERVAL)
+    start_period = _seconds(hc.StartPeriod, DEFAULT_START_PERIOD)
     if since_start >= start_period:
         return interval
     if status == STARTING:
-        return _seconds(getattr(hc, "StartInterval", 0), DEFAULT_START_INTERVAL)
+        return _seconds(hc.StartInterval, DEFAULT_START_INTERVAL)
     return interval
 
 
 async def _monitor(d: Daemon, ctr: Container, cmd: list[str]) -> None:
-    hc = ctr.Config.Healthcheck
-    timeout = _seconds(getattr(hc, "Timeout", 0), DEFAULT_TIMEOUT)
-    start_period = _seconds(getattr(hc, "StartPeriod", 0), DEFAULT_START_PERIOD)
-    retries = getattr(hc, "Retries", 0) or DEFAULT_RETRIES
+    hc = _health_config(ctr)
+    timeout = _seconds(hc.Timeout, DEFAULT_TIMEOUT)
+    start_period = _seconds(hc.StartPeriod, DEFAULT_START_PERIOD)
+    retries = hc.Retries or DEFAULT_RETRIES
     started = time.monotonic()
     while True:
         h = ctr.State.Health

@@ -116,11 +116,10 @@ def shutdown_networking(d: Daemon) -> None:
 
 
 def controller(d: Daemon) -> Controller:
-    # (a probe, not d._berth_network: test_network_netavark's FakeDaemon does not declare it)
-    ctl: Controller | None = d.__dict__.get("_berth_network")
+    ctl: Controller | None = d._berth_network
     if ctl is None:
         with _INIT_LOCK:
-            ctl = d.__dict__.get("_berth_network")
+            ctl = d._berth_network
             if ctl is None:
                 ctl = d._berth_network = Controller(d)
     return ctl

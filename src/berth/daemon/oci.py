@@ -181,8 +181,8 @@ def user_mounts(d: Daemon, ctr: Container, readonly_rootfs: bool) -> tuple[list[
             continue  # a tmpfs given twice (HostConfig.Tmpfs and a tmpfs mount point)
         prop = mt.text(mp.Propagation)
         non_recursive = False
-        bo = getattr(mp.Spec, "BindOptions", None)
-        if bo is not None and getattr(bo, "NonRecursive", False) is True:
+        bo = mp.Spec.BindOptions if mt.is_set(mp.Spec.BindOptions) else None
+        if bo is not None and bo.NonRecursive is True:
             non_recursive = True
         opts = ["bind" if non_recursive else "rbind"]
         if not mp.RW:
@@ -191,7 +191,7 @@ def user_mounts(d: Daemon, ctr: Container, readonly_rootfs: bool) -> tuple[list[
             opts.append(prop)
             # setMounts: a shared/slave bind needs a shared/slave source mount (else the
             # start fails) and makes the rootfs propagation at least as open.
-            explicit = bool(getattr(bo, "Propagation", "") or "") if bo is not None else False
+            explicit = bool(bo.Propagation) if bo is not None else False
             propagation = check_bind_propagation(source, prop, propagation, d.root, explicit)
         out.append(specs.Mount(destination=mp.Destination, type="bind", source=source, options=opts))
     for dest, data in (hc.Tmpfs or {}).items() if isinstance(hc.Tmpfs, dict) else ():
@@ -288,9 +288,8 @@ def resources(ctr: Container, devices: list[specs.LinuxDeviceCgroup]) -> specs.L
         mem.swap = hc.MemorySwap
     if hc.MemorySwappiness is not None and hc.MemorySwappiness >= 0:
         mem.swappiness = hc.MemorySwappiness
-    oom = getattr(hc, "OomKillDisable", None)
-    if isinstance(oom, bool):
-        mem.disable_oom_killer = oom
+    if isinstance(hc.OomKillDisable, bool):
+        mem.disable_oom_killer = hc.OomKillDisable
     if hc.KernelMemory:
         mem.kernel = hc.KernelMemory
     if hc.KernelMemoryTCP:

@@ -43,7 +43,7 @@ async def post_containers_create(request: web.Request) -> web.StreamResponse:
             hc.AutoRemove = False
         if version_less_than(version, "1.40"):
             for m in hc.Mounts or []:
-                bo = getattr(m, "BindOptions", None)
+                bo = m.BindOptions
                 if bo is not None and bo is not msgspec.UNSET:
                     bo.NonRecursive = msgspec.UNSET
             hc.KernelMemoryTCP = 0
