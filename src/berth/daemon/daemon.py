@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import errdefs, trace
 from ..config import DaemonConfig
-from ..container.container import Container, from_disk
+from ..container.container import Container, NetworkEndpoint, from_disk
 from ..distribution.service import clean_temp
 from ..events import Events
 from ..image.service import ImageService
 from ..layer import LayerStore
 from ..logger.rotate import RotationWatcher
+from ..network.types import NetworkCreateRequest, NetworkResource
 from ..pkg import atomicfile
 from ..pkg.registrar import Registrar
 from ..pkg.truncindex import AmbiguousPrefix, TruncIndex
+from ..types.filters import Args
 from ..volume.service import VolumeService
 from . import apparmor, cgroupdriver, sysinfo
 from . import archive as _archive
@@ -42,6 +44,7 @@ from . import list as _list
 from . import logs as _logs
 from . import monitor as _monitor
 from . import names as _names
+from . import network_ops as _network_ops
 from . import pause as _pause
 from . import prune as _prune
 from . import rename as _rename
@@ -273,6 +276,28 @@ class Daemon:
 
     async def system_disk_usage(self, anonymous_label: bool = False) -> Any:
         return await _disk_usage.system_disk_usage(self, anonymous_label)
+
+    # ---- networks (daemon/network_ops.py, blocking: on the I/O pool) ----
+    async def network_list(self, filters: Args) -> list[NetworkResource]:
+        return await self.run_blocking(_network_ops.list_networks, self, filters)
+
+    async def network_inspect(self, term: str) -> NetworkResource:
+        return await self.run_blocking(_network_ops.inspect_network, self, term)
+
+    async def network_create(self, req: NetworkCreateRequest) -> tuple[str, str]:
+        return await self.run_blocking(_network_ops.create_network, self, req)
+
+    async def network_connect(self, term: str, container: str, config: NetworkEndpoint | None) -> None:
+        await self.run_blocking(_network_ops.connect, self, term, container, config)
+
+    async def network_disconnect(self, term: str, container: str, force: bool) -> None:
+        await self.run_blocking(_network_ops.disconnect, self, term, container, force)
+
+    async def network_remove(self, term: str) -> None:
+        await self.run_blocking(_network_ops.remove_network, self, term)
+
+    async def networks_prune(self, filters: Args) -> list[str] | None:
+        return await self.run_blocking(_network_ops.prune_networks, self, filters)
 
     # ---- registries: pull, push, login, search (daemon/image_distribution.py) ----
     async def pull_image(self, image: str, tag: str, platform: str, auth: Any, meta_headers: dict[str, str],
