@@ -264,9 +264,7 @@ async def _start_sites(runner: web.AppRunner, cfg: DaemonConfig) -> None:
             except FileNotFoundError:
                 pass
             # Plain GETs answered without aiohttp's request cycle; the rest by aiohttp.
-            router = runner.app.router
-            assert isinstance(router, server._Router)  # make_app builds the app on one
-            site: web.BaseSite = FastUnixSite(runner, path, router, runner.app)
+            site: web.BaseSite = FastUnixSite(runner, path, runner.app.router, runner.app)
             await site.start()
             os.chmod(path, 0o660)
             try:
