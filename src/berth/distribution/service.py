@@ -18,7 +18,6 @@ import aiohttp
 
 from ..image.service import ImageService
 from ..layer import LayerStore
-from ..pkg.procpool import new_pool
 from ..registry.config import Endpoint, ServiceConfig
 from ..registry.errors import (
     BadResponseBody,
@@ -85,6 +84,10 @@ def unpack_pool(svc: DistributionService) -> Any:
     None where processes cannot be had: threads then."""
     if svc._unpack_pool is None:
         try:
+            # Late: multiprocessing (about 2.5 ms to import) only at the first pull; a host
+            # where it cannot be imported unpacks in threads.
+            from ..pkg.procpool import new_pool
+
             svc._unpack_pool = new_pool(max(2, min(4, os.cpu_count() or 2)))
         except (OSError, ValueError, ImportError):
             svc._unpack_pool = False
