@@ -334,8 +334,7 @@ def container_create(version: str, raw: Any, config: Any, hc: Any, nc: Any) -> l
         return []
     warnings: list[str] = []
     if hc is not None:
-        if hasattr(hc, "KernelMemory"):
-            hc.KernelMemory = 0  # removed in 1.42: "any value it is set to will be ignored"
+        hc.KernelMemory = 0  # removed in 1.42: "any value it is set to will be ignored"
         _check_mounts(version, _lookup(raw, "HostConfig", "Mounts") or [])
     endpoints = (nc.EndpointsConfig or {}) if nc is not None else {}
     if before(version, "1.44") and len(endpoints) > 1:

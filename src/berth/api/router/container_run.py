@@ -187,7 +187,7 @@ async def post_container_update(request: web.Request) -> web.StreamResponse:
         uc.PidsLimit = None
     if not version_less_than(version, "1.42"):
         uc.KernelMemory = 0  # removed in API 1.42
-    if not version_less_than(version, "1.52") and hasattr(uc, "KernelMemoryTCP"):
+    if not version_less_than(version, "1.52"):
         uc.KernelMemoryTCP = 0  # removed in API 1.52: "any value it is set to will be ignored"
     if uc.PidsLimit is not None and uc.PidsLimit <= 0:
         uc.PidsLimit = 0  # 0 and any negative value mean "unlimited" when updating
