@@ -20,6 +20,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -215,12 +216,13 @@ def process(name: str, **attrs: Any) -> Any:
 
 
 def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
-           network_action: str = "", image_action: str = "") -> Callable[[F], F]:
+           network_action: str = "", image_action: str = "", count_errors: bool = False) -> Callable[[F], F]:
     """Decorate a step function (sync or async) to be a span named `name` (dockerd's
     name for the step). `name` may be a function of the call's arguments, for spans
     such as `runc start`. `action` / `network_action` / `image_action` also time a
     successful call into dockerd's engine_daemon_{container,network,image}_actions_seconds
-    (also outside any API request: a restart policy's start counts)."""
+    (also outside any API request: a restart policy's start counts); `count_errors` times
+    failed calls too (dockerd's pull and push call UpdateSince before looking at the error)."""
     timed = (("container", action) if action else ("network", network_action) if network_action
              else ("image", image_action) if image_action else None)
 
@@ -249,7 +251,7 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
                 finally:
                     if h is not None:
                         _close(h, err)
-                    if timed is not None and err is None and state.action_sink is not None:
+                    if timed is not None and (err is None or count_errors) and state.action_sink is not None:
                         state.action_sink(timed[0], timed[1], (time.perf_counter_ns() - t0) / 1e9)
 
             return awrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
@@ -269,7 +271,7 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
             finally:
                 if h is not None:
                     _close(h, err)
-                if timed is not None and err is None and state.action_sink is not None:
+                if timed is not None and (err is None or count_errors) and state.action_sink is not None:
                     state.action_sink(timed[0], timed[1], (time.perf_counter_ns() - t0) / 1e9)
 
         return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
@@ -306,6 +308,17 @@ def in_context(fn: F) -> F:
         return fn
     ctx = contextvars.copy_context()
     return functools.partial(ctx.run, fn)  # type: ignore[return-value]  # ctx.run(fn, ...) calls fn: the same signature
+
+
+class ContextExecutor(ThreadPoolExecutor):
+    """The loop's default executor while tracing is on: what a step sends to a thread with
+    `loop.run_in_executor(None, ...)` runs in the step's context, so the steps it runs
+    (a layer's applyTar, Register) nest under it. Asyncio's own default otherwise."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if _current.get() is not None:
+            return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+        return super().submit(fn, *args, **kwargs)
 
 
 def current_operation() -> Operation | None:
