@@ -12,8 +12,11 @@
 Each operation is asked of base, off, on, base, off, on, ... on one keep-alive connection
 per daemon, so machine noise hits the three alike: `create` (POST /containers/create of
 busybox `true`) and `run` (create + start + wait + delete, `--network none`, the
-run-to-exit of bench/engine_bench.py). Prints p50/p95 per daemon and the ratios on/off
-and off/base of the p50s. Everything made is removed; the daemons are stopped by pid.
+run-to-exit of bench/engine_bench.py), in rounds of `--block` creates (runs: a fifth of
+that) per daemon. Prints p50/p95 per daemon and the ratios on/off and off/base of the p50s,
+the CPU per operation of each daemon's cgroup over the whole run, and the paired per-round
+CPU differences (median and quartiles: robust to the other processes of a shared machine).
+Everything made is removed; the daemons are stopped by pid.
 """
 from __future__ import annotations
 
@@ -221,6 +224,7 @@ def main() -> None:
     ap.add_argument("--base", default="main")
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--runs", type=int, default=60)
+    ap.add_argument("--block", type=int, default=20, help="creates per daemon per round (runs: a fifth)")
     ap.add_argument("--on", default="both", choices=["both", "metrics", "otlp"],
                     help="what `on` turns on: --metrics-addr, OTLP export, or both")
     ap.add_argument("--inproc", action="store_true", help="only the in-process costs (no daemon, no root)")
@@ -295,6 +299,9 @@ def main() -> None:
         results: dict[str, dict[str, list[float]]] = {"create": {s: [] for s in clients},
                                                        "run": {s: [] for s in clients}}
         cpu: dict[str, dict[str, float]] = {"create": {}, "run": {}}
+        # CPU per operation of each block of `block` operations, per side, round by round
+        blocks: dict[str, dict[str, list[float]]] = {"create": {s: [] for s in clients},
+                                                      "run": {s: [] for s in clients}}
         sides = list(clients)
 
         def usage() -> dict[str, float]:
@@ -304,15 +311,25 @@ def main() -> None:
             out["exporter"] = _cpu_ms(procs["on"].pid, exporter=True)
             return out
 
-        for op, count, fn in (("create", a.n, create), ("run", a.runs, run)):
+        def side_ms(side: str) -> float:
+            return groups[side].ms() if groups else _cpu_ms(procs[side].pid)
+
+        load0 = os.getloadavg()
+        for op, count, block, fn in (("create", a.n, a.block, create), ("run", a.runs, max(1, a.block // 5), run)):
             before = usage()
-            for i in range(count):
-                for side in sides[i % 3:] + sides[:i % 3]:  # each daemon first in turn
-                    results[op][side].append(timed(lambda: fn(side)))
+            for r in range(0, count, block):
+                k = min(block, count - r)
+                rnd = r // block
+                for side in sides[rnd % 3:] + sides[:rnd % 3]:  # each daemon first in turn
+                    c0 = side_ms(side)
+                    for _ in range(k):
+                        results[op][side].append(timed(lambda: fn(side)))
+                    blocks[op][side].append((side_ms(side) - c0) / k)
             time.sleep(1.5)  # the metrics' batch and the exporter's queue are done
             after = usage()
             for s in [*sides, "exporter"]:
                 cpu[op][s] = (after.get(s, 0) - before.get(s, 0)) / count
+        load1 = os.getloadavg()
         print(f"{'op':<8}" + "".join(f"{s + ' p50':>11}{s + ' p95':>11}" for s in clients)
               + f"{'on/off':>9}{'off/base':>10}")
         for op, r in results.items():
@@ -325,6 +342,16 @@ def main() -> None:
         for op, c in cpu.items():
             print(f"{op:<8}" + "".join(f"{s + ' ' + format(c[s], '.3f'):>16}" for s in [*sides, "exporter"])
                   + f"   on-off {c['on'] - c['off']:+.3f} ms, off-base {c['off'] - c['base']:+.3f} ms")
+        print("CPU ms per operation, paired by round (the blocks of each round run back to back): median"
+              " [quartiles] of the differences, and on-off as a share of off's p50 latency:")
+        for op, bl in blocks.items():
+            p50_off = statistics.median(results[op]["off"])
+            for x, y in (("on", "off"), ("off", "base")):
+                d = sorted(p - q for p, q in zip(bl[x], bl[y], strict=True))
+                med = statistics.median(d)
+                print(f"{op:<8}{x}-{y}: {med:+.3f} ms [{pct(d, .25):+.3f} .. {pct(d, .75):+.3f}] over {len(d)} rounds"
+                      f" = {med / p50_off * 100:+.1f}% of off's p50 {p50_off:.2f} ms")
+        print(f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end ({os.cpu_count()} CPUs)")
         print(f"(n={a.n} creates, {a.runs} runs per daemon; spans received: {len(receiver.snapshot())})")
     finally:
         for side, ids in made.items():
