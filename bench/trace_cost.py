@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """What tracing and metrics cost (issue 15): three berthd side by side, asked in turn.
 
-    sudo python3 bench/trace_cost.py [--base main] [--n 300] [--runs 60] [--keep-going]
+    sudo python3 bench/trace_cost.py [--base main] [--n 300] [--runs 60] [--block 20]
+    sudo python3 bench/trace_cost.py --toggle [--rounds 100] [--block 20]
+    python3 bench/trace_cost.py --inproc
 
 - `base`: this repository's `--base` revision (default `main`), exported with `git archive`
   (no instrumentation at all);
@@ -17,6 +19,9 @@ that) per daemon. Prints p50/p95 per daemon and the ratios on/off and off/base o
 the CPU per operation of each daemon's cgroup over the whole run, and the paired per-round
 CPU differences (median and quartiles: robust to the other processes of a shared machine).
 Everything made is removed; the daemons are stopped by pid.
+
+--toggle: one daemon with both on (bench/trace_toggle.py), tracing switched off and on by
+SIGUSR1 after every block: on against off in one process and heap, paired by round.
 """
 from __future__ import annotations
 
@@ -40,7 +45,8 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 from engine_bench import Client, pct, timed
 
 
-def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, str],
+          program: list[str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     d = os.path.join(tmp, name)
     os.makedirs(d)
     sock = os.path.join(d, "berth.sock")
@@ -49,7 +55,7 @@ def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, 
         if k not in env_extra:
             env.pop(k, None)
     log = open(os.path.join(d, "berthd.log"), "ab")
-    p = subprocess.Popen([sys.executable, "-m", "berth", "-H", f"unix://{sock}", "--data-root", f"{d}/root",
+    p = subprocess.Popen([*(program or [sys.executable, "-m", "berth"]), "-H", f"unix://{sock}", "--data-root", f"{d}/root",
                           "--exec-root", f"{d}/exec", "--pidfile", f"{d}/exec/berthd.pid",
                           "--config-file", f"{d}/daemon.json", *extra],
                          stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=d)
@@ -219,6 +225,106 @@ def inproc(rounds: int = 5, n: int = 2000) -> None:
     print(f"  off: {off * 1000:.0f} ns per decorated sync step, {aoff * 1000:.0f} ns per async one")
 
 
+def toggled(a: argparse.Namespace) -> None:
+    """One traced daemon (bench/trace_toggle.py), tracing switched on and off every block:
+    on and off in the same process and heap, asked in turn; CPU per operation of its cgroup."""
+    from otlp_receiver import OTLPReceiver
+
+    from berth.tools import busybox
+
+    tmp = tempfile.mkdtemp(prefix="berth-trace-toggle-")
+    receiver = OTLPReceiver(port=15691)
+    tar = os.path.join(tmp, "busybox.tar")
+    with open(tar, "wb") as f:
+        f.write(busybox.save_tar("busybox:latest"))
+    proc, sock = start("toggle", os.path.join(ROOT, "src"), tmp, ["--metrics-addr", "127.0.0.1:15690"],
+                       {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint},
+                       program=[sys.executable, os.path.join(HERE, "trace_toggle.py")])
+    group = CpuGroup("toggle") if os.path.isdir(CPUACCT) else None
+    groups = [group] if group is not None else []
+    made: list[str] = []
+    try:
+        if group is not None:
+            group.add(proc.pid)
+        subprocess.run(["docker", "-H", f"unix://{sock}", "load", "-i", tar], check=True, capture_output=True)
+        c = Client(sock)
+        body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}
+
+        def create() -> None:
+            st, out = c.call("POST", "/containers/create", body)
+            assert st == 201, out
+            made.append(json.loads(out)["Id"])
+
+        def run() -> None:
+            st, out = c.call("POST", "/containers/create", body)
+            assert st == 201, out
+            cid = json.loads(out)["Id"]
+            st, out = c.call("POST", f"/containers/{cid}/start")
+            assert st == 204, out
+            c.call("POST", f"/containers/{cid}/wait")
+            c.call("DELETE", f"/containers/{cid}?force=1")
+
+        for _ in range(50):
+            create()
+        for _ in range(5):
+            run()
+        if group is not None:  # the exporter child apart
+            kids = subprocess.run(["sh", "-c", f"cat /proc/{proc.pid}/task/*/children"], capture_output=True,
+                                  text=True).stdout.split()
+            for k in kids:
+                with open(f"/proc/{k}/cmdline", "rb") as f:
+                    if b"berth.trace.exporter" in f.read():
+                        groups.append(CpuGroup("toggle-exporter"))
+                        groups[-1].add(int(k))
+
+        def ms() -> float:
+            return group.ms() if group is not None else _cpu_ms(proc.pid)
+
+        load0 = os.getloadavg()
+        on = True
+        for op, rounds, block, fn in (("create", a.rounds, a.block, create),
+                                      ("run", a.rounds // 2, max(1, a.block // 5), run)):
+            cpu: dict[bool, list[float]] = {True: [], False: []}
+            lat: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(rounds * 2):
+                c0 = ms()
+                for _ in range(block):
+                    lat[on].append(timed(fn))
+                os.kill(proc.pid, signal.SIGUSR1)
+                time.sleep(0.02)
+                cpu[on].append((ms() - c0) / block)
+                on = not on
+            pairs = list(zip(cpu[True], cpu[False], strict=False))
+            d = sorted(x - y for x, y in pairs)
+            p50 = {k: statistics.median(v) for k, v in lat.items()}
+            med = statistics.median(d)
+            print(f"{op:<7} p50 on {p50[True]:.2f} ms, off {p50[False]:.2f} ms (on/off {p50[True] / p50[False]:.3f});"
+                  f" CPU per op on {statistics.median(cpu[True]):.3f} ms, off {statistics.median(cpu[False]):.3f} ms"
+                  f" (medians; means {statistics.mean(cpu[True]):.3f}, {statistics.mean(cpu[False]):.3f})")
+            print(f"        on-off paired: median {med:+.3f} ms [quartiles {pct(d, .25):+.3f} .. {pct(d, .75):+.3f}],"
+                  f" mean {statistics.mean(d):+.3f} ms over {len(d)} rounds of {block}"
+                  f" = {med / p50[False] * 100:+.2f}% of off's p50 (mean: {statistics.mean(d) / p50[False] * 100:+.2f}%)")
+        load1 = os.getloadavg()
+        print(f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end ({os.cpu_count()} CPUs)")
+    finally:
+        for cid in made:
+            try:
+                Client(sock).call("DELETE", f"/containers/{cid}?force=1&v=1")
+            except Exception:
+                pass
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        receiver.close()
+        for g in groups:
+            g.remove()
+        subprocess.run(["sh", "-c", f"grep ' {tmp}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", default="main")
@@ -228,9 +334,15 @@ def main() -> None:
     ap.add_argument("--on", default="both", choices=["both", "metrics", "otlp"],
                     help="what `on` turns on: --metrics-addr, OTLP export, or both")
     ap.add_argument("--inproc", action="store_true", help="only the in-process costs (no daemon, no root)")
+    ap.add_argument("--toggle", action="store_true",
+                    help="one traced daemon, tracing switched on/off every block (bench/trace_toggle.py)")
+    ap.add_argument("--rounds", type=int, default=100, help="--toggle: on/off pairs of create blocks (runs: half)")
     a = ap.parse_args()
     if a.inproc:
         inproc()
+        return
+    if a.toggle:
+        toggled(a)
         return
 
     from otlp_receiver import OTLPReceiver

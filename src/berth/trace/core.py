@@ -45,7 +45,10 @@ _clock = time.perf_counter_ns
 # A live span is a list, [name, parent span (a list; None for the root), start, end, kind,
 # attrs, error] (times from perf_counter_ns; end 0 while open): the cheapest object to make
 # and to fill in from the loop and the I/O pool's threads alike (list.append is atomic, so
-# no lock). end_operation freezes them into FrozenSpans with the parent as an index.
+# no lock). end_operation freezes an operation's spans into seven columns (tuples of
+# strings and ints, with the parent as an index), a handful of objects whatever the number
+# of spans, which the garbage collector stops tracking; `Operation.spans` reads them as
+# FrozenSpans.
 _NAME, _PARENT, _START, _END, _KIND, _ATTRS, _ERROR = range(7)
 
 
@@ -66,23 +69,31 @@ class FrozenSpan(NamedTuple):
         return self.end - self.start
 
 
-_frozen = tuple.__new__  # FrozenSpan(...) without the generated __new__'s Python frame
+# The columns of a finished operation's spans: names, parents, starts, ends, kinds, attrs, errors.
+Columns = tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[str, ...],
+                tuple[dict[str, Any] | None, ...], tuple[str, ...]]
 
 
 class Operation:
-    """An API request (or another root) with its spans; spans[0] is the root."""
+    """An API request (or another root) with its spans; the first is the root."""
 
-    __slots__ = ("containers", "id", "mono", "remote_parent", "spans", "status", "token", "wall")
+    __slots__ = ("columns", "containers", "id", "live", "mono", "remote_parent", "status", "token", "wall")
 
     def __init__(self, name: str, kind: str, attrs: dict[str, Any] | None) -> None:
         self.id = next(_ids)
         self.mono = _clock()
         self.wall = time.time_ns()
-        self.spans: list[Any] = [[name, None, self.mono, 0, kind, attrs, ""]]  # FrozenSpans once ended
+        self.live: list[list[Any]] = [[name, None, self.mono, 0, kind, attrs, ""]]  # emptied when it ends
+        self.columns: Columns = ((), (), (), (), (), (), ())  # filled when it ends
         self.containers: list[str] = []
         self.status = 0
         self.remote_parent: str = ""  # a W3C traceparent the client sent, for OTLP
         self.token: contextvars.Token[Any] | None = None
+
+    @property
+    def spans(self) -> list[FrozenSpan]:
+        """The spans of the finished operation, the root first (made at each read)."""
+        return [FrozenSpan._make(row) for row in zip(*self.columns, strict=True)]
 
     def wall_ns(self, mono: int) -> int:
         """A perf_counter reading of this operation as Unix nanoseconds."""
@@ -98,7 +109,7 @@ def begin_operation(name: str, attrs: dict[str, Any] | None = None, kind: str = 
     if not state.on:
         return None
     op = Operation(name, kind, attrs)
-    op.token = _current.set((op, op.spans[0]))
+    op.token = _current.set((op, op.live[0]))
     return op
 
 
@@ -106,19 +117,18 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
     """Close the root and give the operation to the sinks."""
     if op is None:
         return
-    live = op.spans
+    live = op.live
     root = live[0]
     op.status = status
     if error:
         root[_ERROR] = error
     root[_END] = _clock()  # from here no step adds itself (_open looks)
     live = live[:]  # one that was already past the look is left out
+    op.live = []
     index = {id(s): i for i, s in enumerate(live)}
-    # Frozen into tuples of strings and ints, which the garbage collector stops tracking:
-    # the ring's few thousand spans would otherwise be walked by every full collection
-    # (and make them come sooner).
-    op.spans = [_frozen(FrozenSpan, (s[0], index.get(id(s[1]), 0) if s[1] is not None else -1, s[2], s[3], s[4],
-                                     s[5], s[6])) for s in live]
+    names, parents, starts, ends, kinds, attrs, errors = zip(*live, strict=True)
+    op.columns = (names, tuple([-1 if p is None else index.get(id(p), 0) for p in parents]), starts, ends, kinds,
+                  attrs, errors)
     if op.token is not None:
         try:  # aiohttp answers a connection's requests in one task: the next starts clean
             _current.reset(op.token)
@@ -139,8 +149,8 @@ def _open(name: str, kind: str, attrs: dict[str, Any] | None) -> tuple[Operation
     if cur is None:
         return None
     op = cur[0]
-    spans = op.spans
-    if spans[0][_END]:  # a task the operation started outlives it (a container's monitor)
+    spans = op.live
+    if not spans or spans[0][_END]:  # a task the operation started outlives it (a container's monitor)
         return None
     span = [name, cur[1], _clock(), 0, kind, attrs, ""]
     spans.append(span)
@@ -310,7 +320,7 @@ def touch(container_id: str) -> None:
     if not state.on:
         return
     cur = _current.get()
-    if cur is not None and not cur[0].spans[0][_END] and container_id not in cur[0].containers:
+    if cur is not None and cur[0].live and not cur[0].live[0][_END] and container_id not in cur[0].containers:
         cur[0].containers.append(container_id)
 
 

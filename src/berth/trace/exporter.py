@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from .core import FrozenSpan, Operation
+from .core import Operation
 
 log = logging.getLogger("berth.trace")
 
@@ -35,16 +35,15 @@ _HEAD = struct.Struct("!I")
 
 
 def pack(op: Operation) -> list[Any]:
-    return [op.wall, op.mono, op.status, op.remote_parent, op.containers, op.spans]  # FrozenSpans: arrays
+    return [op.wall, op.mono, op.status, op.remote_parent, op.containers, op.columns]
 
 
 def unpack(raw: list[Any]) -> Operation:
     op = Operation.__new__(Operation)
-    op.wall, op.mono, op.status, op.remote_parent, op.containers, spans = raw
-    op.id, op.token = 0, None
-    op.spans = []
-    for name, parent, start, end, kind, attrs, error in spans:
-        op.spans.append(FrozenSpan(name, parent, start, end, kind, attrs, error))
+    op.wall, op.mono, op.status, op.remote_parent, op.containers, columns = raw
+    op.id, op.token, op.live = 0, None, []
+    names, parents, starts, ends, kinds, attrs, errors = (tuple(c) for c in columns)
+    op.columns = (names, parents, starts, ends, kinds, attrs, errors)
     return op
 
 

@@ -158,13 +158,15 @@ _by_program: dict[str, list[Any]] = {}
 def _observe(op: Operation) -> None:
     """Every span of a finished operation into the step/process/request histograms."""
     bounds, bisect_left = step_seconds.bounds, bisect.bisect_left
-    for name, _parent, start, end, kind, attrs, _error in op.spans:
+    names, _parents, starts, ends, kinds, attrs, _errors = op.columns
+    for i, end in enumerate(ends):
         if not end:  # still open when its operation ended (a thread's step): no duration
             continue
-        ns = end - start
+        ns = end - starts[i]
+        kind, name = kinds[i], names[i]
         if kind == REQUEST:
-            attrs = attrs or {}
-            request_seconds.observe((attrs.get("http.request.method", ""), attrs.get("http.route", "")), ns)
+            a = attrs[i] or {}
+            request_seconds.observe((a.get("http.request.method", ""), a.get("http.route", "")), ns)
             continue
         by = _by_program if kind == PROCESS else _by_step
         h = by.get(name)
