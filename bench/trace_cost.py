@@ -5,8 +5,9 @@
     sudo python3 bench/trace_cost.py --toggle [--rounds 100] [--block 20]
     python3 bench/trace_cost.py --inproc
 
-- `base`: this repository's `--base` revision (default `main`), exported with `git archive`
-  (no instrumentation at all);
+- `base`: this repository's `--base` revision (default `main`), exported with `git archive`;
+  `--base stripped`: this checkout with every @traced / @touches decorator giving back the
+  bare function (no instrumentation at all, everything else the same);
 - `off`:  this checkout, no --metrics-addr and no OTEL_* endpoint (every hook a flag test);
 - `on`:   this checkout with `--metrics-addr 127.0.0.1:15690` and OTLP/HTTP export to a
   receiver the bench runs (the tests' receiver), i.e. spans, metrics and the page ring.
@@ -325,9 +326,22 @@ def toggled(a: argparse.Namespace) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def strip(core_py: str) -> None:
+    """`--base stripped`: @traced and @touches give back the function itself, untouched."""
+    with open(core_py) as f:
+        text = f.read()
+    for old, new in (("    def deco(fn: F) -> F:\n", "    def deco(fn: F) -> F:\n        return fn\n"),
+                     ("def touches(fn: F) -> F:\n", "def touches(fn: F) -> F:\n    return fn\n")):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    with open(core_py, "w") as f:
+        f.write(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--base", default="main")
+    ap.add_argument("--base", default="main",
+                    help="a revision, or `stripped`: this checkout with @traced/@touches taken out")
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--runs", type=int, default=60)
     ap.add_argument("--block", type=int, default=20, help="creates per daemon per round (runs: a fifth)")
@@ -352,7 +366,11 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="berth-trace-cost-")
     base_src = os.path.join(tmp, "base-src")
     os.makedirs(base_src)
-    subprocess.run(f"git -C {ROOT} archive {a.base} src | tar -x -C {base_src}", shell=True, check=True)
+    if a.base == "stripped":  # this checkout with every decorator taken out: no instrumentation at all
+        subprocess.run(f"git -C {ROOT} archive HEAD src | tar -x -C {base_src}", shell=True, check=True)
+        strip(os.path.join(base_src, "src", "berth", "trace", "core.py"))
+    else:
+        subprocess.run(f"git -C {ROOT} archive {a.base} src | tar -x -C {base_src}", shell=True, check=True)
     receiver = OTLPReceiver(port=15691)
     tar = os.path.join(tmp, "busybox.tar")
     with open(tar, "wb") as f:
