@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """What tracing and metrics cost (issue 15): three berthd side by side, asked in turn.
 
-    sudo python3 bench/trace_cost.py [--base main] [--n 300] [--runs 60] [--keep-going]
+    sudo python3 bench/trace_cost.py [--base main] [--n 300] [--runs 60] [--block 20]
+    sudo python3 bench/trace_cost.py --toggle [--rounds 100] [--block 20]
+    python3 bench/trace_cost.py --inproc
 
-- `base`: this repository's `--base` revision (default `main`), exported with `git archive`
-  (no instrumentation at all);
+- `base`: this repository's `--base` revision (default `main`), exported with `git archive`;
+  `--base stripped`: this checkout with every @traced / @touches decorator giving back the
+  bare function (no instrumentation at all, everything else the same);
 - `off`:  this checkout, no --metrics-addr and no OTEL_* endpoint (every hook a flag test);
 - `on`:   this checkout with `--metrics-addr 127.0.0.1:15690` and OTLP/HTTP export to a
   receiver the bench runs (the tests' receiver), i.e. spans, metrics and the page ring.
@@ -12,8 +15,14 @@
 Each operation is asked of base, off, on, base, off, on, ... on one keep-alive connection
 per daemon, so machine noise hits the three alike: `create` (POST /containers/create of
 busybox `true`) and `run` (create + start + wait + delete, `--network none`, the
-run-to-exit of bench/engine_bench.py). Prints p50/p95 per daemon and the ratios on/off
-and off/base of the p50s. Everything made is removed; the daemons are stopped by pid.
+run-to-exit of bench/engine_bench.py), in rounds of `--block` creates (runs: a fifth of
+that) per daemon. Prints p50/p95 per daemon and the ratios on/off and off/base of the p50s,
+the CPU per operation of each daemon's cgroup over the whole run, and the paired per-round
+CPU differences (median and quartiles: robust to the other processes of a shared machine).
+Everything made is removed; the daemons are stopped by pid.
+
+--toggle: one daemon with both on (bench/trace_toggle.py), tracing switched off and on by
+SIGUSR1 after every block: on against off in one process and heap, paired by round.
 """
 from __future__ import annotations
 
@@ -37,7 +46,8 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 from engine_bench import Client, pct, timed
 
 
-def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, str],
+          program: list[str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     d = os.path.join(tmp, name)
     os.makedirs(d)
     sock = os.path.join(d, "berth.sock")
@@ -46,7 +56,7 @@ def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, 
         if k not in env_extra:
             env.pop(k, None)
     log = open(os.path.join(d, "berthd.log"), "ab")
-    p = subprocess.Popen([sys.executable, "-m", "berth", "-H", f"unix://{sock}", "--data-root", f"{d}/root",
+    p = subprocess.Popen([*(program or [sys.executable, "-m", "berth"]), "-H", f"unix://{sock}", "--data-root", f"{d}/root",
                           "--exec-root", f"{d}/exec", "--pidfile", f"{d}/exec/berthd.pid",
                           "--config-file", f"{d}/daemon.json", *extra],
                          stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=d)
@@ -216,17 +226,137 @@ def inproc(rounds: int = 5, n: int = 2000) -> None:
     print(f"  off: {off * 1000:.0f} ns per decorated sync step, {aoff * 1000:.0f} ns per async one")
 
 
+def toggled(a: argparse.Namespace) -> None:
+    """One traced daemon (bench/trace_toggle.py), tracing switched on and off every block:
+    on and off in the same process and heap, asked in turn; CPU per operation of its cgroup."""
+    from otlp_receiver import OTLPReceiver
+
+    from berth.tools import busybox
+
+    tmp = tempfile.mkdtemp(prefix="berth-trace-toggle-")
+    receiver = OTLPReceiver(port=15691)
+    tar = os.path.join(tmp, "busybox.tar")
+    with open(tar, "wb") as f:
+        f.write(busybox.save_tar("busybox:latest"))
+    proc, sock = start("toggle", os.path.join(ROOT, "src"), tmp, ["--metrics-addr", "127.0.0.1:15690"],
+                       {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint},
+                       program=[sys.executable, os.path.join(HERE, "trace_toggle.py")])
+    group = CpuGroup("toggle") if os.path.isdir(CPUACCT) else None
+    groups = [group] if group is not None else []
+    made: list[str] = []
+    try:
+        if group is not None:
+            group.add(proc.pid)
+        subprocess.run(["docker", "-H", f"unix://{sock}", "load", "-i", tar], check=True, capture_output=True)
+        c = Client(sock)
+        body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}
+
+        def create() -> None:
+            st, out = c.call("POST", "/containers/create", body)
+            assert st == 201, out
+            made.append(json.loads(out)["Id"])
+
+        def run() -> None:
+            st, out = c.call("POST", "/containers/create", body)
+            assert st == 201, out
+            cid = json.loads(out)["Id"]
+            st, out = c.call("POST", f"/containers/{cid}/start")
+            assert st == 204, out
+            c.call("POST", f"/containers/{cid}/wait")
+            c.call("DELETE", f"/containers/{cid}?force=1")
+
+        for _ in range(50):
+            create()
+        for _ in range(5):
+            run()
+        if group is not None:  # the exporter child apart
+            kids = subprocess.run(["sh", "-c", f"cat /proc/{proc.pid}/task/*/children"], capture_output=True,
+                                  text=True).stdout.split()
+            for k in kids:
+                with open(f"/proc/{k}/cmdline", "rb") as f:
+                    if b"berth.trace.exporter" in f.read():
+                        groups.append(CpuGroup("toggle-exporter"))
+                        groups[-1].add(int(k))
+
+        def ms() -> float:
+            return group.ms() if group is not None else _cpu_ms(proc.pid)
+
+        load0 = os.getloadavg()
+        on = True
+        for op, rounds, block, fn in (("create", a.rounds, a.block, create),
+                                      ("run", a.rounds // 2, max(1, a.block // 5), run)):
+            cpu: dict[bool, list[float]] = {True: [], False: []}
+            lat: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(rounds * 2):
+                c0 = ms()
+                for _ in range(block):
+                    lat[on].append(timed(fn))
+                os.kill(proc.pid, signal.SIGUSR1)
+                time.sleep(0.02)
+                cpu[on].append((ms() - c0) / block)
+                on = not on
+            pairs = list(zip(cpu[True], cpu[False], strict=False))
+            d = sorted(x - y for x, y in pairs)
+            p50 = {k: statistics.median(v) for k, v in lat.items()}
+            med = statistics.median(d)
+            print(f"{op:<7} p50 on {p50[True]:.2f} ms, off {p50[False]:.2f} ms (on/off {p50[True] / p50[False]:.3f});"
+                  f" CPU per op on {statistics.median(cpu[True]):.3f} ms, off {statistics.median(cpu[False]):.3f} ms"
+                  f" (medians; means {statistics.mean(cpu[True]):.3f}, {statistics.mean(cpu[False]):.3f})")
+            print(f"        on-off paired: median {med:+.3f} ms [quartiles {pct(d, .25):+.3f} .. {pct(d, .75):+.3f}],"
+                  f" mean {statistics.mean(d):+.3f} ms over {len(d)} rounds of {block}"
+                  f" = {med / p50[False] * 100:+.2f}% of off's p50 (mean: {statistics.mean(d) / p50[False] * 100:+.2f}%)")
+        load1 = os.getloadavg()
+        print(f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end ({os.cpu_count()} CPUs)")
+    finally:
+        for cid in made:
+            try:
+                Client(sock).call("DELETE", f"/containers/{cid}?force=1&v=1")
+            except Exception:
+                pass
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        receiver.close()
+        for g in groups:
+            g.remove()
+        subprocess.run(["sh", "-c", f"grep ' {tmp}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def strip(core_py: str) -> None:
+    """`--base stripped`: @traced and @touches give back the function itself, untouched."""
+    with open(core_py) as f:
+        text = f.read()
+    for old, new in (("    def deco(fn: F) -> F:\n", "    def deco(fn: F) -> F:\n        return fn\n"),
+                     ("def touches(fn: F) -> F:\n", "def touches(fn: F) -> F:\n    return fn\n")):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    with open(core_py, "w") as f:
+        f.write(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--base", default="main")
+    ap.add_argument("--base", default="main",
+                    help="a revision, or `stripped`: this checkout with @traced/@touches taken out")
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--runs", type=int, default=60)
+    ap.add_argument("--block", type=int, default=20, help="creates per daemon per round (runs: a fifth)")
     ap.add_argument("--on", default="both", choices=["both", "metrics", "otlp"],
                     help="what `on` turns on: --metrics-addr, OTLP export, or both")
     ap.add_argument("--inproc", action="store_true", help="only the in-process costs (no daemon, no root)")
+    ap.add_argument("--toggle", action="store_true",
+                    help="one traced daemon, tracing switched on/off every block (bench/trace_toggle.py)")
+    ap.add_argument("--rounds", type=int, default=100, help="--toggle: on/off pairs of create blocks (runs: half)")
     a = ap.parse_args()
     if a.inproc:
         inproc()
+        return
+    if a.toggle:
+        toggled(a)
         return
 
     from otlp_receiver import OTLPReceiver
@@ -236,7 +366,11 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="berth-trace-cost-")
     base_src = os.path.join(tmp, "base-src")
     os.makedirs(base_src)
-    subprocess.run(f"git -C {ROOT} archive {a.base} src | tar -x -C {base_src}", shell=True, check=True)
+    if a.base == "stripped":  # this checkout with every decorator taken out: no instrumentation at all
+        subprocess.run(f"git -C {ROOT} archive HEAD src | tar -x -C {base_src}", shell=True, check=True)
+        strip(os.path.join(base_src, "src", "berth", "trace", "core.py"))
+    else:
+        subprocess.run(f"git -C {ROOT} archive {a.base} src | tar -x -C {base_src}", shell=True, check=True)
     receiver = OTLPReceiver(port=15691)
     tar = os.path.join(tmp, "busybox.tar")
     with open(tar, "wb") as f:
@@ -295,6 +429,9 @@ def main() -> None:
         results: dict[str, dict[str, list[float]]] = {"create": {s: [] for s in clients},
                                                        "run": {s: [] for s in clients}}
         cpu: dict[str, dict[str, float]] = {"create": {}, "run": {}}
+        # CPU per operation of each block of `block` operations, per side, round by round
+        blocks: dict[str, dict[str, list[float]]] = {"create": {s: [] for s in clients},
+                                                      "run": {s: [] for s in clients}}
         sides = list(clients)
 
         def usage() -> dict[str, float]:
@@ -304,15 +441,25 @@ def main() -> None:
             out["exporter"] = _cpu_ms(procs["on"].pid, exporter=True)
             return out
 
-        for op, count, fn in (("create", a.n, create), ("run", a.runs, run)):
+        def side_ms(side: str) -> float:
+            return groups[side].ms() if groups else _cpu_ms(procs[side].pid)
+
+        load0 = os.getloadavg()
+        for op, count, block, fn in (("create", a.n, a.block, create), ("run", a.runs, max(1, a.block // 5), run)):
             before = usage()
-            for i in range(count):
-                for side in sides[i % 3:] + sides[:i % 3]:  # each daemon first in turn
-                    results[op][side].append(timed(lambda: fn(side)))
+            for r in range(0, count, block):
+                k = min(block, count - r)
+                rnd = r // block
+                for side in sides[rnd % 3:] + sides[:rnd % 3]:  # each daemon first in turn
+                    c0 = side_ms(side)
+                    for _ in range(k):
+                        results[op][side].append(timed(lambda: fn(side)))
+                    blocks[op][side].append((side_ms(side) - c0) / k)
             time.sleep(1.5)  # the metrics' batch and the exporter's queue are done
             after = usage()
             for s in [*sides, "exporter"]:
                 cpu[op][s] = (after.get(s, 0) - before.get(s, 0)) / count
+        load1 = os.getloadavg()
         print(f"{'op':<8}" + "".join(f"{s + ' p50':>11}{s + ' p95':>11}" for s in clients)
               + f"{'on/off':>9}{'off/base':>10}")
         for op, r in results.items():
@@ -325,6 +472,16 @@ def main() -> None:
         for op, c in cpu.items():
             print(f"{op:<8}" + "".join(f"{s + ' ' + format(c[s], '.3f'):>16}" for s in [*sides, "exporter"])
                   + f"   on-off {c['on'] - c['off']:+.3f} ms, off-base {c['off'] - c['base']:+.3f} ms")
+        print("CPU ms per operation, paired by round (the blocks of each round run back to back): median"
+              " [quartiles] of the differences, and on-off as a share of off's p50 latency:")
+        for op, bl in blocks.items():
+            p50_off = statistics.median(results[op]["off"])
+            for x, y in (("on", "off"), ("off", "base")):
+                d = sorted(p - q for p, q in zip(bl[x], bl[y], strict=True))
+                med = statistics.median(d)
+                print(f"{op:<8}{x}-{y}: {med:+.3f} ms [{pct(d, .25):+.3f} .. {pct(d, .75):+.3f}] over {len(d)} rounds"
+                      f" = {med / p50_off * 100:+.1f}% of off's p50 {p50_off:.2f} ms")
+        print(f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end ({os.cpu_count()} CPUs)")
         print(f"(n={a.n} creates, {a.runs} runs per daemon; spans received: {len(receiver.snapshot())})")
     finally:
         for side, ids in made.items():

@@ -454,3 +454,77 @@ def test_metrics_follow_the_daemon(traced: tuple[Berthd, str]) -> None:
             time.time() < deadline:
         time.sleep(0.2)
     assert _sample(_get(f"http://{addr}/metrics").decode(), "engine_daemon_events_subscribers_total") == 0
+
+
+def _tree(spans: list[ReceivedSpan], root: ReceivedSpan) -> list[tuple[int, str]]:
+    """(depth, name) of every span under `root`, depth first, children by start."""
+    out: list[tuple[int, str]] = []
+
+    def walk(s: ReceivedSpan, depth: int) -> None:
+        for c in _children(spans, s):
+            out.append((depth, c.name))
+            walk(c, depth + 1)
+    walk(root, 1)
+    return out
+
+
+def test_pull_push_spans_and_no_credentials(traced: tuple[Berthd, str], receiver: OTLPReceiver) -> None:
+    """A push and a pull against a real registry with token auth: dockerd's steps
+    (distribution/push_v2.go, pull_v2.go, layer_store.go) as spans, the image actions'
+    metrics, and no password, auth header or bearer token in spans, metrics or page."""
+    from registry_helpers import file_layer, start_registry
+
+    b, addr = traced
+    password = "pw-" + uuid.uuid4().hex
+    reg = start_registry("token", {"u": password})
+    ref = f"{reg.host}/tr/img:1"
+    try:
+        b.docker("login", reg.host, "-u", "u", "--password-stdin", input=password.encode() + b"\n")
+        b.docker("import", "-", ref, input=file_layer({"unique": uuid.uuid4().bytes}))
+        assert b": Pushed" in b.docker("push", ref).stdout
+        b.docker("rmi", ref)  # its one layer goes: the pull downloads and registers it again
+        assert b"Downloaded newer image" in b.docker("pull", ref).stdout
+        b.docker("rmi", ref)
+    finally:
+        b.docker("logout", reg.host, check=False)
+        reg.close()
+    spans = receiver.wait_for(lambda ss: any(s.name == "PullImage" for s in ss)
+                              and any(s.name == "Register" and s.trace_id == next(
+                                  p.trace_id for p in ss if p.name == "PullImage") for s in ss))
+    time.sleep(0.5)
+    spans = receiver.snapshot()
+
+    push_req = next(s for s in spans if s.name == "POST /images/{name}/push")
+    push = _tree(spans, push_req)
+    assert push[:5] == [(1, "PushImage"), (2, "Push"), (3, "pushV2Repository"), (4, "pushV2Tag"), (5, "Upload")], push
+    assert (6, "uploadUsingSession") in push and push[-1] == (5, "manifestFromBuilder"), push
+
+    pull_trace = next(s.trace_id for s in spans if s.name == "PullImage")
+    pull_req = next(s for s in spans if s.trace_id == pull_trace and not s.parent_id)
+    assert pull_req.name == "POST /images/create" and pull_req.attrs["http.response.status_code"] == 200
+    pull = _tree(spans, pull_req)
+    assert pull[:5] == [(1, "PullImage"), (2, "Pull"), (3, "pullV2Repository"), (4, "pullV2Tag"),
+                        (5, "manifests.Get")], pull
+    layers = pull[pull.index((5, "pullSchema2Layers")) + 1:]
+    assert {(6, "pullSchema2Config"), (6, "Download")} <= set(layers), pull
+    # the layer: downloaded, untarred, then chained (or unpacked on its parent: vfs)
+    order = [n for _, n in layers if n in ("Download", "applyTar", "Register")]
+    assert order in (["Download", "applyTar", "Register"], ["Download", "Register"]), pull
+    pull_op = next(s for s in spans if s.name == "pullSchema2Layers" and s.trace_id == pull_req.trace_id)
+    for s in spans:
+        if s.trace_id == pull_req.trace_id and s.name in ("Download", "Register"):
+            assert pull_op.start <= s.start <= s.end <= pull_op.end, s.name
+
+    text = _get(f"http://{addr}/metrics").decode()
+    assert _sample(text, "engine_daemon_image_actions_seconds_count", '{action="pull"}') >= 1
+    assert _sample(text, "engine_daemon_image_actions_seconds_count", '{action="push"}') >= 1
+    assert _sample(text, "berth_step_seconds_count", '{step="Download"}') >= 1
+
+    page = _get(f"http://{addr}/").decode()
+    assert "POST /images/{name}/push" in page and "pullSchema2Layers" in page
+    op_pages = [_get(f"http://{addr}/op/{i}").decode() for i in sorted(set(re.findall(r'href="/op/(\d+)"', page)))]
+    # Credentials: the password, the X-Registry-Auth header (base64 JSON: "eyJ"), a
+    # bearer token (a JWT: "eyJ") or an Authorization value, nowhere.
+    for where, blob in (("spans", repr(spans)), ("metrics", text), ("page", page + "".join(op_pages))):
+        for bad in (password, "eyJ", "Bearer ", "Basic ", "X-Registry-Auth", "identitytoken"):
+            assert bad not in blob, (where, bad)

@@ -258,9 +258,10 @@ def test_exporter_pipe_survives_its_child(recorder: list[core.Operation], caplog
         pipe.proc, pipe.fd, pipe.buf, pipe.pending = _Proc(), w, bytearray(), []  # type: ignore[assignment]
         pipe.dropped, pipe.dead, pipe._loop, pipe._writer = 0, False, None, False
         pipe._enc = __import__("msgspec").msgpack.Encoder()
+        pipe.delay, pipe._timer = 0, None
         for _ in range(3):
             pipe(_op(recorder))
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.01)
         assert pipe.dead and not pipe.buf
         os.close(w)
 

@@ -22,6 +22,7 @@ from ..registry.errors import RegistryError
 from ..registry.login import login
 from ..registry.search import DEFAULT_LIMIT, search
 from ..registry.session import Credentials
+from ..trace import traced
 from ..types.auth import AuthConfig
 
 Writer = Callable[[bytes], Awaitable[None]]
@@ -64,6 +65,7 @@ def _cancel_current() -> Callable[[], None]:
     return cancel
 
 
+@traced("PullImage")
 async def pull_image(d: Any, image: str, tag: str, platform_spec: str, auth: AuthConfig | None,
                      meta_headers: dict[str, str], upstream_ua: str, write: Writer) -> None:
     """PullImage: `image` with one trailing ':' trimmed; `tag` (a tag or a digest) wins
@@ -100,6 +102,7 @@ async def pull_image(d: Any, image: str, tag: str, platform_spec: str, auth: Aut
     d.images.log_image_event(refmod.familiar_string(ref), refmod.familiar_name(ref), "pull")
 
 
+@traced("PushImage")
 async def push_image(d: Any, image: str, tag: str, auth: AuthConfig | None, meta_headers: dict[str, str],
                      upstream_ua: str, write: Writer) -> None:
     """PushImage: name and tag errors are unclassified (500); everything after the first

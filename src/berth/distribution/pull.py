@@ -28,6 +28,7 @@ from ..pkg.platforms import Platform
 from ..registry.config import Endpoint
 from ..registry.errors import ErrCode, RegistryError, Transport, URLError, first_code
 from ..registry.session import Session, error_of, transport_text
+from ..trace import traced
 from . import manifest as mf
 from .metadata import V2Metadata
 from .progress import Meter, Output, action, message, update
@@ -81,6 +82,7 @@ def _continue_on_error(err: BaseException, mirror: bool) -> bool:
     return "no such process" not in str(err)
 
 
+@traced("Pull", image_action="pull", count_errors=True)  # dockerd times pullImageWithReference
 async def pull(svc: DistributionService, ref: refmod.Reference, platform: Platform | None, req: Request,
                out: Output) -> None:
     """Pull: every endpoint in turn until one works; the error of the last one wins."""
@@ -106,6 +108,7 @@ class _Puller:
         self.path = ref.path
         self.mirror = mirror
 
+    @traced("pullV2Repository")
     async def pull_repository(self) -> None:
         ref = self.ref
         if ref.tag or ref.digest:
@@ -136,6 +139,7 @@ class _Puller:
                 url = urljoin(self.s.url("/"), link[1:link.index(">")])
         return found
 
+    @traced("pullV2Tag")
     async def pull_tag(self, ref: refmod.Reference) -> bool:
         by_digest = bool(ref.digest)
         m = await get_manifest(self.s, self.path, ref.digest or ref.tag, by_digest)
@@ -154,6 +158,7 @@ class _Puller:
         return await asyncio.get_running_loop().run_in_executor(
             None, self.svc.images.record_pull, ref, shown_digest, image_id)
 
+    @traced("pullSchema2Layers")
     async def pull_schema2(self, m: mf.Manifest) -> str:
         layers = m.layers
         for d in layers:

@@ -26,6 +26,7 @@ from ..layer.store import Layer
 from ..registry.config import Endpoint
 from ..registry.errors import RegistryError, Transport
 from ..registry.session import Session, error_of, transport_text
+from ..trace import traced
 from . import manifest as mf
 from .metadata import V2Metadata, auth_hmac_key, compute_hmac
 from .progress import Output, action, aux, message, update
@@ -42,6 +43,7 @@ class _Pushed:
     desc: mf.Descriptor
 
 
+@traced("Push", image_action="push", count_errors=True)  # dockerd times distribution.Push
 async def push(svc: DistributionService, ref: refmod.Reference, req: Request, out: Output) -> None:
     out.put(message(f"The push refers to repository [{ref.name}]"))
     name = refmod.familiar_name(ref)
@@ -67,6 +69,7 @@ class _Pusher:
         self.hmac_key = auth_hmac_key(req.creds_json)
         self.pushed: dict[str, mf.Descriptor] = {}  # diff ID → descriptor, this request
 
+    @traced("pushV2Repository")
     async def push_repository(self) -> None:
         refs = self.svc.images.refs
         if self.ref.tag:
@@ -83,6 +86,7 @@ class _Pusher:
         for r, image_id in tagged:
             await self.push_tag(r, image_id)
 
+    @traced("pushV2Tag")
     async def push_tag(self, ref: refmod.Reference, image_id: str) -> None:
         svc = self.svc
         img = svc.images.image_by_id(image_id)
@@ -131,6 +135,7 @@ class _Pusher:
         with self.svc.images._lock:
             self.svc.images.refs.add_digest(refmod.Reference(ref.name, "", dgst), image_id, True)
 
+    @traced("manifestFromBuilder")  # the config blob, as schema2's builder.Build puts it
     async def push_config(self, dgst: str, raw: bytes) -> int:
         size = await self._blob_size(dgst)
         if size is not None:
@@ -168,6 +173,7 @@ class _Pusher:
                 await self.shared.release()
         return run
 
+    @traced("Upload")  # v2PushDescriptor.Upload
     async def _upload_layer(self, t: Transfer, layer: Layer) -> mf.Descriptor:
         svc, id_ = self.svc, short(layer.diff_id)
         if layer.diff_id in self.pushed:
@@ -218,6 +224,7 @@ class _Pusher:
         t.broadcast(action("Pushed", id_))
         return self._done(layer, mf.Descriptor(mf.LAYER_GZIP, dgst, size))
 
+    @traced("uploadUsingSession")
     async def _stream_layer(self, t: Transfer, layer: Layer) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         q: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)

@@ -31,6 +31,7 @@ from ..registry.errors import (
     VerificationError,
 )
 from ..registry.session import Credentials, Session, error_of, transport_text
+from ..trace import traced
 from . import manifest as mf
 from .metadata import MetadataStore
 from .progress import Meter, action
@@ -163,6 +164,7 @@ async def try_endpoints(endpoints: list[Endpoint], req: Request, scope: str, att
     return last_err
 
 
+@traced("manifests.Get")
 async def get_manifest(s: Session, path: str, ref: str, by_digest: bool) -> mf.Manifest:
     """tags.Get + manifests.Get: HEAD the tag for its digest, then GET by digest; by
     digest, GET and verify."""
@@ -196,6 +198,7 @@ async def get_manifest(s: Session, path: str, ref: str, by_digest: bool) -> mf.M
     return m
 
 
+@traced("pullSchema2Config")
 async def fetch_config(s: Session, path: str, dgst: str) -> bytes:
     """pullSchema2Config: up to 5 attempts, 250 ms doubling; digest verified."""
     delay, last = 0.25, None
@@ -405,6 +408,7 @@ class BlobDownload:
         self.hash.update(data)
         self.offset += len(data)
 
+    @traced("Download")  # v2LayerDescriptor.Download
     async def run(self) -> str:
         """Attempts with dockerd's countdown between them; the verified file's path."""
         await self.resume_point()

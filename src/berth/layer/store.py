@@ -276,6 +276,7 @@ class LayerStore:
 
     # -- read-only layers ------------------------------------------------------------
 
+    @traced("Register")  # layerStore.Register (applyTar inside)
     def register(self, tar_stream: BinaryIO, parent: str | None) -> Layer:
         """Unpack a layer tar on top of `parent` (a chain ID) and return it with one reference.
 
@@ -338,6 +339,7 @@ class LayerStore:
         """overlay2 diff dirs do not depend on the parent's contents; vfs copies the parent."""
         return isinstance(self.driver, Overlay2Driver)
 
+    @traced("applyTar")  # the untar of layerStore.Register, before its parent is known
     def unpack(self, tar_stream: BinaryIO) -> Unpacked:
         """Unpack a layer tar with no parent yet (overlay2 only); commit_unpacked chains it.
         Errors as register's; nothing is left on disk on failure."""
@@ -357,6 +359,7 @@ class LayerStore:
             raise
         return Unpacked(cache_id, res.diff_id, size, staging)
 
+    @traced("applyTar")
     def unpack_file(self, path: str, pool: Any) -> Unpacked:
         """unpack() of a (compressed) layer file, the tar work done in `pool` (a process pool:
         unpacking is CPU-bound Python, and processes unpack side by side where threads would
@@ -380,6 +383,7 @@ class LayerStore:
         self.driver.remove(u.cache_id)
         shutil.rmtree(u.staging, ignore_errors=True)
 
+    @traced("Register")
     def commit_unpacked(self, u: Unpacked, parent: str | None) -> Layer:
         """Chain an unpacked layer on `parent` (a chain ID) and register it with one reference,
         as register would have; an existing chain ID wins and the copy is discarded."""

@@ -15,6 +15,7 @@ and run helper programs inside `with process("prog subcommand"):`; nothing else 
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -23,6 +24,7 @@ from .core import (
     PROCESS,
     REQUEST,
     STEP,
+    ContextExecutor,
     Operation,
     begin_operation,
     current_operation,
@@ -80,6 +82,11 @@ def setup(metrics: bool) -> bool:
         state.sinks.append(page.RING.add)
         state.action_sink = _metrics.observe_action
     state.on = bool(state.sinks)
+    if state.on:
+        try:  # blocking work sent to the loop's default pool keeps its place in the trace
+            asyncio.get_running_loop().set_default_executor(ContextExecutor(thread_name_prefix="asyncio"))
+        except RuntimeError:  # no loop (a unit test): nothing runs in its pool
+            pass
     return state.on
 
 

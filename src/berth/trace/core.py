@@ -18,9 +18,9 @@ import functools
 import inspect
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,30 +41,21 @@ class _State:
 
 state = _State()
 _ids = itertools.count(1)
-_append_lock = threading.Lock()
+_clock = time.perf_counter_ns
 
-
-class Span:
-    """One timed piece of an operation; `parent` indexes the operation's spans (-1: root)."""
-
-    __slots__ = ("attrs", "end", "error", "kind", "name", "parent", "start")
-
-    def __init__(self, name: str, parent: int, start: int, kind: str, attrs: dict[str, Any] | None) -> None:
-        self.name = name
-        self.parent = parent
-        self.start = start
-        self.end = 0
-        self.kind = kind
-        self.attrs = attrs
-        self.error = ""
-
-    @property
-    def duration(self) -> int:
-        return self.end - self.start
+# A live span is a list, [name, parent span (a list; None for the root), start, end, kind,
+# attrs, error] (times from perf_counter_ns; end 0 while open): the cheapest object to make
+# and to fill in from the loop and the I/O pool's threads alike (list.append is atomic, so
+# no lock). end_operation freezes an operation's spans into seven columns (tuples of
+# strings and ints, with the parent as an index), a handful of objects whatever the number
+# of spans, which the garbage collector stops tracking; `Operation.spans` reads them as
+# FrozenSpans.
+_NAME, _PARENT, _START, _END, _KIND, _ATTRS, _ERROR = range(7)
 
 
 class FrozenSpan(NamedTuple):
-    """A span of a finished operation (what the sinks see)."""
+    """A span of a finished operation (what the sinks see); `parent` indexes the
+    operation's spans (-1: the root)."""
 
     name: str
     parent: int
@@ -79,31 +70,38 @@ class FrozenSpan(NamedTuple):
         return self.end - self.start
 
 
-class Operation:
-    """An API request (or another root) with its spans; spans[0] is the root."""
+# The columns of a finished operation's spans: names, parents, starts, ends, kinds, attrs, errors.
+Columns = tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[str, ...],
+                tuple[dict[str, Any] | None, ...], tuple[str, ...]]
 
-    __slots__ = ("containers", "id", "mono", "remote_parent", "spans", "status", "token", "wall")
+
+class Operation:
+    """An API request (or another root) with its spans; the first is the root."""
+
+    __slots__ = ("columns", "containers", "id", "live", "mono", "remote_parent", "status", "token", "wall")
 
     def __init__(self, name: str, kind: str, attrs: dict[str, Any] | None) -> None:
         self.id = next(_ids)
-        self.mono = time.perf_counter_ns()
+        self.mono = _clock()
         self.wall = time.time_ns()
-        self.spans: list[Any] = [Span(name, -1, self.mono, kind, attrs)]  # FrozenSpan once ended
+        self.live: list[list[Any]] = [[name, None, self.mono, 0, kind, attrs, ""]]  # emptied when it ends
+        self.columns: Columns = ((), (), (), (), (), (), ())  # filled when it ends
         self.containers: list[str] = []
         self.status = 0
         self.remote_parent: str = ""  # a W3C traceparent the client sent, for OTLP
         self.token: contextvars.Token[Any] | None = None
 
     @property
-    def root(self) -> Span:
-        return self.spans[0]
+    def spans(self) -> list[FrozenSpan]:
+        """The spans of the finished operation, the root first (made at each read)."""
+        return [FrozenSpan._make(row) for row in zip(*self.columns, strict=True)]
 
     def wall_ns(self, mono: int) -> int:
         """A perf_counter reading of this operation as Unix nanoseconds."""
         return self.wall + (mono - self.mono)
 
 
-_current: contextvars.ContextVar[tuple[Operation, int] | None] = contextvars.ContextVar(
+_current: contextvars.ContextVar[tuple[Operation, list[Any]] | None] = contextvars.ContextVar(
     "berth_trace_span", default=None)
 
 
@@ -112,7 +110,7 @@ def begin_operation(name: str, attrs: dict[str, Any] | None = None, kind: str = 
     if not state.on:
         return None
     op = Operation(name, kind, attrs)
-    op.token = _current.set((op, 0))
+    op.token = _current.set((op, op.live[0]))
     return op
 
 
@@ -120,16 +118,18 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
     """Close the root and give the operation to the sinks."""
     if op is None:
         return
-    root = op.spans[0]
+    live = op.live
+    root = live[0]
     op.status = status
     if error:
-        root.error = error
-    with _append_lock:
-        root.end = time.perf_counter_ns()
-        # Frozen into tuples of strings and ints, which the garbage collector stops
-        # tracking: the ring's few thousand spans would otherwise be walked by every full
-        # collection (and make them come sooner).
-        op.spans = [FrozenSpan(s.name, s.parent, s.start, s.end, s.kind, s.attrs, s.error) for s in op.spans]
+        root[_ERROR] = error
+    root[_END] = _clock()  # from here no step adds itself (_open looks)
+    live = live[:]  # one that was already past the look is left out
+    op.live = []
+    index = {id(s): i for i, s in enumerate(live)}
+    names, parents, starts, ends, kinds, attrs, errors = zip(*live, strict=True)
+    op.columns = (names, tuple([-1 if p is None else index.get(id(p), 0) for p in parents]), starts, ends, kinds,
+                  attrs, errors)
     if op.token is not None:
         try:  # aiohttp answers a connection's requests in one task: the next starts clean
             _current.reset(op.token)
@@ -143,30 +143,28 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
             logging.getLogger("berth.trace").exception("trace sink %r", sink)
 
 
-def _open(name: str, kind: str, attrs: dict[str, Any] | None) -> tuple[Operation, Span, contextvars.Token[Any]] | None:
+def _open(name: str, kind: str, attrs: dict[str, Any] | None) -> tuple[Operation, list[Any], contextvars.Token[Any]] | None:
     cur = _current.get()
     if cur is None:
         return None
-    op, parent = cur
-    span = Span(name, parent, time.perf_counter_ns(), kind, attrs)
-    with _append_lock:  # the loop and the I/O pool's threads add to one operation
-        spans = op.spans
-        if spans[0].end:  # a task the operation started outlives it (a container's monitor)
-            return None
-        spans.append(span)
-        idx = len(spans) - 1
-    return op, span, _current.set((op, idx))
+    op = cur[0]
+    spans = op.live
+    if not spans or spans[0][_END]:  # a task the operation started outlives it (a container's monitor)
+        return None
+    span = [name, cur[1], _clock(), 0, kind, attrs, ""]
+    spans.append(span)
+    return op, span, _current.set((op, span))
 
 
-def _close(handle: tuple[Operation, Span, contextvars.Token[Any]], err: BaseException | None) -> None:
+def _close(handle: tuple[Operation, list[Any], contextvars.Token[Any]], err: BaseException | None) -> None:
     op, span, token = handle
-    span.end = time.perf_counter_ns()
+    span[_END] = _clock()
     if err is not None:
-        span.error = type(err).__name__
+        span[_ERROR] = type(err).__name__
     try:
         _current.reset(token)
     except ValueError:  # closed in another context than it was opened (a moved task)
-        _current.set((op, span.parent))
+        _current.set((op, span[_PARENT]))
 
 
 class _NoStep:
@@ -214,12 +212,13 @@ def process(name: str, **attrs: Any) -> Any:
 
 
 def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
-           network_action: str = "", image_action: str = "") -> Callable[[F], F]:
+           network_action: str = "", image_action: str = "", count_errors: bool = False) -> Callable[[F], F]:
     """Decorate a step function (sync or async) to be a span named `name` (dockerd's
     name for the step). `name` may be a function of the call's arguments, for spans
     such as `runc start`. `action` / `network_action` / `image_action` also time a
     successful call into dockerd's engine_daemon_{container,network,image}_actions_seconds
-    (also outside any API request: a restart policy's start counts)."""
+    (also outside any API request: a restart policy's start counts); `count_errors` times
+    failed calls too (dockerd's pull and push call UpdateSince before looking at the error)."""
     timed = (("container", action) if action else ("network", network_action) if network_action
              else ("image", image_action) if image_action else None)
 
@@ -232,13 +231,67 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
             except Exception:  # a call shaped otherwise: the function's own name
                 return fn.__name__
 
+        fixed = name if isinstance(name, str) else ""
+
+        # Most steps are neither timed nor named by their arguments: the shortest path,
+        # _open and _close written out (two calls fewer per span).
+        if timed is None and inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def astep(*args: Any, **kwargs: Any) -> Any:
+                if not state.on:
+                    return await fn(*args, **kwargs)
+                cur = _current.get()
+                if cur is None or not (live := cur[0].live) or live[0][_END]:
+                    return await fn(*args, **kwargs)
+                span = [fixed or span_name(args, kwargs), cur[1], _clock(), 0, kind, None, ""]
+                live.append(span)
+                token = _current.set((cur[0], span))
+                try:
+                    r = await fn(*args, **kwargs)
+                except BaseException as e:
+                    _close((cur[0], span, token), e)
+                    raise
+                span[_END] = _clock()
+                try:
+                    _current.reset(token)
+                except ValueError:  # closed in another context than it was opened (a moved task)
+                    _current.set(cur)
+                return r
+
+            return astep  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
+
+        if timed is None:
+            @functools.wraps(fn)
+            def step_(*args: Any, **kwargs: Any) -> Any:
+                if not state.on:
+                    return fn(*args, **kwargs)
+                cur = _current.get()
+                if cur is None or not (live := cur[0].live) or live[0][_END]:
+                    return fn(*args, **kwargs)
+                span = [fixed or span_name(args, kwargs), cur[1], _clock(), 0, kind, None, ""]
+                live.append(span)
+                token = _current.set((cur[0], span))
+                try:
+                    r = fn(*args, **kwargs)
+                except BaseException as e:
+                    _close((cur[0], span, token), e)
+                    raise
+                span[_END] = _clock()
+                try:
+                    _current.reset(token)
+                except ValueError:  # the function switched contexts and did not switch back
+                    _current.set(cur)
+                return r
+
+            return step_  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
+
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def awrapper(*args: Any, **kwargs: Any) -> Any:
                 if not state.on:
                     return await fn(*args, **kwargs)
-                h = _open(span_name(args, kwargs), kind, None)
-                t0 = time.perf_counter_ns() if timed is not None else 0
+                h = _open(fixed or span_name(args, kwargs), kind, None)
+                t0 = _clock() if timed is not None else 0
                 err: BaseException | None = None
                 try:
                     return await fn(*args, **kwargs)
@@ -248,8 +301,8 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
                 finally:
                     if h is not None:
                         _close(h, err)
-                    if timed is not None and err is None and state.action_sink is not None:
-                        state.action_sink(timed[0], timed[1], (time.perf_counter_ns() - t0) / 1e9)
+                    if timed is not None and (err is None or count_errors) and state.action_sink is not None:
+                        state.action_sink(timed[0], timed[1], (_clock() - t0) / 1e9)
 
             return awrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
 
@@ -257,8 +310,8 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if not state.on:
                 return fn(*args, **kwargs)
-            h = _open(span_name(args, kwargs), kind, None)
-            t0 = time.perf_counter_ns() if timed is not None else 0
+            h = _open(fixed or span_name(args, kwargs), kind, None)
+            t0 = _clock() if timed is not None else 0
             err: BaseException | None = None
             try:
                 return fn(*args, **kwargs)
@@ -268,8 +321,8 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
             finally:
                 if h is not None:
                     _close(h, err)
-                if timed is not None and err is None and state.action_sink is not None:
-                    state.action_sink(timed[0], timed[1], (time.perf_counter_ns() - t0) / 1e9)
+                if timed is not None and (err is None or count_errors) and state.action_sink is not None:
+                    state.action_sink(timed[0], timed[1], (_clock() - t0) / 1e9)
 
         return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
 
@@ -281,7 +334,7 @@ def touch(container_id: str) -> None:
     if not state.on:
         return
     cur = _current.get()
-    if cur is not None and not cur[0].spans[0].end and container_id not in cur[0].containers:
+    if cur is not None and cur[0].live and not cur[0].live[0][_END] and container_id not in cur[0].containers:
         cur[0].containers.append(container_id)
 
 
@@ -305,6 +358,17 @@ def in_context(fn: F) -> F:
         return fn
     ctx = contextvars.copy_context()
     return functools.partial(ctx.run, fn)  # type: ignore[return-value]  # ctx.run(fn, ...) calls fn: the same signature
+
+
+class ContextExecutor(ThreadPoolExecutor):
+    """The loop's default executor while tracing is on: what a step sends to a thread with
+    `loop.run_in_executor(None, ...)` runs in the step's context, so the steps it runs
+    (a layer's applyTar, Register) nest under it. Asyncio's own default otherwise."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if _current.get() is not None:
+            return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+        return super().submit(fn, *args, **kwargs)
 
 
 def current_operation() -> Operation | None:

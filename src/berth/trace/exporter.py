@@ -4,9 +4,9 @@ Turning spans into OTLP protobuf and POSTing them costs tens of microseconds per
 of Python. Done in a thread of the daemon, that work holds the GIL the event loop needs
 (and a waiting thread gets it back only after the 5 ms switch interval), so every request
 would pay for the export of the ones before. Here the daemon only packs each finished
-operation (msgpack, a few microseconds) into a non-blocking pipe, coalesced once per loop
-iteration; the child does the SDK part (berth.trace.otlp_sink) with every OTEL_* variable. If
-the child falls behind and the pipe and a bounded buffer are full, operations are dropped
+operation (msgpack, a microsecond) into a non-blocking pipe, in batches (FLUSH_DELAY);
+the child does the SDK part (berth.trace.otlp_sink) with every OTEL_* variable. If the child
+falls behind and the pipe and a bounded buffer are full, operations are dropped
 (counted, warned about once) rather than slowing the daemon. At EOF the child flushes
 and exits, so a daemon that dies leaves no exporter behind.
 """
@@ -23,26 +23,28 @@ from typing import Any
 
 import msgspec
 
-from .core import FrozenSpan, Operation
+from .core import Operation
 
 log = logging.getLogger("berth.trace")
 
 MAX_BUFFER = 8 << 20  # bytes waiting for the child before operations are dropped
+# Operations are handed over in batches: one encode, one write and one wake-up of the child
+# for every FLUSH_DELAY seconds (or FLUSH_AT operations), not one per request.
+FLUSH_DELAY = 0.25
+FLUSH_AT = 256
 _HEAD = struct.Struct("!I")
 
 
 def pack(op: Operation) -> list[Any]:
-    return [op.wall, op.mono, op.status, op.remote_parent, op.containers,
-            [[s.name, s.parent, s.start, s.end, s.kind, s.attrs, s.error] for s in op.spans]]
+    return [op.wall, op.mono, op.status, op.remote_parent, op.containers, op.columns]
 
 
 def unpack(raw: list[Any]) -> Operation:
     op = Operation.__new__(Operation)
-    op.wall, op.mono, op.status, op.remote_parent, op.containers, spans = raw
-    op.id, op.token = 0, None
-    op.spans = []
-    for name, parent, start, end, kind, attrs, error in spans:
-        op.spans.append(FrozenSpan(name, parent, start, end, kind, attrs, error))
+    op.wall, op.mono, op.status, op.remote_parent, op.containers, columns = raw
+    op.id, op.token, op.live = 0, None, []
+    names, parents, starts, ends, kinds, attrs, errors = (tuple(c) for c in columns)
+    op.columns = (names, parents, starts, ends, kinds, attrs, errors)
     return op
 
 
@@ -68,6 +70,8 @@ class ExporterPipe:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer = False
         self._enc = msgspec.msgpack.Encoder()
+        self.delay = FLUSH_DELAY
+        self._timer: asyncio.TimerHandle | None = None
 
     def __call__(self, op: Operation) -> None:
         if self.dead:
@@ -78,10 +82,14 @@ class ExporterPipe:
             except RuntimeError:
                 return
             self._loop = loop
-            loop.call_soon(self._flush)
+            self._timer = loop.call_later(self.delay, self._flush)
         self.pending.append(op)
+        if len(self.pending) >= FLUSH_AT and self._timer is not None:
+            self._timer.cancel()
+            self._flush()
 
     def _flush(self) -> None:
+        self._timer = None
         ops, self.pending = self.pending, []
         if len(self.buf) > MAX_BUFFER:
             if not self.dropped:
@@ -120,6 +128,9 @@ class ExporterPipe:
 
     def shutdown(self, timeout: float = 10) -> None:
         """Hand over what is left, close the pipe; the child flushes to the collector."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._writer and self._loop is not None:
             self._loop.remove_writer(self.fd)
             self._writer = False

@@ -62,7 +62,7 @@ class SpanHistograms(Collector):
 
     def __init__(self, name: str, doc: str, labels: list[str]) -> None:
         self.name, self.doc, self.labels = name, doc, labels
-        self.bounds = [b * 1e9 for b in STEP_BUCKETS]  # nanoseconds, as spans measure
+        self.bounds = [round(b * 1e9) for b in STEP_BUCKETS]  # integer nanoseconds, as spans measure
         self.series: dict[tuple[str, ...], list[Any]] = {}  # labels → [bucket counts, sum ns, count]
         REGISTRY.register(self)
 
@@ -73,6 +73,13 @@ class SpanHistograms(Collector):
         h[0][bisect.bisect_left(self.bounds, ns)] += 1
         h[1] += ns
         h[2] += 1
+
+    def series_of(self, key: tuple[str, ...]) -> list[Any]:
+        """The [bucket counts, sum ns, count] of `key`, made at its first use."""
+        h = self.series.get(key)
+        if h is None:
+            h = self.series[key] = [[0] * (len(self.bounds) + 1), 0, 0]
+        return h
 
     def collect(self) -> Iterable[Any]:
         fam = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
@@ -144,19 +151,30 @@ def drain() -> None:
         _observe(op)
 
 
+_by_step: dict[str, list[Any]] = {}  # a step's name → its series in step_seconds
+_by_program: dict[str, list[Any]] = {}
+
+
 def _observe(op: Operation) -> None:
     """Every span of a finished operation into the step/process/request histograms."""
-    for s in op.spans:
-        if not s.end:  # still open when its operation ended (a thread's step): no duration
+    bounds, bisect_left = step_seconds.bounds, bisect.bisect_left
+    names, _parents, starts, ends, kinds, attrs, _errors = op.columns
+    for i, end in enumerate(ends):
+        if not end:  # still open when its operation ended (a thread's step): no duration
             continue
-        ns = s.end - s.start
-        if s.kind == REQUEST:
-            attrs = s.attrs or {}
-            request_seconds.observe((attrs.get("http.request.method", ""), attrs.get("http.route", "")), ns)
-        elif s.kind == PROCESS:
-            process_seconds.observe((s.name,), ns)
-        else:
-            step_seconds.observe((s.name,), ns)
+        ns = end - starts[i]
+        kind, name = kinds[i], names[i]
+        if kind == REQUEST:
+            a = attrs[i] or {}
+            request_seconds.observe((a.get("http.request.method", ""), a.get("http.route", "")), ns)
+            continue
+        by = _by_program if kind == PROCESS else _by_step
+        h = by.get(name)
+        if h is None:
+            h = by[name] = (process_seconds if kind == PROCESS else step_seconds).series_of((name,))
+        h[0][bisect_left(bounds, ns)] += 1
+        h[1] += ns
+        h[2] += 1
 
 
 class _Callback(Collector):

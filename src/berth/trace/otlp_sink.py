@@ -41,7 +41,8 @@ class OTLPSink:
 
     def __call__(self, op: Operation) -> None:
         remote = _parse_traceparent(op.remote_parent) if op.remote_parent else None
-        root = op.spans[0]
+        spans = op.spans
+        root = spans[0]
         getbits = self._rand.getrandbits
         trace_id = remote[0] if remote else getbits(128)
         parent_ctx = (SpanContext(remote[0], remote[1], is_remote=True, trace_flags=TraceFlags(remote[2]))
@@ -56,7 +57,7 @@ class OTLPSink:
         ctxs: list[SpanContext] = []
         unset = Status(StatusCode.UNSET)
         on_end = self.processor.on_end
-        for i, s in enumerate(op.spans):
+        for i, s in enumerate(spans):
             ctx = SpanContext(trace_id, getbits(64) or 1, is_remote=False, trace_flags=flags)
             ctxs.append(ctx)
             if i == 0:
@@ -86,7 +87,7 @@ class OTLPSink:
 def root_attributes(op: Operation) -> dict[str, Any]:
     """The request span's attributes (OTel HTTP semantic conventions, plus the API version
     and the containers it touched)."""
-    attrs: dict[str, Any] = dict(op.spans[0].attrs or {})
+    attrs: dict[str, Any] = dict(op.columns[5][0] or {})
     if op.status:
         attrs["http.response.status_code"] = op.status
     if op.containers:

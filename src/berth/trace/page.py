@@ -31,8 +31,8 @@ class Ring:
 
     def add(self, op: Operation) -> None:
         """The page's trace sink."""
-        root = op.spans[0]
-        if len(op.spans) == 1 and root.kind == REQUEST and (root.attrs or {}).get(
+        names, _parents, _starts, _ends, kinds, attrs, _errors = op.columns
+        if len(names) == 1 and kinds[0] == REQUEST and (attrs[0] or {}).get(
                 "http.request.method") in ("GET", "HEAD"):
             return
         self.ops.append(op)  # deque.append is atomic: no lock against the page's reads
@@ -68,9 +68,10 @@ def _depths(spans: list[FrozenSpan]) -> list[int]:
 
 def slowest_leaf(op: Operation) -> int:
     """Index of the slowest span with no child (where the time went), -1 if none."""
-    parents = {s.parent for s in op.spans}
+    spans = op.spans
+    parents = {s.parent for s in spans}
     best, best_i = -1, -1
-    for i, s in enumerate(op.spans):
+    for i, s in enumerate(spans):
         if i and i not in parents and s.end and s.duration > best:
             best, best_i = s.duration, i
     return best_i
@@ -130,7 +131,8 @@ def timeline_svg(op: Operation) -> str:
 
 
 def _op_head(op: Operation, link: bool) -> str:
-    root = op.spans[0]
+    spans = op.spans
+    root = spans[0]
     when = time.strftime("%H:%M:%S", time.gmtime(op.wall / 1e9)) + f".{op.wall // 1_000_000 % 1000:03d}Z"
     name = _e(root.name)
     title = f'<a href="/op/{op.id}">{name}</a>' if link else name
@@ -138,14 +140,14 @@ def _op_head(op: Operation, link: bool) -> str:
     dur = _ms((root.end or root.start) - root.start)
     ctrs = " ".join(f'<a class="ctr" href="/containers/{_e(c)}">{_e(c[:12])}</a>' for c in op.containers)
     slow = slowest_leaf(op)
-    slow_txt = (f' <span class="slow">slowest step: {_e(op.spans[slow].name)} '
-                f'({_e(_ms(op.spans[slow].duration))})</span>') if slow > 0 else ""
+    slow_txt = (f' <span class="slow">slowest step: {_e(spans[slow].name)} '
+                f'({_e(_ms(spans[slow].duration))})</span>') if slow > 0 else ""
     return (f'<h3><span class="when">{when}</span> {title}{status} <span class="dur">{dur}</span>'
             f'{" containers: " + ctrs if ctrs else ""}{slow_txt}</h3>')
 
 
 def op_section(op: Operation, link: bool = True) -> str:
-    return (f'<section class="op" id="op-{op.id}" data-op="{op.id}" data-name="{_e(op.spans[0].name)}">'
+    return (f'<section class="op" id="op-{op.id}" data-op="{op.id}" data-name="{_e(op.columns[0][0])}">'
             f"{_op_head(op, link)}{timeline_svg(op)}</section>")
 
 
@@ -194,7 +196,7 @@ def render_index(ring: Ring = RING) -> str:
 
 
 def render_op(op: Operation) -> str:
-    return _doc(op.spans[0].name, f'<p><a href="/">all operations</a></p>{op_section(op, link=False)}')
+    return _doc(op.columns[0][0], f'<p><a href="/">all operations</a></p>{op_section(op, link=False)}')
 
 
 def render_container(cid: str, ring: Ring = RING) -> str:
