@@ -165,7 +165,7 @@ def _apply_file(path: str, dest: str, whiteouts: str, split_path: str) -> tuple[
     """In a worker process: apply the layer file at `path` into `dest` (diff ID, size)."""
     with open(path, "rb") as f:
         res = archive.apply_layer(f, dest, whiteouts, split_path)
-    return res.diff_id, archive.directory_size(dest)
+    return res.diff_id, res.disk_size if res.disk_size is not None else archive.directory_size(dest)
 
 
 @dataclass
@@ -300,8 +300,8 @@ class LayerStore:
                                           os.path.join(staging, tarsplit.FILE_NAME))
                 # overlay2's ApplyDiff reports the size of the diff dir; the naive (vfs) path
                 # reports the sum of the entries' sizes.
-                size = (archive.directory_size(self.driver.diff_dir(cache_id))
-                        if isinstance(self.driver, Overlay2Driver) else res.size)
+                size = ((res.disk_size if res.disk_size is not None else archive.directory_size(
+                    self.driver.diff_dir(cache_id))) if isinstance(self.driver, Overlay2Driver) else res.size)
             except BaseException:
                 self.driver.remove(cache_id)
                 raise
@@ -349,7 +349,8 @@ class LayerStore:
             try:
                 res = archive.apply_layer(tar_stream, self.driver.diff_dir(cache_id), self.driver.whiteouts,
                                           os.path.join(staging, tarsplit.FILE_NAME))
-                size = archive.directory_size(self.driver.diff_dir(cache_id))
+                size = res.disk_size if res.disk_size is not None else archive.directory_size(
+                    self.driver.diff_dir(cache_id))
             except BaseException:
                 self.driver.remove(cache_id)
                 raise
