@@ -278,9 +278,14 @@ import threading as _threading
 
 class FaultProxy:
     """Forwards to `upstream`; `mode` decides what blob GETs get: "" (pass), "500",
-    "cut" (the connection drops after half the body, once; the Range retry passes),
-    "stall" (half the body, then silence, once); "429" answers one manifest request with
-    429 and Retry-After: 1."""
+    "cut" (the connection drops after a first part of the body, once; the Range retry
+    passes), "cut-200" (as "cut", then the Range retry answered 200 with the whole blob, as
+    a registry or proxy that ignores Range does), "stall" (half the body, then silence,
+    once); "429" answers one manifest request with 429 and Retry-After: 1.
+
+    A cut comes only after the first part has had time to be read: aiohttp's reader raises
+    the connection error before handing over bytes it holds, so a cut at once could leave
+    the client nothing to resume from."""
 
     def __init__(self, upstream: str, port: int) -> None:
         self.upstream, self.port = upstream.rstrip("/"), port
@@ -305,14 +310,18 @@ class FaultProxy:
                 return web.json_response({"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]},
                                          status=429, headers={"Retry-After": "1"})
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+            if is_blob and self.mode == "ignore-range" and "Range" in headers:
+                self.mode = ""
+                del headers["Range"]  # the whole blob, 200
             async with ClientSession(auto_decompress=False) as s, \
                     s.request(request.method, self.upstream + request.path_qs, headers=headers,
                               data=await request.read(), allow_redirects=False) as r:
                 body = await r.read()
                 out_headers = {k: v for k, v in r.headers.items()
                                if k.lower() not in ("content-length", "transfer-encoding", "connection")}
-                if is_blob and self.mode in ("cut", "stall") and r.status == 200 and len(body) > 1000:
-                    stall, self.mode = self.mode == "stall", ""
+                if is_blob and self.mode in ("cut", "cut-200", "stall") and r.status == 200 and len(body) > 1000:
+                    stall = self.mode == "stall"
+                    self.mode = "ignore-range" if self.mode == "cut-200" else ""
                     resp = web.StreamResponse(status=200, headers=out_headers)
                     resp.content_length = len(body)
                     await resp.prepare(request)
@@ -323,6 +332,11 @@ class FaultProxy:
                             await _asyncio.wait_for(self._stalled.wait(), 60)
                         except (TimeoutError, _asyncio.CancelledError):
                             pass
+                    else:  # the first part sent and read before the cut
+                        transport = request.transport
+                        while transport is not None and transport.get_write_buffer_size():
+                            await _asyncio.sleep(0.01)
+                        await _asyncio.sleep(1)
                     request.transport.close()  # type: ignore[union-attr]
                     return resp
                 return web.Response(status=r.status, body=body, headers=out_headers)

@@ -368,6 +368,18 @@ def test_faults_leave_nothing_half_stored(env: dict) -> None:
         assert lines(body)[-1]["status"] == f"Status: Downloaded newer image for {proxied}:1.2", body
         assert any(rng.startswith("bytes=") for _m, _p, rng in proxy.requests)
         b.docker("rmi", f"{proxied}:1.2")
+        # a registry answering the Range request with 200 and the whole blob: the download
+        # starts over from byte 0 with that answer (nothing appended to what was kept)
+        proxy.requests.clear()
+        proxy.mode = "cut-200"
+        status, body = call(b.sock, "POST", f"/images/create?fromImage={proxied}&tag=1.2")
+        assert lines(body)[-1]["status"] == f"Status: Downloaded newer image for {proxied}:1.2", body
+        cut = [p for m, p, rng in proxy.requests if rng.startswith("bytes=")]
+        assert len(cut) == 1, proxy.requests
+        assert [m for m, p, _r in proxy.requests if p == cut[0]] == ["GET", "GET"]  # no third try
+        retries = [x["status"] for x in lines(body) if x.get("status", "").startswith("Retrying")]
+        assert retries[0] == "Retrying in 5 seconds" and retries.count(retries[0]) == 1  # the cut's only
+        b.docker("rmi", f"{proxied}:1.2")
     finally:
         proxy.close()
     # the registry gone: the daemon answers, nothing stored
