@@ -168,3 +168,14 @@ def test_transfer_manager_limits_shares_and_cancels() -> None:
         assert tc.task.cancelled()
 
     asyncio.run(main())
+
+
+def test_content_range_of_a_resumed_download() -> None:
+    """A 206 answering `Range: bytes=<n>-` is checked as dockerd's httpReadSeeker does."""
+    from berth.distribution.service import _content_range_error as check
+
+    assert check("bytes 100-199/200", 100) == "" and check("bytes 100-199/*", 100) == ""
+    assert check(None, 100) == "no Content-Range header found in HTTP 206 response"
+    assert check("bytes=100-199", 100) == "could not parse Content-Range header: bytes=100-199"
+    assert check("bytes 0-199/200", 100) == "received Content-Range starting at offset 0 instead of requested 100"
+    assert check("bytes 100-150/200", 100) == "range in Content-Range stops before the end of the content: bytes 100-150/200"

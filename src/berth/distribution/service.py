@@ -7,6 +7,7 @@ import asyncio
 import fcntl
 import hashlib
 import os
+import re
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -279,6 +280,21 @@ def clean_partial(partial_dir: str, now: float | None = None) -> None:
             pass
 
 
+def _content_range_error(header: str | None, offset: int) -> str:
+    """What dockerd's httpReadSeeker says of a 206 answering `Range: bytes=<offset>-` ("" if fine)."""
+    if not header:
+        return "no Content-Range header found in HTTP 206 response"
+    m = re.fullmatch(r"bytes ([0-9]+)-([0-9]+)/([0-9]+|\*)", header.strip())
+    if m is None:
+        return f"could not parse Content-Range header: {header}"
+    start, end = int(m.group(1)), int(m.group(2))
+    if start != offset:
+        return f"received Content-Range starting at offset {start} instead of requested {offset}"
+    if m.group(3) != "*" and end + 1 != int(m.group(3)):
+        return f"range in Content-Range stops before the end of the content: {header}"
+    return ""
+
+
 class BlobDownload:
     """v2LayerDescriptor.Download: digest verified, resumed with a Range request after a
     dropped connection.
@@ -359,6 +375,11 @@ class BlobDownload:
                 # the registry sends it all again: start over with this answer (dockerd fails
                 # the attempt with "expected HTTP 206 from byte range request" and retries)
                 self._reset()
+            elif resumed:
+                bad = _content_range_error(r.headers.get("Content-Range"), self.offset)
+                if bad:  # dockerd's httpReadSeeker checks: the attempt fails, the next starts over
+                    self._reset()
+                    raise Transport(bad)
             length = r.content_length
             total = length if length is not None else 0
             meter = Meter(self.emit, "Downloading", self.id, total)
