@@ -598,3 +598,33 @@ def test_push_refused_without_credentials(env: dict) -> None:
         r = b.docker("push", f"{host}/anon/bb:1", check=False)
         assert (r.returncode, r.stderr.decode().strip()) == (1, want)
         b.docker("rmi", f"{host}/anon/bb:1")
+
+
+def test_token_expiring_during_a_push_is_fetched_again(env: dict) -> None:
+    """Beyond dockerd (moby#33558): tokens good for 3 s, and each blob upload held 4 s by a
+    proxy after the registry took it, so the requests that follow carry a token the registry
+    now refuses (401, `invalid_token`): each is sent again with a new one and the push ends
+    with its digest line (dockerd keeps the token a minute and fails the push)."""
+    b = env["berthd"]
+    reg = start_registry("token", {"u": "pw"}, token_ttl=3)
+    proxy = FaultProxy(f"http://{reg.host}", free_port())
+    name = f"127.0.0.1:{proxy.port}/slow/bb"
+    try:
+        proxy.mode, proxy.delay = "slow-upload", 4
+        b.docker("tag", "busybox", f"{name}:1")
+        status, body = call(b.sock, "POST", f"/images/{name}/push?tag=1", auth_header("u", "pw"))
+        assert status == 200 and "1: digest: sha256:" in lines(body)[-2]["status"], body
+        # each upload held past the token's life: its closing PUT refused once, then taken
+        held = [i for i, (m, _p, _st) in enumerate(proxy.answers) if m == "PATCH"]
+        assert len(held) == 2, proxy.answers  # the layer and the config
+        for i in held:
+            assert [(m, st) for m, _p, st in proxy.answers[i + 1:i + 3]] == [("PUT", 401), ("PUT", 201)], proxy.answers
+        assert proxy.answers[-1][0::2] == ("PUT", 201)  # the manifest
+        b.docker("rmi", f"{name}:1")
+        # what was pushed pulls back (the anonymous pull token is as short-lived)
+        assert b"Downloaded newer image" in b.docker("pull", f"{name}:1").stdout
+        b.docker("rmi", f"{name}:1")
+    finally:
+        proxy.close()
+        reg.close()
+
