@@ -628,3 +628,29 @@ def test_token_expiring_during_a_push_is_fetched_again(env: dict) -> None:
         proxy.close()
         reg.close()
 
+
+def test_a_mirror_failing_midway_falls_back(env: dict) -> None:
+    """As dockerd (continueOnError on a mirror): a layer the mirror serves wrong, after the
+    stream has started, sends the pull on to the next endpoint, the registry itself, and the
+    stream shows "Pulling from" twice."""
+    b, mirror = env["berthd"], env["regs"]["anon"]
+    upstream = start_registry(port=int(env["dead"].rsplit(":", 1)[1]))  # the mirrored registry, up this time
+    try:
+        layers = [file_layer({"a": uuid.uuid4().bytes}), file_layer({"b": os.urandom(200_000)})]
+        img = Client(f"http://{mirror.host}").image("team/midway", "1", layers)
+        assert Client(f"http://{upstream.host}").image("team/midway", "1", layers)["digest"] == img["digest"]
+        path = mirror.blob_path(img["layers"][1])  # type: ignore[index]
+        with open(path, "r+b") as f:
+            f.seek(1000)
+            byte = f.read(1)
+            f.seek(1000)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        name = f"{env['dead']}/team/midway"
+        status, body = call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1")
+        msgs = lines(body)
+        assert status == 200 and msgs[-1]["status"] == f"Status: Downloaded newer image for {name}:1", body
+        assert [m["id"] for m in msgs if m.get("status") == "Pulling from team/midway"] == ["1", "1"]
+        assert json.loads(b.docker("image", "inspect", f"{name}:1").stdout)[0]["Id"] == img["id"]
+        b.docker("rmi", f"{name}:1")
+    finally:
+        upstream.close()

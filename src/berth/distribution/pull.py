@@ -92,7 +92,9 @@ async def pull(svc: DistributionService, ref: refmod.Reference, platform: Platfo
     last_err = await try_endpoints(
         svc.registry.endpoints(ref.domain), req, f"repository:{ref.path}:pull", attempt,
         retryable=(RegistryError, mf.ManifestError, aiohttp.ClientError),
-        go_on=lambda e, ep: not out.started and _continue_on_error(e, ep.mirror))
+        # even once the stream has started: a mirror failing midway falls back to the next
+        # endpoint, which starts again with its own "Pulling from" (distribution/pull.go)
+        go_on=lambda e, ep: _continue_on_error(e, ep.mirror))
     if last_err is None:
         return
     raise translate_pull_error(last_err, ref)
