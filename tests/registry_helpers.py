@@ -304,6 +304,7 @@ class FaultProxy:
 
     def _run(self) -> None:
         from aiohttp import ClientSession, web
+        from multidict import CIMultiDict
 
         async def handle(request: web.Request) -> web.StreamResponse:
             self.requests.append((request.method, request.path_qs, request.headers.get("Range", "")))
@@ -314,8 +315,9 @@ class FaultProxy:
                 self.mode = ""
                 return web.json_response({"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]},
                                          status=429, headers={"Retry-After": "1"})
-            headers = {k: v for k, v in request.headers.items()
-                       if k.lower() not in ("host", "content-length", "transfer-encoding")}
+            # repeated headers (dockerd sends one Accept per media type) stay repeated
+            headers = CIMultiDict((k, v) for k, v in request.headers.items()
+                                  if k.lower() not in ("host", "content-length", "transfer-encoding"))
             headers["X-Forwarded-Host"] = request.host  # upload Locations point back here
             if is_blob and self.mode == "ignore-range" and "Range" in headers:
                 self.mode = ""

@@ -654,3 +654,32 @@ def test_a_mirror_failing_midway_falls_back(env: dict) -> None:
         b.docker("rmi", f"{name}:1")
     finally:
         upstream.close()
+
+
+def test_up_to_date_pulls_use_the_kept_manifest(env: dict) -> None:
+    """As dockerd's manifest store: a pull by tag whose HEAD names a manifest already fetched
+    stops there (no GET), and a pull by a known digest asks the registry nothing but the ping;
+    the reference dockerd's requests, where one runs, are the same."""
+    reg = env["regs"]["anon"]
+    img = seed(reg, "cache/app")
+    proxy = FaultProxy(f"http://{reg.host}", free_port())
+    name = f"127.0.0.1:{proxy.port}/cache/app"
+    manifest_path = "/v2/cache/app/manifests/"
+    daemons = [("berth", env["berthd"].sock)] + ([("dockerd", REFD_SOCK)] if refd_available() else [])
+    try:
+        for who, sock in daemons:
+            call(sock, "DELETE", f"/images/{name}:1.2?force=1")
+            seen = []
+            for ref in (f"{name}&tag=1.2", f"{name}&tag=1.2", f"{name}@{img['digest']}"):
+                proxy.requests.clear()
+                status, body = call(sock, "POST", f"/images/create?fromImage={ref}")
+                assert status == 200 and b"errorDetail" not in body, (who, body)
+                seen.append([(m, p) for m, p, _r in proxy.requests if p == "/v2/" or p.startswith(manifest_path)])
+            first, again, by_digest = seen
+            assert ("GET", manifest_path + img["digest"]) in first, (who, first)  # type: ignore[operator]
+            assert again == [("GET", "/v2/"), ("HEAD", manifest_path + "1.2")], (who, again)
+            assert by_digest == [("GET", "/v2/")], (who, by_digest)
+            call(sock, "DELETE", f"/images/{name}:1.2?force=1")
+            call(sock, "DELETE", f"/images/{name}@{img['digest']}?force=1")
+    finally:
+        proxy.close()

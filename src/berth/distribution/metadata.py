@@ -90,3 +90,42 @@ class MetadataStore:
                                          "HMAC": m.hmac} for m in items]).encode())
             except ValueError:
                 pass
+
+
+class ManifestCache:
+    """Manifests and manifest lists already fetched, by digest (dockerd 20.10 keeps them in
+    its content store, distribution/manifest.go manifestStore): a pull by tag whose HEAD
+    names a known digest, or a pull by a known digest, reads the manifest from here instead
+    of the registry. `<root>/sha256/<hex>` holds the media type, a newline, the bytes; they
+    are checked against the digest on every read."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def _path(self, dgst: str) -> str | None:
+        algo, _, hexpart = dgst.partition(":")
+        if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+            return None
+        return os.path.join(self.root, algo, hexpart)
+
+    def get(self, dgst: str) -> tuple[str, bytes] | None:
+        """(media type, bytes) of the manifest with this digest, if kept and intact."""
+        path = self._path(dgst)
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        mt, _, raw = data.partition(b"\n")
+        if "sha256:" + hashlib.sha256(raw).hexdigest() != dgst:
+            return None
+        return mt.decode("utf-8", "replace"), raw
+
+    def put(self, media_type: str, raw: bytes) -> None:
+        path = self._path("sha256:" + hashlib.sha256(raw).hexdigest())
+        if path is None or "\n" in media_type or os.path.exists(path):
+            return
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        atomicfile.write_file(path, media_type.encode() + b"\n" + raw, 0o600, sync_dir=False)

@@ -29,7 +29,7 @@ from ..registry.errors import (
 )
 from ..registry.session import Credentials, Session, error_of, transport_text
 from . import manifest as mf
-from .metadata import MetadataStore
+from .metadata import ManifestCache, MetadataStore
 from .progress import Meter, action
 from .xfer import TransferManager
 
@@ -70,6 +70,7 @@ class DistributionService:
         self.downloads = TransferManager(self.options.max_concurrent_downloads)
         self.uploads = TransferManager(self.options.max_concurrent_uploads)
         self.metadata = MetadataStore(os.path.join(images.root, "distribution"))
+        self.manifests = ManifestCache(os.path.join(images.root, "distribution", "manifests"))
         self._unpack_pool: Any = None
         self.partial_dir = os.path.join(images.root, "distribution", "partial")
         os.makedirs(self.partial_dir, mode=0o700, exist_ok=True)
@@ -158,9 +159,12 @@ async def try_endpoints(endpoints: list[Endpoint], req: Request, scope: str, att
     return last_err
 
 
-async def get_manifest(s: Session, path: str, ref: str, by_digest: bool) -> mf.Manifest:
+async def get_manifest(s: Session, path: str, ref: str, by_digest: bool,
+                       cache: ManifestCache | None = None) -> mf.Manifest:
     """tags.Get + manifests.Get: HEAD the tag for its digest, then GET by digest; by
-    digest, GET and verify."""
+    digest, GET and verify. With a `cache`, a digest already known is read from it (no GET;
+    by digest no request at all), and what is fetched is kept in it, as dockerd's
+    manifestStore does."""
     accept = {"Accept": ", ".join(mf.ACCEPT)}
     target = ref
     if not by_digest:
@@ -172,6 +176,9 @@ async def get_manifest(s: Session, path: str, ref: str, by_digest: bool) -> mf.M
             target = dg
         elif r.status >= 400 and r.status != 404 and r.status != 401:
             pass  # the GET below decodes the error body
+    kept = cache.get(target) if cache is not None and (by_digest or target != ref) else None
+    if kept is not None:
+        return mf.parse(*kept)
     url = s.url(f"/v2/{path}/manifests/{target}")
     r = await s.request("GET", url, headers=accept)
     try:
@@ -188,6 +195,8 @@ async def get_manifest(s: Session, path: str, ref: str, by_digest: bool) -> mf.M
     m = mf.parse(ctype, raw)
     if (by_digest or target != ref) and m.digest != target and by_digest:
         raise VerificationError(f"manifest verification failed for digest {target}")
+    if cache is not None:
+        await asyncio.get_running_loop().run_in_executor(None, cache.put, m.media_type, raw)
     return m
 
 
