@@ -661,7 +661,9 @@ def test_up_to_date_pulls_use_the_kept_manifest(env: dict) -> None:
     stops there (no GET), and a pull by a known digest asks the registry nothing but the ping;
     the reference dockerd's requests, where one runs, are the same."""
     reg = env["regs"]["anon"]
-    img = seed(reg, "cache/app")
+    layers = [file_layer({"cached": uuid.uuid4().bytes})]
+    img = Client(f"http://{reg.host}").image("cache/app", "1.2", layers)
+    assert Client(f"http://{reg.host}").image("cache/other", "1", layers)["digest"] == img["digest"]
     proxy = FaultProxy(f"http://{reg.host}", free_port())
     name = f"127.0.0.1:{proxy.port}/cache/app"
     manifest_path = "/v2/cache/app/manifests/"
@@ -679,7 +681,14 @@ def test_up_to_date_pulls_use_the_kept_manifest(env: dict) -> None:
             assert ("GET", manifest_path + img["digest"]) in first, (who, first)  # type: ignore[operator]
             assert again == [("GET", "/v2/"), ("HEAD", manifest_path + "1.2")], (who, again)
             assert by_digest == [("GET", "/v2/")], (who, by_digest)
-            call(sock, "DELETE", f"/images/{name}:1.2?force=1")
-            call(sock, "DELETE", f"/images/{name}@{img['digest']}?force=1")
+            # by digest from another repository: kept, but used only once a HEAD finds it there
+            other = f"127.0.0.1:{proxy.port}/cache/other"
+            proxy.requests.clear()
+            status, body = call(sock, "POST", f"/images/create?fromImage={other}@{img['digest']}")
+            assert status == 200 and b"errorDetail" not in body, (who, body)
+            assert [(m, p) for m, p, _r in proxy.requests if p == "/v2/" or "/manifests/" in p] == [
+                ("GET", "/v2/"), ("HEAD", f"/v2/cache/other/manifests/{img['digest']}")], (who, proxy.requests)
+            for ref in (f"{name}:1.2", f"{name}@{img['digest']}", f"{other}@{img['digest']}"):
+                call(sock, "DELETE", f"/images/{ref}?force=1")
     finally:
         proxy.close()

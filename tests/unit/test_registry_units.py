@@ -190,8 +190,9 @@ def test_manifest_cache_keeps_only_what_matches_its_digest(tmp_path) -> None:  #
     raw = json.dumps({"schemaVersion": 2, "mediaType": mf.SCHEMA2}).encode()
     dgst = "sha256:" + hashlib.sha256(raw).hexdigest()
     assert cache.get(dgst) is None
-    cache.put(mf.SCHEMA2, raw)
-    assert cache.get(dgst) == (mf.SCHEMA2, raw)
+    cache.put(mf.SCHEMA2, raw, "127.0.0.1:5000/b")
+    cache.put(mf.SCHEMA2, raw, "127.0.0.1:5000/a")
+    assert cache.get(dgst) == (mf.SCHEMA2, raw, ["127.0.0.1:5000/a", "127.0.0.1:5000/b"])
     path = tmp_path / "sha256" / dgst[7:]
     path.write_bytes(path.read_bytes() + b" ")  # damaged on disk: not used
     assert cache.get(dgst) is None

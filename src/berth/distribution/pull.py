@@ -105,6 +105,7 @@ class _Puller:
                  platform: Platform | None, out: Output, mirror: bool) -> None:
         self.svc, self.s, self.shared, self.ref, self.platform, self.out = svc, s, shared, ref, platform, out
         self.path = ref.path
+        self.source = f"{ref.domain}/{ref.path}"  # the manifest cache's distribution source
         self.mirror = mirror
 
     async def pull_repository(self) -> None:
@@ -139,14 +140,14 @@ class _Puller:
 
     async def pull_tag(self, ref: refmod.Reference) -> bool:
         by_digest = bool(ref.digest)
-        m = await get_manifest(self.s, self.path, ref.digest or ref.tag, by_digest, self.svc.manifests)
+        m = await get_manifest(self.s, self.path, ref.digest or ref.tag, by_digest, self.svc.manifests, self.source)
         if not m.is_list:
             mf.check_config_media_type(m)
         self.out.put(message(f"Pulling from {self.path}", ref.tag if not by_digest else str(ref)))
         shown_digest = m.digest
         if m.is_list:
             d = mf.select(m, self.platform)
-            m = await get_manifest(self.s, self.path, d.digest, True, self.svc.manifests)
+            m = await get_manifest(self.s, self.path, d.digest, True, self.svc.manifests, self.source)
             if m.is_list:
                 raise mf.ManifestError("unsupported manifest format")
             mf.check_config_media_type(m)

@@ -160,11 +160,12 @@ async def try_endpoints(endpoints: list[Endpoint], req: Request, scope: str, att
 
 
 async def get_manifest(s: Session, path: str, ref: str, by_digest: bool,
-                       cache: ManifestCache | None = None) -> mf.Manifest:
+                       cache: ManifestCache | None = None, source: str = "") -> mf.Manifest:
     """tags.Get + manifests.Get: HEAD the tag for its digest, then GET by digest; by
-    digest, GET and verify. With a `cache`, a digest already known is read from it (no GET;
-    by digest no request at all), and what is fetched is kept in it, as dockerd's
-    manifestStore does."""
+    digest, GET and verify. With a `cache` (dockerd's manifestStore), a digest already known
+    is read from it instead of a GET: by tag once the HEAD named it; by digest if it came
+    from this repository (`source`, `<domain>/<path>`) or a HEAD of the digest answers 2xx.
+    What is fetched is kept in it."""
     accept = {"Accept": ", ".join(mf.ACCEPT)}
     target = ref
     if not by_digest:
@@ -177,8 +178,13 @@ async def get_manifest(s: Session, path: str, ref: str, by_digest: bool,
         elif r.status >= 400 and r.status != 404 and r.status != 401:
             pass  # the GET below decodes the error body
     kept = cache.get(target) if cache is not None and (by_digest or target != ref) else None
+    if kept is not None and by_digest and source not in kept[2]:
+        r = await s.request("HEAD", s.url(f"/v2/{path}/manifests/{target}"), headers=accept)
+        r.release()
+        if not 200 <= r.status < 300:
+            kept = None
     if kept is not None:
-        return mf.parse(*kept)
+        return mf.parse(kept[0], kept[1])
     url = s.url(f"/v2/{path}/manifests/{target}")
     r = await s.request("GET", url, headers=accept)
     try:
@@ -196,7 +202,7 @@ async def get_manifest(s: Session, path: str, ref: str, by_digest: bool,
     if (by_digest or target != ref) and m.digest != target and by_digest:
         raise VerificationError(f"manifest verification failed for digest {target}")
     if cache is not None:
-        await asyncio.get_running_loop().run_in_executor(None, cache.put, m.media_type, raw)
+        await asyncio.get_running_loop().run_in_executor(None, cache.put, m.media_type, raw, source)
     return m
 
 
