@@ -355,3 +355,23 @@ def test_a_layer_of_many_files_and_overwrites(store: LayerStore) -> None:
         from berth.layer import archive
 
         assert layer.size == archive.directory_size(d)
+
+
+def test_tar_split_of_a_tar_ending_as_gos_writer_ends_it(store: LayerStore) -> None:
+    """Two zero blocks and no record padding after a last entry that has no payload (what
+    `docker commit` and dockerd's own layers look like): the tar-split still keeps them."""
+    import tarfile
+
+    buf = io.BytesIO()
+    tf = tarfile.TarFile(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT)
+    for name, data in (("f", b"hi\n"), ("d", None), ("d/.wh..wh..opq", b"")):
+        ti = tarfile.TarInfo(name)
+        ti.type = tarfile.DIRTYPE if data is None else tarfile.REGTYPE
+        ti.size, ti.mtime = len(data or b""), 0
+        tf.addfile(ti, io.BytesIO(data) if data else None)
+    tar = buf.getvalue() + bytes(1024)
+    layer = store.register(io.BytesIO(tar), None)
+    assert layer.diff_id == sha256(tar)
+    out = io.BytesIO()
+    store.tar_stream(layer.chain_id, out)
+    assert out.getvalue() == tar

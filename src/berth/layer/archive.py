@@ -340,6 +340,7 @@ class _Source:
             self.pos += len(self.buf) - self.off
             self.off = len(self.buf)
             self.flush(split)
+        self.flush(split)  # the last headers and the end blocks, when nothing follows them
 
     def unread(self, head: bytes) -> None:
         """Put back bytes already consumed (and digested): the reader that takes over starts there."""
