@@ -692,3 +692,62 @@ def test_up_to_date_pulls_use_the_kept_manifest(env: dict) -> None:
                 call(sock, "DELETE", f"/images/{ref}?force=1")
     finally:
         proxy.close()
+
+
+def test_sighup_reloads_registry_settings(env: dict) -> None:
+    """dockerd's reload: SIGHUP reads daemon.json again; insecure registries, mirrors and the
+    transfer concurrency change on the running daemon, with a `reload` event; an invalid
+    setting is logged and changes nothing; a key left out keeps its value."""
+    import signal
+
+    b = env["berthd"]
+    path = os.path.join(env["tmp"], "daemon.json")
+    with open(path) as f:
+        original = json.load(f)
+
+    def hup(doc: dict) -> None:
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        os.kill(b.proc.pid, signal.SIGHUP)
+
+    def registry_config() -> dict:
+        return json.loads(b.docker("info", "--format", "{{json .RegistryConfig}}").stdout)
+
+    def wait_for(pred) -> dict:  # type: ignore[no-untyped-def]
+        deadline = time.time() + 10
+        while True:
+            rc = registry_config()
+            if pred(rc) or time.time() > deadline:
+                return rc
+            time.sleep(0.1)
+
+    t0 = int(time.time())
+    mirror = "http://mirror.invalid:5000"
+    try:
+        hup({**original, "registry-mirrors": original["registry-mirrors"] + [mirror],
+             "insecure-registries": ["10.99.0.0/16", "reg.invalid:5000"], "max-concurrent-downloads": 2})
+        rc = wait_for(lambda rc: mirror + "/" in rc["Mirrors"])
+        assert rc["Mirrors"] == [f"http://{env['regs']['anon'].host}/", mirror + "/"]
+        assert "10.99.0.0/16" in rc["InsecureRegistryCIDRs"] and "reg.invalid:5000" in rc["IndexConfigs"]
+        assert b.proc.poll() is None
+        events = [json.loads(x) for x in call(b.sock, "GET", f"/events?since={t0}&until={int(time.time()) + 1}"
+                                                         "&filters=%7B%22type%22%3A%5B%22daemon%22%5D%7D")[1].splitlines()]
+        attrs = events[-1]["Actor"]["Attributes"]
+        assert events[-1]["Action"] == "reload" and attrs["max-concurrent-downloads"] == "2"
+        assert json.loads(attrs["registry-mirrors"])[-1] == mirror  # as written, as dockerd's configStore
+        assert attrs["insecure-registries"] == '["10.99.0.0/16","reg.invalid:5000"]'  # Go's json.Marshal
+        # an invalid mirror: nothing changes, the daemon goes on
+        hup({**original, "registry-mirrors": ["ftp://nope"]})
+        time.sleep(1)
+        assert registry_config()["Mirrors"] == rc["Mirrors"] and b.proc.poll() is None
+        assert "ftp://nope" in b.log()  # the refusal, logged
+        # a key left out keeps the value the last good reload gave it
+        hup({**{k: v for k, v in original.items() if k != "registry-mirrors"}, "insecure-registries": []})
+        rc2 = wait_for(lambda rc: "10.99.0.0/16" not in rc["InsecureRegistryCIDRs"])
+        assert rc2["Mirrors"] == rc["Mirrors"] and "10.99.0.0/16" not in rc2["InsecureRegistryCIDRs"]
+    finally:
+        hup({**original, "insecure-registries": []})  # the settings the daemon started with
+        rc = wait_for(lambda rc: mirror + "/" not in rc["Mirrors"])
+        with open(path, "w") as f:
+            json.dump(original, f)
+    assert rc["Mirrors"] == [f"http://{env['regs']['anon'].host}/"] and "10.99.0.0/16" not in rc["InsecureRegistryCIDRs"]
