@@ -319,19 +319,25 @@ class _MeteredReader(io.RawIOBase):
 
 
 def _unpack(svc: DistributionService, blob: str, t: Transfer, id_: str) -> Any:
-    from .progress import Meter, update
+    from .progress import Meter
     from .service import unpack_pool
 
     size = os.path.getsize(blob)
     pool = unpack_pool(svc)
     if pool is not None:
-        # in a worker process: "Extracting" is reported as it starts and as it ends
-        t.emit_threadsafe(update("Extracting", id_, 0, size))
+        # in a worker process, which tells how far it has read
+        meter = Meter(t.emit_threadsafe, "Extracting", id_, size)
+
+        def progress(n: int) -> None:
+            if n > meter.current:
+                meter.add(n - meter.current)
+
         try:
-            u = svc.layers.unpack_file(blob, pool)
+            u = svc.layers.unpack_file(blob, pool, progress)
         except errdefs.DockerError as e:
             raise RegistryError(f"failed to register layer: {e}") from None
-        t.emit_threadsafe(update("Extracting", id_, size, size))
+        meter.current = size
+        meter.done()
         return u
     meter = Meter(t.emit_threadsafe, "Extracting", id_, size)
     with open(blob, "rb") as f:
