@@ -375,3 +375,23 @@ def test_tar_split_of_a_tar_ending_as_gos_writer_ends_it(store: LayerStore) -> N
     out = io.BytesIO()
     store.tar_stream(layer.chain_id, out)
     assert out.getvalue() == tar
+
+
+@pytest.mark.parametrize("case", ["nul-in-pax-path", "negative-uid"])
+def test_malformed_headers_are_tar_errors(store: LayerStore, case: str) -> None:
+    """What Go's reader refuses (a NUL in a PAX path) or the kernel would (a negative owner,
+    which base-256 numbers can carry) ends as dockerd's tar error, not as an exception."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT if case == "negative-uid" else
+                      tarfile.PAX_FORMAT) as tf:
+        ti = tarfile.TarInfo("f")
+        if case == "negative-uid":
+            ti.uid = -5
+        else:
+            ti.pax_headers = {"path": "a\x00b"}
+        tf.addfile(ti, io.BytesIO(b""))
+    want = {"nul-in-pax-path": "archive/tar: invalid tar header", "negative-uid": "lchown /f: invalid argument"}[case]
+    with pytest.raises(errdefs.System, match=rf"^Error processing tar file\(exit status 1\): {want}$"):
+        store.register(io.BytesIO(buf.getvalue()), None)

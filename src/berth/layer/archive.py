@@ -216,7 +216,10 @@ def _parse_pax(data: bytes) -> dict[str, str]:
         k = key.decode("utf-8", "surrogateescape")
         if k.startswith("GNU.sparse."):
             raise _Sparse
-        out[k] = value.decode("utf-8", "surrogateescape")
+        v = value.decode("utf-8", "surrogateescape")
+        if "\x00" in k or (k in ("path", "linkpath", "uname", "gname") and "\x00" in v):
+            raise _HeaderError  # Go's validPAXRecord
+        out[k] = v
         data = data[n:]
     return out
 
@@ -450,7 +453,10 @@ class _Unpacker:
             except OSError as e:
                 orig = (dirname + "/" if dirname else "") + original
                 raise _ApplyError(f'failed to mknod("/{orig}", S_IFCHR, 0): {go_errno_text(e)}') from None
-            os.chown(original, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+            try:
+                os.chown(original, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+            except OverflowError:
+                raise _ApplyError(f"lchown /{dirname + '/' if dirname else ''}{original}: invalid argument") from None
 
     def _replace(self, pfd: int, base: str, make: Callable[[], Any]) -> Any:
         """make() the entry; one already there is removed first (Unpack's RemoveAll), a
@@ -546,6 +552,8 @@ class _Unpacker:
             os.fchown(fd, m.uid, m.gid)
         except OSError as e:
             raise _ApplyError(f"lchown /{name}: {go_errno_text(e)}") from None
+        except OverflowError:  # a negative id (base-256 allows them)
+            raise _ApplyError(f"lchown /{name}: invalid argument") from None
         if m.pax_headers:
             self._xattrs(m, fd, name)
         if mode & 0o7000 or mode & self._umask or self._acl:
@@ -558,6 +566,8 @@ class _Unpacker:
             os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
         except OSError as e:
             raise _ApplyError(f"lchown /{name}: {go_errno_text(e)}") from None
+        except OverflowError:
+            raise _ApplyError(f"lchown /{name}: invalid argument") from None
         if m.pax_headers:
             self._xattrs(m, f"/proc/self/fd/{pfd}/{base}", name)
         if m.islnk():
@@ -688,7 +698,7 @@ def apply_layer(stream: BinaryIO, dest: str, whiteouts: str, split_path: str | N
             unpacker.finish()
         except _ApplyError as e:
             raise errdefs.System(f"Error processing tar file(exit status 1): {e}") from None
-        except _HeaderError:
+        except (_HeaderError, ValueError):  # ValueError: a NUL in a name, tarfile's own parse failures
             raise errdefs.System("Error processing tar file(exit status 1): archive/tar: invalid tar header") from None
         except (_Truncated, EOFError):
             raise errdefs.System("Error processing tar file(exit status 1): unexpected EOF") from None
