@@ -395,3 +395,15 @@ def test_malformed_headers_are_tar_errors(store: LayerStore, case: str) -> None:
     want = {"nul-in-pax-path": "archive/tar: invalid tar header", "negative-uid": "lchown /f: invalid argument"}[case]
     with pytest.raises(errdefs.System, match=rf"^Error processing tar file\(exit status 1\): {want}$"):
         store.register(io.BytesIO(buf.getvalue()), None)
+
+
+def test_a_bad_header_midway_is_an_error_as_in_go(store: LayerStore) -> None:
+    """Go's reader refuses a header whose numbers are not octal, PAX headers included, where
+    Python's tarfile took it for the end of the archive and dropped the rest."""
+    good = layer_tar([Entry("a", data=b"1"), Entry("b", data=b"2")])
+    bad = bytearray(good)
+    bad[512 * 2 + 108:512 * 2 + 116] = b"0000/00\x00"  # b's uid
+    blk = bytes(bad[1024:1536])
+    bad[1024 + 148:1024 + 156] = b"%06o\x00 " % (sum(blk[:148]) + 256 + sum(blk[156:]))
+    with pytest.raises(errdefs.System, match=r"archive/tar: invalid tar header$"):
+        store.register(io.BytesIO(bytes(bad)), None)

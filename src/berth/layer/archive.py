@@ -177,12 +177,14 @@ def _num(field: bytes) -> int:
             raise _HeaderError
         return ~x if inv else x
     digits = field.strip(b" \x00")
+    cut = digits.find(0)  # parseString: up to the first NUL
+    if cut >= 0:
+        digits = digits[:cut]
     if not digits:
         return 0
-    try:
-        return int(digits, 8)
-    except ValueError:
-        raise _HeaderError from None
+    if digits.strip(b"01234567"):  # strconv.ParseUint(s, 8, 64): octal digits only
+        raise _HeaderError
+    return int(digits, 8)
 
 
 def _cstr(b: bytes) -> str:
@@ -610,6 +612,8 @@ def _read_fast(src: _Source, split: tarsplit.Writer, unpacker: _Unpacker) -> Non
             if typ not in _EXTENSIONS:
                 break
             n = _num(blk[124:136])
+            for a, b in ((100, 108), (108, 116), (116, 124), (136, 148)):  # Go parses them in every header
+                _num(blk[a:b])
             if n > _MAX_SPECIAL:
                 raise _ApplyError("archive/tar: header field too long")
             data = src.block(n + (-n % 512))
