@@ -407,3 +407,12 @@ def test_a_bad_header_midway_is_an_error_as_in_go(store: LayerStore) -> None:
     bad[1024 + 148:1024 + 156] = b"%06o\x00 " % (sum(blk[:148]) + 256 + sum(blk[156:]))
     with pytest.raises(errdefs.System, match=r"archive/tar: invalid tar header$"):
         store.register(io.BytesIO(bytes(bad)), None)
+
+
+def test_a_gzip_layer_failing_its_crc(store: LayerStore) -> None:
+    import gzip
+
+    data = bytearray(gzip.compress(BASE))
+    data[-6] ^= 0xFF  # the CRC-32 in the trailer
+    with pytest.raises(errdefs.System, match=r"^Error processing tar file\(exit status 1\): gzip: invalid checksum$"):
+        store.register(io.BytesIO(bytes(data)), None)

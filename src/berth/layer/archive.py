@@ -511,7 +511,7 @@ class _Unpacker:
                 self._replace(pfd, base, lambda: os.mknod(base, mode | kind, dev, dir_fd=pfd))
             else:
                 raise _ApplyError(f"unhandled tar header type {m.type[0] if m.type else 0}")
-        except _ApplyError:
+        except (_ApplyError, gzip.BadGzipFile):  # a bad stream while copying is the stream's error
             raise
         except OSError as e:
             op = "mkdir" if m.isdir() else "symlink" if m.issym() else "mknod" if not m.isreg() else "open"
@@ -708,6 +708,8 @@ def apply_layer(stream: BinaryIO, dest: str, whiteouts: str, split_path: str | N
             raise errdefs.System("Error processing tar file(exit status 1): unexpected EOF") from None
         except (tarfile.ReadError, gzip.BadGzipFile, lzma.LZMAError, *_INFLATE_ERRORS) as e:
             text = str(e)
+            if isinstance(e, gzip.BadGzipFile) and ("CRC check failed" in text or "Incorrect length" in text):
+                text = "gzip: invalid checksum"  # Go's gzip.ErrChecksum (CRC or size)
             if isinstance(e, tarfile.ReadError):
                 text = "unexpected EOF" if ("unexpected end" in text or "truncated" in text) \
                     else "archive/tar: invalid tar header"
