@@ -9,8 +9,10 @@ import asyncio
 import fcntl
 import gc
 import grp
+import ipaddress
 import logging
 import os
+import resource
 import signal
 import ssl
 import sys
@@ -27,6 +29,12 @@ from .api.fastpath import FastUnixSite
 from .api.router import container as container_router
 from .api.router import system as system_router
 from .config import DaemonConfig, Runtime, Ulimit, parse_ulimit
+from .daemon import cgroupdriver, sysinfo
+from .daemon import network as daemon_network
+from .daemon.daemon import Daemon
+from .daemon.reload import reload_registry
+from .pkg.units import ram_in_bytes
+from .runtime.spec import daemon_hard_limits
 
 log = logging.getLogger("berthd")
 DEFAULT_HOST = "unix:///run/berth/berth.sock"
@@ -80,8 +88,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def _ip_flag(name: str) -> Any:
     """pflag's IPVar: net.ParseIP, with pflag's error for anything else."""
     def parse(value: str) -> str:
-        import ipaddress
-
         try:
             return str(ipaddress.ip_address(value.strip()))
         except ValueError:
@@ -132,8 +138,6 @@ def _check_default_ulimits(cfg: DaemonConfig) -> None:
     the daemon's limit instead (runtime/spec.py rlimits), and we say so once here."""
     if not cfg.default_ulimits:
         return
-    from .runtime.spec import daemon_hard_limits
-
     ceilings = daemon_hard_limits()
     for name, ul in sorted(cfg.default_ulimits.items()):
         if not ul.Name:
@@ -166,8 +170,6 @@ def load_config(args: argparse.Namespace, set_keys: set[str] | None = None) -> D
         if v is not None:
             flags["hosts" if key == "host" else key.replace("_", "-")] = v
     if args.default_shm_size:
-        from .pkg.units import ram_in_bytes
-
         flags["default-shm-size"] = ram_in_bytes(args.default_shm_size)
     if args.log_opt:
         flags["log-opts"] = dict(o.split("=", 1) for o in args.log_opt)
@@ -194,8 +196,6 @@ def load_config(args: argparse.Namespace, set_keys: set[str] | None = None) -> D
     cfg = msgspec.convert(merged, DaemonConfig)
     _check_host_setup(cfg)
     if cfg.host_gateway_ip:  # daemon.json: net.IP's UnmarshalText
-        import ipaddress
-
         try:
             cfg.host_gateway_ip = str(ipaddress.ip_address(cfg.host_gateway_ip))
         except ValueError:
@@ -212,8 +212,6 @@ def load_config(args: argparse.Namespace, set_keys: set[str] | None = None) -> D
 
 def _verify_cgroup_settings(cfg: DaemonConfig) -> None:
     """verifyDaemonSettings' cgroup checks: the driver, then a systemd parent is a slice."""
-    from .daemon import cgroupdriver, sysinfo
-
     try:
         cgroupdriver.verify_cgroup_driver(cfg.exec_opts)
         systemd = cgroupdriver.using_systemd(cfg.exec_opts, sysinfo.is_cgroup_v2())
@@ -271,9 +269,7 @@ async def _start_sites(runner: web.AppRunner, cfg: DaemonConfig) -> None:
             except FileNotFoundError:
                 pass
             # Plain GETs answered without aiohttp's request cycle; the rest by aiohttp.
-            router = runner.app.router
-            assert isinstance(router, server._Router)  # make_app builds the app on one
-            site: web.BaseSite = FastUnixSite(runner, path, router, runner.app)
+            site: web.BaseSite = FastUnixSite(runner, path, runner.app.router, runner.app)
             await site.start()
             os.chmod(path, 0o660)
             try:
@@ -327,6 +323,7 @@ def app_state(d: Any) -> dict[web.AppKey[Any], Any]:
 
 async def _start_metrics(addr: str, d: Any) -> web.AppRunner:
     """startMetricsServer: the daemon's collectors, then the listener."""
+    # Late: prometheus_client (about 10 ms to import) only with --metrics-addr.
     from .daemon import metrics as daemon_metrics
     from .trace import server as trace_server
 
@@ -339,8 +336,6 @@ async def _start_metrics(addr: str, d: Any) -> web.AppRunner:
 
 def _reload(d: Any, read: Callable[[set[str]], DaemonConfig], config_file: str) -> None:
     """SIGHUP (dockerd's reload): the configuration read again, its registry settings applied."""
-    from .daemon.reload import reload_registry
-
     log.info("Got signal to reload configuration, reloading from: %s", config_file)
     keys: set[str] = set()
     try:
@@ -358,8 +353,6 @@ def _reload(d: Any, read: Callable[[set[str]], DaemonConfig], config_file: str) 
 
 async def serve(cfg: DaemonConfig, reread: Callable[[set[str]], DaemonConfig] | None = None,
                 config_file: str = "") -> None:
-    from .daemon.daemon import Daemon
-
     os.makedirs(cfg.exec_root, mode=0o700, exist_ok=True)
     os.makedirs(cfg.data_root, mode=0o710, exist_ok=True)
     lock = PidfileLock(cfg.pidfile_path, cfg.data_root)
@@ -375,8 +368,6 @@ async def serve(cfg: DaemonConfig, reread: Callable[[set[str]], DaemonConfig] | 
         d = Daemon(cfg)
         await d.restore()
         await d.init_lifecycle()  # LIFECYCLE: runtime probe, live restore, restart policies
-        from .daemon import network as daemon_network
-
         await daemon_network.restore_networking(d)  # keep live containers' networks, drop dead ones'
         app = server.build_app(_routes(), app_state(d))
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
@@ -412,8 +403,6 @@ def _raise_nofile_limit() -> None:
     does at start (dockerd 20.10.24 is built with 1.19): a daemon with a connection, a log
     and a few pipes per container must not stop at a shell's default of 1024. As with
     dockerd built with Go 1.19, what it spawns inherits the raised limit."""
-    import resource
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         try:
@@ -435,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     _check_default_ulimits(cfg)
     _raise_nofile_limit()
-    try:
+    try:  # late and optional: without uvloop, asyncio's own loop serves
         import uvloop
 
         uvloop.install()

@@ -7,6 +7,8 @@ error. Standard library only.
 """
 from __future__ import annotations
 
+import os
+
 
 class DockerError(Exception):
     """Base of every classified error; `str(err)` is the message clients see."""
@@ -82,8 +84,6 @@ class Untyped(DockerError):
 def os_error_text(err: OSError) -> str:
     """An OSError as Go's os.PathError prints one: `<path>: no space left on device`
     (Go's errno strings are lower case), not Python's `[Errno 28] No space left on device`."""
-    import os
-
     text = os.strerror(err.errno) if err.errno else (err.strerror or str(err))
     text = text[:1].lower() + text[1:]
     return f"{err.filename}: {text}" if err.filename else text

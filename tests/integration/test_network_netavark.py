@@ -22,7 +22,7 @@ from berth import errdefs
 from berth.config import DaemonConfig
 from berth.container.container import Container, NetworkEndpoint
 from berth.daemon import network as dn
-from berth.network import api as napi
+from berth.daemon import network_ops as napi
 from berth.network.netavark import _find, _CANDIDATES
 from berth.network.types import IPAM, IPAMConfig, NetworkCreateRequest
 from berth.pkg.stringid import generate_random_id
@@ -54,6 +54,7 @@ class FakeDaemon:
         self.events = _Events()
         self.containers: dict[str, Container] = {}
         self.names = _Names()
+        self._berth_network: Any = None  # the Daemon's network controller, made on first use
 
     async def run_blocking(self, fn: Any, *args: Any) -> Any:
         return fn(*args)

@@ -218,6 +218,23 @@ def test_one_connection_mixes_plain_and_passed_requests(tmp: str) -> None:
     run(tmp, scenario)
 
 
+def test_plain_answers_go_on_after_aiohttp_answered_on_the_connection(tmp: str) -> None:
+    """Once aiohttp's answer to a passed request is written (its task has ended), the next
+    plain requests on the same connection are the fast path's again."""
+    async def scenario(fast: str, aio: str, runner: web.AppRunner) -> None:
+        await _setup_container(aio)
+        assert runner.server is not None
+        before = runner.server.requests_count
+        body = b'{"Image":"tiny:1","Cmd":["/bin/true"]}'
+        made, shown, ping, listed = await exchange(
+            fast, post("/v1.41/containers/create?name=fp6", body), get("/v1.41/containers/fp6/json"),
+            get("/v1.41/_ping"), get("/v1.41/containers/json?all=1"))
+        assert made.status == 201 and shown.status == 200 and ping.body == b"OK" and listed.status == 200
+        assert runner.server.requests_count == before + 1, "a plain request after the create went to aiohttp"
+
+    run(tmp, scenario)
+
+
 def test_pipelined_requests_are_answered_in_order(tmp: str) -> None:
     async def scenario(fast: str, aio: str, runner: web.AppRunner) -> None:
         await _setup_container(aio)

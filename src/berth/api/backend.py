@@ -7,6 +7,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ..builder.backend import BuildBackend
+from ..container.container import NetworkEndpoint
+from ..network.types import NetworkCreateRequest, NetworkResource
 from ..types.container import ContainerCreateCreatedBody
 from ..types.filters import Args
 
@@ -75,6 +77,18 @@ class SystemBackend(Protocol):
     async def system_disk_usage(self, anonymous_label: bool = False) -> Any: ...
 
 
+class NetworkBackend(Protocol):
+    """The network routes' backend (moby/api/server/router/network/backend.go)."""
+
+    async def network_list(self, filters: Args) -> list[NetworkResource]: ...
+    async def network_inspect(self, term: str) -> NetworkResource: ...
+    async def network_create(self, req: NetworkCreateRequest) -> tuple[str, str]: ...
+    async def network_connect(self, term: str, container: str, config: NetworkEndpoint | None) -> None: ...
+    async def network_disconnect(self, term: str, container: str, force: bool) -> None: ...
+    async def network_remove(self, term: str) -> None: ...
+    async def networks_prune(self, filters: Args) -> list[str] | None: ...
+
+
 class DistributionBackend(Protocol):
     """Pull, push, login and search (moby/api/server/router/image/backend.go, system/backend.go)."""
 
@@ -90,7 +104,7 @@ class DistributionBackend(Protocol):
 
 
 class Backend(ContainerBackend, AttachBackend, ExecBackend, CopyBackend, MonitorBackend, SystemBackend,
-              DistributionBackend, BuildBackend, Protocol):
+              NetworkBackend, DistributionBackend, BuildBackend, Protocol):
     """Everything the routers reach: the Daemon satisfies it."""
 
 

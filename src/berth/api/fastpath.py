@@ -33,10 +33,10 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 from yarl import URL
 
 from .httputils import API_VERSION_KEY
-from .server import call_handler, response_head, version_refusal
+from .server import FrontProtocol, api_resource, call_handler, response_head, version_refusal
 
 if TYPE_CHECKING:
-    from .server import Handler, _Router
+    from .server import Handler
 
 log = logging.getLogger("berth.api")
 
@@ -144,13 +144,6 @@ def parse_head(head: bytes) -> RequestHead | None:
     return RequestHead(parts[0], parts[1], parts[2], CIMultiDictProxy(headers), length)
 
 
-def _aiohttp_idle(handler: asyncio.Protocol) -> bool:
-    """aiohttp's own test for a handler at rest ("handler in idle state"), as in
-    RequestHandler._process_keepalive: waiting for a message, none queued."""
-    waiter = getattr(handler, "_waiter", None)
-    return waiter is not None and not waiter.done() and not getattr(handler, "_messages", True)
-
-
 if sys.version_info >= (3, 12):
     def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         """Run `coro` now, up to its first real wait; the task that goes on from there."""
@@ -195,7 +188,7 @@ else:
 _MAX_WAIT_HOPS = 100
 
 
-class FastProtocol(asyncio.Protocol):
+class FastProtocol(FrontProtocol):
     """One client connection: plain requests answered here, the rest passed, request by
     request, to an aiohttp RequestHandler on the same transport. Upgrades, chunked bodies
     and pipelining give the connection to aiohttp for good."""
@@ -206,8 +199,11 @@ class FastProtocol(asyncio.Protocol):
         self._buf = bytearray()
         self._busy = False  # a plain answer is being made
         self._task: asyncio.Task[None] | None = None  # ...and waits, in this task
-        self._aio: Any = None  # aiohttp's RequestHandler, made at the first passed request
+        self._aio: web.RequestHandler | None = None  # aiohttp's, made at the first passed request
         self._body_left = 0  # bytes of a passed request's body still to pass on
+        self._passed = 0  # requests passed to aiohttp
+        self._answered = 0  # ...whose answering task (server._on_prepare) has ended
+        self._answering: set[asyncio.Task[Any]] = set()  # those tasks, until they end
         self._hops = 0
         self._in_next = False
 
@@ -223,7 +219,8 @@ class FastProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         if self._aio is not None:
-            return self._aio.eof_received()
+            self._aio.eof_received()
+            return None
         return False  # close our side too
 
     def pause_writing(self) -> None:
@@ -238,7 +235,7 @@ class FastProtocol(asyncio.Protocol):
         if self._body_left:
             n = min(self._body_left, len(data))
             self._body_left -= n
-            self._aio.data_received(data[:n] if n < len(data) else data)
+            self._aiohttp().data_received(data[:n] if n < len(data) else data)
             data = data[n:]
             if not data:
                 return
@@ -248,8 +245,25 @@ class FastProtocol(asyncio.Protocol):
 
     def close(self) -> None:
         """Shutdown: close a connection at rest; aiohttp closes those it is serving."""
-        if self._transport is not None and not self._busy and (self._aio is None or _aiohttp_idle(self._aio)):
+        if self._transport is not None and not self._busy and self._aiohttp_at_rest():
             self._transport.close()
+
+    def aiohttp_answering(self, task: asyncio.Task[Any]) -> None:
+        """aiohttp answers a passed request in `task` (its response is being prepared)."""
+        if task not in self._answering:
+            self._answering.add(task)
+            task.add_done_callback(self._aiohttp_answered)
+
+    def _aiohttp_answered(self, task: asyncio.Task[Any]) -> None:
+        self._answering.discard(task)
+        self._answered += 1
+        if self._buf and not self._busy:
+            self._next()
+
+    def _aiohttp_at_rest(self) -> bool:
+        """Every request passed to aiohttp answered: its last byte is on the transport
+        (write_eof came before the task's end), so an answer written now follows it."""
+        return self._answered >= self._passed
 
     def _next(self) -> None:
         """Answer or pass on the buffered requests, in order, as far as they are complete."""
@@ -272,7 +286,7 @@ class FastProtocol(asyncio.Protocol):
             if len(self._buf) > _MAX_HEAD:
                 self._hand_off()
             return False
-        if self._aio is not None and not _aiohttp_idle(self._aio):
+        if self._answered < self._passed:  # not self._aiohttp_at_rest(), inline on the hot path
             # aiohttp is still on the previous request: answering now could overtake it.
             self._hops += 1
             if self._hops > _MAX_WAIT_HOPS:
@@ -311,9 +325,10 @@ class FastProtocol(asyncio.Protocol):
                 if close:
                     t.close()
             aio = self._aio
-            if aio is not None and hasattr(aio, "_next_keepalive_close_time"):
-                # aiohttp's keep-alive timer must count this answer as activity.
-                aio._next_keepalive_close_time = asyncio.get_running_loop().time() + aio._keepalive_timeout
+            if aio is not None:
+                # aiohttp's keep-alive timer, started at its last answer, must not close
+                # the connection this answer keeps busy: keep_alive(True) cancels it.
+                aio.keep_alive(True)
         except Exception:  # what aiohttp would do with a handler that broke: log, drop the connection
             log.exception("answering %s %s", request.method, request.path)
             if self._transport is not None:
@@ -322,10 +337,10 @@ class FastProtocol(asyncio.Protocol):
             self._busy = False
         self._next()
 
-    def _aiohttp(self) -> Any:
+    def _aiohttp(self) -> web.RequestHandler:
         if self._aio is None:
             self._aio = self._site.aiohttp_protocol()
-            self._aio.connection_made(self._transport)
+            self._aio.connection_made(self._transport)  # type: ignore[arg-type]  # set while connected
         return self._aio
 
     def _pass_on(self, length: int) -> None:
@@ -335,6 +350,7 @@ class FastProtocol(asyncio.Protocol):
         data = bytes(self._buf[:length])
         del self._buf[:length]
         self._body_left = length - len(data)
+        self._passed += 1
         aio.data_received(data)
 
     def _hand_off(self) -> None:
@@ -355,14 +371,19 @@ class FastProtocol(asyncio.Protocol):
 class FastUnixSite(web.UnixSite):
     """web.UnixSite whose connections start with FastProtocol."""
 
-    def __init__(self, runner: web.AppRunner, path: str, router: _Router, app: web.Application) -> None:
-        super().__init__(runner, path)
-        self._router = router
+    def __init__(self, runner: web.AppRunner, path: str, router: web.UrlDispatcher, app: web.Application,
+                 backlog: int = 128) -> None:
+        super().__init__(runner, path, backlog=backlog)
+        self._fast_runner = runner
+        self._fast_path = path
+        self._fast_backlog = backlog
+        self._listener: asyncio.Server | None = None  # our own listening socket (start)
+        self._routes = api_resource(router)
         self._app = app
         self.connections: set[FastProtocol] = set()
 
-    def aiohttp_protocol(self) -> asyncio.Protocol:
-        server = self._runner.server
+    def aiohttp_protocol(self) -> web.RequestHandler:
+        server = self._fast_runner.server
         assert server is not None
         return server()
 
@@ -373,7 +394,7 @@ class FastUnixSite(web.UnixSite):
         if not path.startswith("/") or "#" in head.target or "%" in path or "//" in path or "/." in path:
             return None
         headers = head.headers
-        found = self._router.match(head.method, path)
+        found = self._routes.match(head.method, path)
         if found is None:
             return None
         route, match_info = found
@@ -388,11 +409,14 @@ class FastUnixSite(web.UnixSite):
         return route.handler, request
 
     async def start(self) -> None:
-        await web.BaseSite.start(self)
+        await web.BaseSite.start(self)  # registered with the runner, which stops it at cleanup
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(lambda: FastProtocol(self), self._path, backlog=self._backlog)
+        self._listener = await loop.create_unix_server(lambda: FastProtocol(self), self._fast_path,
+                                                       backlog=self._fast_backlog)
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         await super().stop()
         for proto in list(self.connections):  # idle keep-alive connections; busy ones finish
             proto.close()

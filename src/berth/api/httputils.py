@@ -1,7 +1,13 @@
 """Request helpers shared by the routers (moby/api/server/httputils)."""
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import functools
+import os
+import re
+import tempfile
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -9,6 +15,7 @@ from aiohttp import web
 
 from .. import errdefs
 from ..types import gojson
+from ..types.auth import AuthConfig
 
 # The negotiated API version of a request, as put there by the version middleware.
 API_VERSION_KEY = web.RequestKey("berth.api_version", str)
@@ -140,10 +147,6 @@ async def stream_body(request: web.Request, chunks: AsyncGenerator[bytes, None],
 async def spool_body(request: web.Request, tmp_dir: str, prefix: str = "berth-body-") -> str:
     """The request body in a temporary file under `tmp_dir` (the caller removes it): tarballs
     of any size are read once, 1 MiB at a time, without holding them in memory."""
-    import asyncio
-    import os
-    import tempfile
-
     fd, path = tempfile.mkstemp(prefix=prefix, dir=tmp_dir)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -160,12 +163,6 @@ async def spool_body(request: web.Request, tmp_dir: str, prefix: str = "berth-bo
 def registry_auth(request: web.Request) -> Any:
     """X-Registry-Auth: base64url (with padding) of a types.AuthConfig. A header that will
     not decode or parse means anonymous, as in dockerd (None)."""
-    import base64
-    import binascii
-    import re
-
-    from ..types.auth import AuthConfig
-
     raw = request.headers.get("X-Registry-Auth", "")
     if not raw or len(raw) % 4 or not re.fullmatch(r"[A-Za-z0-9_-]*={0,2}", raw):
         return None

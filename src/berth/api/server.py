@@ -6,18 +6,19 @@ moby/api/server/middleware/experimental.go and moby/api/server/errorhandler.go.
 """
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import posixpath
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_urldispatcher import AbstractRoute, MatchInfoError, UrlMappingMatchInfo
 from yarl import URL
 
 from .. import ENGINE_VERSION, errdefs, trace
+from ..types import gojson
 from . import httpstatus
 from .httputils import API_VERSION_KEY, DEFAULT_VERSION, MIN_VERSION, compare_versions
 
@@ -43,8 +44,6 @@ def _error_response(request: web.Request, status: int, message: str) -> web.Resp
         resp = web.Response(status=status, text=message + "\n", content_type="text/plain", charset="utf-8")
         resp.headers["X-Content-Type-Options"] = "nosniff"
         return resp
-    from ..types import gojson
-
     body = gojson.encode_response({"message": message})
     return web.Response(status=status, body=body, content_type="application/json")
 
@@ -87,7 +86,7 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     if request.method == "OPTIONS":  # system router optionsHandler: any path, 200, empty
         request[_HEADERS_KEY] = 2
         return web.Response(status=200)
-    if isinstance(request.match_info, MatchInfoError):
+    if request.match_info.http_exception is not None:
         # pageNotFoundError bypasses the middleware chain: no version headers, no version check.
         v = _path_version(request)
         if v:
@@ -171,8 +170,25 @@ async def _traced_call(request: web.Request, handler: Handler) -> web.StreamResp
         trace.end_operation(op, status, error)
 
 
+class FrontProtocol(asyncio.Protocol):
+    """A connection's protocol in front of an aiohttp RequestHandler (the fast path's):
+    told, through the application's response-prepare signal, of the task in which aiohttp
+    answers each request it was passed, so that it knows when aiohttp is done with it."""
+
+    def aiohttp_answering(self, task: asyncio.Task[Any]) -> None:
+        raise NotImplementedError
+
+
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """Headers of the version and experimental middlewares; set before any streamed byte."""
+    """Headers of the version and experimental middlewares; set before any streamed byte.
+    A FrontProtocol in front of aiohttp learns which task answers the request."""
+    transport = request.transport
+    if transport is not None:
+        front = transport.get_protocol()
+        if isinstance(front, FrontProtocol):
+            task = asyncio.current_task()
+            if task is not None:
+                front.aiohttp_answering(task)
     level = request.get(_HEADERS_KEY, 0)
     if level:
         response.headers["Api-Version"] = DEFAULT_VERSION
@@ -212,24 +228,27 @@ _VERSIONED = re.compile(r"^/v([0-9.]+)(/.*)$")
 _PARAM = re.compile(r"\{(\w+)(?::([^{}]*))?\}")
 
 
-class _Router(web.UrlDispatcher):
-    """createMux's routing: every route bare and under `/v{version}`, found by a dict
-    lookup for fixed paths and, for the rest, the regexes of the method and first path
-    segment in the order they were added (mux's first match wins).
+class ApiResource(web.AbstractResource):
+    """createMux's routing, as the application's one aiohttp resource: every route bare
+    and under `/v{version}`, found by a dict lookup for fixed paths and, for the rest, the
+    regexes of the method and first path segment in the order they were added (mux's
+    first match wins).
 
-    aiohttp's own resolver would try every resource's regex in turn for every request,
+    aiohttp's own resources would be tried one regex after another for every request,
     twice over with the versioned copies; this keeps resolution off the hot path. What
-    is not found here goes to aiohttp's resolver, which answers 404/405 (both become
-    dockerd's "page not found").
+    is not found here is aiohttp's 404 (dockerd's "page not found", the middleware).
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._fixed: dict[tuple[str, str], AbstractRoute] = {}
-        self._patterns: dict[tuple[str, str], list[tuple[re.Pattern[str], AbstractRoute]]] = {}
+        self._routes: list[web.ResourceRoute] = []  # in the order added
+        self._fixed: dict[tuple[str, str], web.ResourceRoute] = {}  # (method, path) of routes without variables
+        # (method, first path segment) → the regexes of the routes with variables, in order
+        self._patterns: dict[tuple[str, str], list[tuple[re.Pattern[str], web.ResourceRoute]]] = {}
 
     def add_api_route(self, method: str, path: str, handler: Handler) -> None:
-        route = self.add_route(method, path, handler)
+        route = web.ResourceRoute(method, handler, self)
+        self._routes.append(route)
         ROUTE_TEMPLATES[(method, handler)] = _PARAM.sub(r"{\1}", path)
         if "{" not in path:
             self._fixed[(method, path)] = route
@@ -239,7 +258,7 @@ class _Router(web.UrlDispatcher):
             raise ValueError(f"route {path}: its first segment must be literal")
         self._patterns.setdefault((method, first), []).append((re.compile(_template_regex(path)), route))
 
-    def match(self, method: str, path: str) -> tuple[AbstractRoute, dict[str, str]] | None:
+    def match(self, method: str, path: str) -> tuple[web.ResourceRoute, dict[str, str]] | None:
         """The route for `method path` and its variables (`version` for `/v…` paths)."""
         version = ""
         m = _VERSIONED.match(path)
@@ -257,11 +276,42 @@ class _Router(web.UrlDispatcher):
                 return route, found
         return None
 
-    async def resolve(self, request: web.Request) -> UrlMappingMatchInfo:
+    async def resolve(self, request: web.Request) -> tuple[web.UrlMappingMatchInfo | None, set[str]]:
         found = self.match(request.method, request.path)
-        if found is not None:
-            return UrlMappingMatchInfo(found[1], found[0])
-        return await super().resolve(request)
+        if found is None:
+            return None, set()
+        return web.UrlMappingMatchInfo(found[1], found[0]), {request.method}
+
+    # The rest of aiohttp's resource interface: the resource sits at the root, unnamed.
+    @property
+    def canonical(self) -> str:
+        return "/"
+
+    def url_for(self, **kwargs: str) -> URL:
+        raise NotImplementedError("the API routes are not built by name")
+
+    def add_prefix(self, prefix: str) -> None:
+        raise NotImplementedError("the API routes are not mounted under a prefix")
+
+    def get_info(self) -> Any:  # aiohttp's _InfoDict: nothing to add
+        return {}
+
+    def raw_match(self, path: str) -> bool:
+        return False
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def __iter__(self) -> Iterator[web.AbstractRoute]:
+        return iter(self._routes)
+
+
+def api_resource(router: web.UrlDispatcher) -> ApiResource:
+    """The ApiResource build_app registered in the application's router."""
+    for resource in router.resources():
+        if isinstance(resource, ApiResource):
+            return resource
+    raise LookupError("no API routes in this router (build_app makes them)")
 
 
 def _first_segment(path: str) -> str:
@@ -283,11 +333,12 @@ def _template_regex(path: str) -> str:
 
 def build_app(routes: Iterable[Route], state: dict[web.AppKey[Any], Any]) -> web.Application:
     """The aiohttp application serving `routes`, each under `/v{version}` and bare."""
-    router = _Router()
-    app = web.Application(router=router, middlewares=[_middleware], client_max_size=0)
+    app = web.Application(middlewares=[_middleware], client_max_size=0)
     for key, value in state.items():
         app[key] = value
+    resource = ApiResource()
     for method, path, handler in routes:
-        router.add_api_route(method, path, handler)
+        resource.add_api_route(method, path, handler)
+    app.router.register_resource(resource)
     app.on_response_prepare.append(_on_prepare)
     return app

@@ -132,6 +132,7 @@ from typing import Any
 import msgspec
 
 from .. import errdefs
+from ..types.container import HealthConfig
 from .httputils import compare_versions
 from .versions_common import (  # re-exported: the routers read them as versions.X
     LEGACY_VERSION,
@@ -333,8 +334,7 @@ def container_create(version: str, raw: Any, config: Any, hc: Any, nc: Any) -> l
         return []
     warnings: list[str] = []
     if hc is not None:
-        if hasattr(hc, "KernelMemory"):
-            hc.KernelMemory = 0  # removed in 1.42: "any value it is set to will be ignored"
+        hc.KernelMemory = 0  # removed in 1.42: "any value it is set to will be ignored"
         _check_mounts(version, _lookup(raw, "HostConfig", "Mounts") or [])
     endpoints = (nc.EndpointsConfig or {}) if nc is not None else {}
     if before(version, "1.44") and len(endpoints) > 1:
@@ -435,8 +435,8 @@ def health_start_interval(version: str, config: Any) -> None:
     """postContainersCreate: `Healthcheck.StartInterval` was added in 1.44; older requests
     have it dropped (the 20.10 decoder did not know the field at all)."""
     if before(version, "1.44") and config is not None:
-        hc = getattr(config, "Healthcheck", None)
-        if hc is not None and hasattr(hc, "StartInterval"):
+        hc = config.Healthcheck
+        if isinstance(hc, HealthConfig):
             hc.StartInterval = msgspec.UNSET
 
 

@@ -25,6 +25,8 @@ import msgspec
 
 from .. import errdefs
 from ..types import gojson
+from .oci import user_mounts
+from .volumes import unmount_volumes
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -79,8 +81,6 @@ async def _open_root(d: Daemon, ctr: Container) -> _Root:
     path = await d.run_blocking(rw.mount)
 
     def release() -> None:  # DetachAndUnmount + daemon.Unmount
-        from .volumes import unmount_volumes
-
         try:
             unmount_volumes(d, ctr)
         finally:
@@ -109,8 +109,6 @@ def volume_mounts(d: Daemon, ctr: Container) -> list[tuple[str, str, bool, bool]
     its network files) in mount order; tmpfs mounts are not part of it, as in dockerd.
     Blocking (mounts volumes with device options, makes missing bind sources, logs a
     `mount` event per volume, as a start does)."""
-    from .oci import user_mounts
-
     mounts, _ = user_mounts(d, ctr, ctr.host_config.ReadonlyRootfs)
     out = []
     for m in mounts:
@@ -200,9 +198,9 @@ async def container_archive_path(d: Daemon, name: str, path: str) -> tuple[Async
 def _in_volume(ctr: Container, abs_path: str) -> tuple[bool, bool]:
     """checkIfPathIsInAVolume: (in a volume, that volume is writable)."""
     for mp in ctr.MountPoints.values():
-        dest = getattr(mp, "Destination", "")
+        dest = mp.Destination
         if dest and (abs_path == dest or abs_path.startswith(dest.rstrip("/") + "/")):
-            return True, bool(getattr(mp, "RW", True))
+            return True, mp.RW
     return False, True
 
 

@@ -24,6 +24,7 @@ from ..pkg import stdcopy, term
 from ..runtime.conmon import AttachStream
 from ..runtime.oci import OCIRuntimeError
 from ..types.backend import ClientStreams, ContainerAttachConfig
+from .logs import LogsConfig, container_logs
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -227,8 +228,6 @@ async def _connect(d: Daemon, ctr: Container, pending: asyncio.Future[AttachStre
 async def _replay_logs(d: Daemon, ctr: Container, client: ClientStreams, c: ContainerAttachConfig,
                        multiplexed: bool) -> None:
     """containerAttach's `logs`: everything logged so far, then the live stream."""
-    from .logs import LogsConfig, container_logs
-
     msgs, _ = await container_logs(d, ctr.ID, LogsConfig(stdout=c.use_stdout, stderr=c.use_stderr, since="",
                                                           until="", timestamps=False, follow=False, tail="",
                                                           details=False))

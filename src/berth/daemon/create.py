@@ -33,6 +33,7 @@ from ..types.container import (
     NetworkingConfig,
 )
 from . import links, merge, names, network, platform, volumes
+from .inspect import container_inspect_cached
 from .merge import merge_and_verify_config, merge_and_verify_log_config
 from .verify import verify_container_settings
 
@@ -83,8 +84,6 @@ async def _prepare_inspect(d: Daemon, ctr: Container) -> None:
     """Clients inspect what they create at once (docker-py's containers.create and run,
     compose): the answer is made now, while the new container's objects are in the CPU's
     caches, and kept by inspect's cache until the container changes."""
-    from .inspect import container_inspect_cached
-
     try:
         await container_inspect_cached(d, ctr.ID, False)
     except Exception:  # the create stands; the inspect will compute it

@@ -7,26 +7,59 @@ import asyncio
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import errdefs, trace
 from ..config import DaemonConfig
-from ..container.container import Container, from_disk
+from ..container.container import Container, NetworkEndpoint, from_disk
+from ..distribution.service import clean_temp
 from ..events import Events
 from ..image.service import ImageService
 from ..layer import LayerStore
+from ..logger.rotate import RotationWatcher
+from ..network.types import NetworkCreateRequest, NetworkResource
+from ..pkg import atomicfile
 from ..pkg.registrar import Registrar
 from ..pkg.truncindex import AmbiguousPrefix, TruncIndex
+from ..types.filters import Args
 from ..volume.service import VolumeService
-from . import cgroupdriver, sysinfo
+from . import apparmor, cgroupdriver, sysinfo
+from . import archive as _archive
+from . import attach as _attach
+from . import changes as _changes
+from . import commit as _commit
+from . import create as _create
+from . import delete as _delete
+from . import disk_usage as _disk_usage
+from . import exec as _exec
+from . import image_distribution as _image_distribution
+from . import info as _info
 from . import inspect as _inspect
+from . import inspect_legacy as _inspect_legacy
+from . import kill as _kill
+from . import list as _list
+from . import logs as _logs
+from . import monitor as _monitor
+from . import names as _names
+from . import network_ops as _network_ops
+from . import pause as _pause
+from . import prune as _prune
+from . import rename as _rename
+from . import restart as _restart
+from . import runtimes as _runtimes
+from . import start as _start
+from . import stats as _stats
+from . import stop as _stop
+from . import top as _top
+from . import update as _update
+from . import wait as _wait
 
 if TYPE_CHECKING:
     from ..distribution.service import DistributionService
     from ..logger.pump import LogPumps
-    from ..logger.rotate import RotationWatcher
     from .exec import ExecConfig
     from .network import Controller
     from .runtimes import Runtimes
@@ -45,8 +78,6 @@ class Daemon:
         self.tmp_dir = os.path.join(self.root, "tmp")
         for d in (self.root, self.repository, self.tmp_dir):
             os.makedirs(d, mode=0o710 if d == self.root else 0o700, exist_ok=True)
-        from ..distribution.service import clean_temp
-
         clean_temp(self.tmp_dir)  # blobs of pulls and pushes a stopped daemon left (prepareTempDir)
         self.containers: dict[str, Container] = {}
         self.names = Registrar()
@@ -151,9 +182,7 @@ class Daemon:
         for ctr in loaded:
             name = ctr.Name
             if not name:
-                from .names import generate_new_name
-
-                ctr.Name = generate_new_name(self, ctr.ID)
+                ctr.Name = _names.generate_new_name(self, ctr.ID)
             else:
                 try:
                     self.names.reserve(name, ctr.ID)
@@ -214,103 +243,89 @@ class Daemon:
             with open(path) as f:
                 return f.read().strip()
         except FileNotFoundError:
-            import uuid
-
-            from ..pkg import atomicfile
-
             value = str(uuid.uuid4())
             atomicfile.write_file(path, value.encode(), 0o600)
             return value
 
     async def container_create(self, params: Any) -> Any:
-        from .create import container_create
-
-        return await container_create(self, params)
+        return await _create.container_create(self, params)
 
     async def list_containers(self, all_: bool, limit: int, size: bool, filters: Any) -> list[Any]:
-        from .list import containers
-
-        return await containers(self, all_, limit, size, filters)
+        return await _list.containers(self, all_, limit, size, filters)
 
     async def container_inspect(self, name: str, size: bool) -> Any:
-        return await _inspect.container_inspect_cached(self, name, size)  # hot: no import here
+        return await _inspect.container_inspect_cached(self, name, size)
 
     async def container_inspect_legacy(self, name: str, pre120: bool) -> bytes:
-        from .inspect_legacy import container_inspect_legacy
-
-        return await container_inspect_legacy(self, name, pre120)
+        return await _inspect_legacy.container_inspect_legacy(self, name, pre120)
 
     async def container_rm(self, name: str, force: bool, remove_volume: bool, remove_link: bool) -> None:
-        from .delete import container_rm
-
-        await container_rm(self, name, force, remove_volume, remove_link)
+        await _delete.container_rm(self, name, force, remove_volume, remove_link)
 
     async def container_rename(self, old: str, new: str) -> None:
-        from .rename import container_rename
-
-        await container_rename(self, old, new)
+        await _rename.container_rename(self, old, new)
 
     async def containers_prune(self, filters: Any) -> tuple[list[str], int]:
-        from .prune import containers_prune
-
-        return await containers_prune(self, filters)
+        return await _prune.containers_prune(self, filters)
 
     async def system_info(self) -> Any:
-        from .info import system_info
-
-        return await self.run_blocking(system_info, self)
+        return await self.run_blocking(_info.system_info, self)
 
     async def system_version(self, api_version: str, min_version: str) -> Any:
-        from .info import system_version
-
-        return system_version(self, api_version, min_version)
+        return _info.system_version(self, api_version, min_version)
 
     async def system_disk_usage(self, anonymous_label: bool = False) -> Any:
-        from .disk_usage import system_disk_usage
+        return await _disk_usage.system_disk_usage(self, anonymous_label)
 
-        return await system_disk_usage(self, anonymous_label)
+    # ---- networks (daemon/network_ops.py, blocking: on the I/O pool) ----
+    async def network_list(self, filters: Args) -> list[NetworkResource]:
+        return await self.run_blocking(_network_ops.list_networks, self, filters)
+
+    async def network_inspect(self, term: str) -> NetworkResource:
+        return await self.run_blocking(_network_ops.inspect_network, self, term)
+
+    async def network_create(self, req: NetworkCreateRequest) -> tuple[str, str]:
+        return await self.run_blocking(_network_ops.create_network, self, req)
+
+    async def network_connect(self, term: str, container: str, config: NetworkEndpoint | None) -> None:
+        await self.run_blocking(_network_ops.connect, self, term, container, config)
+
+    async def network_disconnect(self, term: str, container: str, force: bool) -> None:
+        await self.run_blocking(_network_ops.disconnect, self, term, container, force)
+
+    async def network_remove(self, term: str) -> None:
+        await self.run_blocking(_network_ops.remove_network, self, term)
+
+    async def networks_prune(self, filters: Args) -> list[str] | None:
+        return await self.run_blocking(_network_ops.prune_networks, self, filters)
 
     # ---- registries: pull, push, login, search (daemon/image_distribution.py) ----
     async def pull_image(self, image: str, tag: str, platform: str, auth: Any, meta_headers: dict[str, str],
                          upstream_ua: str, write: Any) -> None:
-        from .image_distribution import pull_image
-
-        await pull_image(self, image, tag, platform, auth, meta_headers, upstream_ua, write)
+        await _image_distribution.pull_image(self, image, tag, platform, auth, meta_headers, upstream_ua, write)
 
     async def push_image(self, image: str, tag: str, auth: Any, meta_headers: dict[str, str], upstream_ua: str,
                          write: Any) -> None:
-        from .image_distribution import push_image
-
-        await push_image(self, image, tag, auth, meta_headers, upstream_ua, write)
+        await _image_distribution.push_image(self, image, tag, auth, meta_headers, upstream_ua, write)
 
     async def auth(self, auth: Any, upstream_ua: str) -> tuple[str, str]:
-        from .image_distribution import authenticate_to_registry
-
-        return await authenticate_to_registry(self, auth, upstream_ua)
+        return await _image_distribution.authenticate_to_registry(self, auth, upstream_ua)
 
     async def distribution_inspect(self, name: str, auth: Any, meta_headers: dict[str, str],
                                    upstream_ua: str) -> dict[str, Any]:
-        from .image_distribution import get_repository_info
-
-        return await get_repository_info(self, name, auth, meta_headers, upstream_ua)
+        return await _image_distribution.get_repository_info(self, name, auth, meta_headers, upstream_ua)
 
     async def search_registry(self, term: str, limit: int | None, filters: Any, auth: Any,
                               meta_headers: dict[str, str], upstream_ua: str) -> list[dict[str, Any]]:
-        from .image_distribution import search_registry_for_images
-
-        return await search_registry_for_images(self, term, limit, filters, auth, meta_headers, upstream_ua)
+        return await _image_distribution.search_registry_for_images(self, term, limit, filters, auth, meta_headers, upstream_ua)
 
     async def kill_for_removal(self, ctr: Container) -> None:
         """Kill a running container for a forced removal; the caller holds ctr.lock."""
-        from .kill import kill_for_removal
-
-        await kill_for_removal(self, ctr)
+        await _kill.kill_for_removal(self, ctr)
 
     def on_container_removed(self, ctr: Container) -> None:
         """Wake the `removed` waiters (wait endpoint)."""
-        from .wait import notify_removed
-
-        notify_removed(ctr)
+        _wait.notify_removed(ctr)
 
     # ==== LIFECYCLE helper: runtimes, start/stop/kill/restart/pause/wait/logs =========
     # (daemon/start.py, stop.py, kill.py, restart.py, pause.py, wait.py, logs.py, monitor.py)
@@ -319,18 +334,12 @@ class Daemon:
         """The daemon's Runtimes (daemon/runtimes.py), made on first use."""
         rts = self._lifecycle
         if rts is None:
-            from .runtimes import Runtimes
-
-            rts = self._lifecycle = Runtimes(self)
+            rts = self._lifecycle = _runtimes.Runtimes(self)
         return rts
 
     async def init_lifecycle(self) -> None:
         """At daemon start, after restore(): choose the default runtime by probing, then
         re-attach running containers and apply restart policies (monitor.restore_containers)."""
-        from ..logger.rotate import RotationWatcher
-        from . import apparmor
-        from .monitor import restore_containers
-
         # NewDaemon: ensureDefaultAppArmorProfile, a failure only logged (a start that
         # needs the profile tries again and fails with the reason).
         try:
@@ -342,72 +351,48 @@ class Daemon:
         # LOGS: the log rotation watcher (berth.logger.rotate); made first so that the
         # containers restore re-attaches are watched too (monitor.watch).
         self.log_rotation = RotationWatcher(self)
-        await restore_containers(self)
+        await _monitor.restore_containers(self)
         self.log_rotation.start()
 
     async def container_start(self, name: str, checkpoint: str = "", checkpoint_dir: str = "") -> None:
-        from .start import container_start
-
-        await container_start(self, name, checkpoint, checkpoint_dir)
+        await _start.container_start(self, name, checkpoint, checkpoint_dir)
 
     async def start_container(self, ctr: Container, reset_restart_manager: bool) -> None:
         """containerStart of a container in hand (the restart policy's, monitor.py)."""
-        from .start import start_container
-
-        await start_container(self, ctr, reset_restart_manager)
+        await _start.start_container(self, ctr, reset_restart_manager)
 
     async def container_stop(self, name: str, timeout: int | None, signal: str = "") -> None:
-        from .stop import container_stop
-
-        await container_stop(self, name, timeout, signal)
+        await _stop.container_stop(self, name, timeout, signal)
 
     async def container_kill(self, name: str, signal: str) -> None:
-        from .kill import container_kill
-
-        await container_kill(self, name, signal)
+        await _kill.container_kill(self, name, signal)
 
     async def container_restart(self, name: str, timeout: int | None, signal: str = "") -> None:
-        from .restart import container_restart
-
-        await container_restart(self, name, timeout, signal)
+        await _restart.container_restart(self, name, timeout, signal)
 
     async def container_pause(self, name: str) -> None:
-        from .pause import container_pause
-
-        await container_pause(self, name)
+        await _pause.container_pause(self, name)
 
     async def container_unpause(self, name: str) -> None:
-        from .pause import container_unpause
-
-        await container_unpause(self, name)
+        await _pause.container_unpause(self, name)
 
     async def container_wait(self, name: str, condition: str) -> Any:
         """Look up now (errors before headers), return an awaitable StateStatus."""
-        from .wait import container_wait
-
-        return await container_wait(self, name, condition)
+        return await _wait.container_wait(self, name, condition)
 
     def wait_condition(self, ctr: Container, condition: str) -> Any:
-        from .wait import wait_condition
-
-        return wait_condition(ctr, condition)
+        return _wait.wait_condition(ctr, condition)
 
     async def container_logs(self, name: str, config: Any) -> Any:
-        from .logs import container_logs
-
-        return await container_logs(self, name, config)
+        return await _logs.container_logs(self, name, config)
 
     async def shutdown_lifecycle(self) -> None:
         """Live restore (the default): leave containers running, stop our monitor and health
         tasks. Without it, stop every running container first, as dockerd's Shutdown does."""
         self.shutting_down = True
         if not self.config.live_restore:
-            import asyncio
-
-            from .stop import container_stop_inner, stop_timeout
-
             running = [c for c in self.containers.values() if c.State.Running]
-            await asyncio.gather(*(container_stop_inner(self, c, stop_timeout(c)) for c in running),
+            await asyncio.gather(*(_stop.container_stop_inner(self, c, _stop.stop_timeout(c)) for c in running),
                                  return_exceptions=True)
         rotation = self.log_rotation  # LOGS: stop the rotation watcher
         if rotation is not None:
@@ -424,83 +409,51 @@ class Daemon:
     # ==== STREAMS helper: attach, exec, archive, export, changes, top, stats, update ====
     # (daemon/attach.py, exec.py, archive.py, changes.py, top.py, stats.py, update.py)
     async def container_attach(self, name: str, config: Any) -> None:
-        from .attach import container_attach
-
-        await container_attach(self, name, config)
+        await _attach.container_attach(self, name, config)
 
     async def container_resize(self, name: str, height: int, width: int) -> None:
-        from .attach import container_resize
-
-        await container_resize(self, name, height, width)
+        await _attach.container_resize(self, name, height, width)
 
     async def container_exec_create(self, name: str, config: Any) -> str:
-        from .exec import container_exec_create
-
-        return container_exec_create(self, name, config)
+        return _exec.container_exec_create(self, name, config)
 
     async def exec_exists(self, name: str) -> bool:
-        from .exec import exec_exists
-
-        return exec_exists(self, name)
+        return _exec.exec_exists(self, name)
 
     async def container_exec_start(self, name: str, get_streams: Any, multiplexed: bool,
                                    console: list[int] | None = None) -> None:
-        from .exec import container_exec_start
-
-        await container_exec_start(self, name, get_streams, multiplexed, console)
+        await _exec.container_exec_start(self, name, get_streams, multiplexed, console)
 
     async def container_exec_inspect(self, id_: str) -> Any:
-        from .exec import container_exec_inspect
-
-        return container_exec_inspect(self, id_)
+        return _exec.container_exec_inspect(self, id_)
 
     async def container_exec_resize(self, name: str, height: int, width: int) -> None:
-        from .exec import container_exec_resize
-
-        await container_exec_resize(self, name, height, width)
+        await _exec.container_exec_resize(self, name, height, width)
     async def container_stat_path(self, name: str, path: str) -> Any:
-        from .archive import container_stat_path
-
-        return await container_stat_path(self, name, path)
+        return await _archive.container_stat_path(self, name, path)
 
     async def container_archive_path(self, name: str, path: str) -> Any:
-        from .archive import container_archive_path
-
-        return await container_archive_path(self, name, path)
+        return await _archive.container_archive_path(self, name, path)
 
     async def container_extract_to_dir(self, name: str, path: str, copy_uid_gid: bool,
                                        no_overwrite_dir_non_dir: bool, body: Any) -> None:
-        from .archive import container_extract_to_dir
-
-        await container_extract_to_dir(self, name, path, copy_uid_gid, no_overwrite_dir_non_dir, body)
+        await _archive.container_extract_to_dir(self, name, path, copy_uid_gid, no_overwrite_dir_non_dir, body)
 
     async def container_export(self, name: str) -> Any:
-        from .archive import container_export
-
-        return await container_export(self, name)
+        return await _archive.container_export(self, name)
 
     async def container_changes(self, name: str) -> Any:
-        from .changes import container_changes
-
-        return await container_changes(self, name)
+        return await _changes.container_changes(self, name)
 
     async def container_top(self, name: str, ps_args: str) -> Any:
-        from .top import container_top
-
-        return await container_top(self, name, ps_args)
+        return await _top.container_top(self, name, ps_args)
 
     async def container_stats(self, name: str, stream: bool, one_shot: bool) -> Any:
-        from .stats import container_stats
-
-        return await container_stats(self, name, stream, one_shot)
+        return await _stats.container_stats(self, name, stream, one_shot)
 
     async def container_commit(self, name: str, config: Any) -> str:
-        from .commit import create_image_from_container
-
-        return await create_image_from_container(self, name, config)
+        return await _commit.create_image_from_container(self, name, config)
 
     async def container_update(self, name: str, body: Any) -> Any:
-        from .update import container_update
-
-        return await container_update(self, name, body)
+        return await _update.container_update(self, name, body)
     # ==== end STREAMS helper ==========================================================

@@ -10,6 +10,7 @@ from .. import errdefs
 from ..container.container import Container
 from ..trace import traced
 from . import volumes
+from .exec import forget_container_execs
 
 if TYPE_CHECKING:
     from .core import Daemon
@@ -67,8 +68,6 @@ async def cleanup_container(d: Daemon, ctr: Container, force: bool, remove_volum
             ctr.State.RemovalInProgress = False
             raise
         d.unregister(ctr)
-        from .exec import forget_container_execs
-
         forget_container_execs(d, ctr)
         ctr.State.Dead = True
     d.log_container_event(ctr, "destroy")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 from msgspec import Struct
 
 from ..types.filters import Args
+from .list import containers
 
 if TYPE_CHECKING:
     from .core import Daemon
@@ -26,8 +27,6 @@ async def system_disk_usage(d: Daemon, anonymous_label: bool = False) -> DiskUsa
     `anonymous_label`: show anonymous volumes labelled `com.docker.volume.anonymous`
     (dockerd 23+; the API layer asks for it from API 1.42, volume/service.py).
     """
-    from .list import containers
-
     ctrs = await containers(d, True, 0, True, Args())
     images = await d.run_blocking(lambda: d.images.list_images(all=False, shared_size=True))
     for img in images:

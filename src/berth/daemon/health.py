@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 from .. import errdefs
 from ..container.state import Health
 from ..types import gojson
+from ..types.container import HealthConfig
 from ..types.exec import ExecConfig as ExecCreateRequest
+from .exec import container_exec_create, container_exec_inspect, container_exec_start, forget_exec
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -48,11 +50,16 @@ def _seconds(ns: Any, default: float) -> float:
     return ns / 1e9 if isinstance(ns, int) and ns else default
 
 
+def _health_config(ctr: Container) -> HealthConfig:
+    """The container's Healthcheck, or one with every field unset when it has none."""
+    hc = ctr.Config.Healthcheck
+    return hc if isinstance(hc, HealthConfig) else HealthConfig()
+
+
 def probe_command(ctr: Container) -> list[str] | None:
     """getProbe + cmdProbe: CMD runs its arguments, CMD-SHELL the container's shell
     (Config.Shell, else /bin/sh -c) with them; NONE or anything else: no probe."""
-    hc = ctr.Config.Healthcheck
-    test = list(getattr(hc, "Test", None) or []) if hc is not None else []
+    test = list(_health_config(ctr).Test or [])
     if not test:
         return None
     if test[0] == "CMD":
@@ -99,22 +106,22 @@ def stop_health_checks(ctr: Container) -> None:
             ctr.State.Health.Status = UNHEALTHY
 
 
-def next_interval(hc: Any, status: str | None, since_start: float) -> float:
+def next_interval(hc: HealthConfig, status: str | None, since_start: float) -> float:
     """getInterval: StartInterval while still `starting` inside the start period."""
-    interval = _seconds(getattr(hc, "Interval", 0), DEFAULT_INTERVAL)
-    start_period = _seconds(getattr(hc, "StartPeriod", 0), DEFAULT_START_PERIOD)
+    interval = _seconds(hc.Interval, DEFAULT_INTERVAL)
+    start_period = _seconds(hc.StartPeriod, DEFAULT_START_PERIOD)
     if since_start >= start_period:
         return interval
     if status == STARTING:
-        return _seconds(getattr(hc, "StartInterval", 0), DEFAULT_START_INTERVAL)
+        return _seconds(hc.StartInterval, DEFAULT_START_INTERVAL)
     return interval
 
 
 async def _monitor(d: Daemon, ctr: Container, cmd: list[str]) -> None:
-    hc = ctr.Config.Healthcheck
-    timeout = _seconds(getattr(hc, "Timeout", 0), DEFAULT_TIMEOUT)
-    start_period = _seconds(getattr(hc, "StartPeriod", 0), DEFAULT_START_PERIOD)
-    retries = getattr(hc, "Retries", 0) or DEFAULT_RETRIES
+    hc = _health_config(ctr)
+    timeout = _seconds(hc.Timeout, DEFAULT_TIMEOUT)
+    start_period = _seconds(hc.StartPeriod, DEFAULT_START_PERIOD)
+    retries = hc.Retries or DEFAULT_RETRIES
     started = time.monotonic()
     while True:
         h = ctr.State.Health
@@ -131,8 +138,6 @@ async def _monitor(d: Daemon, ctr: Container, cmd: list[str]) -> None:
 async def run_probe(d: Daemon, ctr: Container, cmd: list[str], timeout: float) -> tuple[int, str]:
     """One probe with its timeout: (exit code, output). A probe that cannot run or takes
     too long counts as exit code -1, with the error as its output."""
-    from .exec import container_exec_inspect
-
     holder: dict[str, str] = {}
     task = asyncio.ensure_future(_probe(d, ctr, cmd, holder))
     try:
@@ -186,12 +191,6 @@ class _ProbeOutput:
 async def _probe(d: Daemon, ctr: Container, cmd: list[str], holder: dict[str, str]) -> tuple[int, str]:
     """cmdProbe.run: an exec of `cmd` (user and working dir from the container's Config),
     its output collected, its exit code read back from the exec."""
-    from .exec import (
-        container_exec_create,
-        container_exec_inspect,
-        container_exec_start,
-    )
-
     req = ExecCreateRequest(AttachStdout=True, AttachStderr=True, Cmd=cmd, User=ctr.Config.User,
                             WorkingDir=ctr.Config.WorkingDir)
     exec_id = container_exec_create(d, ctr.ID, req)
@@ -216,8 +215,6 @@ def _forget_later(d: Daemon, exec_id: str) -> None:
     """A probe's exec stays inspectable for a while, then goes, as dockerd's exec GC does;
     without this a long-lived container would pile up one exec per probe. (daemon/exec.py
     keeps other execs until their container is removed.)"""
-    from .exec import forget_exec
-
     asyncio.get_running_loop().call_later(EXEC_GC_DELAY, forget_exec, d, exec_id)
 
 

@@ -5,15 +5,22 @@ distribution and registry packages, and log the `pull`/`push` events."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import errdefs
+from ..distribution.inspect import distribution_inspect
 from ..distribution.progress import Output, message
+from ..distribution.pull import pull
+from ..distribution.push import push
 from ..distribution.service import DistributionService, Options, Request
 from ..image import reference as refmod
 from ..pkg import platforms
 from ..registry.config import ServiceConfig
+from ..registry.errors import RegistryError
+from ..registry.login import login
+from ..registry.search import DEFAULT_LIMIT, search
 from ..registry.session import Credentials
 from ..types.auth import AuthConfig
 
@@ -40,8 +47,6 @@ def distribution_service(d: Any) -> DistributionService:
 
 def request_of(auth: AuthConfig | None, meta_headers: dict[str, str], upstream_ua: str) -> Request:
     a = auth or AuthConfig()
-    import json
-
     creds_json = b""
     if a.username or a.password or a.auth or a.identitytoken or a.registrytoken:
         creds_json = json.dumps({"username": a.username, "password": a.password, "auth": a.auth,
@@ -63,8 +68,6 @@ async def pull_image(d: Any, image: str, tag: str, platform_spec: str, auth: Aut
                      meta_headers: dict[str, str], upstream_ua: str, write: Writer) -> None:
     """PullImage: `image` with one trailing ':' trimmed; `tag` (a tag or a digest) wins
     over any tag in `image`; no tag at all pulls every tag."""
-    from ..distribution.pull import pull
-
     platform = platforms.parse(platform_spec) if platform_spec else None
     image = image.removesuffix(":")
     try:
@@ -101,8 +104,6 @@ async def push_image(d: Any, image: str, tag: str, auth: AuthConfig | None, meta
                      upstream_ua: str, write: Writer) -> None:
     """PushImage: name and tag errors are unclassified (500); everything after the first
     line comes in the stream."""
-    from ..distribution.push import push
-
     try:
         ref = refmod.parse_normalized_named(image)
         if tag:
@@ -117,8 +118,6 @@ async def push_image(d: Any, image: str, tag: str, auth: AuthConfig | None, meta
         except errdefs.DockerError:
             raise
         except Exception as e:  # registry errors: push returns them raw (500 class)
-            from ..registry.errors import RegistryError
-
             if isinstance(e, RegistryError):
                 raise errdefs.Unknown(str(e)) from None
             raise
@@ -129,8 +128,6 @@ async def push_image(d: Any, image: str, tag: str, auth: AuthConfig | None, meta
 
 async def authenticate_to_registry(d: Any, auth: AuthConfig, upstream_ua: str) -> tuple[str, str]:
     """AuthenticateToRegistry: (status, identity token)."""
-    from ..registry.login import login
-
     creds = Credentials(auth.username, auth.password, auth.identitytoken, auth.registrytoken)
     return await login(distribution_service(d).registry, creds, auth.serveraddress, upstream_ua)
 
@@ -138,8 +135,6 @@ async def authenticate_to_registry(d: Any, auth: AuthConfig, upstream_ua: str) -
 async def search_registry_for_images(d: Any, term: str, limit: int | None, filters: Any, auth: AuthConfig | None,
                                      meta_headers: dict[str, str], upstream_ua: str) -> list[dict[str, Any]]:
     """SearchRegistryForImages (limit defaults to 25)."""
-    from ..registry.search import DEFAULT_LIMIT, search
-
     a = auth or AuthConfig()
     creds = Credentials(a.username, a.password, a.identitytoken, a.registrytoken)
     return await search(distribution_service(d).registry, term, DEFAULT_LIMIT if limit is None else limit, filters,
@@ -149,6 +144,4 @@ async def search_registry_for_images(d: Any, term: str, limit: int | None, filte
 async def get_repository_info(d: Any, name: str, auth: AuthConfig | None, meta_headers: dict[str, str],
                               upstream_ua: str) -> dict[str, Any]:
     """getDistributionInfo's backend (GetRepository, then the manifest and its platforms)."""
-    from ..distribution.inspect import distribution_inspect
-
     return await distribution_inspect(distribution_service(d), name, request_of(auth, meta_headers, upstream_ua))

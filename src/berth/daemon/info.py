@@ -12,6 +12,8 @@ from msgspec import Struct
 
 from .. import ENGINE_VERSION
 from ..types import gojson
+from . import apparmor
+from .image_distribution import distribution_service
 
 if TYPE_CHECKING:
     from .core import Daemon
@@ -43,8 +45,6 @@ class RegistryConfig(Struct):
 
 def _registry_config(d: Any) -> RegistryConfig:
     """registry.ServiceConfig() of the daemon's registry settings."""
-    from .image_distribution import distribution_service
-
     doc = distribution_service(d).registry.info()
     return RegistryConfig(
         AllowNondistributableArtifactsCIDRs=[], AllowNondistributableArtifactsHostnames=[],
@@ -230,8 +230,6 @@ def system_info(d: Daemon) -> Info:
 
 def _security_options(d: Daemon) -> list[str]:
     """fillSecurityOptions: apparmor, seccomp, then cgroupns when containers get their own."""
-    from . import apparmor
-
     out = ["name=apparmor"] if apparmor.enabled() else []
     out.append("name=seccomp,profile=default")
     si = d.sysinfo

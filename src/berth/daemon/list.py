@@ -15,7 +15,7 @@ from ..types import gojson
 from ..types.container import EndpointIPAMConfig, EndpointSettings
 from ..types.filters import Args, invalid_filter
 from ..types.mount import MountPoint as APIMountPoint
-from .inspect import container_mounts
+from .inspect import _sizes, container_mounts
 
 if TYPE_CHECKING:
     from .core import Daemon
@@ -264,8 +264,6 @@ async def _transform(d: Daemon, ctr: Container, names: dict[str, list[str]], siz
         NetworkSettings=SummaryNetworkSettings(Networks=nets), Mounts=container_mounts(ctr),
     )
     if size:
-        from .inspect import _sizes
-
         size_rw, size_root = await d.run_blocking(_sizes, d, ctr)
         # types.Container: both are `json:",omitempty"`
         if size_rw:

@@ -11,6 +11,7 @@ import msgspec
 
 from .. import errdefs
 from ..logger.validate import validate_driver_opts
+from ..pkg.units import ram_in_bytes
 from ..trace import traced
 from ..types.container import Config, HealthConfig, LogConfig
 
@@ -126,8 +127,6 @@ def validate_log_opts(name: str, opts: dict[str, str]) -> None:
     if "max-buffer-size" in opts:
         if mode != "non-blocking":
             raise errdefs.InvalidParameter("logger: max-buffer-size option is only supported with 'mode=non-blocking'")
-        from ..pkg.units import ram_in_bytes
-
         try:
             ram_in_bytes(opts["max-buffer-size"])
         except ValueError as e:

@@ -15,14 +15,18 @@ import contextlib
 import logging
 import os
 import shutil
+import subprocess
 import time
 from typing import TYPE_CHECKING
 
 from .. import errdefs
 from ..container.restartmanager import RestartCanceled, RestartManager
+from ..logger.rotate import settle_container
 from ..runtime.conmon import EXIT_UNKNOWN, ContainerProcess
 from ..types import gojson
-from . import network, wait
+from . import health, network, wait
+from .logs import attach_logger, finish_logger
+from .volumes import unmount_volumes
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -73,9 +77,7 @@ def watch(d: Daemon, ctr: Container, proc: ContainerProcess) -> None:
     rotation = d.log_rotation
     if rotation is not None:  # its log is watched while the process runs
         rotation.watch(ctr.ID)
-    from .logs import attach_logger  # LOGS: the pump of json-file and shipping drivers
-
-    attach_logger(d, ctr, proc)
+    attach_logger(d, ctr, proc)  # LOGS: the pump of json-file and shipping drivers
 
 
 async def _watch(d: Daemon, ctr: Container, proc: ContainerProcess) -> None:
@@ -104,8 +106,6 @@ async def handle_exit_locked(d: Daemon, ctr: Container, proc: ContainerProcess, 
     if ctr.process is not proc:
         return  # someone else handled this exit already
     ctr.process = None
-    from . import health
-
     health.stop_health_checks(ctr)
     seen_oom = d.lifecycle.oom.forget(ctr.ID)
     oom = _oom_killed(proc) or seen_oom
@@ -188,10 +188,8 @@ async def cleanup(d: Daemon, ctr: Container) -> None:
     # start-up; nothing waits for it but the next start of the same container
     # (await_runtime_cleanup), so it runs beside the rest instead of before it.
     ctr.runtime_cleanup = asyncio.get_running_loop().create_task(_runtime_delete(runtime, ctr.ID))
-    # The network teardown and the unmount are independent: do them side by side.
-    from ..logger.rotate import settle_container  # LOGS: the log's last rotation
-    from .logs import finish_logger  # LOGS: the rest of its output delivered
-
+    # The network teardown and the unmount are independent: do them side by side; LOGS: the
+    # log's last rotation (settle_container) and the rest of its output delivered (finish_logger).
     results = await asyncio.gather(network.release_network(d, ctr), d.run_blocking(_cleanup_files, d, ctr),
                                    d.run_blocking(settle_container, ctr), finish_logger(d, ctr),
                                    return_exceptions=True)
@@ -221,8 +219,6 @@ def checkpoint_exit(d: Daemon, ctr: Container) -> None:
     again in conmon's files at the next start, never a run with neither (blocking)."""
     ctr.to_disk()
     shutil.rmtree(d.lifecycle.bundle_dir(ctr.ID), ignore_errors=True)
-    from .volumes import unmount_volumes
-
     unmount_volumes(d, ctr)  # UnmountVolumes: the local driver unmounts after the last user
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(d.lifecycle.exits_dir, ctr.ID))
@@ -232,8 +228,6 @@ def _cleanup_files(d: Daemon, ctr: Container) -> None:
     shm = os.path.join(ctr.root, "mounts", "shm")
     if ctr.ShmPath == shm and os.path.ismount(shm):
         # unmountIpcMount: a shareable container's /dev/shm goes with its run
-        import subprocess
-
         subprocess.run(["umount", shm], capture_output=True)
     if ctr.rootfs_mounted:
         ctr.rootfs_mounted = False
@@ -302,8 +296,6 @@ async def _restore_one(d: Daemon, ctr: Container) -> None:
         if ctr.State.Restarting:
             ctr.State.Restarting = False
         watch(d, ctr, proc)
-        from . import health
-
         health.init_health_monitor(d, ctr)
         log.info("container %s re-attached (pid %d)", ctr.ID, proc.pid)
         return

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import subprocess
@@ -115,11 +116,10 @@ def shutdown_networking(d: Daemon) -> None:
 
 
 def controller(d: Daemon) -> Controller:
-    # (a probe, not d._berth_network: test_network_netavark's FakeDaemon does not declare it)
-    ctl: Controller | None = d.__dict__.get("_berth_network")
+    ctl: Controller | None = d._berth_network
     if ctl is None:
         with _INIT_LOCK:
-            ctl = d.__dict__.get("_berth_network")
+            ctl = d._berth_network
             if ctl is None:
                 ctl = d._berth_network = Controller(d)
     return ctl
@@ -413,8 +413,6 @@ def _free_interface(ctl: Controller, ctr: Container) -> str:
     (reset by _initialize); after a daemon restart it is taken from the interfaces the
     container has."""
     used = -1
-    import json
-
     for nid in ctl.nv.attached(ctr.ID):
         try:
             with open(os.path.join(ctl.nv.ep_dir, f"{ctr.ID}-{nid}.json")) as f:

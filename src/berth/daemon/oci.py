@@ -13,13 +13,15 @@ import stat
 from typing import TYPE_CHECKING
 
 from .. import errdefs
+from ..pkg import symlink
 from ..runtime import spec as rspec
 from ..runtime import specs
 from ..trace import traced
 from ..types import mount as mt
 from ..volume import mounts as vmounts
-from . import cgroupdriver, links
+from . import apparmor, cgroupdriver, links
 from .propagation import check_bind_propagation
+from .volumes import setup_mounts
 
 if TYPE_CHECKING:
     from ..container.container import Container
@@ -36,8 +38,6 @@ _PROPAGATION = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
 # -- user lookup (libcontainer/user GetExecUserPath, GetAdditionalGroupsPath) --------------
 def _read_db(rootfs: str, name: str) -> list[list[str]]:
     """Lines of the container's /etc/passwd or /etc/group, split on ':' (symlinks scoped)."""
-    from ..pkg import symlink
-
     try:
         path = symlink.follow_symlink_in_scope(os.path.join(rootfs, "etc", name), rootfs)
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -159,8 +159,6 @@ def _mount_depth(dest: str) -> int:
 def user_mounts(d: Daemon, ctr: Container, readonly_rootfs: bool) -> tuple[list[specs.Mount], str]:
     """The container's own mounts in OCI form, sorted by depth (setupMounts + setMounts),
     and the rootfs propagation they need."""
-    from .volumes import setup_mounts
-
     hc = ctr.host_config
     out: list[specs.Mount] = []
     propagation = ""
@@ -183,8 +181,8 @@ def user_mounts(d: Daemon, ctr: Container, readonly_rootfs: bool) -> tuple[list[
             continue  # a tmpfs given twice (HostConfig.Tmpfs and a tmpfs mount point)
         prop = mt.text(mp.Propagation)
         non_recursive = False
-        bo = getattr(mp.Spec, "BindOptions", None)
-        if bo is not None and getattr(bo, "NonRecursive", False) is True:
+        bo = mp.Spec.BindOptions if mt.is_set(mp.Spec.BindOptions) else None
+        if bo is not None and bo.NonRecursive is True:
             non_recursive = True
         opts = ["bind" if non_recursive else "rbind"]
         if not mp.RW:
@@ -193,7 +191,7 @@ def user_mounts(d: Daemon, ctr: Container, readonly_rootfs: bool) -> tuple[list[
             opts.append(prop)
             # setMounts: a shared/slave bind needs a shared/slave source mount (else the
             # start fails) and makes the rootfs propagation at least as open.
-            explicit = bool(getattr(bo, "Propagation", "") or "") if bo is not None else False
+            explicit = bool(bo.Propagation) if bo is not None else False
             propagation = check_bind_propagation(source, prop, propagation, d.root, explicit)
         out.append(specs.Mount(destination=mp.Destination, type="bind", source=source, options=opts))
     for dest, data in (hc.Tmpfs or {}).items() if isinstance(hc.Tmpfs, dict) else ():
@@ -290,9 +288,8 @@ def resources(ctr: Container, devices: list[specs.LinuxDeviceCgroup]) -> specs.L
         mem.swap = hc.MemorySwap
     if hc.MemorySwappiness is not None and hc.MemorySwappiness >= 0:
         mem.swappiness = hc.MemorySwappiness
-    oom = getattr(hc, "OomKillDisable", None)
-    if isinstance(oom, bool):
-        mem.disable_oom_killer = oom
+    if isinstance(hc.OomKillDisable, bool):
+        mem.disable_oom_killer = hc.OomKillDisable
     if hc.KernelMemory:
         mem.kernel = hc.KernelMemory
     if hc.KernelMemoryTCP:
@@ -503,8 +500,6 @@ def create_spec(d: Daemon, ctr: Container, rootfs: str, netns: str | None = None
     s.linux.sysctl = rspec.merge_sysctls(rspec.default_sysctls("network" in private), extra, sysctls or {})
     s.linux.seccomp = seccomp(ctr, caps)
     # WithApparmor, then saveAppArmorConfig (start.go runs it right after createSpec).
-    from . import apparmor
-
     s.process.apparmor_profile = apparmor.with_apparmor(ctr, apparmor.enabled())
     apparmor.save_app_armor_config(ctr, apparmor.enabled())
     return s

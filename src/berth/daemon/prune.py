@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 from .. import errdefs
 from ..types import gojson
 from ..types.filters import Args, match_labels, until_from_prune_filters
+from .delete import cleanup_container
+from .inspect import _sizes
 
 if TYPE_CHECKING:
     from .core import Daemon
@@ -18,9 +20,6 @@ async def containers_prune(d: Daemon, filters: Args) -> tuple[list[str], int]:
     until_ns = until_from_prune_filters(filters)
     deleted: list[str] = []
     reclaimed = 0
-    from .delete import cleanup_container
-    from .inspect import _sizes
-
     for ctr in list(d.containers.values()):
         if ctr.State.Running or ctr.State.RemovalInProgress:
             continue

@@ -12,18 +12,25 @@ import asyncio
 import logging
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import errdefs
 from ..logger import rotate as _rotate
+from ..logger.config import file_config, inspect_log_path
+from ..logger.factory import uses_pump
+from ..logger.info import json_file_attrs
 from ..runtime import specs
 from ..runtime.oci import OCIRuntime, OCIRuntimeError, runtime_error_message
 from ..trace import traced
 from ..types import gojson
-from . import etcfiles, network, oci
+from . import etcfiles, health, network, oci
+from . import logs as _logs
 from . import monitor as _monitor
+from .create import _setup_working_directory
+from .logs import abort_logger, logger_info
 from .verify import verify_container_settings
 
 if TYPE_CHECKING:
@@ -42,10 +49,6 @@ def _prepare_logging(ctr: Container) -> LogFileConfig | None:
     """StartLogger (blocking): the driver's option checks with dockerd's wrapping, inspect's
     LogPath, the file and any rotation left from the last run (berth.logger.rotate). None:
     conmon keeps no log (`none`)."""
-    from ..logger.config import file_config, inspect_log_path
-    from ..logger.info import json_file_attrs
-    from .logs import logger_info
-
     lc = ctr.host_config.LogConfig
     try:
         cfg = file_config(ctr.root, ctr.ID, lc.Type, lc.Config)
@@ -55,8 +58,6 @@ def _prepare_logging(ctr: Container) -> LogFileConfig | None:
         raise errdefs.Untyped(f"failed to initialize logging driver: {e}") from None
     ctr.LogPath = inspect_log_path(ctr.root, ctr.ID, lc.Type)
     if cfg is not None:
-        from ..logger.factory import uses_pump
-
         _rotate.prepare(cfg, direct=not uses_pump(lc.Type))
     return cfg
 
@@ -138,8 +139,6 @@ async def _start_failed(d: Daemon, ctr: Container, err: BaseException) -> None:
     if ctr.State.ExitCode == 0:
         ctr.State.ExitCode = 128
     ctr.process = None
-    from .logs import abort_logger
-
     await abort_logger(ctr)  # a driver start_logger connected
     await _monitor.cleanup(d, ctr)
     await d.run_blocking(_monitor.checkpoint_exit, d, ctr)
@@ -155,8 +154,6 @@ def _prepare_bundle(d: Daemon, ctr: Container, bundle: str, netns: str | None) -
     setup_ipc_dirs(d, ctr)
     if ctr.Config.WorkingDir not in ("", "/"):
         # dockerd creates the working directory at start too (setupWorkingDirectory).
-        from .create import _setup_working_directory
-
         _setup_working_directory(rootfs, ctr.Config.WorkingDir)
     spec = oci.create_spec(d, ctr, rootfs, netns)
     shutil.rmtree(bundle, ignore_errors=True)
@@ -188,8 +185,6 @@ async def _create_task(d: Daemon, ctr: Container, runtime: Any, netns: str | Non
     if reset_restart_manager:
         _monitor.reset_restart_manager(ctr)
         ctr.HasBeenManuallyStopped = False
-    from . import logs as _logs
-
     # json-file and the shipping drivers: conmon writes a private file the pump reads.
     conmon_log = await _logs.start_logger(d, ctr, log_cfg)
     direct = log_cfg is not None and conmon_log == log_cfg.path
@@ -257,8 +252,6 @@ async def _start_locked(d: Daemon, ctr: Container, reset_restart_manager: bool) 
     # The monitor starts before the checkpoint so a container that exits at once is seen.
     _monitor.watch(d, ctr, proc)
     await d.run_blocking(ctr.to_disk)
-    from . import health
-
     health.init_health_monitor(d, ctr)
 
 
@@ -266,8 +259,6 @@ async def _start_locked(d: Daemon, ctr: Container, reset_restart_manager: bool) 
 def setup_ipc_dirs(d: Daemon, ctr: Container) -> None:
     """setupIpcDirs (blocking): a `shareable` container gets a tmpfs of ShmSize at
     `<root>/mounts/shm`; `container:<id>` uses the donor's, which must be shareable."""
-    import subprocess
-
     mode = ctr.host_config.IpcMode or "private"
     if mode.startswith("container:"):
         target = mode.split(":", 1)[1]

@@ -11,7 +11,7 @@ from ..image import reference as refmod
 from ..registry.errors import RegistryError, URLError, first_code
 from ..registry.session import Session, error_of
 from . import manifest as mf
-from .service import DistributionService, Request
+from .service import DistributionService, Request, fetch_config, get_manifest
 
 _STATUS_OF = {"UNAUTHORIZED": errdefs.Unauthorized, "DENIED": errdefs.Forbidden, "NAME_UNKNOWN": errdefs.NotFound,
               "MANIFEST_UNKNOWN": errdefs.NotFound, "BLOB_UNKNOWN": errdefs.NotFound,
@@ -63,8 +63,6 @@ async def distribution_inspect(svc: DistributionService, name: str, req: Request
 
 
 async def _inspect(s: Session, ref: refmod.Reference) -> dict[str, Any]:
-    from .service import fetch_config, get_manifest
-
     m = await get_manifest(s, ref.path, ref.digest or ref.tag, bool(ref.digest))
     desc = {"mediaType": m.media_type, "digest": m.digest, "size": len(m.raw)}
     platforms: list[dict[str, Any]] | None = None

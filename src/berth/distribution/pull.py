@@ -30,7 +30,7 @@ from ..registry.errors import ErrCode, RegistryError, Transport, URLError, first
 from ..registry.session import Session, error_of, transport_text
 from . import manifest as mf
 from .metadata import V2Metadata
-from .progress import Output, action, message
+from .progress import Meter, Output, action, message
 from .service import (
     BlobDownload,
     DistributionService,
@@ -39,6 +39,7 @@ from .service import (
     fetch_config,
     get_manifest,
     try_endpoints,
+    unpack_pool,
 )
 from .xfer import Transfer
 
@@ -319,9 +320,6 @@ class _MeteredReader(io.RawIOBase):
 
 
 def _unpack(svc: DistributionService, blob: str, t: Transfer, id_: str) -> Any:
-    from .progress import Meter
-    from .service import unpack_pool
-
     size = os.path.getsize(blob)
     pool = unpack_pool(svc)
     if pool is not None:
@@ -352,8 +350,6 @@ def _unpack(svc: DistributionService, blob: str, t: Transfer, id_: str) -> Any:
 async def _register(svc: DistributionService, blob: str, parent: str | None, t: Transfer, id_: str) -> Any:
     """Unpack the verified blob on its parent in a worker thread ("Extracting" over the
     compressed bytes); a cancellation waits for the thread and gives the layer back."""
-    from .progress import Meter
-
     size = os.path.getsize(blob)
 
     def work() -> Any:

@@ -21,8 +21,12 @@ from ..image.service import ImageService
 from ..layer import LayerStore
 from ..registry.config import Endpoint, ServiceConfig
 from ..registry.errors import (
+    BadResponseBody,
     ErrCode,
+    ErrCodes,
+    NoBasicAuthCredentials,
     RegistryError,
+    TokenError,
     Transport,
     URLError,
     VerificationError,
@@ -82,6 +86,8 @@ def unpack_pool(svc: DistributionService) -> Any:
     None where processes cannot be had: threads then."""
     if svc._unpack_pool is None:
         try:
+            # Late: multiprocessing (about 2.5 ms to import) only at the first pull; a host
+            # where it cannot be imported unpacks in threads.
             from ..pkg.procpool import new_pool
 
             svc._unpack_pool = new_pool(max(2, min(4, os.cpu_count() or 2)))
@@ -240,8 +246,6 @@ async def fetch_config(s: Session, path: str, dgst: str) -> bytes:
 def transfer_error(e: BaseException) -> BaseException:
     """retryOnError's unwrapping, which is what a transfer reports: the url.Error around a
     request's error is dropped, and of several registry errors only the first is kept."""
-    from ..registry.errors import ErrCodes
-
     while isinstance(e, URLError):
         e = e.err
     if isinstance(e, ErrCodes) and e.errors:
@@ -257,13 +261,6 @@ def retryable(e: BaseException) -> bool:
     if isinstance(inner, ErrCode):
         return inner.code not in ("UNAUTHORIZED", "UNSUPPORTED", "DENIED", "TOOMANYREQUESTS", "NAME_UNKNOWN",
                                   "BLOB_UNKNOWN")
-    from ..registry.errors import (
-        BadResponseBody,
-        ErrCodes,
-        NoBasicAuthCredentials,
-        TokenError,
-    )
-
     if isinstance(inner, ErrCodes):
         return all(retryable(c) for c in inner.errors)
     if isinstance(inner, (NoBasicAuthCredentials, TokenError, BadResponseBody, VerificationError,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .. import ENGINE_VERSION, errdefs
 from . import reference as refmod
 from .image import normalize_config, now_rfc3339_nano
+from .progress import go_json
 
 if TYPE_CHECKING:
     from .backend import ImageBackend
@@ -142,8 +143,6 @@ def import_image(svc: ImageBackend, tar_stream: BinaryIO, repo: str, tag: str, c
             "os": "linux",
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
         }
-        from .progress import go_json
-
         img = svc.create_image(go_json(doc))
     finally:
         svc.layers.release(layer.chain_id)

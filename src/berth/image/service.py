@@ -15,14 +15,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import errdefs
-from ..layer import LayerStore, chain_id_of
+from ..layer import LayerStore, chain_id_of, create_chain_id
 from ..pkg import platforms
 from ..pkg.platforms import Platform
 from ..trace import traced
 from ..types.filters import match_kv_list
 from . import reference as refmod
+from .commit import commit_image
+from .delete import image_delete
 from .image import Image, normalize_config, now_rfc3339_nano, parse_go_time, unix_seconds
+from .importer import import_image
+from .prune import images_prune
 from .store import ImageStore, ReferenceStore
+from .tarexport import load, save
 
 EmitFn = Callable[[str, str, dict[str, str]], None]
 
@@ -294,8 +299,6 @@ class ImageService:
             if not h.get("empty_layer"):
                 if len(img.diff_ids) <= counter:
                     raise errdefs.Untyped("too many non-empty layers in History section")
-                from ..layer import create_chain_id
-
                 chain = create_chain_id(chain, img.diff_ids[counter])
                 layer = self.layers.lookup(chain)
                 if layer is None:
@@ -467,8 +470,6 @@ class ImageService:
     @traced("ImageDelete", image_action="delete")
     def delete(self, ref: str, force: bool, prune: bool,
                is_used_by: Callable[[str], list[tuple[str, bool]]] | None = None) -> list[dict[str, str]]:
-        from .delete import image_delete
-
         return image_delete(self, ref, force, prune, is_used_by or (lambda _id: []))
 
     def all_images(self) -> list[Image]:
@@ -478,30 +479,20 @@ class ImageService:
     def prune(self, filters: Any,
               is_used_by: Callable[[str], list[tuple[str, bool]]] | None = None) -> tuple[list[dict[str, str]], int]:
         """ImagesPrune, then its `prune` event with the bytes reclaimed."""
-        from .prune import images_prune
-
         deleted, reclaimed = images_prune(self, filters, is_used_by or (lambda _id: []))
         if self._emit is not None:
             self._emit("prune", "", {"reclaimed": str(reclaimed)})
         return deleted, reclaimed
 
     def load(self, tar_path: str, quiet: bool) -> Iterator[bytes]:
-        from .tarexport import load
-
         return load(self, tar_path, quiet)
 
     def save(self, refs: list[str], out: Any) -> None:
-        from .tarexport import save
-
         save(self, refs, out)
 
     def commit(self, cfg: Any) -> str:
-        from .commit import commit_image
-
         return commit_image(self, cfg)
 
     def import_image(self, tar_stream: Any, repo: str = "", tag: str = "", changes: list[str] | None = None,
                      message: str = "") -> str:
-        from .importer import import_image
-
         return import_image(self, tar_stream, repo, tag, changes or [], message)

@@ -8,6 +8,7 @@ unpacker as layers, so a hostile archive cannot write outside it either.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -19,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .. import errdefs
 from ..layer import create_chain_id
-from ..layer.archive import apply_layer
+from ..layer.archive import apply_layer, go_errno_text
 from . import progress
 from . import reference as refmod
 from .image import Image, normalize_config, parse_go_time
@@ -48,8 +49,6 @@ def _read(base: str, rel: str) -> bytes:
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        from ..layer.archive import go_errno_text
-
         raise _LoadError(f"open {path}: {go_errno_text(e)}") from None
 
 
@@ -218,8 +217,6 @@ def _v1_image(img: Image | None, created: str) -> dict[str, Any]:
 
 def _create_v1_id(v1: dict[str, Any], chain_id: str, parent: str) -> str:
     """v1.CreateID: sha256 of the V1Image JSON re-encoded as a sorted map plus layer_id/parent."""
-    import hashlib
-
     doc = dict(v1)
     doc.pop("id", None)
     doc["layer_id"] = chain_id

@@ -44,6 +44,8 @@ except ImportError:  # pragma: no cover - isal is a dependency; a bare checkout 
     _GzipFile = gzip.GzipFile
     _INFLATE_ERRORS = (zlib.error,)
 
+import zstandard
+
 from .. import errdefs
 from . import tarsplit
 from .scopedpath import open_in_root
@@ -83,8 +85,6 @@ def decompress_stream(raw: BinaryIO) -> BinaryIO:
     if head.startswith(b"\xfd7zXZ\x00"):
         return lzma.LZMAFile(buffered, "rb")  # type: ignore[return-value]  # a binary file object: read() is all callers use
     if head.startswith(b"\x28\xb5\x2f\xfd"):
-        import zstandard
-
         return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
     return buffered
 

@@ -38,6 +38,7 @@ from ..pkg import atomicfile, stringid
 from ..trace import traced
 from . import archive, tarsplit
 from .changes import Change, dir_changes, overlay_changes
+from .difftar import write_changes, write_overlay_diff
 from .driver import Driver, Overlay2Driver, new_driver
 from .initlayer import setup_init_layer
 
@@ -148,8 +149,6 @@ class RWLayer:
 
     def tar_stream(self, out: BinaryIO) -> None:
         """mountedLayer.TarStream: the layer's changes as a layer tar (see difftar)."""
-        from .difftar import write_changes, write_overlay_diff
-
         drv = self._store.driver
         if isinstance(drv, Overlay2Driver):
             write_overlay_diff(drv.diff_dir(self.mount_id), out)

@@ -26,6 +26,7 @@ from typing import IO, Any, NamedTuple, Protocol
 from .. import errdefs  # noqa: F401 - typed errors for callers
 from . import rotate
 from .config import FILE_MODE, LogFileConfig
+from .jsonlog import _parse_any
 
 BUF_SIZE = 16 * 1024  # copier.go bufSize: dockerd's partial-message size
 TRIM_AT = 8 << 20  # ask conmon for a fresh private file once this much has been read
@@ -416,8 +417,6 @@ class LogWriter:
         self.write(entries, times)
 
     def _rotate(self) -> None:
-        from .jsonlog import _parse_any
-
         last_ns = _parse_any(self.last_ts) if self.last_ts else 0
         with rotate.files_lock(self.cfg.path):
             os.close(self.fd)

@@ -11,7 +11,7 @@ daemon/logger/factory.go, container/container.go StartLogger).
 from __future__ import annotations
 
 from .. import errdefs
-from . import jsonlog
+from . import drivers, jsonlog
 from .config import JSON_FILE, LOCAL, NONE, PUMPED, SHIPPING, LogFileConfig, file_config, uses_pump
 from .info import Info, json_file_attrs
 from .pump import Driver, SinkSpec
@@ -45,8 +45,6 @@ async def new_driver(info: Info, name: str, opts: dict[str, str], *, connect: bo
     unreachable target fails it, as dockerd's New does), else on first use (a restore)."""
     if name in (JSON_FILE, LOCAL, NONE):
         return None
-    from . import drivers
-
     return await drivers.new(info, name, opts, connect=connect)
 
 

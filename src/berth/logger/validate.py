@@ -13,6 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .. import errdefs
+from .drivers import DriverError
+from .drivers.fluentd import parse_config
+from .drivers.syslog import parse_address, parse_facility, parse_format
+from .factory import check_shipped
 
 _COMMON = ("env", "env-regex", "labels", "labels-regex", "tag")
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
@@ -101,9 +105,6 @@ _GCP_KEYS = ("env", "env-regex", "labels", "labels-regex", "gcp-project", "gcp-l
 def _syslog(cfg: dict[str, str]) -> None:
     """syslog.ValidateLogOpt: the keys, then address (a unix path must exist), facility
     and format."""
-    from .drivers import DriverError
-    from .drivers.syslog import parse_address, parse_facility, parse_format
-
     _keys(_SYSLOG_KEYS, lambda k: f"unknown log opt '{k}' for syslog log driver")(cfg)
     try:
         parse_address(cfg.get("syslog-address", ""))
@@ -114,9 +115,6 @@ def _syslog(cfg: dict[str, str]) -> None:
 
 
 def _fluentd(cfg: dict[str, str]) -> None:
-    from .drivers import DriverError
-    from .drivers.fluentd import parse_config
-
     _keys(_FLUENTD_KEYS, lambda k: f"unknown log opt '{k}' for fluentd log driver")(cfg)
     try:
         parse_config(cfg)
@@ -147,8 +145,6 @@ def validate_driver_opts(name: str, opts: dict[str, str]) -> None:
     if validator is None:
         raise _bad(f'error looking up logging plugin {name}: plugin "{name}" not found')
     validator(opts)
-    from .factory import check_shipped
-
     check_shipped(name)
 
 

@@ -16,6 +16,7 @@ so the host keeps not forwarding, as with dockerd.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 
 log = logging.getLogger("berth.network")
@@ -62,8 +63,6 @@ def setup_ip_forwarding(enable_iptables: bool) -> None:
 
 def load_bridge_netfilter() -> None:
     """bridge.go configure: the modules that make bridged traffic go through iptables."""
-    import os
-
     if os.path.exists(BRIDGE_NF_DIR):
         return
     try:

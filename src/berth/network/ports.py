@@ -161,8 +161,8 @@ def plan(exposed: dict[str, Any] | None, bindings: dict[str, Any] | None, publis
         if bs:
             for b in bs:
                 b = b or {}
-                pairs.append((b.get("HostIp", "") if isinstance(b, dict) else getattr(b, "HostIp", ""),
-                              b.get("HostPort", "") if isinstance(b, dict) else getattr(b, "HostPort", "")))
+                pairs.append((b.get("HostIp", "") if isinstance(b, dict) else b.HostIp,
+                              b.get("HostPort", "") if isinstance(b, dict) else b.HostPort))
         elif publish_all:
             pairs.append(("", ""))
         out.append((key, pairs))

@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 import msgspec
@@ -358,6 +359,4 @@ def _ambiguous(term: str, count: int, how: str, route_style: bool) -> errdefs.Do
 
 
 def now_go() -> str:
-    import time
-
     return gojson.format_go_time(time.time_ns())

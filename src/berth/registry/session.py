@@ -15,10 +15,14 @@ import asyncio
 import base64
 import ipaddress
 import json
+import os
+import platform
 import ssl
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -55,9 +59,6 @@ class _Token:
 
 
 def user_agent(upstream: str = "") -> str:
-    import os
-    import platform
-
     ua = (f"docker/{ENGINE_VERSION} go/python{platform.python_version()} git-commit/berth "
           f"kernel/{os.uname().release} os/linux arch/amd64")
     if upstream:
@@ -237,8 +238,6 @@ class Session:
             raise TokenError("authorization server did not include a token in the response")
         issued = 0.0
         if doc.get("issued_at"):
-            from datetime import datetime
-
             try:
                 issued = datetime.fromisoformat(str(doc["issued_at"]).replace("Z", "+00:00")).timestamp()
             except ValueError:
@@ -289,8 +288,6 @@ def retry_after(value: str) -> float | None:
         return None
     if value.isdigit():
         return float(value)
-    from email.utils import parsedate_to_datetime
-
     try:
         return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
     except (TypeError, ValueError):

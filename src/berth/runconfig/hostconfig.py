@@ -2,6 +2,8 @@
 (moby/runconfig/hostconfig.go, hostconfig_unix.go, errors.go)."""
 from __future__ import annotations
 
+import os
+
 from .. import errdefs
 from ..types.container import Config, HostConfig
 
@@ -77,8 +79,6 @@ def validate_resources(hc: HostConfig, rt_supported: bool) -> None:
 
 
 def _rt_supported() -> bool:
-    import os
-
     return os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_period_us") or os.path.exists("/sys/fs/cgroup/cpu,cpuacct/cpu.rt_period_us")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from . import otlp, page
 from .core import (
     PROCESS,
     REQUEST,
@@ -34,6 +35,7 @@ from .core import (
     touches,
     traced,
 )
+from .exporter import ExporterPipe
 
 log = logging.getLogger("berth.trace")
 
@@ -62,23 +64,18 @@ def setup(metrics: bool) -> bool:
     """Turn the recorder on if OTLP export is configured or `metrics` (--metrics-addr) is
     given; returns whether it is on. Safe to call once per process."""
     global _otlp
-    from . import otlp
-
     state.sinks = []
     if otlp.configured():
         refusal = otlp.check_protocol()
         if refusal:
             log.warning("%s", refusal)
         else:
-            from .exporter import ExporterPipe
-
             _otlp = ExporterPipe()
             state.sinks.append(_otlp)
             log.info("tracing: exporting spans over OTLP/HTTP (exporter pid %d)", _otlp.proc.pid)
     if metrics:
+        # Late: prometheus_client (about 10 ms to import) only with --metrics-addr.
         from . import metrics as _metrics
-        from . import page
-
         state.sinks.append(_metrics.observe_operation)
         state.sinks.append(page.RING.add)
         state.action_sink = _metrics.observe_action

@@ -17,6 +17,7 @@ import contextvars
 import functools
 import inspect
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -139,8 +140,6 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
         try:
             sink(op)
         except Exception:  # a broken sink must not break the request
-            import logging
-
             logging.getLogger("berth.trace").exception("trace sink %r", sink)
 
 

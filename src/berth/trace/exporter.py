@@ -1,11 +1,11 @@
-"""The OTLP exporter runs in a child process of its own (`python -m berth.trace.exporter`).
+"""The OTLP exporter runs in a child process of its own (berth.trace.exporter.main).
 
 Turning spans into OTLP protobuf and POSTing them costs tens of microseconds per span
 of Python. Done in a thread of the daemon, that work holds the GIL the event loop needs
 (and a waiting thread gets it back only after the 5 ms switch interval), so every request
 would pay for the export of the ones before. Here the daemon only packs each finished
 operation (msgpack, a few microseconds) into a non-blocking pipe, coalesced once per loop
-iteration; the child does the SDK part (berth.trace.otlp) with every OTEL_* variable. If
+iteration; the child does the SDK part (berth.trace.otlp_sink) with every OTEL_* variable. If
 the child falls behind and the pipe and a bounded buffer are full, operations are dropped
 (counted, warned about once) rather than slowing the daemon. At EOF the child flushes
 and exits, so a daemon that dies leaves no exporter behind.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -52,7 +53,10 @@ class ExporterPipe:
         env = dict(os.environ)
         src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self.proc = subprocess.Popen([sys.executable, "-m", "berth.trace.exporter"], stdin=subprocess.PIPE,
+        # `-c`, not `-m`: berth.trace imports this module, and runpy warns when the module
+        # it is to run as __main__ was already imported by its package.
+        self.proc = subprocess.Popen([sys.executable, "-c", "from berth.trace.exporter import main; main()"],
+                                     stdin=subprocess.PIPE,
                                      env=env, close_fds=True)
         assert self.proc.stdin is not None
         self.fd = self.proc.stdin.fileno()
@@ -156,9 +160,8 @@ def _read_exact(f: Any, n: int) -> bytes | None:
 
 def main() -> None:
     """The child: frames from stdin to the SDK's batch processor, until EOF."""
-    import signal
-
-    from .otlp import OTLPSink
+    # Late: the OpenTelemetry SDK and exporter (about 0.1 s to import) load in this child only.
+    from .otlp_sink import OTLPSink
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon's ^C is for the daemon; we go at EOF
     # Telemetry runs on CPU nobody else wants: the daemon and the containers come first.

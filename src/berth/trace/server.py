@@ -10,8 +10,9 @@ import ipaddress
 import logging
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import page
+from . import metrics, page
 
 log = logging.getLogger("berth.trace")
 
@@ -36,10 +37,6 @@ def is_loopback(host: str) -> bool:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-    from . import metrics
-
     metrics.SCRAPES.in_flight += 1
     try:
         metrics.drain()

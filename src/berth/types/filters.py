@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import errdefs
 from .gojson_scanner import quote_char, read_value
+from .timestamp import get_timestamp, parse_timestamps
 
 
 def invalid_filter(key: str, values: list[str] | None = None) -> errdefs.InvalidParameter:
@@ -283,8 +284,6 @@ def until_from_prune_filters(filters: Args) -> int | None:
         return None
     if len(values) > 1:
         raise errdefs.Untyped("more than one until filter specified")
-    from .timestamp import get_timestamp, parse_timestamps
-
     sec, nsec = parse_timestamps(get_timestamp(values[0]), 0)
     return sec * 1_000_000_000 + nsec
 

@@ -14,6 +14,7 @@ from ...pkg import platforms
 from ...runconfig.config import decode_container_config
 from ...types.backend import ContainerCreateConfig, CreateImageConfig
 from ...types.filters import Args
+from ...types.gojson_decode import GoJSONError
 from .. import versions
 from ..backend import BACKEND
 from ..fastpath import plain_reply
@@ -42,7 +43,7 @@ async def post_containers_create(request: web.Request) -> web.StreamResponse:
             hc.AutoRemove = False
         if version_less_than(version, "1.40"):
             for m in hc.Mounts or []:
-                bo = getattr(m, "BindOptions", None)
+                bo = m.BindOptions
                 if bo is not None and bo is not msgspec.UNSET:
                     bo.NonRecursive = msgspec.UNSET
             hc.KernelMemoryTCP = 0
@@ -137,8 +138,6 @@ async def post_containers_prune(request: web.Request) -> web.StreamResponse:
 
 async def post_commit(request: web.Request) -> web.StreamResponse:
     """postCommit (moby 20.10 container router): pause defaults to true from API 1.13."""
-    from ...types.gojson_decode import GoJSONError
-
     check_for_json(request)
     q = request.query
     pause = bool_value(request, "pause")

@@ -9,10 +9,11 @@ from ...pkg.signal import parse_signal
 from ...pkg.stdcopy import frame
 from ...types import gojson
 from ...types.backend import LogsConfig
+from ...types.container import UpdateConfig
 from ...types.timestamp import format_timestamp
 from .. import versions
 from ..backend import BACKEND
-from ..httputils import bool_value, version_from_request, version_less_than
+from ..httputils import bool_value, check_for_json, json_body, version_from_request, version_less_than
 
 
 class _UntypedStreamResponse(web.StreamResponse):
@@ -179,9 +180,6 @@ async def get_containers_logs(request: web.Request) -> web.StreamResponse:
 
 async def post_container_update(request: web.Request) -> web.StreamResponse:
     """postContainerUpdate: a body Go cannot decode is an untyped error (500, as 20.10)."""
-    from ...types.container import UpdateConfig
-    from ..httputils import check_for_json, json_body
-
     check_for_json(request)
     uc = gojson.decode(await request.read(), UpdateConfig, go_type_name="container.UpdateConfig")
     version = version_from_request(request)
@@ -189,7 +187,7 @@ async def post_container_update(request: web.Request) -> web.StreamResponse:
         uc.PidsLimit = None
     if not version_less_than(version, "1.42"):
         uc.KernelMemory = 0  # removed in API 1.42
-    if not version_less_than(version, "1.52") and hasattr(uc, "KernelMemoryTCP"):
+    if not version_less_than(version, "1.52"):
         uc.KernelMemoryTCP = 0  # removed in API 1.52: "any value it is set to will be ignored"
     if uc.PidsLimit is not None and uc.PidsLimit <= 0:
         uc.PidsLimit = 0  # 0 and any negative value mean "unlimited" when updating

@@ -10,10 +10,11 @@
 """
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 
 from ... import errdefs
-from ...network import api
+from ...container.container import NetworkEndpoint
 from ...network.types import (
     NetworkConnect,
     NetworkCreateRequest,
@@ -36,20 +37,20 @@ async def get_networks_list(request: web.Request) -> web.StreamResponse:
     except errdefs.DockerError as e:
         raise errdefs.Untyped(str(e)) from None
     d = request.app[BACKEND]
-    return json_body(await d.run_blocking(api.list_networks, d, filters))
+    return json_body(await d.network_list(filters))
 
 
 @plain_reply
 async def get_network(request: web.Request) -> web.StreamResponse:
     d = request.app[BACKEND]
-    return json_body(await d.run_blocking(api.inspect_network, d, request.match_info["id"]))
+    return json_body(await d.network_inspect(request.match_info["id"]))
 
 
 async def post_network_create(request: web.Request) -> web.StreamResponse:
     check_for_json(request)
     req = await read_json(request, NetworkCreateRequest, "types.NetworkCreateRequest")
     d = request.app[BACKEND]
-    nid, warning = await d.run_blocking(api.create_network, d, req)
+    nid, warning = await d.network_create(req)
     return json_body(NetworkCreateResponse(Id=nid, Warning=warning), status=201)
 
 
@@ -57,8 +58,7 @@ async def post_network_connect(request: web.Request) -> web.StreamResponse:
     check_for_json(request)
     req = await read_json(request, NetworkConnect, "types.NetworkConnect")
     d = request.app[BACKEND]
-    await d.run_blocking(api.connect, d, request.match_info["id"], req.Container,
-                         api.decode_endpoint(req.EndpointConfig))
+    await d.network_connect(request.match_info["id"], req.Container, _decode_endpoint(req.EndpointConfig))
     return web.Response(status=200)
 
 
@@ -66,21 +66,28 @@ async def post_network_disconnect(request: web.Request) -> web.StreamResponse:
     check_for_json(request)
     req = await read_json(request, NetworkDisconnect, "types.NetworkDisconnect")
     d = request.app[BACKEND]
-    await d.run_blocking(api.disconnect, d, request.match_info["id"], req.Container, req.Force)
+    await d.network_disconnect(request.match_info["id"], req.Container, req.Force)
     return web.Response(status=200)
 
 
 async def delete_network(request: web.Request) -> web.StreamResponse:
     d = request.app[BACKEND]
-    await d.run_blocking(api.remove_network, d, request.match_info["id"])
+    await d.network_remove(request.match_info["id"])
     return web.Response(status=204)
 
 
 async def post_networks_prune(request: web.Request) -> web.StreamResponse:
     filters = Args.from_json(request.query.get("filters", ""))
     d = request.app[BACKEND]
-    deleted = await d.run_blocking(api.prune_networks, d, filters)
+    deleted = await d.networks_prune(filters)
     return json_body(NetworksPruneReport(NetworksDeleted=deleted))
+
+
+def _decode_endpoint(obj: object) -> NetworkEndpoint | None:
+    """The connect request's EndpointConfig as the endpoint the daemon records."""
+    if obj is None:
+        return None
+    return msgspec.convert(msgspec.to_builtins(obj), NetworkEndpoint)
 
 
 ROUTES = [

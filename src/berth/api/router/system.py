@@ -4,10 +4,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from ... import errdefs
+from ...types import gojson
+from ...types.auth import AuthConfig
 from .. import versions
 from ..backend import BACKEND
 from ..fastpath import plain_reply
 from ..httputils import MIN_VERSION, bool_value, json_body, version_from_request
+from ..server import MAX_VERSION
 from . import unserved
 
 
@@ -27,8 +30,6 @@ async def ping(request: web.Request) -> web.StreamResponse:
 
 @plain_reply
 async def get_version(request: web.Request) -> web.StreamResponse:
-    from ..server import MAX_VERSION
-
     return json_body(await request.app[BACKEND].system_version(MAX_VERSION, MIN_VERSION))
 
 
@@ -51,9 +52,6 @@ async def get_disk_usage(request: web.Request) -> web.StreamResponse:
 
 async def post_auth(request: web.Request) -> web.StreamResponse:
     """postAuth: the body is a types.AuthConfig (a bad one is Go's decode error, a 500)."""
-    from ...types import gojson
-    from ...types.auth import AuthConfig
-
     try:
         auth = gojson.decode(await request.read(), AuthConfig, go_type_name="types.AuthConfig")
     except gojson.GoJSONError as e:

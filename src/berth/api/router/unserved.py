@@ -16,6 +16,7 @@ version. Attestations (1.55) and debug endpoints are past 1.52: not routed.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
@@ -25,7 +26,8 @@ from ... import errdefs
 from ...types import gojson
 from ...types.filters import Args
 from .. import versions
-from ..httputils import bool_value, read_json, version_from_request
+from ..backend import BACKEND
+from ..httputils import bool_value, meta_headers, read_json, registry_auth, version_from_request
 
 NOT_A_MANAGER = (
     'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node '
@@ -182,11 +184,6 @@ async def grpc(request: web.Request) -> web.StreamResponse:
 
 async def distribution_info(request: web.Request) -> web.StreamResponse:
     """getDistributionInfo (served: the registry client exists now)."""
-    import json
-
-    from ..backend import BACKEND
-    from ..httputils import meta_headers, registry_auth
-
     doc = await request.app[BACKEND].distribution_inspect(
         request.match_info["name"], registry_auth(request), meta_headers(request),
         request.headers.get("User-Agent", ""))

@@ -60,6 +60,7 @@ class Shipper:
             self.max_buffer = ram_in_bytes(opts["max-buffer-size"])
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"log-{self.name}")
         self.connected = False
+        self.sock: socket.socket | None = None  # the connection of a socket-based driver (gelf, fluentd)
         # non-blocking: dockerd's ring buffer and its sender
         self._ring: collections.deque[Message] = collections.deque()
         self._ring_bytes = 0
@@ -85,7 +86,7 @@ class Shipper:
 
     def _interrupt(self) -> None:
         """Unblock the driver's thread (from the event loop): shut its socket down."""
-        sock = getattr(self, "sock", None)
+        sock = self.sock
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)

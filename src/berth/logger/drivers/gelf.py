@@ -52,7 +52,7 @@ class Gelf(Shipper):
         self.scheme, self.address = parse_address(opts.get("gelf-address", ""))
         self.hostname = socket.gethostname()
         tag = parse_log_tag(info, "{{.ID}}")
-        created = getattr(info, "ContainerCreated", "")
+        created = info.ContainerCreated
         extra: dict[str, str] = {
             "_container_id": info.ContainerID,
             "_container_name": info.ContainerName.lstrip("/"),

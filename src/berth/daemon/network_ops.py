@@ -2,40 +2,32 @@
 NetworksPrune, api/server/router/network/network_routes.go filtering and buildNetworkResource,
 daemon/container_operations.go ConnectToNetwork / DisconnectFromNetwork).
 
-Blocking functions: the router runs them on the daemon's I/O pool.
+Blocking functions: the Daemon runs them on its I/O pool (Daemon.network_*).
 """
 from __future__ import annotations
 
-from types import ModuleType
 from typing import TYPE_CHECKING
-
-import msgspec
 
 from .. import errdefs
 from ..container.container import NetworkEndpoint
-from ..trace import traced
-from ..types import gojson
-from ..types.filters import Args
-from ..types.timestamp import get_timestamp, parse_timestamps
-from .store import Network
-from .types import (
+from ..network.store import Network
+from ..network.types import (
     ConfigReference,
     EndpointResource,
     NetworkCreateRequest,
     NetworkResource,
 )
+from ..trace import traced
+from ..types import gojson
+from ..types.filters import Args
+from ..types.timestamp import get_timestamp, parse_timestamps
+from . import network as dn
 
 if TYPE_CHECKING:
-    from ..daemon.core import Daemon
+    from .core import Daemon
 
 LIST_FILTERS = {"driver", "id", "label", "name", "scope", "type", "dangling"}
 PRUNE_FILTERS = {"label", "label!", "until"}
-
-
-def _dn() -> ModuleType:
-    from ..daemon import network as dn
-
-    return dn
 
 
 def _endpoints(d: Daemon, n: Network) -> dict[str, EndpointResource]:
@@ -73,7 +65,7 @@ def list_networks(d: Daemon, filters: Args) -> list[NetworkResource]:
             raise errdefs.InvalidParameter(
                 "invalid value for filter 'dangling', must be \"true\" (or \"1\"), or \"false\" (or \"0\")")
         dangling = vals[0] in ("true", "1")
-    store = _dn().controller(d).store
+    store = dn.controller(d).store
     out = []
     for n in sorted(store.list(), key=lambda n: n.Created):
         if filters.contains("driver") and not filters.exact_match("driver", n.Driver):
@@ -101,12 +93,11 @@ def list_networks(d: Daemon, filters: Args) -> list[NetworkResource]:
 
 
 def inspect_network(d: Daemon, term: str) -> NetworkResource:
-    n = _dn().controller(d).store.find(term, route_style=True)
+    n = dn.controller(d).store.find(term, route_style=True)
     return resource(d, n)
 
 
 def create_network(d: Daemon, req: NetworkCreateRequest) -> tuple[str, str]:
-    dn = _dn()
     masq = (req.Options or {}).get("com.docker.network.bridge.enable_ip_masquerade", "true")
     if (req.Driver or "bridge") == "bridge" and masq in ("0", "f", "F", "FALSE", "false", "False"):
         # refused rather than ignored: netavark masquerades every bridge network
@@ -123,7 +114,6 @@ def create_network(d: Daemon, req: NetworkCreateRequest) -> tuple[str, str]:
 
 
 def remove_network(d: Daemon, term: str) -> None:
-    dn = _dn()
     store = dn.controller(d).store
     n = store.find(term)
     if n.predefined:
@@ -146,7 +136,6 @@ def prune_networks(d: Daemon, filters: Args) -> list[str] | None:
         sec, nsec = parse_timestamps(ts, 0)
         until_ns = sec * 1_000_000_000 + nsec
     deleted: list[str] = []
-    dn = _dn()
     store = dn.controller(d).store
     for n in sorted(store.list(), key=lambda n: n.Created):
         if n.predefined or _endpoints(d, n):
@@ -175,7 +164,6 @@ def _kv(f: str, labels: dict[str, str]) -> bool:
 def connect(d: Daemon, term: str, container: str, config: NetworkEndpoint | None) -> None:
     """ConnectToNetwork: a stopped container only records the settings; a running one is
     attached now, its /etc/hosts and /etc/resolv.conf rewritten."""
-    dn = _dn()
     ctl = dn.controller(d)
     ctr = d.get_container(container)
     n = ctl.store.find(term)
@@ -210,7 +198,6 @@ def connect(d: Daemon, term: str, container: str, config: NetworkEndpoint | None
 
 @traced("DisconnectContainerFromNetwork")
 def disconnect(d: Daemon, term: str, container: str, force: bool) -> None:
-    dn = _dn()
     ctl = dn.controller(d)
     ctr = d.get_container(container)
     n = ctl.store.find(term)
@@ -232,9 +219,3 @@ def disconnect(d: Daemon, term: str, container: str, force: bool) -> None:
             dn.rewrite_etc_files(d, ctr)
             dn._dns_redirect(d, ctr)
         ctr.to_disk()
-
-
-def decode_endpoint(obj: object) -> NetworkEndpoint | None:
-    if obj is None:
-        return None
-    return msgspec.convert(msgspec.to_builtins(obj), NetworkEndpoint)
