@@ -92,8 +92,8 @@ class Registry:
 
 
 def start_registry(auth: str = "", users: dict[str, str] | None = None, tls: bool = False,
-                   port: int | None = None) -> Registry:
-    """auth: "" (anonymous), "htpasswd" or "token"."""
+                   port: int | None = None, token_ttl: int = 300) -> Registry:
+    """auth: "" (anonymous), "htpasswd" or "token" (tokens good for `token_ttl` seconds)."""
     tmp = tempfile.mkdtemp(prefix="berth-test-reg-")
     reg = Registry(port or free_port(), tmp)
     lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true", "storage:",
@@ -118,7 +118,7 @@ def start_registry(auth: str = "", users: dict[str, str] | None = None, tls: boo
                 f.write(f"{u}:{p}\n")
         with open(os.path.join(tmp, "issuer.log"), "wb") as log:  # Popen keeps its own copy
             reg.issuer = subprocess.Popen([sys.executable, os.path.join(HERE, "token_issuer.py"), str(iport), cert,
-                                           key, users_file], stdout=subprocess.DEVNULL, stderr=log)
+                                           key, users_file, str(token_ttl)], stdout=subprocess.DEVNULL, stderr=log)
         wait_port(iport, reg.issuer)
         reg.extra["realm"] = f"http://127.0.0.1:{iport}/token"
         lines += ["auth:", "  token:", f"    realm: http://127.0.0.1:{iport}/token", "    service: berth-registry",
@@ -278,14 +278,24 @@ import threading as _threading
 
 class FaultProxy:
     """Forwards to `upstream`; `mode` decides what blob GETs get: "" (pass), "500",
-    "cut" (the connection drops after half the body, once; the Range retry passes),
-    "stall" (half the body, then silence, once); "429" answers one manifest request with
-    429 and Retry-After: 1."""
+    "cut" (the connection drops after a first part of the body, once; the Range retry
+    passes), "cut-200" (as "cut", then the Range retry answered 200 with the whole blob, as
+    a registry or proxy that ignores Range does), "stall" (half the body, then silence,
+    once); "429" answers one manifest request with 429 and Retry-After: 1; "slow-upload"
+    holds the answer to each blob upload PATCH for `delay` seconds (after the registry took
+    it), so what follows runs later than the client's token lasts. `answers` records
+    (method, path, status) of what the registry answered.
+
+    A cut comes only after the first part has had time to be read: aiohttp's reader raises
+    the connection error before handing over bytes it holds, so a cut at once could leave
+    the client nothing to resume from."""
 
     def __init__(self, upstream: str, port: int) -> None:
         self.upstream, self.port = upstream.rstrip("/"), port
         self.mode = ""
+        self.delay = 0.0
         self.requests: list[tuple[str, str, str]] = []  # (method, path, Range)
+        self.answers: list[tuple[str, str, int]] = []
         self._loop = _asyncio.new_event_loop()
         self._ready = _threading.Event()
         self._thread = _threading.Thread(target=self._run, daemon=True)
@@ -294,6 +304,7 @@ class FaultProxy:
 
     def _run(self) -> None:
         from aiohttp import ClientSession, web
+        from multidict import CIMultiDict
 
         async def handle(request: web.Request) -> web.StreamResponse:
             self.requests.append((request.method, request.path_qs, request.headers.get("Range", "")))
@@ -304,15 +315,25 @@ class FaultProxy:
                 self.mode = ""
                 return web.json_response({"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]},
                                          status=429, headers={"Retry-After": "1"})
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+            # repeated headers (dockerd sends one Accept per media type) stay repeated
+            headers = CIMultiDict((k, v) for k, v in request.headers.items()
+                                  if k.lower() not in ("host", "content-length", "transfer-encoding"))
+            headers["X-Forwarded-Host"] = request.host  # upload Locations point back here
+            if is_blob and self.mode == "ignore-range" and "Range" in headers:
+                self.mode = ""
+                del headers["Range"]  # the whole blob, 200
             async with ClientSession(auto_decompress=False) as s, \
                     s.request(request.method, self.upstream + request.path_qs, headers=headers,
                               data=await request.read(), allow_redirects=False) as r:
                 body = await r.read()
+                self.answers.append((request.method, request.path, r.status))
                 out_headers = {k: v for k, v in r.headers.items()
                                if k.lower() not in ("content-length", "transfer-encoding", "connection")}
-                if is_blob and self.mode in ("cut", "stall") and r.status == 200 and len(body) > 1000:
-                    stall, self.mode = self.mode == "stall", ""
+                if self.mode == "slow-upload" and request.method == "PATCH" and "/blobs/uploads/" in request.path:
+                    await _asyncio.sleep(self.delay)
+                if is_blob and self.mode in ("cut", "cut-200", "stall") and r.status == 200 and len(body) > 1000:
+                    stall = self.mode == "stall"
+                    self.mode = "ignore-range" if self.mode == "cut-200" else ""
                     resp = web.StreamResponse(status=200, headers=out_headers)
                     resp.content_length = len(body)
                     await resp.prepare(request)
@@ -323,12 +344,23 @@ class FaultProxy:
                             await _asyncio.wait_for(self._stalled.wait(), 60)
                         except (TimeoutError, _asyncio.CancelledError):
                             pass
+                    else:  # the first part sent and read before the cut
+                        transport = request.transport
+                        while transport is not None and transport.get_write_buffer_size():
+                            await _asyncio.sleep(0.01)
+                        await _asyncio.sleep(1)
                     request.transport.close()  # type: ignore[union-attr]
                     return resp
+                if request.method == "HEAD" and "Content-Length" in r.headers:  # the size the client checks
+                    head = web.StreamResponse(status=r.status, headers=out_headers)
+                    head.content_length = int(r.headers["Content-Length"])
+                    await head.prepare(request)
+                    await head.write_eof()
+                    return head
                 return web.Response(status=r.status, body=body, headers=out_headers)
 
         async def main() -> None:
-            app = web.Application()
+            app = web.Application(client_max_size=1 << 30)  # pushed blobs pass through
             app.router.add_route("*", "/{tail:.*}", handle)
             self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
             await self._runner.setup()

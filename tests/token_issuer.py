@@ -5,7 +5,11 @@ with an RS256 JWT whose x5c header carries the signing certificate (the registry
 rootcertbundle). With `offline_token=true` and valid credentials a refresh_token is
 handed out; POST /token with grant_type=refresh_token accepts it back.
 
-    python token_issuer.py PORT CERT KEY USERS_FILE      (USERS_FILE lines: user:password)
+    python token_issuer.py PORT CERT KEY USERS_FILE [TTL]    (USERS_FILE lines: user:password)
+
+TTL (seconds, default 300) is how long a token is good for. The registry accepts a token
+up to a minute past its `exp` (distribution's Leeway, for clock skew), so `exp` is set
+that much earlier: a 3 s token is refused 3 s after it was issued.
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 PORT, CERT, KEY, USERS = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+TTL = int(sys.argv[5]) if len(sys.argv) > 5 else 300
+LEEWAY = 60  # distribution's token.Leeway
 REFRESH: dict[str, str] = {}
 
 
@@ -76,9 +82,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _issue(self, account: str, service: str, scopes: list[str], offline: bool) -> None:
         now = int(time.time())
-        claims = {"iss": "berth-test-issuer", "sub": account, "aud": service, "exp": now + 300, "nbf": now - 10,
+        exp = now + TTL - (LEEWAY if TTL < LEEWAY else 0)
+        claims = {"iss": "berth-test-issuer", "sub": account, "aud": service, "exp": exp, "nbf": now - 10,
                   "iat": now, "jti": uuid.uuid4().hex, "access": grant(account, service, scopes)}
-        doc = {"token": sign(claims), "access_token": "", "expires_in": 300,
+        doc = {"token": sign(claims), "access_token": "", "expires_in": TTL,
                "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
         doc["access_token"] = doc["token"]
         if offline and account:

@@ -16,6 +16,7 @@ import resource
 import signal
 import ssl
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -31,6 +32,7 @@ from .config import DaemonConfig, Runtime, Ulimit, parse_ulimit
 from .daemon import cgroupdriver, sysinfo
 from .daemon import network as daemon_network
 from .daemon.daemon import Daemon
+from .daemon.reload import reload_registry
 from .pkg.units import ram_in_bytes
 from .runtime.spec import daemon_hard_limits
 
@@ -146,8 +148,9 @@ def _check_default_ulimits(cfg: DaemonConfig) -> None:
                         "lacks CAP_SYS_RESOURCE: containers get %s", ul.Name, ul.Hard, ceiling, ceiling)
 
 
-def load_config(args: argparse.Namespace) -> DaemonConfig:
-    """daemon.json, then flags on top; a key given both ways is an error, as in dockerd."""
+def load_config(args: argparse.Namespace, set_keys: set[str] | None = None) -> DaemonConfig:
+    """daemon.json, then flags on top; a key given both ways is an error, as in dockerd.
+    `set_keys` receives the keys the file or the flags set (dockerd's IsValueSet)."""
     raw: dict[str, Any] = {}
     if os.path.exists(args.config_file):
         with open(args.config_file, "rb") as f:
@@ -188,6 +191,8 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
             f"configuration file: {', '.join(conflicts)}"
         )
     merged = {**raw, **flags}
+    if set_keys is not None:
+        set_keys.update(merged)
     cfg = msgspec.convert(merged, DaemonConfig)
     _check_host_setup(cfg)
     if cfg.host_gateway_ip:  # daemon.json: net.IP's UnmarshalText
@@ -329,7 +334,25 @@ async def _start_metrics(addr: str, d: Any) -> web.AppRunner:
         raise SystemExit(f"metrics-addr {addr}: {e}") from None
 
 
-async def serve(cfg: DaemonConfig) -> None:
+def _reload(d: Any, read: Callable[[set[str]], DaemonConfig], config_file: str) -> None:
+    """SIGHUP (dockerd's reload): the configuration read again, its registry settings applied."""
+    log.info("Got signal to reload configuration, reloading from: %s", config_file)
+    keys: set[str] = set()
+    try:
+        new = read(keys)
+    except SystemExit as e:  # load_config's refusals: logged, nothing changes
+        log.error("%s", e)
+        return
+    try:
+        attrs = reload_registry(d, new, keys)
+    except ValueError as e:
+        log.error("Error reconfiguring the daemon: %s", e)
+        return
+    log.info("Reloaded configuration: %s", attrs)
+
+
+async def serve(cfg: DaemonConfig, reread: Callable[[set[str]], DaemonConfig] | None = None,
+                config_file: str = "") -> None:
     os.makedirs(cfg.exec_root, mode=0o700, exist_ok=True)
     os.makedirs(cfg.data_root, mode=0o710, exist_ok=True)
     lock = PidfileLock(cfg.pidfile_path, cfg.data_root)
@@ -359,6 +382,8 @@ async def serve(cfg: DaemonConfig) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if reread is not None:
+            loop.add_signal_handler(signal.SIGHUP, _reload, d, reread, config_file)
         await stop.wait()
         log.info("shutting down")
         await runner.cleanup()
@@ -405,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(cfg))
+    asyncio.run(serve(cfg, lambda keys: load_config(args, keys), args.config_file))
 
 
 if __name__ == "__main__":

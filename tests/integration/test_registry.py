@@ -368,6 +368,18 @@ def test_faults_leave_nothing_half_stored(env: dict) -> None:
         assert lines(body)[-1]["status"] == f"Status: Downloaded newer image for {proxied}:1.2", body
         assert any(rng.startswith("bytes=") for _m, _p, rng in proxy.requests)
         b.docker("rmi", f"{proxied}:1.2")
+        # a registry answering the Range request with 200 and the whole blob: the download
+        # starts over from byte 0 with that answer (nothing appended to what was kept)
+        proxy.requests.clear()
+        proxy.mode = "cut-200"
+        status, body = call(b.sock, "POST", f"/images/create?fromImage={proxied}&tag=1.2")
+        assert lines(body)[-1]["status"] == f"Status: Downloaded newer image for {proxied}:1.2", body
+        cut = [p for m, p, rng in proxy.requests if rng.startswith("bytes=")]
+        assert len(cut) == 1, proxy.requests
+        assert [m for m, p, _r in proxy.requests if p == cut[0]] == ["GET", "GET"]  # no third try
+        retries = [x["status"] for x in lines(body) if x.get("status", "").startswith("Retrying")]
+        assert retries[0] == "Retrying in 5 seconds" and retries.count(retries[0]) == 1  # the cut's only
+        b.docker("rmi", f"{proxied}:1.2")
     finally:
         proxy.close()
     # the registry gone: the daemon answers, nothing stored
@@ -586,3 +598,156 @@ def test_push_refused_without_credentials(env: dict) -> None:
         r = b.docker("push", f"{host}/anon/bb:1", check=False)
         assert (r.returncode, r.stderr.decode().strip()) == (1, want)
         b.docker("rmi", f"{host}/anon/bb:1")
+
+
+def test_token_expiring_during_a_push_is_fetched_again(env: dict) -> None:
+    """Beyond dockerd (moby#33558): tokens good for 3 s, and each blob upload held 4 s by a
+    proxy after the registry took it, so the requests that follow carry a token the registry
+    now refuses (401, `invalid_token`): each is sent again with a new one and the push ends
+    with its digest line (dockerd keeps the token a minute and fails the push)."""
+    b = env["berthd"]
+    reg = start_registry("token", {"u": "pw"}, token_ttl=3)
+    proxy = FaultProxy(f"http://{reg.host}", free_port())
+    name = f"127.0.0.1:{proxy.port}/slow/bb"
+    try:
+        proxy.mode, proxy.delay = "slow-upload", 4
+        b.docker("tag", "busybox", f"{name}:1")
+        status, body = call(b.sock, "POST", f"/images/{name}/push?tag=1", auth_header("u", "pw"))
+        assert status == 200 and "1: digest: sha256:" in lines(body)[-2]["status"], body
+        # each upload held past the token's life: its closing PUT refused once, then taken
+        held = [i for i, (m, _p, _st) in enumerate(proxy.answers) if m == "PATCH"]
+        assert len(held) == 2, proxy.answers  # the layer and the config
+        for i in held:
+            assert [(m, st) for m, _p, st in proxy.answers[i + 1:i + 3]] == [("PUT", 401), ("PUT", 201)], proxy.answers
+        assert proxy.answers[-1][0::2] == ("PUT", 201)  # the manifest
+        b.docker("rmi", f"{name}:1")
+        # what was pushed pulls back (the anonymous pull token is as short-lived)
+        assert b"Downloaded newer image" in b.docker("pull", f"{name}:1").stdout
+        b.docker("rmi", f"{name}:1")
+    finally:
+        proxy.close()
+        reg.close()
+
+
+def test_a_mirror_failing_midway_falls_back(env: dict) -> None:
+    """As dockerd (continueOnError on a mirror): a layer the mirror serves wrong, after the
+    stream has started, sends the pull on to the next endpoint, the registry itself, and the
+    stream shows "Pulling from" twice."""
+    b, mirror = env["berthd"], env["regs"]["anon"]
+    upstream = start_registry(port=int(env["dead"].rsplit(":", 1)[1]))  # the mirrored registry, up this time
+    try:
+        layers = [file_layer({"a": uuid.uuid4().bytes}), file_layer({"b": os.urandom(200_000)})]
+        img = Client(f"http://{mirror.host}").image("team/midway", "1", layers)
+        assert Client(f"http://{upstream.host}").image("team/midway", "1", layers)["digest"] == img["digest"]
+        path = mirror.blob_path(img["layers"][1])  # type: ignore[index]
+        with open(path, "r+b") as f:
+            f.seek(1000)
+            byte = f.read(1)
+            f.seek(1000)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        name = f"{env['dead']}/team/midway"
+        status, body = call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1")
+        msgs = lines(body)
+        assert status == 200 and msgs[-1]["status"] == f"Status: Downloaded newer image for {name}:1", body
+        assert [m["id"] for m in msgs if m.get("status") == "Pulling from team/midway"] == ["1", "1"]
+        assert json.loads(b.docker("image", "inspect", f"{name}:1").stdout)[0]["Id"] == img["id"]
+        b.docker("rmi", f"{name}:1")
+    finally:
+        upstream.close()
+
+
+def test_up_to_date_pulls_use_the_kept_manifest(env: dict) -> None:
+    """As dockerd's manifest store: a pull by tag whose HEAD names a manifest already fetched
+    stops there (no GET), and a pull by a known digest asks the registry nothing but the ping;
+    the reference dockerd's requests, where one runs, are the same."""
+    reg = env["regs"]["anon"]
+    layers = [file_layer({"cached": uuid.uuid4().bytes})]
+    img = Client(f"http://{reg.host}").image("cache/app", "1.2", layers)
+    assert Client(f"http://{reg.host}").image("cache/other", "1", layers)["digest"] == img["digest"]
+    proxy = FaultProxy(f"http://{reg.host}", free_port())
+    name = f"127.0.0.1:{proxy.port}/cache/app"
+    manifest_path = "/v2/cache/app/manifests/"
+    daemons = [("berth", env["berthd"].sock)] + ([("dockerd", REFD_SOCK)] if refd_available() else [])
+    try:
+        for who, sock in daemons:
+            call(sock, "DELETE", f"/images/{name}:1.2?force=1")
+            seen = []
+            for ref in (f"{name}&tag=1.2", f"{name}&tag=1.2", f"{name}@{img['digest']}"):
+                proxy.requests.clear()
+                status, body = call(sock, "POST", f"/images/create?fromImage={ref}")
+                assert status == 200 and b"errorDetail" not in body, (who, body)
+                seen.append([(m, p) for m, p, _r in proxy.requests if p == "/v2/" or p.startswith(manifest_path)])
+            first, again, by_digest = seen
+            assert ("GET", manifest_path + img["digest"]) in first, (who, first)  # type: ignore[operator]
+            assert again == [("GET", "/v2/"), ("HEAD", manifest_path + "1.2")], (who, again)
+            assert by_digest == [("GET", "/v2/")], (who, by_digest)
+            # by digest from another repository: kept, but used only once a HEAD finds it there
+            other = f"127.0.0.1:{proxy.port}/cache/other"
+            proxy.requests.clear()
+            status, body = call(sock, "POST", f"/images/create?fromImage={other}@{img['digest']}")
+            assert status == 200 and b"errorDetail" not in body, (who, body)
+            assert [(m, p) for m, p, _r in proxy.requests if p == "/v2/" or "/manifests/" in p] == [
+                ("GET", "/v2/"), ("HEAD", f"/v2/cache/other/manifests/{img['digest']}")], (who, proxy.requests)
+            for ref in (f"{name}:1.2", f"{name}@{img['digest']}", f"{other}@{img['digest']}"):
+                call(sock, "DELETE", f"/images/{ref}?force=1")
+    finally:
+        proxy.close()
+
+
+def test_sighup_reloads_registry_settings(env: dict) -> None:
+    """dockerd's reload: SIGHUP reads daemon.json again; insecure registries, mirrors and the
+    transfer concurrency change on the running daemon, with a `reload` event; an invalid
+    setting is logged and changes nothing; a key left out keeps its value."""
+    import signal
+
+    b = env["berthd"]
+    path = os.path.join(env["tmp"], "daemon.json")
+    with open(path) as f:
+        original = json.load(f)
+
+    def hup(doc: dict) -> None:
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        os.kill(b.proc.pid, signal.SIGHUP)
+
+    def registry_config() -> dict:
+        return json.loads(b.docker("info", "--format", "{{json .RegistryConfig}}").stdout)
+
+    def wait_for(pred) -> dict:  # type: ignore[no-untyped-def]
+        deadline = time.time() + 10
+        while True:
+            rc = registry_config()
+            if pred(rc) or time.time() > deadline:
+                return rc
+            time.sleep(0.1)
+
+    t0 = int(time.time())
+    mirror = "http://mirror.invalid:5000"
+    try:
+        hup({**original, "registry-mirrors": original["registry-mirrors"] + [mirror],
+             "insecure-registries": ["10.99.0.0/16", "reg.invalid:5000"], "max-concurrent-downloads": 2})
+        rc = wait_for(lambda rc: mirror + "/" in rc["Mirrors"])
+        assert rc["Mirrors"] == [f"http://{env['regs']['anon'].host}/", mirror + "/"]
+        assert "10.99.0.0/16" in rc["InsecureRegistryCIDRs"] and "reg.invalid:5000" in rc["IndexConfigs"]
+        assert b.proc.poll() is None
+        events = [json.loads(x) for x in call(b.sock, "GET", f"/events?since={t0}&until={int(time.time()) + 1}"
+                                                         "&filters=%7B%22type%22%3A%5B%22daemon%22%5D%7D")[1].splitlines()]
+        attrs = events[-1]["Actor"]["Attributes"]
+        assert events[-1]["Action"] == "reload" and attrs["max-concurrent-downloads"] == "2"
+        assert json.loads(attrs["registry-mirrors"])[-1] == mirror  # as written, as dockerd's configStore
+        assert attrs["insecure-registries"] == '["10.99.0.0/16","reg.invalid:5000"]'  # Go's json.Marshal
+        # an invalid mirror: nothing changes, the daemon goes on
+        hup({**original, "registry-mirrors": ["ftp://nope"]})
+        time.sleep(1)
+        assert registry_config()["Mirrors"] == rc["Mirrors"] and b.proc.poll() is None
+        assert "ftp://nope" in b.log()  # the refusal, logged
+        # a key left out keeps the value the last good reload gave it
+        hup({**{k: v for k, v in original.items() if k != "registry-mirrors"}, "insecure-registries": []})
+        rc2 = wait_for(lambda rc: "10.99.0.0/16" not in rc["InsecureRegistryCIDRs"])
+        assert rc2["Mirrors"] == rc["Mirrors"] and "10.99.0.0/16" not in rc2["InsecureRegistryCIDRs"]
+    finally:
+        hup({**original, "insecure-registries": []})  # the settings the daemon started with
+        rc = wait_for(lambda rc: mirror + "/" not in rc["Mirrors"])
+        with open(path, "w") as f:
+            json.dump(original, f)
+    assert rc["Mirrors"] == [f"http://{env['regs']['anon'].host}/"] and "10.99.0.0/16" not in rc["InsecureRegistryCIDRs"]

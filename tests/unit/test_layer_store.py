@@ -249,3 +249,170 @@ def test_garbage_is_refused(store: LayerStore) -> None:
     with pytest.raises(errdefs.System, match=r"^Error processing tar file\(exit status 1\): unexpected EOF$"):
         store.register(io.BytesIO(b"garbage\n"), None)
     _assert_clean(store)
+
+
+def _formats_tar(fmt: int) -> bytes:
+    """Entries that need the extensions of each tar format: long names and link targets,
+    a ustar prefix, ids too big for octal, an old-style (V7) directory."""
+    import tarfile
+
+    long_dir = "d/" + "n" * 120
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+        for name, kind, data, extra in (
+            ("d", tarfile.DIRTYPE, b"", {}),
+            (long_dir, tarfile.DIRTYPE, b"", {}),
+            (long_dir + "/" + "f" * 90, tarfile.REGTYPE, b"long" * 300, {"mode": 0o640}),
+            ("d/big-ids", tarfile.REGTYPE, b"i", {"uid": 3_000_000, "gid": 2_100_000}),
+            ("d/far", tarfile.SYMTYPE, b"", {"linkname": "t" * 150}),
+            ("d/hard", tarfile.LNKTYPE, b"", {"linkname": long_dir + "/" + "f" * 90}),
+        ):
+            if fmt == tarfile.USTAR_FORMAT and (extra.get("uid", 0) > 0o7777777 or len(extra.get("linkname", "")) > 100):
+                continue
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.size, ti.mtime, ti.mode = kind, len(data), 1600000000, extra.get("mode", 0o755)
+            ti.uid, ti.gid, ti.linkname = extra.get("uid", 0), extra.get("gid", 0), extra.get("linkname", "")
+            tf.addfile(ti, io.BytesIO(data) if data else None)
+    return buf.getvalue() + b"trailing bytes after the end-of-archive blocks"
+
+
+@pytest.mark.parametrize("fmt", ["GNU_FORMAT", "PAX_FORMAT", "USTAR_FORMAT"])
+def test_tar_formats(store: LayerStore, fmt: str) -> None:
+    import tarfile
+
+    data = _formats_tar(getattr(tarfile, fmt))
+    layer = store.register(io.BytesIO(data), None)
+    assert layer.diff_id == sha256(data)  # trailing bytes included, as dockerd drains the stream
+    d = store.driver.diff_dir(layer.cache_id)
+    f = os.path.join(d, "d", "n" * 120, "f" * 90)
+    with open(f, "rb") as fh:
+        assert fh.read() == b"long" * 300
+    assert stat.S_IMODE(os.lstat(f).st_mode) == 0o640
+    if fmt != "USTAR_FORMAT":  # ustar has no room for the long link targets and ids
+        assert os.lstat(os.path.join(d, "d/hard")).st_ino == os.lstat(f).st_ino
+        st = os.lstat(os.path.join(d, "d/big-ids"))
+        assert (st.st_uid, st.st_gid) == (3_000_000, 2_100_000)
+        assert os.readlink(os.path.join(d, "d/far")) == "t" * 150
+    out = io.BytesIO()
+    store.tar_stream(layer.chain_id, out)
+    assert out.getvalue() == data
+    if store.driver_name == "overlay2":  # the size counted while unpacking is a walk's
+        from berth.layer import archive
+
+        assert layer.size == archive.directory_size(d)
+
+
+def test_sparse_files_are_expanded(store: LayerStore) -> None:
+    """GNU tar's sparse formats (old GNU and PAX 1.0) go to Python's tar reader from the
+    sparse entry on; the entries after it still unpack."""
+    import subprocess
+
+    work = tempfile.mkdtemp(prefix="berth-sparse-")
+    try:
+        src = os.path.join(work, "src")
+        os.makedirs(src)
+        with open(os.path.join(src, "sparse"), "wb") as f:
+            f.truncate(3 << 20)
+            f.seek(1 << 20)
+            f.write(b"middle")
+        with open(os.path.join(src, "zafter"), "wb") as f:
+            f.write(b"after")
+        for opts in (["--format=gnu"], ["--format=posix", "--sparse-version=1.0"]):
+            tar = os.path.join(work, "l.tar")
+            subprocess.run(["tar", *opts, "-S", "-cf", tar, "-C", src, "sparse", "zafter"], check=True)
+            with open(tar, "rb") as f:
+                data = f.read()
+            layer = store.register(io.BytesIO(data), None)
+            d = store.driver.diff_dir(layer.cache_id)
+            with open(os.path.join(d, "sparse"), "rb") as f:
+                body = f.read()
+            assert len(body) == 3 << 20 and body[1 << 20:(1 << 20) + 6] == b"middle" and body.count(0) == len(body) - 6
+            with open(os.path.join(d, "zafter"), "rb") as f:
+                assert f.read() == b"after"
+            assert layer.diff_id == sha256(data)
+            store.release(layer.chain_id)
+    finally:
+        shutil.rmtree(work)
+
+
+def test_a_layer_of_many_files_and_overwrites(store: LayerStore) -> None:
+    """Entries replacing others (file over dir, dir over symlink, link over file) as Unpack
+    does them, and the size then counted by a walk."""
+    tar = layer_tar([
+        Entry("a", data=b"1"), Entry("a", data=b"22"), Entry("b", kind="dir"), Entry("b/c", data=b"c"),
+        Entry("b", data=b"file now"), Entry("c", kind="symlink", linkname="b"), Entry("c", kind="dir"),
+        Entry("c/x", data=b"x"), Entry("a", kind="hardlink", linkname="c/x"),
+        *[Entry(f"many/{i % 7}/f{i}", data=b"%d" % i) for i in range(300)],
+    ])
+    layer = store.register(io.BytesIO(tar), None)
+    d = store.driver.diff_dir(layer.cache_id)
+    with open(os.path.join(d, "b"), "rb") as f:
+        assert f.read() == b"file now"
+    assert os.path.isdir(os.path.join(d, "c")) and not os.path.islink(os.path.join(d, "c"))
+    assert os.lstat(os.path.join(d, "a")).st_ino == os.lstat(os.path.join(d, "c/x")).st_ino
+    assert len(os.listdir(os.path.join(d, "many/3"))) == len([i for i in range(300) if i % 7 == 3])
+    if store.driver_name == "overlay2":
+        from berth.layer import archive
+
+        assert layer.size == archive.directory_size(d)
+
+
+def test_tar_split_of_a_tar_ending_as_gos_writer_ends_it(store: LayerStore) -> None:
+    """Two zero blocks and no record padding after a last entry that has no payload (what
+    `docker commit` and dockerd's own layers look like): the tar-split still keeps them."""
+    import tarfile
+
+    buf = io.BytesIO()
+    tf = tarfile.TarFile(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT)
+    for name, data in (("f", b"hi\n"), ("d", None), ("d/.wh..wh..opq", b"")):
+        ti = tarfile.TarInfo(name)
+        ti.type = tarfile.DIRTYPE if data is None else tarfile.REGTYPE
+        ti.size, ti.mtime = len(data or b""), 0
+        tf.addfile(ti, io.BytesIO(data) if data else None)
+    tar = buf.getvalue() + bytes(1024)
+    layer = store.register(io.BytesIO(tar), None)
+    assert layer.diff_id == sha256(tar)
+    out = io.BytesIO()
+    store.tar_stream(layer.chain_id, out)
+    assert out.getvalue() == tar
+
+
+@pytest.mark.parametrize("case", ["nul-in-pax-path", "negative-uid"])
+def test_malformed_headers_are_tar_errors(store: LayerStore, case: str) -> None:
+    """What Go's reader refuses (a NUL in a PAX path) or the kernel would (a negative owner,
+    which base-256 numbers can carry) ends as dockerd's tar error, not as an exception."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT if case == "negative-uid" else
+                      tarfile.PAX_FORMAT) as tf:
+        ti = tarfile.TarInfo("f")
+        if case == "negative-uid":
+            ti.uid = -5
+        else:
+            ti.pax_headers = {"path": "a\x00b"}
+        tf.addfile(ti, io.BytesIO(b""))
+    want = {"nul-in-pax-path": "archive/tar: invalid tar header", "negative-uid": "lchown /f: invalid argument"}[case]
+    with pytest.raises(errdefs.System, match=rf"^Error processing tar file\(exit status 1\): {want}$"):
+        store.register(io.BytesIO(buf.getvalue()), None)
+
+
+def test_a_bad_header_midway_is_an_error_as_in_go(store: LayerStore) -> None:
+    """Go's reader refuses a header whose numbers are not octal, PAX headers included, where
+    Python's tarfile took it for the end of the archive and dropped the rest."""
+    good = layer_tar([Entry("a", data=b"1"), Entry("b", data=b"2")])
+    bad = bytearray(good)
+    bad[512 * 2 + 108:512 * 2 + 116] = b"0000/00\x00"  # b's uid
+    blk = bytes(bad[1024:1536])
+    bad[1024 + 148:1024 + 156] = b"%06o\x00 " % (sum(blk[:148]) + 256 + sum(blk[156:]))
+    with pytest.raises(errdefs.System, match=r"archive/tar: invalid tar header$"):
+        store.register(io.BytesIO(bytes(bad)), None)
+
+
+def test_a_gzip_layer_failing_its_crc(store: LayerStore) -> None:
+    import gzip
+
+    data = bytearray(gzip.compress(BASE))
+    data[-6] ^= 0xFF  # the CRC-32 in the trailer
+    with pytest.raises(errdefs.System, match=r"^Error processing tar file\(exit status 1\): gzip: invalid checksum$"):
+        store.register(io.BytesIO(bytes(data)), None)

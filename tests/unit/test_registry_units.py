@@ -168,3 +168,32 @@ def test_transfer_manager_limits_shares_and_cancels() -> None:
         assert tc.task.cancelled()
 
     asyncio.run(main())
+
+
+def test_content_range_of_a_resumed_download() -> None:
+    """A 206 answering `Range: bytes=<n>-` is checked as dockerd's httpReadSeeker does."""
+    from berth.distribution.service import _content_range_error as check
+
+    assert check("bytes 100-199/200", 100) == "" and check("bytes 100-199/*", 100) == ""
+    assert check(None, 100) == "no Content-Range header found in HTTP 206 response"
+    assert check("bytes=100-199", 100) == "could not parse Content-Range header: bytes=100-199"
+    assert check("bytes 0-199/200", 100) == "received Content-Range starting at offset 0 instead of requested 100"
+    assert check("bytes 100-150/200", 100) == "range in Content-Range stops before the end of the content: bytes 100-150/200"
+
+
+def test_manifest_cache_keeps_only_what_matches_its_digest(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    from berth.distribution.metadata import ManifestCache
+
+    cache = ManifestCache(str(tmp_path))
+    raw = json.dumps({"schemaVersion": 2, "mediaType": mf.SCHEMA2}).encode()
+    dgst = "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert cache.get(dgst) is None
+    cache.put(mf.SCHEMA2, raw, "127.0.0.1:5000/b")
+    cache.put(mf.SCHEMA2, raw, "127.0.0.1:5000/a")
+    assert cache.get(dgst) == (mf.SCHEMA2, raw, ["127.0.0.1:5000/a", "127.0.0.1:5000/b"])
+    path = tmp_path / "sha256" / dgst[7:]
+    path.write_bytes(path.read_bytes() + b" ")  # damaged on disk: not used
+    assert cache.get(dgst) is None
+    assert cache.get("sha256:../../etc") is None and cache.get("md5:00") is None

@@ -90,3 +90,53 @@ class MetadataStore:
                                          "HMAC": m.hmac} for m in items]).encode())
             except ValueError:
                 pass
+
+
+class ManifestCache:
+    """Manifests and manifest lists already fetched, by digest (dockerd 20.10 keeps them in
+    its content store, distribution/manifest.go manifestStore), with the repositories
+    (`<domain>/<path>`) they came from, as its distribution-source label. `<root>/sha256/<hex>`
+    holds the media type, the sources (comma-separated), the bytes, the first two each ending
+    in a newline; the bytes are checked against the digest on every read."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+
+    def _path(self, dgst: str) -> str | None:
+        algo, _, hexpart = dgst.partition(":")
+        if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+            return None
+        return os.path.join(self.root, algo, hexpart)
+
+    def get(self, dgst: str) -> tuple[str, bytes, list[str]] | None:
+        """(media type, bytes, source repositories) of the manifest with this digest, if kept
+        and intact."""
+        path = self._path(dgst)
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        mt, _, rest = data.partition(b"\n")
+        sources, _, raw = rest.partition(b"\n")
+        if "sha256:" + hashlib.sha256(raw).hexdigest() != dgst:
+            return None
+        return mt.decode("utf-8", "replace"), raw, [x for x in sources.decode("utf-8", "replace").split(",") if x]
+
+    def put(self, media_type: str, raw: bytes, source: str) -> None:
+        """Keep the manifest, or add `source` to the repositories of the one kept."""
+        dgst = "sha256:" + hashlib.sha256(raw).hexdigest()
+        path = self._path(dgst)
+        if path is None or "\n" in media_type or "\n" in source or "," in source:
+            return
+        with self._lock:
+            kept = self.get(dgst)
+            sources = sorted(set(kept[2] if kept else []) | ({source} if source else set()))
+            if kept is not None and kept[2] == sources:
+                return
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            atomicfile.write_file(path, b"\n".join([media_type.encode(), ",".join(sources).encode(), raw]), 0o600,
+                                  sync_dir=False)

@@ -31,7 +31,7 @@ from ..registry.session import Session, error_of, transport_text
 from ..trace import traced
 from . import manifest as mf
 from .metadata import V2Metadata
-from .progress import Meter, Output, action, message, update
+from .progress import Meter, Output, action, message
 from .service import (
     BlobDownload,
     DistributionService,
@@ -95,7 +95,9 @@ async def pull(svc: DistributionService, ref: refmod.Reference, platform: Platfo
     last_err = await try_endpoints(
         svc.registry.endpoints(ref.domain), req, f"repository:{ref.path}:pull", attempt,
         retryable=(RegistryError, mf.ManifestError, aiohttp.ClientError),
-        go_on=lambda e, ep: not out.started and _continue_on_error(e, ep.mirror))
+        # even once the stream has started: a mirror failing midway falls back to the next
+        # endpoint, which starts again with its own "Pulling from" (distribution/pull.go)
+        go_on=lambda e, ep: _continue_on_error(e, ep.mirror))
     if last_err is None:
         return
     raise translate_pull_error(last_err, ref)
@@ -106,6 +108,7 @@ class _Puller:
                  platform: Platform | None, out: Output, mirror: bool) -> None:
         self.svc, self.s, self.shared, self.ref, self.platform, self.out = svc, s, shared, ref, platform, out
         self.path = ref.path
+        self.source = f"{ref.domain}/{ref.path}"  # the manifest cache's distribution source
         self.mirror = mirror
 
     @traced("pullV2Repository")
@@ -142,14 +145,14 @@ class _Puller:
     @traced("pullV2Tag")
     async def pull_tag(self, ref: refmod.Reference) -> bool:
         by_digest = bool(ref.digest)
-        m = await get_manifest(self.s, self.path, ref.digest or ref.tag, by_digest)
+        m = await get_manifest(self.s, self.path, ref.digest or ref.tag, by_digest, self.svc.manifests, self.source)
         if not m.is_list:
             mf.check_config_media_type(m)
         self.out.put(message(f"Pulling from {self.path}", ref.tag if not by_digest else str(ref)))
         shown_digest = m.digest
         if m.is_list:
             d = mf.select(m, self.platform)
-            m = await get_manifest(self.s, self.path, d.digest, True)
+            m = await get_manifest(self.s, self.path, d.digest, True, self.svc.manifests, self.source)
             if m.is_list:
                 raise mf.ManifestError("unsupported manifest format")
             mf.check_config_media_type(m)
@@ -325,13 +328,19 @@ def _unpack(svc: DistributionService, blob: str, t: Transfer, id_: str) -> Any:
     size = os.path.getsize(blob)
     pool = unpack_pool(svc)
     if pool is not None:
-        # in a worker process: "Extracting" is reported as it starts and as it ends
-        t.emit_threadsafe(update("Extracting", id_, 0, size))
+        # in a worker process, which tells how far it has read
+        meter = Meter(t.emit_threadsafe, "Extracting", id_, size)
+
+        def progress(n: int) -> None:
+            if n > meter.current:
+                meter.add(n - meter.current)
+
         try:
-            u = svc.layers.unpack_file(blob, pool)
+            u = svc.layers.unpack_file(blob, pool, progress)
         except errdefs.DockerError as e:
             raise RegistryError(f"failed to register layer: {e}") from None
-        t.emit_threadsafe(update("Extracting", id_, size, size))
+        meter.current = size
+        meter.done()
         return u
     meter = Meter(t.emit_threadsafe, "Extracting", id_, size)
     with open(blob, "rb") as f:

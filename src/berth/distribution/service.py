@@ -7,6 +7,7 @@ import asyncio
 import fcntl
 import hashlib
 import os
+import re
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -33,7 +34,7 @@ from ..registry.errors import (
 from ..registry.session import Credentials, Session, error_of, transport_text
 from ..trace import traced
 from . import manifest as mf
-from .metadata import MetadataStore
+from .metadata import ManifestCache, MetadataStore
 from .progress import Meter, action
 from .xfer import TransferManager
 
@@ -74,6 +75,7 @@ class DistributionService:
         self.downloads = TransferManager(self.options.max_concurrent_downloads)
         self.uploads = TransferManager(self.options.max_concurrent_uploads)
         self.metadata = MetadataStore(os.path.join(images.root, "distribution"))
+        self.manifests = ManifestCache(os.path.join(images.root, "distribution", "manifests"))
         self._unpack_pool: Any = None
         self.partial_dir = os.path.join(images.root, "distribution", "partial")
         os.makedirs(self.partial_dir, mode=0o700, exist_ok=True)
@@ -165,9 +167,13 @@ async def try_endpoints(endpoints: list[Endpoint], req: Request, scope: str, att
 
 
 @traced("manifests.Get")
-async def get_manifest(s: Session, path: str, ref: str, by_digest: bool) -> mf.Manifest:
+async def get_manifest(s: Session, path: str, ref: str, by_digest: bool,
+                       cache: ManifestCache | None = None, source: str = "") -> mf.Manifest:
     """tags.Get + manifests.Get: HEAD the tag for its digest, then GET by digest; by
-    digest, GET and verify."""
+    digest, GET and verify. With a `cache` (dockerd's manifestStore), a digest already known
+    is read from it instead of a GET: by tag once the HEAD named it; by digest if it came
+    from this repository (`source`, `<domain>/<path>`) or a HEAD of the digest answers 2xx.
+    What is fetched is kept in it."""
     accept = {"Accept": ", ".join(mf.ACCEPT)}
     target = ref
     if not by_digest:
@@ -179,6 +185,14 @@ async def get_manifest(s: Session, path: str, ref: str, by_digest: bool) -> mf.M
             target = dg
         elif r.status >= 400 and r.status != 404 and r.status != 401:
             pass  # the GET below decodes the error body
+    kept = cache.get(target) if cache is not None and (by_digest or target != ref) else None
+    if kept is not None and by_digest and source not in kept[2]:
+        r = await s.request("HEAD", s.url(f"/v2/{path}/manifests/{target}"), headers=accept)
+        r.release()
+        if not 200 <= r.status < 300:
+            kept = None
+    if kept is not None:
+        return mf.parse(kept[0], kept[1])
     url = s.url(f"/v2/{path}/manifests/{target}")
     r = await s.request("GET", url, headers=accept)
     try:
@@ -195,6 +209,8 @@ async def get_manifest(s: Session, path: str, ref: str, by_digest: bool) -> mf.M
     m = mf.parse(ctype, raw)
     if (by_digest or target != ref) and m.digest != target and by_digest:
         raise VerificationError(f"manifest verification failed for digest {target}")
+    if cache is not None:
+        await asyncio.get_running_loop().run_in_executor(None, cache.put, m.media_type, raw, source)
     return m
 
 
@@ -279,6 +295,21 @@ def clean_partial(partial_dir: str, now: float | None = None) -> None:
             pass
 
 
+def _content_range_error(header: str | None, offset: int) -> str:
+    """What dockerd's httpReadSeeker says of a 206 answering `Range: bytes=<offset>-` ("" if fine)."""
+    if not header:
+        return "no Content-Range header found in HTTP 206 response"
+    m = re.fullmatch(r"bytes ([0-9]+)-([0-9]+)/([0-9]+|\*)", header.strip())
+    if m is None:
+        return f"could not parse Content-Range header: {header}"
+    start, end = int(m.group(1)), int(m.group(2))
+    if start != offset:
+        return f"received Content-Range starting at offset {start} instead of requested {offset}"
+    if m.group(3) != "*" and end + 1 != int(m.group(3)):
+        return f"range in Content-Range stops before the end of the content: {header}"
+    return ""
+
+
 class BlobDownload:
     """v2LayerDescriptor.Download: digest verified, resumed with a Range request after a
     dropped connection.
@@ -359,6 +390,11 @@ class BlobDownload:
                 # the registry sends it all again: start over with this answer (dockerd fails
                 # the attempt with "expected HTTP 206 from byte range request" and retries)
                 self._reset()
+            elif resumed:
+                bad = _content_range_error(r.headers.get("Content-Range"), self.offset)
+                if bad:  # dockerd's httpReadSeeker checks: the attempt fails, the next starts over
+                    self._reset()
+                    raise Transport(bad)
             length = r.content_length
             total = length if length is not None else 0
             meter = Meter(self.emit, "Downloading", self.id, total)

@@ -20,13 +20,16 @@ image service takes its references again when it loads (moby does the same).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
+import io
 import json
 import os
 import shutil
+import struct
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -160,11 +163,40 @@ class RWLayer:
         return dir_changes(drv.diff_dir(self.mount_id), drv.diff_dir(self.init_id))
 
 
-def _apply_file(path: str, dest: str, whiteouts: str, split_path: str) -> tuple[str, int]:
-    """In a worker process: apply the layer file at `path` into `dest` (diff ID, size)."""
+class _Progress(io.RawIOBase):
+    """The layer file, read with how far it got written every 256 KiB to the first 8 bytes
+    of `out` (an fd), for the daemon to read while the worker unpacks."""
+
+    def __init__(self, f: BinaryIO, out: int) -> None:
+        super().__init__()
+        self.f, self.out, self.pos, self._told = f, out, 0, 0
+
+    def readinto(self, b: Any) -> int:
+        n = self.f.readinto(b)  # type: ignore[attr-defined]  # a file opened "rb"
+        self.pos += n or 0
+        if self.pos - self._told >= 1 << 18 or not n:
+            self._told = self.pos
+            os.pwrite(self.out, struct.pack("<Q", self.pos), 0)
+        return n
+
+    def readable(self) -> bool:
+        return True
+
+
+def _apply_file(path: str, dest: str, whiteouts: str, split_path: str,
+                progress_path: str | None = None) -> tuple[str, int]:
+    """In a worker process: apply the layer file at `path` into `dest` (diff ID, size); the
+    compressed bytes read so far go to `progress_path` as they are read."""
     with open(path, "rb") as f:
-        res = archive.apply_layer(f, dest, whiteouts, split_path)
-    return res.diff_id, archive.directory_size(dest)
+        if progress_path is None:
+            res = archive.apply_layer(f, dest, whiteouts, split_path)
+        else:
+            out = os.open(progress_path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                res = archive.apply_layer(_Progress(f, out), dest, whiteouts, split_path)  # type: ignore[arg-type]  # read()/readinto() are all it needs
+            finally:
+                os.close(out)
+    return res.diff_id, res.disk_size if res.disk_size is not None else archive.directory_size(dest)
 
 
 @dataclass
@@ -300,8 +332,8 @@ class LayerStore:
                                           os.path.join(staging, tarsplit.FILE_NAME))
                 # overlay2's ApplyDiff reports the size of the diff dir; the naive (vfs) path
                 # reports the sum of the entries' sizes.
-                size = (archive.directory_size(self.driver.diff_dir(cache_id))
-                        if isinstance(self.driver, Overlay2Driver) else res.size)
+                size = ((res.disk_size if res.disk_size is not None else archive.directory_size(
+                    self.driver.diff_dir(cache_id))) if isinstance(self.driver, Overlay2Driver) else res.size)
             except BaseException:
                 self.driver.remove(cache_id)
                 raise
@@ -350,7 +382,8 @@ class LayerStore:
             try:
                 res = archive.apply_layer(tar_stream, self.driver.diff_dir(cache_id), self.driver.whiteouts,
                                           os.path.join(staging, tarsplit.FILE_NAME))
-                size = archive.directory_size(self.driver.diff_dir(cache_id))
+                size = res.disk_size if res.disk_size is not None else archive.directory_size(
+                    self.driver.diff_dir(cache_id))
             except BaseException:
                 self.driver.remove(cache_id)
                 raise
@@ -360,23 +393,36 @@ class LayerStore:
         return Unpacked(cache_id, res.diff_id, size, staging)
 
     @traced("applyTar")
-    def unpack_file(self, path: str, pool: Any) -> Unpacked:
+    def unpack_file(self, path: str, pool: Any, progress: Callable[[int], None] | None = None) -> Unpacked:
         """unpack() of a (compressed) layer file, the tar work done in `pool` (a process pool:
         unpacking is CPU-bound Python, and processes unpack side by side where threads would
-        share one interpreter lock)."""
+        share one interpreter lock). `progress` hears how many of the file's bytes the worker
+        has read, every 100 ms while it runs."""
         cache_id = stringid.generate_random_id()
         staging = tempfile.mkdtemp(prefix="write-set-", dir=os.path.join(self.root, "tmp"))
+        fd, progress_path = tempfile.mkstemp(prefix="progress-", dir=os.path.join(self.root, "tmp"))
         try:
             self.driver.create(cache_id, None)
             try:
-                diff_id, size = pool.submit(_apply_file, path, self.driver.diff_dir(cache_id), self.driver.whiteouts,
-                                            os.path.join(staging, tarsplit.FILE_NAME)).result()
+                fut = pool.submit(_apply_file, path, self.driver.diff_dir(cache_id), self.driver.whiteouts,
+                                  os.path.join(staging, tarsplit.FILE_NAME), progress_path if progress else None)
+                while True:
+                    try:
+                        diff_id, size = fut.result(timeout=0.1)
+                        break
+                    except concurrent.futures.TimeoutError:
+                        told = os.pread(fd, 8, 0)
+                        if progress is not None and len(told) == 8:
+                            progress(struct.unpack("<Q", told)[0])
             except BaseException:
                 self.driver.remove(cache_id)
                 raise
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        finally:
+            os.close(fd)
+            os.unlink(progress_path)
         return Unpacked(cache_id, diff_id, size, staging)
 
     def discard_unpacked(self, u: Unpacked) -> None:
