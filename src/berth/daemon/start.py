@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import errdefs
 from ..logger import rotate as _rotate
 from ..runtime import specs
-from ..runtime.oci import OCIRuntime, OCIRuntimeError, runtime_error_message
+from ..runtime.oci import OCIRuntime, OCIRuntimeError, classify_start_error, runtime_error_message
 from ..trace import traced
 from ..types import gojson
 from . import etcfiles, network, oci
@@ -82,21 +82,11 @@ async def container_start(d: Daemon, name: str, checkpoint: str = "", checkpoint
 
 def translate_start_error(ctr: Container, message: str) -> errdefs.DockerError:
     """translateContainerdStartErr: exit code 126/127 and a 400 for what the user got wrong."""
-    status = 0
-    err_cls: type[errdefs.DockerError] = errdefs.Unknown
-    if any(s in message for s in ("executable file not found", "no such file or directory",
-                                  "system cannot find the file specified",
-                                  "failed to run runc create/exec call")):
-        status, err_cls = 127, errdefs.InvalidParameter
-    elif "permission denied" in message:
-        status, err_cls = 126, errdefs.InvalidParameter
-    if "not a directory" in message:
-        status, err_cls = 127, errdefs.InvalidParameter
-        message += (": Are you trying to mount a directory onto a file (or vice-versa)? "
-                    "Check if the specified host path exists and is the expected type")
-    if status:
-        ctr.State.ExitCode = status
-    return err_cls(message)
+    status, message = classify_start_error(message)
+    if not status:
+        return errdefs.Unknown(message)
+    ctr.State.ExitCode = status
+    return errdefs.InvalidParameter(message)
 
 
 def _runtime_message(e: OCIRuntimeError) -> str:
