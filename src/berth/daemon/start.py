@@ -220,6 +220,8 @@ async def _start_locked(d: Daemon, ctr: Container, reset_restart_manager: bool) 
     except BaseException:
         await _delete_runtime(runtime, ctr.ID)
         raise
+    # the OOM watch from before the process runs: a kill at once is counted too
+    _monitor.watch_oom(d, ctr, proc)
     try:
         for hook in list(ctr.pre_start_hooks):
             try:
@@ -228,9 +230,11 @@ async def _start_locked(d: Daemon, ctr: Container, reset_restart_manager: bool) 
                 log.exception("pre-start hook of %s failed", ctr.ID)
         await proc.start()
     except OCIRuntimeError as e:
+        rts.oom.forget(ctr.ID)
         await _delete_runtime(runtime, ctr.ID)
         raise translate_start_error(ctr, f"failed to start task: {e}: unknown") from None
     except BaseException:
+        rts.oom.forget(ctr.ID)
         await _delete_runtime(runtime, ctr.ID)
         raise
     ctr.process = proc

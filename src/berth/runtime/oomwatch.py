@@ -5,24 +5,27 @@ conmon also reports OOM (an `oom` file in its persist dir), but on cgroup v2 it 
 `oom` count of memory.events only when its own inotify callback runs or after the
 container exited; under the systemd driver the scope is gone by then (systemd removes an
 empty scope at once), so conmon misses it. Here one inotify descriptor for the daemon
-watches each running container's memory.events; on a change the file is read at once,
-while the cgroup still exists, and an `oom_kill` count above the one at start marks the
-container. Linux only; inotify through libc with ctypes (no extra dependency).
+watches each container's memory.events from the moment the runtime created it (before
+its process runs); a thread of its own blocks on that descriptor and reads the file as
+soon as it changes, so the read does not wait for a busy event loop and wins the race with
+systemd removing the scope of a container that the kill just emptied. An `oom_kill` count
+above the one at creation marks the container. Linux only; inotify through libc with
+ctypes (no extra dependency).
 """
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import ctypes.util
 import logging
 import os
+import select
 import struct
+import threading
 
 log = logging.getLogger("berth.runtime")
 
 _IN_MODIFY = 0x00000002
 _IN_IGNORED = 0x00008000
-_IN_NONBLOCK = os.O_NONBLOCK
 _IN_CLOEXEC = os.O_CLOEXEC
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (then len bytes of name)
 _CGROUP_ROOT = "/sys/fs/cgroup"
@@ -54,11 +57,17 @@ def oom_kill_count(events_path: str) -> int | None:
 
 
 class OOMWatcher:
-    """Per running container: is there an OOM kill in its cgroup since it started."""
+    """Per container, from its creation to its exit: was there an OOM kill in its cgroup.
+
+    watch/forget run on the event loop; the reader thread only reads the inotify
+    descriptor and the files it names. One lock covers the tables both touch."""
 
     def __init__(self) -> None:
         self._fd = -1
+        self._wake_r = self._wake_w = -1
         self._libc: ctypes.CDLL | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
         self._by_wd: dict[int, str] = {}
         self._watch: dict[str, tuple[int, str, int]] = {}  # id -> (wd, memory.events, oom_kill at start)
         self._killed: set[str] = set()
@@ -68,36 +77,49 @@ class OOMWatcher:
             return True
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+            fd = libc.inotify_init1(_IN_CLOEXEC)
         except (OSError, AttributeError):
             return False
         if fd < 0:
             log.warning("inotify_init1: %s", os.strerror(ctypes.get_errno()))
             return False
         self._libc, self._fd = libc, fd
-        asyncio.get_running_loop().add_reader(fd, self._on_events)
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
+        self._thread = threading.Thread(target=self._reader, args=(fd, self._wake_r), name="berth-oomwatch",
+                                        daemon=True)
+        self._thread.start()
         return True
 
     def watch(self, cid: str, pid: int) -> None:
-        """Start watching the cgroup `pid` (the container's init) is in; v2 only."""
-        self.forget(cid)
+        """Watch the cgroup `pid` (the container's init) is in; v2 only. Again for the same
+        cgroup while it is watched: kept as it is (the count from the first call)."""
         d = cgroup_v2_dir(pid)
         if d is None or not os.path.exists(os.path.join(_CGROUP_ROOT, "cgroup.controllers")):
             return
-        self.watch_file(cid, os.path.join(d, "memory.events"))
+        events = os.path.join(d, "memory.events")
+        with self._lock:
+            w = self._watch.get(cid)
+            if w is not None and w[1] == events and w[0] in self._by_wd:
+                return
+        self.forget(cid)
+        self.watch_file(cid, events)
 
     def watch_file(self, cid: str, events: str) -> None:
-        base = oom_kill_count(events)
-        if base is None or not self._ensure():
+        if not self._ensure():
             return
         assert self._libc is not None
-        wd = self._libc.inotify_add_watch(self._fd, os.fsencode(events), _IN_MODIFY)
-        if wd < 0:
-            return
-        self._by_wd[wd] = cid
-        self._watch[cid] = (wd, events, base)
+        with self._lock:  # the reader cannot see an event of this watch before it is known
+            wd = self._libc.inotify_add_watch(self._fd, os.fsencode(events), _IN_MODIFY)
+            if wd < 0:
+                return
+            base = oom_kill_count(events)
+            if base is None:
+                self._libc.inotify_rm_watch(self._fd, wd)
+                return
+            self._by_wd[wd] = cid
+            self._watch[cid] = (wd, events, base)
 
-    def _check(self, cid: str) -> None:
+    def _check_locked(self, cid: str) -> None:
         w = self._watch.get(cid)
         if w is None:
             return
@@ -105,42 +127,55 @@ class OOMWatcher:
         if n is not None and n > w[2]:
             self._killed.add(cid)
 
-    def _on_events(self) -> None:
-        try:
-            data = os.read(self._fd, 64 * 1024)
-        except BlockingIOError:
-            return
-        except OSError:
-            return
+    def _reader(self, fd: int, wake: int) -> None:
+        poll = select.poll()
+        poll.register(fd, select.POLLIN)
+        poll.register(wake, select.POLLIN)
+        while True:
+            try:
+                ready = {f for f, _ in poll.poll()}
+                if wake in ready:
+                    return
+                data = os.read(fd, 64 * 1024)
+            except InterruptedError:
+                continue
+            except OSError:
+                return
+            self._on_events(data)
+
+    def _on_events(self, data: bytes) -> None:
         off = 0
-        while off + _EVENT.size <= len(data):
-            wd, mask, _cookie, length = _EVENT.unpack_from(data, off)
-            off += _EVENT.size + length
-            cid = self._by_wd.get(wd)
-            if cid is None:
-                continue
-            if mask & _IN_IGNORED:  # the cgroup went away
-                self._by_wd.pop(wd, None)
-                continue
-            self._check(cid)
+        with self._lock:
+            while off + _EVENT.size <= len(data):
+                wd, mask, _cookie, length = _EVENT.unpack_from(data, off)
+                off += _EVENT.size + length
+                cid = self._by_wd.get(wd)
+                if cid is None:
+                    continue
+                if mask & _IN_IGNORED:  # the cgroup went away
+                    del self._by_wd[wd]
+                    continue
+                self._check_locked(cid)
 
     def forget(self, cid: str) -> bool:
         """Stop watching `cid`; True when it was OOM-killed while watched (a last read
         first, in case the event is still queued)."""
-        self._check(cid)
-        w = self._watch.pop(cid, None)
-        if w is not None and self._by_wd.pop(w[0], None) is not None and self._libc is not None:
-            self._libc.inotify_rm_watch(self._fd, w[0])
-        if cid in self._killed:
-            self._killed.discard(cid)
-            return True
-        return False
+        with self._lock:
+            self._check_locked(cid)
+            w = self._watch.pop(cid, None)
+            if w is not None and self._by_wd.pop(w[0], None) is not None and self._libc is not None:
+                self._libc.inotify_rm_watch(self._fd, w[0])
+            if cid in self._killed:
+                self._killed.discard(cid)
+                return True
+            return False
 
     def close(self) -> None:
-        if self._fd >= 0:
-            try:
-                asyncio.get_running_loop().remove_reader(self._fd)
-            except RuntimeError:
-                pass
-            os.close(self._fd)
-            self._fd = -1
+        if self._fd < 0:
+            return
+        os.write(self._wake_w, b"x")
+        if self._thread is not None:
+            self._thread.join(5)
+        for fd in (self._fd, self._wake_r, self._wake_w):
+            os.close(fd)
+        self._fd = self._wake_r = self._wake_w = -1
