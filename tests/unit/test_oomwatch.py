@@ -81,3 +81,33 @@ def test_helpers(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert oomwatch.cgroup_v2_dir(os.getpid()) is None or oomwatch.cgroup_v2_dir(os.getpid()).startswith("/sys/fs/cgroup")
 
     oomwatch.OOMWatcher().close()  # nothing started, nothing to stop
+
+
+def test_the_kernels_line_when_the_file_told_nothing(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The kill's line in /dev/kmsg marks the container whose cgroup holds task_memcg, even
+    when memory.events never said so before the scope went (here a FIFO stands in)."""
+    root = tmp_path / "cg"
+    scope = root / "system.slice" / "berth-x.scope"
+    scope.mkdir(parents=True)
+    (root / "system.slice" / "berth-y.scope").mkdir()
+    for d in (scope, root / "system.slice" / "berth-y.scope"):
+        (d / "memory.events").write_text(EVENTS.format(max=0, oom=0, kill=0))
+    kmsg = tmp_path / "kmsg"
+    os.mkfifo(kmsg)
+    writer = os.open(kmsg, os.O_RDWR)
+    monkeypatch.setattr(oomwatch, "_CGROUP_ROOT", str(root))
+    monkeypatch.setattr(oomwatch, "_KMSG", str(kmsg))
+    w = oomwatch.OOMWatcher()
+    try:
+        w.watch_file("x", str(scope / "memory.events"))
+        w.watch_file("y", str(root / "system.slice" / "berth-y.scope" / "memory.events"))
+        os.write(writer, b"6,1,2,-;Memory cgroup out of memory: Killed process 5 (tail)\n"
+                         b"4,2,3,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=berth-x.scope,"
+                         b"mems_allowed=0,oom_memcg=/system.slice/berth-x.scope,"
+                         b"task_memcg=/system.slice/berth-x.scope/sub,task=tail,pid=5,uid=0\n")
+        os.unlink(scope / "memory.events")  # gone without a change seen
+        assert w.forget("x") is True  # forget reads what the kernel wrote first
+        assert w.forget("y") is False
+    finally:
+        w.close()
+        os.close(writer)
