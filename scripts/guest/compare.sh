@@ -3,19 +3,30 @@
 # systemd host; bench/cgroup_compare.py runs the same `docker run` flags, update, stats,
 # OOM, pause and top on both and prints every difference. The full results are kept in
 # the run directory (compare.json; BERTH_GUEST_KEEP=1 to keep it).
-#   compare.sh [--only NAME,...]
+#   compare.sh [--ref-src DIR] [--cand-src DIR] [--only NAME,...]
+# --cand-src: Berth from another tree's src/; --ref-src: the reference is a Berth from that
+# src/ instead of dockerd (an old Berth against this one).
 set -u
+CSRC=$PWD/src RSRC=
+while [ $# -gt 1 ]; do
+  case $1 in --cand-src) CSRC=$2 ;; --ref-src) RSRC=$2 ;; *) break ;; esac; shift 2
+done
 export PATH=${BERTH_GUEST_PYDIR:+$BERTH_GUEST_PYDIR:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export TMPDIR=/scratch PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 B=/scratch/cmp-berth D=/scratch/cmp-dockerd
 mkdir -p $B $D
-echo '{}' > $D/daemon.json
+echo '{"runtimes": {"crun": {"path": "/usr/bin/crun"}}}' > $D/daemon.json
 # one daemon after the other: both starting at once under emulation only slows each
-dockerd -H unix://$D/docker.sock --data-root $D/root --exec-root /run/docker-cmp \
-  --pidfile /run/docker-cmp.pid --config-file $D/daemon.json > $D/dockerd.log 2>&1 &
+if [ -n "$RSRC" ]; then
+  PYTHONPATH=$RSRC${PYTHONPATH:+:$PYTHONPATH} python3 -m berth -H unix://$D/docker.sock --data-root $D/root \
+    --exec-root /run/docker-cmp --pidfile /run/docker-cmp.pid --config-file $D/daemon.json > $D/dockerd.log 2>&1 &
+else
+  dockerd -H unix://$D/docker.sock --data-root $D/root --exec-root /run/docker-cmp \
+    --pidfile /run/docker-cmp.pid --config-file $D/daemon.json > $D/dockerd.log 2>&1 &
+fi
 DPID=$!
 for _ in $(seq 600); do DOCKER_HOST=unix://$D/docker.sock docker version >/dev/null 2>&1 && break; sleep 0.5; done
-python3 -m berth -H unix://$B/berth.sock --data-root $B/root --exec-root /run/berth-cmp \
+PYTHONPATH=$CSRC${PYTHONPATH:+:$PYTHONPATH} python3 -m berth -H unix://$B/berth.sock --data-root $B/root --exec-root /run/berth-cmp \
   --pidfile /run/berth-cmp.pid --config-file $B/daemon.json > $B/berthd.log 2>&1 &
 BPID=$!
 python3 -c 'import sys; from berth.tools import busybox; sys.stdout.buffer.write(busybox.save_tar("busybox:latest"))' > /scratch/busybox.tar

@@ -164,3 +164,25 @@ def test_v2_sysinfo_and_create_checks(tmp_path, monkeypatch) -> None:  # type: i
         "Limitation discarded.",
         "Your kernel does not support OomKillDisable. OomKillDisable discarded."]
     assert (hc.MemorySwappiness, hc.KernelMemory, hc.OomKillDisable, hc.MemorySwap) == (None, 0, None, 128 << 20)
+
+
+def test_start_errors_of_runc_and_crun() -> None:
+    """translateContainerdStartErr reads the runtime's text case-insensitively: crun's
+    capitalised errno text gives the exit code dockerd 20.10 + crun gives in the guest."""
+    from berth.runtime.oci import classify_start_error
+
+    pre = "failed to create shim task: OCI runtime create failed: "
+    cases = [
+        ('runc create failed: unable to start container process: exec: "nosuchcmd": '
+         "executable file not found in $PATH: unknown", 127),
+        ('runc create failed: unable to start container process: exec: "/etc": permission denied: unknown', 126),
+        ("executable file `nosuchcmd` not found in $PATH: No such file or directory: unknown", 127),  # crun
+        ("executable file `/no/such` not found in $PATH: No such file or directory: unknown", 127),
+        ("open executable: Operation not permitted: unknown", 0),  # crun on a directory: dockerd's 128 too
+        ("sd-bus call: Value specified in CPUWeight is out of range: Invalid argument: unknown", 0),
+        ("Permission denied and no such file or directory", 126),  # both: the later test wins, as in moby
+    ]
+    for text, code in cases:
+        assert classify_start_error(pre + text) == (code, pre + text), text
+    code, msg = classify_start_error(pre + "mount /x: Not a directory: unknown")
+    assert code == 127 and msg.endswith("Check if the specified host path exists and is the expected type")

@@ -25,7 +25,7 @@ from ..pkg import stringid, term
 from ..runtime import spec as rspec
 from ..runtime import specs
 from ..runtime.conmon import AttachStream, ContainerProcess
-from ..runtime.oci import OCIRuntimeError, runtime_error_message
+from ..runtime.oci import OCIRuntimeError, classify_start_error, runtime_error_message
 from ..trace import touches, traced
 from ..types.exec import ExecConfig as ExecCreateRequest
 from ..types.exec import ExecInspect, ExecProcessConfig
@@ -192,11 +192,8 @@ def _process_spec(d: Daemon, ctr: Container, ec: ExecConfig, console: list[int] 
 def _start_error(message: str) -> errdefs.DockerError:
     """translateContainerdStartErr for an exec (the exit code is 126 either way)."""
     text = runtime_error_message(message.strip()) or message.strip()
-    msg = f"OCI runtime exec failed: {text}: unknown"
-    if any(s in msg for s in ("executable file not found", "no such file or directory",
-                              "permission denied", "not a directory")):
-        return errdefs.InvalidParameter(msg)
-    return errdefs.Unknown(msg)
+    status, msg = classify_start_error(f"OCI runtime exec failed: {text}: unknown")
+    return errdefs.InvalidParameter(msg) if status else errdefs.Unknown(msg)
 
 
 @traced("ContainerExecStart")

@@ -67,13 +67,18 @@ def reset_restart_manager(ctr: Container) -> None:
     restart_manager(ctr)
 
 
-def watch(d: Daemon, ctr: Container, proc: ContainerProcess) -> None:
-    """Start the task that waits for `proc` to exit and handles it."""
-    ctr.monitor_task = asyncio.get_running_loop().create_task(_watch(d, ctr, proc))
-    try:  # OOM kills on cgroup v2, while the cgroup exists (runtime/oomwatch.py)
+def watch_oom(d: Daemon, ctr: Container, proc: ContainerProcess) -> None:
+    """OOM kills on cgroup v2, read while the cgroup exists (runtime/oomwatch.py)."""
+    try:
         d.lifecycle.oom.watch(ctr.ID, proc.pid)
     except (OSError, ValueError):
         log.debug("no OOM watch for %s", ctr.ID, exc_info=True)
+
+
+def watch(d: Daemon, ctr: Container, proc: ContainerProcess) -> None:
+    """Start the task that waits for `proc` to exit and handles it."""
+    ctr.monitor_task = asyncio.get_running_loop().create_task(_watch(d, ctr, proc))
+    watch_oom(d, ctr, proc)  # kept if the start set it already
     rotation = d.log_rotation
     if rotation is not None:  # its log is watched while the process runs
         rotation.watch(ctr.ID)

@@ -23,7 +23,7 @@ from ..logger.config import file_config, inspect_log_path
 from ..logger.factory import uses_pump
 from ..logger.info import json_file_attrs
 from ..runtime import specs
-from ..runtime.oci import OCIRuntime, OCIRuntimeError, runtime_error_message
+from ..runtime.oci import OCIRuntime, OCIRuntimeError, classify_start_error, runtime_error_message
 from ..trace import traced
 from ..types import gojson
 from . import etcfiles, health, network, oci
@@ -83,21 +83,11 @@ async def container_start(d: Daemon, name: str, checkpoint: str = "", checkpoint
 
 def translate_start_error(ctr: Container, message: str) -> errdefs.DockerError:
     """translateContainerdStartErr: exit code 126/127 and a 400 for what the user got wrong."""
-    status = 0
-    err_cls: type[errdefs.DockerError] = errdefs.Unknown
-    if any(s in message for s in ("executable file not found", "no such file or directory",
-                                  "system cannot find the file specified",
-                                  "failed to run runc create/exec call")):
-        status, err_cls = 127, errdefs.InvalidParameter
-    elif "permission denied" in message:
-        status, err_cls = 126, errdefs.InvalidParameter
-    if "not a directory" in message:
-        status, err_cls = 127, errdefs.InvalidParameter
-        message += (": Are you trying to mount a directory onto a file (or vice-versa)? "
-                    "Check if the specified host path exists and is the expected type")
-    if status:
-        ctr.State.ExitCode = status
-    return err_cls(message)
+    status, message = classify_start_error(message)
+    if not status:
+        return errdefs.Unknown(message)
+    ctr.State.ExitCode = status
+    return errdefs.InvalidParameter(message)
 
 
 def _runtime_message(e: OCIRuntimeError) -> str:
@@ -225,6 +215,8 @@ async def _start_locked(d: Daemon, ctr: Container, reset_restart_manager: bool) 
     except BaseException:
         await _delete_runtime(runtime, ctr.ID)
         raise
+    # the OOM watch from before the process runs: a kill at once is counted too
+    _monitor.watch_oom(d, ctr, proc)
     try:
         for hook in list(ctr.pre_start_hooks):
             try:
@@ -233,9 +225,11 @@ async def _start_locked(d: Daemon, ctr: Container, reset_restart_manager: bool) 
                 log.exception("pre-start hook of %s failed", ctr.ID)
         await proc.start()
     except OCIRuntimeError as e:
+        rts.oom.forget(ctr.ID)
         await _delete_runtime(runtime, ctr.ID)
         raise translate_start_error(ctr, f"failed to start task: {e}: unknown") from None
     except BaseException:
+        rts.oom.forget(ctr.ID)
         await _delete_runtime(runtime, ctr.ID)
         raise
     ctr.process = proc

@@ -56,6 +56,25 @@ def runtime_error_message(stderr: str) -> str:
     return lines[-1] if lines else ""
 
 
+def classify_start_error(message: str) -> tuple[int, str]:
+    """moby's translateContainerdStartErr reading of a runtime's start error (case-insensitive:
+    crun says "No such file or directory"): the exit code it implies (127 not found, 126
+    not permitted, 0 neither) and the message, with the hint for a mount of the wrong type."""
+    status = 0
+    lower = message.lower()
+    if any(s in lower for s in ("executable file not found", "no such file or directory",
+                                "system cannot find the file specified",
+                                "failed to run runc create/exec call")):
+        status = 127
+    if "permission denied" in lower:
+        status = 126
+    if "not a directory" in lower:
+        status = 127
+        message += (": Are you trying to mount a directory onto a file (or vice-versa)? "
+                    "Check if the specified host path exists and is the expected type")
+    return status, message
+
+
 def _is_not_exist(msg: str) -> bool:
     return "does not exist" in msg or "container not found" in msg or "No such file" in msg
 
