@@ -431,11 +431,18 @@ def test_fluentd_receiver_away_and_back_loses_nothing(berthd: Berthd, made: list
     rx2 = FluentdReceiver(15541)
     try:
         berthd.docker("wait", cid)
-        assert _wait_for(lambda: len(got) + len(rx2.events) >= 150, 30), (len(got), len(rx2.events))
+        assert _wait_for(lambda: bool(rx2.events) and rx2.events[-1][2]["log"] == "n 149", 30), (  # type: ignore[index]
+            len(got), len(rx2.events))
     finally:
         rx2.close()
-    lines = [ev[2]["log"] for ev in got + rx2.events]  # type: ignore[index]
-    assert lines == [f"n {i}" for i in range(150)]
+    first = [ev[2]["log"] for ev in got]  # type: ignore[index]
+    again = [ev[2]["log"] for ev in rx2.events]  # type: ignore[index]
+    # Delivery with acks is at least once (as fluent-logger-golang's): a line the first
+    # receiver recorded whose ack was lost when it closed is sent again. Only such a re-sent
+    # tail may repeat; nothing may be lost or reordered.
+    resent = next(k for k in range(len(first), -1, -1) if again[:len(first) - k] == first[k:])
+    assert len(first) - resent <= 8, (first[resent:], again[:10])
+    assert first[:resent] + again == [f"n {i}" for i in range(150)]
 
 
 def test_non_blocking_drops_only_remotely(berthd: Berthd, made: list[str]) -> None:
