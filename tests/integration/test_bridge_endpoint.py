@@ -11,6 +11,7 @@ address was masqueraded to the host's, since it has no route back to the contain
 from __future__ import annotations
 
 import glob
+import hashlib
 import ipaddress
 import json
 import os
@@ -136,3 +137,39 @@ def test_last_endpoint_without_keeper_is_a_complete_teardown(berthd: Berthd) -> 
         assert f"-s {subnet} " in sh("iptables", "-w", "-t", "nat", "-S", "POSTROUTING").stdout
     finally:
         berthd.docker("rm", "-f", *names, check=False)
+
+
+def test_rules_of_an_earlier_record_of_the_subnet_go(berthd: Berthd) -> None:
+    """What a SIGKILLed daemon whose data and exec roots were removed leaves for its network
+    (netavark's masquerade chain, and the DNAT of a published port into the old container's
+    address, under a network name nobody knows) goes when a network takes the subnet again,
+    as dockerd flushes its chains at start: the port is not forwarded to a dead address."""
+    third = random.randrange(1, 250)
+    subnet = f"10.{random.randrange(100, 250)}.{third}.0/24"
+    old = uuid.uuid4().hex * 2
+    h = hashlib.sha512(old.encode()).hexdigest().upper()[:13]
+    masq, dn = f"NETAVARK-{h}", f"NETAVARK-DN-{h}"
+    port = str(random.randrange(20000, 30000))
+    base = subnet.rsplit(".", 1)[0]
+    jump = ["NETAVARK-HOSTPORT-DNAT", "-p", "tcp", "-m", "tcp", "--dport", port, "-j", dn]
+    sh("iptables", "-w", "-t", "nat", "-N", "NETAVARK-HOSTPORT-DNAT", check=False)
+    sh("iptables", "-w", "-t", "nat", "-N", masq)
+    sh("iptables", "-w", "-t", "nat", "-A", masq, "!", "-d", "224.0.0.0/4", "-j", "MASQUERADE")
+    sh("iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-s", subnet, "-j", masq)
+    sh("iptables", "-w", "-t", "nat", "-N", dn)
+    sh("iptables", "-w", "-t", "nat", "-A", dn, "-p", "tcp", "-m", "tcp", "--dport", port, "-j", "DNAT",
+       "--to-destination", f"{base}.2:80")
+    sh("iptables", "-w", "-t", "nat", "-A", *jump)
+    net = f"stale-{uuid.uuid4().hex[:8]}"
+    try:
+        berthd.docker("network", "create", "--subnet", subnet, net)
+        nat = sh("iptables", "-w", "-t", "nat", "-S").stdout
+        assert masq not in nat and dn not in nat, nat
+        assert f"-A POSTROUTING -s {subnet} -j NETAVARK-" in nat  # the new network's own
+    finally:
+        berthd.docker("network", "rm", net, check=False)
+        sh("iptables", "-w", "-t", "nat", "-D", *jump, check=False)
+        sh("iptables", "-w", "-t", "nat", "-D", "POSTROUTING", "-s", subnet, "-j", masq, check=False)
+        for c in (dn, masq):
+            sh("iptables", "-w", "-t", "nat", "-F", c, check=False)
+            sh("iptables", "-w", "-t", "nat", "-X", c, check=False)

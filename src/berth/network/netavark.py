@@ -136,6 +136,12 @@ class Netavark:
         with host_lock(self.lock_path):
             leftovers.sweep(full)
 
+    def drop_other_networks(self, network_id: str, subnets: list[str]) -> None:
+        """The nat chains an earlier record of these subnets left (leftovers.py), taken off
+        under the host-wide lock."""
+        with host_lock(self.lock_path):
+            leftovers.drop_other_networks(network_id, subnets)
+
     def add_dns_names(self, network_id: str, container_id: str, names: list[str]) -> None:
         """Give a running container's aardvark-dns entry on a network more names.
 
