@@ -233,6 +233,7 @@ class Netavark:
                 keeper.ensure(info.get("network_interface") or "", net_name)
         return res.get(net_name, {})
 
+    @traced("netlink veth")
     def _setup_veth(self, netns: str, opts: dict[str, Any], path: str) -> bool:
         """An endpoint on a bridge this daemon has set up with netavark before and whose
         keeper holds it (so its firewall chains are there): the veth made in-process
