@@ -254,7 +254,9 @@ class Netavark:
             return False
         bridge = info.get("network_interface") or ""
         host_name = rtnl.host_veth_name()
-        with host_lock(self.lock_path):
+        # this daemon's lock only: the veth touches no firewall rule another daemon's
+        # netavark could be changing, and no other daemon takes this network's bridge
+        with _thread_lock:
             if not keeper.kept(bridge, net_name):
                 return False
             atomicfile.write_file(path, json.dumps({"netns": netns, "opts": opts, "host_veth": host_name}).encode(),
@@ -289,7 +291,7 @@ class Netavark:
         Without the keeper this may be the network's last endpoint, whose teardown is
         netavark's complete one (bridge, chains, rules): False, netavark does it."""
         ((net_name, info),) = saved["opts"]["network_info"].items()
-        with host_lock(self.lock_path):
+        with _thread_lock:  # as in _setup_veth
             if not keeper.kept(info.get("network_interface") or "", net_name):
                 return False
             try:
