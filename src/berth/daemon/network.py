@@ -80,6 +80,8 @@ def create_bridge(d: Daemon, n: Any) -> None:
         return
     ctl = controller(d)
     with ctl.lock:
+        if d.config.iptables:
+            ctl.nv.drop_other_networks(n.Id, [p.Subnet for p in n.Pools])
         if not keeper.kept(n.Interface, n.Id):  # a restarted daemon may find it kept
             eid = "keeper-" + generate_random_id()
             ips = [a for a, _, _ in ctl.store.allocate(n, eid)]

@@ -12,6 +12,8 @@ does at its end, so that a test run leaves the firewall as it found it.
 """
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import logging
 import os
 import shlex
@@ -95,3 +97,70 @@ def _drop_orphan_accepts() -> None:
         bridge = r[r.index("-o") + 1] if "-o" in r else ""
         if bridge and not os.path.exists(f"/sys/class/net/{bridge}"):
             _ipt("iptables", "-D", *r[1:])
+
+
+def network_hash(network_name: str) -> str:
+    """netavark's chain suffix for a network (core_utils.rs create_network_hash, 13 digits)."""
+    return hashlib.sha512(network_name.encode()).hexdigest().upper()[:13]
+
+
+def drop_other_networks(network_name: str, subnets: list[str]) -> None:
+    """Take off the nat rules an earlier record of a network left for the same subnets: a
+    daemon SIGKILLed and its data root (or exec root) removed leaves its network's
+    masquerade chain (`POSTROUTING -s <subnet> -j NETAVARK-<hash>`) and its port-forwarding
+    chain (`NETAVARK-DN-<hash>`, DNATs to the old containers' addresses, jumped to from
+    NETAVARK-HOSTPORT-DNAT for the old published ports), under a network name no daemon
+    knows any more. The subnet is this network's now (its bridge holds the gateway), so a
+    chain of another name that masquerades it or forwards into it is such a leftover, as
+    dockerd flushes its DOCKER chain at start. IPv4 only. Call with the netavark lock held."""
+    own = network_hash(network_name)
+    nets = [ipaddress.ip_network(s, strict=False) for s in subnets if ":" not in s]
+    if not nets:
+        return
+    try:
+        rules = _rules("iptables", "nat")
+    except OSError as e:
+        log.warning("iptables: %s", e)
+        return
+    if rules is None:
+        return
+    stale: set[str] = set()
+    for r in rules:
+        if r[:1] != ["-A"]:
+            continue
+        chain, target = r[1], _target(r)
+        if (chain == "POSTROUTING" and _is_network_chain(target, own) and "-s" in r
+                and _in(r[r.index("-s") + 1], nets)):
+            stale.add(target)
+        if (chain.startswith("NETAVARK-DN-") and chain != "NETAVARK-DN-" + own and target == "DNAT"
+                and "--to-destination" in r and _in(r[r.index("--to-destination") + 1].rsplit(":", 1)[0], nets)):
+            stale.add(chain)
+    if not stale:
+        return
+    log.info("removing the nat chains an earlier record of subnet %s left: %s", ", ".join(subnets),
+             ", ".join(sorted(stale)))
+    for r in rules:
+        if r[:1] == ["-A"] and r[1] not in stale and _target(r) in stale:
+            _ipt("iptables", "-t", "nat", "-D", *r[1:])
+    for c in sorted(stale):
+        _ipt("iptables", "-t", "nat", "-F", c)
+        _ipt("iptables", "-t", "nat", "-X", c)
+
+
+def _target(rule: list[str]) -> str:
+    return rule[rule.index("-j") + 1] if "-j" in rule and rule.index("-j") + 1 < len(rule) else ""
+
+
+def _is_network_chain(chain: str, own: str) -> bool:
+    """A network's masquerade chain (NETAVARK-<13 hex digits>) other than `own`'s."""
+    suffix = chain[len("NETAVARK-"):]
+    return (chain.startswith("NETAVARK-") and suffix != own and len(suffix) == 13
+            and all(c in "0123456789ABCDEF" for c in suffix))
+
+
+def _in(addr: str, nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        a = ipaddress.ip_network(addr, strict=False)
+    except ValueError:
+        return False
+    return any(a.version == n.version and a.subnet_of(n) for n in nets)  # type: ignore[arg-type]

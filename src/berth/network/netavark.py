@@ -33,7 +33,7 @@ from typing import Any
 from .. import errdefs
 from ..pkg import atomicfile
 from ..trace import PROCESS, traced
-from . import bridgeaddr, keeper, leftovers, netns
+from . import bridgeaddr, keeper, leftovers, netns, rtnl
 
 log = logging.getLogger("berth.network")
 
@@ -71,6 +71,8 @@ class Netavark:
         # it: checking it once per daemon, at the first setup, is enough.
         self._isolation_jump_checked = False
         self._bridge_checked: set[str] = set()
+        # bridge networks this daemon has run netavark's full setup on (firewall included)
+        self._firewall_done: set[str] = set()
 
     # -- namespaces -------------------------------------------------------------------
     def netns_path(self, sandbox_id: str) -> str:
@@ -133,6 +135,12 @@ class Netavark:
         under the host-wide lock so that no setup is making one at the same time."""
         with host_lock(self.lock_path):
             leftovers.sweep(full)
+
+    def drop_other_networks(self, network_id: str, subnets: list[str]) -> None:
+        """The nat chains an earlier record of these subnets left (leftovers.py), taken off
+        under the host-wide lock."""
+        with host_lock(self.lock_path):
+            leftovers.drop_other_networks(network_id, subnets)
 
     def add_dns_names(self, network_id: str, container_id: str, names: list[str]) -> None:
         """Give a running container's aardvark-dns entry on a network more names.
@@ -206,6 +214,8 @@ class Netavark:
             with host_lock(self.lock_path):
                 bridgeaddr.reconcile(info.get("network_interface") or "", gateways)
             self._bridge_checked.add(net_name)
+        if net_name in self._firewall_done and self._setup_veth(netns, opts, path):
+            return _status_block(opts["networks"][net_name], info)
         # Written first: if setup half-fails, the teardown below (or a later one) undoes it.
         atomicfile.write_file(path, json.dumps({"netns": netns, "opts": opts}).encode(), 0o600)
         try:
@@ -217,9 +227,48 @@ class Netavark:
                 pass
             _unlink(path)
             raise
-        if info.get("driver") == "bridge" and not opts["container_id"].startswith(keeper.THROWAWAY_PREFIX):
-            keeper.ensure(info.get("network_interface") or "", net_name)
+        if info.get("driver") == "bridge":
+            self._firewall_done.add(net_name)
+            if not opts["container_id"].startswith(keeper.THROWAWAY_PREFIX):
+                keeper.ensure(info.get("network_interface") or "", net_name)
         return res.get(net_name, {})
+
+    @traced("netlink veth")
+    def _setup_veth(self, netns: str, opts: dict[str, Any], path: str) -> bool:
+        """An endpoint on a bridge this daemon has set up with netavark before and whose
+        keeper holds it (so its firewall chains are there): the veth made in-process
+        (network/rtnl.py), without netavark's firewall pass. Only for what needs nothing
+        more: IPv4, no published port, no embedded DNS. False when it does not apply or
+        fails (what was made is undone; netavark then does it all, or says what is wrong)."""
+        ((net_name, per_net),) = opts["networks"].items()
+        info = opts["network_info"][net_name]
+        if (opts.get("port_mappings") or info.get("dns_enabled") or info.get("ipv6_enabled")
+                or opts["container_id"].startswith(keeper.THROWAWAY_PREFIX)):
+            return False
+        try:
+            addrs = [ipaddress.IPv4Interface(f"{ip}/{ipaddress.ip_network(s['subnet']).prefixlen}")
+                     for ip, s in zip(per_net["static_ips"], info["subnets"], strict=True)]
+            gateway = None if info.get("internal") else info["subnets"][0].get("gateway")
+            mtu = int(info.get("options", {}).get("mtu") or 0)
+        except (KeyError, ValueError, TypeError):
+            return False
+        bridge = info.get("network_interface") or ""
+        host_name = rtnl.host_veth_name()
+        # this daemon's lock only: the veth touches no firewall rule another daemon's
+        # netavark could be changing, and no other daemon takes this network's bridge
+        with _thread_lock:
+            if not keeper.kept(bridge, net_name):
+                return False
+            atomicfile.write_file(path, json.dumps({"netns": netns, "opts": opts, "host_veth": host_name}).encode(),
+                                  0o600)
+            try:
+                rtnl.add_veth(netns, bridge, host_name, per_net["interface_name"], per_net.get("static_mac") or "",
+                              mtu, addrs, gateway)
+            except OSError as e:
+                log.debug("endpoint of %s on %s by netlink: %s", opts["container_id"][:12], net_name[:12], e)
+                _unlink(path)
+                return False
+        return True
 
     def teardown(self, container_id: str, network_id: str) -> None:
         path = self._ep_file(container_id, network_id)
@@ -228,11 +277,28 @@ class Netavark:
                 saved = json.load(f)
         except (OSError, ValueError):
             return
+        if saved.get("host_veth") and self._teardown_veth(saved):
+            _unlink(path)
+            return
         try:
             self._run("teardown", saved["netns"], json.dumps(saved["opts"]).encode())
         except errdefs.DockerError as e:
             log.warning("teardown of %s on %s: %s", container_id[:12], network_id[:12], e)
         _unlink(path)
+
+    def _teardown_veth(self, saved: dict[str, Any]) -> bool:
+        """Undo _setup_veth while the network's keeper holds the bridge: delete the pair.
+        Without the keeper this may be the network's last endpoint, whose teardown is
+        netavark's complete one (bridge, chains, rules): False, netavark does it."""
+        ((net_name, info),) = saved["opts"]["network_info"].items()
+        with _thread_lock:  # as in _setup_veth
+            if not keeper.kept(info.get("network_interface") or "", net_name):
+                return False
+            try:
+                rtnl.delete_veth(saved["host_veth"])
+            except OSError as e:
+                log.warning("teardown of %s on %s: %s", saved["opts"]["container_id"][:12], net_name[:12], e)
+        return True
 
     def attached(self, container_id: str) -> list[str]:
         """Network IDs (12-char) the container has live netavark state for."""
@@ -269,6 +335,19 @@ def _keep_isolation_jump() -> None:
     r = subprocess.run(["iptables", "-w", "-I", "FORWARD", "1", *jump], capture_output=True)
     if r.returncode != 0:
         log.warning("network isolation jump: %s", r.stderr.decode().strip())
+
+
+def _status_block(per_net: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """netavark's StatusBlock for an endpoint _setup_veth made (types.rs StatusBlock)."""
+    subnets = []
+    for ip, s in zip(per_net["static_ips"], info["subnets"], strict=True):
+        sub: dict[str, Any] = {"ipnet": f"{ip}/{ipaddress.ip_network(s['subnet']).prefixlen}"}
+        if s.get("gateway"):
+            sub["gateway"] = s["gateway"]
+        subnets.append(sub)
+    return {"dns_search_domains": [], "dns_server_ips": [],
+            "interfaces": {per_net["interface_name"]: {"mac_address": per_net.get("static_mac") or "",
+                                                       "subnets": subnets}}}
 
 
 def _unlink(path: str) -> None:

@@ -9,11 +9,13 @@ that the container's monitor outlives the daemon.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
 import re
+import select
 import shutil
 import signal as _signal
 import tempfile
@@ -90,6 +92,50 @@ async def run_process(*argv: str, stdin: bytes | None = None, cwd: str | None = 
     return await spawn.run(list(argv), stdin=stdin, cwd=cwd, env=env)
 
 
+def start_by_exec_fifo(state_dir: str) -> bool:
+    """What `runc start` does (runc 1.1 libcontainer/container_linux.go exec,
+    handleFifoResult): read the exec fifo to its end (the init writes a byte, then execs the
+    process, which closes its end), then remove it. False, having read nothing, when there
+    is no fifo or the init is gone without writing (blocking)."""
+    path = os.path.join(state_dir, "exec.fifo")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        got = b""
+        while True:
+            if not p.poll(100):
+                # runc's check every 100 ms: an init that died will never write
+                if not got and not _alive(state_dir):
+                    return False
+                continue
+            data = os.read(fd, 64)
+            if not data:
+                break  # the writer closed its end: the process was exec'd (or the init died)
+            got += data
+        if not got:
+            return False
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return True
+
+
+def _alive(state_dir: str) -> bool:
+    """The init of runc's state.json is there and not a zombie."""
+    try:
+        with open(os.path.join(state_dir, "state.json"), "rb") as f:
+            pid = int(json.loads(f.read())["init_process_pid"])
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+
+
 class OCIRuntime:
     """One runtime binary with its own state directory (`--root`)."""
 
@@ -121,7 +167,16 @@ class OCIRuntime:
         """`runtime state`: status is created, running, paused or stopped."""
         return msgspec.json.decode(await self._run("state", id), type=specs.State)
 
+    @traced(lambda self, id: f"{self.name} start", kind=PROCESS)
     async def start(self, id: str) -> None:
+        """`runtime start`. runc's start only reads the container's exec fifo (runc init
+        waits to exec the process until a reader opens it): Berth reads it itself, which
+        saves a runc process (~6 ms here) on every start; `runc start` itself when the
+        fifo is not there or the init died before writing to it (its error then)."""
+        if os.path.basename(self.path) == "runc":
+            state_dir = os.path.join(self.root, id)
+            if await asyncio.to_thread(start_by_exec_fifo, state_dir):
+                return
         await self._run("start", id)
 
     async def kill(self, id: str, signal: int = _signal.SIGTERM, all: bool = False) -> None:
