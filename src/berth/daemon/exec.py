@@ -26,7 +26,7 @@ from ..runtime import spec as rspec
 from ..runtime import specs
 from ..runtime.conmon import AttachStream, ContainerProcess
 from ..runtime.oci import OCIRuntimeError, classify_start_error, runtime_error_message
-from ..trace import touches, traced
+from ..trace import touches_through, traced
 from ..types.exec import ExecConfig as ExecCreateRequest
 from ..types.exec import ExecInspect, ExecProcessConfig
 from .attach import EOF_OUTPUT, ClientStreams, copy_streams
@@ -93,7 +93,7 @@ def _check_active(ctr: Container, name: str) -> None:
         raise errdefs.Conflict(f"Container {ctr.ID} is restarting, wait until the container is running")
 
 
-@touches
+@touches_through(lambda ec: ec.container)
 def get_exec_config(d: Daemon, name: str) -> ExecConfig:
     """getExecConfig: exact ID; its container must still exist and be running."""
     ec = _execs(d).get(name)

@@ -108,7 +108,7 @@ class RWLayer:
         cached = self._gdd
         if cached is None:
             driver = self._store.driver
-            if hasattr(driver, "metadata_for"):
+            if isinstance(driver, Overlay2Driver):
                 # Known in memory: the init layer, then the image's layers top down (what
                 # the RW layer's `lower` file names), so not even the first inspect reads it.
                 lowers = [self.init_id] if self.init_id else []

@@ -35,6 +35,7 @@ from .core import (
     step,
     touch,
     touches,
+    touches_through,
     traced,
 )
 from .exporter import ExporterPipe
@@ -43,7 +44,7 @@ log = logging.getLogger("berth.trace")
 
 __all__ = [
     "PROCESS", "REQUEST", "STEP", "Operation", "begin_operation", "begin_request", "current_operation",
-    "end_operation", "in_context", "process", "setup", "shutdown", "state", "step", "touch", "touches", "traced",
+    "end_operation", "in_context", "process", "setup", "shutdown", "state", "step", "touch", "touches", "touches_through", "traced",
 ]
 
 _otlp: Any = None

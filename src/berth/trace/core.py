@@ -339,13 +339,22 @@ def touch(container_id: str) -> None:
 
 
 def touches(fn: F) -> F:
-    """Decorate a lookup returning a container (or what has one as `.container`, such
-    as an exec): the current operation touched it."""
+    """Decorate a lookup returning a container: the current operation touched it."""
+    return _touching(fn, None)
+
+
+def touches_through(container_of: Callable[[Any], Any]) -> Callable[[F], F]:
+    """Decorate a lookup returning what belongs to a container (an exec: `container_of`
+    gives its container): the current operation touched that container."""
+    return lambda fn: _touching(fn, container_of)
+
+
+def _touching(fn: F, container_of: Callable[[Any], Any] | None) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         found = fn(*args, **kwargs)
         if state.on:
-            touch(getattr(found, "container", found).ID)
+            touch((found if container_of is None else container_of(found)).ID)
         return found
 
     return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped

@@ -37,7 +37,7 @@ async def get_version(request: web.Request) -> web.StreamResponse:
 async def get_info(request: web.Request) -> web.StreamResponse:
     backend = request.app[BACKEND]
     info = await backend.system_info()
-    return json_body(versions.system_info(info, version_from_request(request), getattr(backend, "cgroup_v2", False)))
+    return json_body(versions.system_info(info, version_from_request(request), backend.cgroup_v2))
 
 
 async def get_disk_usage(request: web.Request) -> web.StreamResponse:
