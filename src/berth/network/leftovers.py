@@ -163,4 +163,4 @@ def _in(addr: str, nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) ->
         a = ipaddress.ip_network(addr, strict=False)
     except ValueError:
         return False
-    return any(a.version == n.version and a.subnet_of(n) for n in nets)  # type: ignore[arg-type]
+    return any(a.version == n.version and a.subnet_of(n) for n in nets)  # type: ignore[arg-type]  # subnet_of wants the same IP version; the version test above ensures it
