@@ -15,27 +15,17 @@ The CLI's own CPU (getrusage of this process's children) is shown apart.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import threading
 import time
 import uuid
 
+from engine_bench import UnixConn  # bench/'s one unix-socket HTTP connection
+
 CLK = os.sysconf("SC_CLK_TCK")
-
-
-class UnixConn(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=120)
-        self.path_ = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path_)
 
 
 def call(sock: str, method: str, url: str, body: dict | None = None) -> tuple[int, bytes]:

@@ -8,21 +8,11 @@ every `--every` cycles so a leak shows as a slope.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import socket
 import time
 
-
-class UnixConn(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=120)
-        self.path_ = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path_)
+from engine_bench import UnixConn  # bench/'s one unix-socket HTTP connection
 
 
 def call(c: UnixConn, method: str, url: str, body: dict | None = None) -> tuple[int, bytes]:
