@@ -276,6 +276,11 @@ import asyncio as _asyncio
 import threading as _threading
 
 
+# Only a layer is cut or stalled: the image config (a few kB, fetched beside the layers and
+# without Range, as dockerd does) racing a layer to be first must not take the fault.
+CUT_AT_LEAST = 100_000
+
+
 class FaultProxy:
     """Forwards to `upstream`; `mode` decides what blob GETs get: "" (pass), "500",
     "cut" (the connection drops after a first part of the body, once; the Range retry
@@ -331,7 +336,7 @@ class FaultProxy:
                                if k.lower() not in ("content-length", "transfer-encoding", "connection")}
                 if self.mode == "slow-upload" and request.method == "PATCH" and "/blobs/uploads/" in request.path:
                     await _asyncio.sleep(self.delay)
-                if is_blob and self.mode in ("cut", "cut-200", "stall") and r.status == 200 and len(body) > 1000:
+                if is_blob and self.mode in ("cut", "cut-200", "stall") and r.status == 200 and len(body) > CUT_AT_LEAST:
                     stall = self.mode == "stall"
                     self.mode = "ignore-range" if self.mode == "cut-200" else ""
                     resp = web.StreamResponse(status=200, headers=out_headers)
