@@ -366,7 +366,7 @@ def test_faults_leave_nothing_half_stored(env: dict) -> None:
         proxy.mode = "cut"
         status, body = call(b.sock, "POST", f"/images/create?fromImage={proxied}&tag=1.2")
         assert lines(body)[-1]["status"] == f"Status: Downloaded newer image for {proxied}:1.2", body
-        assert any(rng.startswith("bytes=") for _m, _p, rng in proxy.requests)
+        assert any(rng.startswith("bytes=") for _m, _p, rng in proxy.requests), proxy.requests
         b.docker("rmi", f"{proxied}:1.2")
         # a registry answering the Range request with 200 and the whole blob: the download
         # starts over from byte 0 with that answer (nothing appended to what was kept)
