@@ -353,7 +353,7 @@ class FaultProxy:
                         transport = request.transport
                         while transport is not None and transport.get_write_buffer_size():
                             await _asyncio.sleep(0.01)
-                        await _asyncio.sleep(1)
+                        await _asyncio.sleep(3)  # the client has read it even on a loaded machine
                     request.transport.close()  # type: ignore[union-attr]
                     return resp
                 if request.method == "HEAD" and "Content-Length" in r.headers:  # the size the client checks
