@@ -12,6 +12,7 @@ Both daemons must hold busybox:latest.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import socket
@@ -45,6 +46,16 @@ class Client:
             self.conn.close()
             self.conn = UnixConn(self.sock)
             raise
+
+    def run_to_exit(self, body: dict) -> None:
+        """`docker run --rm` over the API: create, start, wait, delete."""
+        st, out = self.call("POST", "/containers/create", body)
+        assert st == 201, out
+        cid = json.loads(out)["Id"]
+        st, out = self.call("POST", f"/containers/{cid}/start")
+        assert st == 204, out
+        self.call("POST", f"/containers/{cid}/wait")
+        self.call("DELETE", f"/containers/{cid}?force=1")
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -109,17 +120,8 @@ def main() -> None:
             results[op] = {s: [] for s in clients}
             for _ in range(max(10, a.n // 10)):
                 for side in clients:
-                    def run() -> None:
-                        c = clients[side]
-                        st, out = c.call("POST", "/containers/create", {"Image": "busybox", "Cmd": ["true"],
-                                                                         "HostConfig": {"NetworkMode": mode}})
-                        assert st == 201, out
-                        cid = json.loads(out)["Id"]
-                        st, out = c.call("POST", f"/containers/{cid}/start")
-                        assert st == 204, out
-                        c.call("POST", f"/containers/{cid}/wait")
-                        c.call("DELETE", f"/containers/{cid}?force=1")
-                    results[op][side].append(timed(run))
+                    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": mode}}
+                    results[op][side].append(timed(functools.partial(clients[side].run_to_exit, body)))
         print(f"{'op':<12}{'ref p50':>10}{'ref p95':>10}{'cand p50':>10}{'cand p95':>10}{'ratio':>8}")
         for op, r in results.items():
             rp50, cp50 = statistics.median(r["ref"]), statistics.median(r["cand"])

@@ -257,13 +257,7 @@ def toggled(a: argparse.Namespace) -> None:
             made.append(json.loads(out)["Id"])
 
         def run() -> None:
-            st, out = c.call("POST", "/containers/create", body)
-            assert st == 201, out
-            cid = json.loads(out)["Id"]
-            st, out = c.call("POST", f"/containers/{cid}/start")
-            assert st == 204, out
-            c.call("POST", f"/containers/{cid}/wait")
-            c.call("DELETE", f"/containers/{cid}?force=1")
+            c.run_to_exit(body)
 
         for _ in range(50):
             create()
@@ -403,14 +397,7 @@ def main() -> None:
             made[side].append(json.loads(out)["Id"])
 
         def run(side: str) -> None:
-            c = clients[side]
-            st, out = c.call("POST", "/containers/create", body)
-            assert st == 201, out
-            cid = json.loads(out)["Id"]
-            st, out = c.call("POST", f"/containers/{cid}/start")
-            assert st == 204, out
-            c.call("POST", f"/containers/{cid}/wait")
-            c.call("DELETE", f"/containers/{cid}?force=1")
+            clients[side].run_to_exit(body)
 
         for side in clients:  # warm up: first imports, caches, the first full GC of a grown heap
             for _ in range(50):
