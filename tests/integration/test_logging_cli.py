@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 
+import docker
 import pytest
 from berthd_harness import Berthd, start_berthd, stop_berthd
 
@@ -255,3 +256,23 @@ def test_daemon_default_log_opts_and_restart(private_tmp: str, busybox_tar: str)
         if cid:
             b.docker("rm", "-f", cid, check=False)
         stop_berthd(b, cleanup=False)
+
+
+def test_stopped_means_all_logs_are_readable(berthd: Berthd) -> None:
+    """dockerd drains the container's output into the log before it marks the exit
+    (StreamConfig.Wait, Reset, then SetStopped): a client that sees the container stopped
+    and reads its logs gets all of them; a follow asked while it runs ends with the last."""
+    client = docker.DockerClient(base_url=berthd.host, timeout=60)
+    made: list[str] = []
+    try:
+        for _ in range(100):
+            ctr = client.containers.create("busybox", ["sh", "-c", "echo out; echo err >&2"])
+            made.append(ctr.id)
+            ctr.start()
+            # as `containers.run`: a follow asked at once, running or not by then
+            out = b"".join(client.api.logs(ctr.id, stdout=True, stderr=True, stream=True, follow=True))
+            assert out == b"out\nerr\n"
+    finally:
+        for cid in made:
+            client.api.remove_container(cid, force=True)
+        client.close()

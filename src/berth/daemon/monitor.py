@@ -136,6 +136,9 @@ async def handle_exit_locked(d: Daemon, ctr: Container, proc: ContainerProcess, 
 async def _handle_exit(d: Daemon, ctr: Container, s: State, restart: bool, code: int, oom: bool,
                        exited_at_ns: int | None) -> None:
     now = gojson.format_go_time(exited_at_ns if exited_at_ns is not None else time.time_ns())
+    # handleContainerExit waits for the stdio copy and closes the logger (StreamConfig.Wait,
+    # Reset) before SetStopped: whoever sees the container stopped reads all of its logs.
+    await finish_logs(d, ctr)
     if restart:
         ctr.RestartCount += 1
         s.Running, s.Restarting, s.Paused, s.Pid = True, True, False, 0
@@ -184,19 +187,28 @@ async def auto_remove(d: Daemon, ctr: Container) -> None:
             log.error("error removing container %s: %s", ctr.ID, e)
 
 
+async def finish_logs(d: Daemon, ctr: Container) -> None:
+    """LOGS, once conmon is gone: the rest of the run's output delivered (finish_logger) and
+    the log's last rotation (settle_container), side by side."""
+    results = await asyncio.gather(d.run_blocking(settle_container, ctr), finish_logger(d, ctr),
+                                   return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            log.warning("container %s: finishing its logs failed: %s", ctr.ID, r)
+
+
 async def cleanup(d: Daemon, ctr: Container) -> None:
     """daemon.Cleanup: runtime state and cgroup, rootfs mount, network (conmon's files go
-    with the checkpoint that follows: checkpoint_exit)."""
+    with the checkpoint that follows: checkpoint_exit; the logs were finished before the
+    state changed: finish_logs)."""
     rts = d.lifecycle
     runtime = rts.get(ctr.host_config.Runtime if isinstance(ctr.host_config.Runtime, str) else "")
     # `runtime delete` (state dir and cgroup of a dead container) costs ~20 ms of runc's
     # start-up; nothing waits for it but the next start of the same container
     # (await_runtime_cleanup), so it runs beside the rest instead of before it.
     ctr.runtime_cleanup = asyncio.get_running_loop().create_task(_runtime_delete(runtime, ctr.ID))
-    # The network teardown and the unmount are independent: do them side by side; LOGS: the
-    # log's last rotation (settle_container) and the rest of its output delivered (finish_logger).
+    # The network teardown and the unmount are independent: do them side by side.
     results = await asyncio.gather(network.release_network(d, ctr), d.run_blocking(_cleanup_files, d, ctr),
-                                   d.run_blocking(settle_container, ctr), finish_logger(d, ctr),
                                    return_exceptions=True)
     for r in results:
         if isinstance(r, BaseException):
@@ -329,6 +341,7 @@ async def _exit_while_down(d: Daemon, ctr: Container, code: int, exited_at: int 
 
 
 async def _exited_while_down(d: Daemon, ctr: Container, code: int, exited_at: int | None) -> None:
+    await finish_logs(d, ctr)
     s = ctr.State
     s.Running, s.Restarting, s.Paused, s.Pid = False, False, False, 0
     s.ExitCode = code

@@ -130,6 +130,7 @@ async def _start_failed(d: Daemon, ctr: Container, err: BaseException) -> None:
         ctr.State.ExitCode = 128
     ctr.process = None
     await abort_logger(ctr)  # a driver start_logger connected
+    await _monitor.finish_logs(d, ctr)
     await _monitor.cleanup(d, ctr)
     await d.run_blocking(_monitor.checkpoint_exit, d, ctr)
 
