@@ -34,6 +34,8 @@ class Runtimes:
             p = shutil.which(name)
             if p:
                 self.paths[name] = p
+        self._found = dict(self.paths)  # runc and crun from PATH
+        self._retired: dict[str, str] = {}  # runtimes a reload removed: for the containers they run
         for name, rt in d.config.runtimes.items():
             self.paths[name] = rt.path
         self.default = d.config.default_runtime or ""
@@ -54,6 +56,21 @@ class Runtimes:
             log.info("default OCI runtime: %s (%s)", self.default, path)
         return self.default
 
+    def configure(self, runtimes: dict[str, str]) -> None:
+        """A reload's `runtimes` (name → path) replace the configured ones (reloadPlatform,
+        initRuntimes). A runtime whose path changed is made again at its next use; one that
+        is gone stays known to the containers already created with it (dockerd's shims keep
+        theirs) but no new container can choose it (the daemon's set of names says which)."""
+        new = {**self._found, **runtimes}
+        for name, path in self.paths.items():
+            if new.get(name) != path:
+                self._cache.pop(name, None)
+                if name not in new:
+                    self._retired[name] = path
+        for name in new:
+            self._retired.pop(name, None)
+        self.paths = new
+
     @property
     def exits_dir(self) -> str:
         return os.path.join(self.exec_root, "exits")
@@ -66,7 +83,7 @@ class Runtimes:
         name = name or self.default or "runc"
         rt = self._cache.get(name)
         if rt is None:
-            path = self.paths.get(name)
+            path = self.paths.get(name) or self._retired.get(name)
             if path is None:
                 raise errdefs.InvalidParameter(f"Unknown runtime specified {name}")
             rt = self._cache[name] = OCIRuntime(path, name, os.path.join(self.exec_root, f"runtime-{name}"),
