@@ -335,6 +335,57 @@ def _layer_count(b: Berthd) -> int:
     return len(os.listdir(os.path.join(b.data_root, "image/overlay2/layerdb/sha256")))
 
 
+def _layer_store_consistent(b: Berthd) -> None:
+    """Every chain ID on disk names a complete record whose content directory exists, and
+    nothing a release started is left once the trash is empty."""
+    root = os.path.join(b.data_root, "image/overlay2/layerdb/sha256")
+    for name in os.listdir(root):
+        assert "-" not in name, name  # a release removes its record before rmi answers
+        with open(os.path.join(root, name, "cache-id")) as f:
+            cache_id = f.read().strip()
+        assert os.path.isdir(os.path.join(b.data_root, "overlay2", cache_id, "diff")), name
+
+
+def test_rmi_then_pull_or_load_of_the_same_image_in_a_tight_loop(env: dict) -> None:
+    """Berth deletes a removed image's layer content in the background (dockerd before it
+    answers): `docker rmi X && docker pull X` and `docker rmi X && docker load` of the same
+    image, again and again, and both at once, never meet a half-deleted layer."""
+    import threading
+
+    b, reg = env["berthd"], env["regs"]["anon"]
+    seed(reg, "race/app")
+    name = f"{reg.host}/race/app:1.2"
+    b.docker("pull", name)
+    saved = os.path.join(b.tmp, "race-app.tar")
+    b.docker("save", "-o", saved, name)
+    try:
+        for _ in range(10):
+            b.docker("rmi", name)
+            assert b"Downloaded newer image" in b.docker("pull", name).stdout
+        for _ in range(10):
+            b.docker("rmi", name)
+            assert b"Loaded image: " + name.encode() in b.docker("load", "-i", saved).stdout
+        _layer_store_consistent(b)
+        # rmi racing a load or a pull of the same image: each ends as one of its two orders
+        for i in range(8):
+            out: list[subprocess.CompletedProcess[bytes]] = []
+            second = ["load", "-i", saved] if i % 2 else ["pull", name]
+            ts = [threading.Thread(target=lambda a=a: out.append(b.docker(*a, check=False)))  # type: ignore[misc]
+                  for a in (["rmi", name], second)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            for r in out:
+                assert r.returncode == 0 or b"No such image" in r.stderr, r.stderr
+            b.docker("pull", name)  # whichever came last, the image is there again
+            _layer_store_consistent(b)
+        r = b.docker("run", "--rm", name, "cat", "/etc/app.conf")
+        assert r.stdout == b"hello from the registry\n"
+    finally:
+        b.docker("rmi", name, check=False)
+
+
 def test_faults_leave_nothing_half_stored(env: dict) -> None:
     b, reg = env["berthd"], env["regs"]["anon"]
     img = seed(reg, "fault/app")
