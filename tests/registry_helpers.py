@@ -4,14 +4,24 @@ auth backed by a small token issuer (tests/token_issuer.py, RS256 via openssl). 
 process is stopped by the pid this module started."""
 from __future__ import annotations
 
+import asyncio as _asyncio
+import base64 as _b64
+import gzip as _gzip
+import hashlib as _hashlib
+import io as _io
+import json as _json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile as _tarfile
 import tempfile
+import threading as _threading
 import time
+import urllib.error as _uerr
+import urllib.request as _ureq
 from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -146,15 +156,6 @@ def restart(reg: Registry) -> None:
 
 # -- content put straight into a registry (no daemon involved) --------------------------
 
-import base64 as _b64
-import gzip as _gzip
-import hashlib as _hashlib
-import io as _io
-import json as _json
-import tarfile as _tarfile
-import urllib.error as _uerr
-import urllib.request as _ureq
-
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -271,10 +272,6 @@ class Client:
 
 
 # -- a fault-injecting proxy in front of a registry ------------------------------------------
-
-import asyncio as _asyncio
-import threading as _threading
-
 
 # Only a layer is cut or stalled: the image config (a few kB, fetched beside the layers and
 # without Range, as dockerd does) racing a layer to be first must not take the fault.

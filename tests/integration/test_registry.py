@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from berthd_harness import Berthd, start_berthd, stop_berthd
@@ -288,7 +289,7 @@ def test_basic_auth_login_push_pull(env: dict) -> None:
     assert r.stderr.decode().strip() == (f'Error response from daemon: Head "http://{reg.host}/v2/priv/bb/manifests/2":'
                                          " no basic auth credentials")
     # the credentials went nowhere on disk or in the log
-    assert "pw" not in open(b.log_path).read().split() and b'"pw"' not in subprocess.run(
+    assert "pw" not in Path(b.log_path).read_text().split() and b'"pw"' not in subprocess.run(
         ["grep", "-r", "-l", "-a", "cHc=", b.data_root], capture_output=True).stdout
     b.docker("rmi", f"{reg.host}/priv/bb:1")
 
@@ -370,7 +371,7 @@ def test_rmi_then_pull_or_load_of_the_same_image_in_a_tight_loop(env: dict) -> N
         for i in range(8):
             out: list[subprocess.CompletedProcess[bytes]] = []
             second = ["load", "-i", saved] if i % 2 else ["pull", name]
-            ts = [threading.Thread(target=lambda a=a: out.append(b.docker(*a, check=False)))  # type: ignore[misc]
+            ts = [threading.Thread(target=lambda a=a, out=out: out.append(b.docker(*a, check=False)))  # type: ignore[misc]
                   for a in (["rmi", name], second)]
             for t in ts:
                 t.start()
@@ -393,10 +394,10 @@ def test_faults_leave_nothing_half_stored(env: dict) -> None:
     before = _layer_count(b)
     # a blob whose bytes do not match its digest
     path = reg.blob_path(img["layers"][2])  # type: ignore[index]
-    good = open(path, "rb").read()
+    good = Path(path).read_bytes()
     bad = bytearray(good)
     bad[len(bad) // 2] ^= 0xFF
-    open(path, "wb").write(bytes(bad))
+    Path(path).write_bytes(bytes(bad))
     try:
         status, body = call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1.2")
         assert status == 200
@@ -404,7 +405,7 @@ def test_faults_leave_nothing_half_stored(env: dict) -> None:
         assert call(b.sock, "GET", f"/images/{name}:1.2/json")[0] == 404
         assert _layer_count(b) == before
     finally:
-        open(path, "wb").write(good)
+        Path(path).write_bytes(good)
     assert not [f for f in os.listdir(os.path.join(b.data_root, "tmp")) if f.startswith("GetImageBlob")]
     # a 500 on the blobs, then a dropped connection resumed with a Range request
     proxy = FaultProxy(f"http://{reg.host}", free_port())

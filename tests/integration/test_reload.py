@@ -18,7 +18,6 @@ from collections.abc import Iterator
 
 import docker
 import pytest
-
 from berthd_harness import Berthd, start_berthd, stop_berthd
 
 
