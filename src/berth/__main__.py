@@ -462,7 +462,7 @@ def _reload(d: Any, read: Callable[[], tuple[DaemonConfig, set[str]]], config_fi
         return
     try:
         reload(d, new, keys)
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         log.error("Error reconfiguring the daemon: %s", e)
 
 

@@ -122,6 +122,23 @@ def test_reload_applies_what_dockerd_reloads(hupd: Berthd) -> None:
     b.docker("start", "-a", "h-def")
     assert " 131072 " in b.docker("logs", "h-def").stdout.decode()
 
+    # a runtime with runtimeArgs: run through a script that adds them (dockerd's
+    # <data-root>/runtimes/<name>); the runtime here records what it is called with
+    rec = os.path.join(b.tmp, "rec-runtime")
+    calls = os.path.join(b.tmp, "rec-calls")
+    with open(rec, "w") as f:
+        f.write(f'#!/bin/sh\necho "$@" >> {calls}\nexec {runc} "$@"\n')
+    os.chmod(rec, 0o755)
+    t_args = time.time()
+    _hup(b, {"runtimes": {"rt2": {"path": runc}, "rt3": {"path": rec, "runtimeArgs": ["--debug"]}}})
+    assert "rt3:" + rec in _wait_reload(b, t_args)["runtimes"]
+    assert _info(b)["Runtimes"]["rt3"] == {"path": rec, "runtimeArgs": ["--debug"]}
+    assert b.docker("run", "--rm", "--runtime", "rt3", "busybox", "echo", "via rt3").stdout == b"via rt3\n"
+    with open(calls) as f:
+        lines = f.read().splitlines()
+    assert lines and all(line.startswith("--debug ") for line in lines), lines
+    assert any(" create " in f" {line} " for line in lines), lines
+
     # debug logging is on from the next reload (dockerd switches it once Reload is done);
     # a file that leaves keys out keeps debug, labels, runtimes and live-restore as they are
     mark = len(b.log())
@@ -132,7 +149,7 @@ def test_reload_applies_what_dockerd_reloads(hupd: Berthd) -> None:
     assert (attrs["debug"], attrs["labels"], attrs["live-restore"], attrs["default-runtime"]) == \
         ("true", '["a=b","c=d"]', "false", "rt2")
     assert attrs["max-download-attempts"] == "5" and attrs["shutdown-timeout"] == "7"
-    assert attrs["insecure-registries"] == '["10.9.0.0/16"]' and attrs["runtimes"] == f"rt2:{runc} runc:runc"
+    assert attrs["insecure-registries"] == '["10.9.0.0/16"]' and attrs["runtimes"] == f"rt2:{runc} rt3:{rec} runc:runc"
 
     # debug off: the info level again (the next reload's debug lines are not logged)
     _hup(b, {"debug": False, "runtimes": {}, "default-runtime": "runc", "insecure-registries": []})

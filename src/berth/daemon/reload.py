@@ -8,7 +8,8 @@ which dockerd "always resets"). The new file is validated first (__main__.reload
 an invalid one is logged and changes nothing. What a running daemon takes, in dockerd's
 order:
 
-- `runtimes` (runc is always kept; Berth also keeps the runc and crun found on PATH),
+- `runtimes` (runc is always kept; Berth also keeps the runc and crun found on PATH; one
+  with `runtimeArgs` runs through a script that adds them, as dockerd's),
   `default-runtime` (when non-empty), `default-shm-size`, `default-cgroupns-mode` and
   `default-ipc-mode` (when non-empty): used by the containers created from then on;
 - `debug`: `docker info`'s Debug and the log level (debug on; off means info, as
@@ -91,8 +92,7 @@ def _platform(d: Any, new: DaemonConfig, set_keys: set[str], attrs: dict[str, st
     cfg: DaemonConfig = d.config
     if "runtimes" in set_keys:
         cfg.runtimes = dict(new.runtimes)
-        paths = {name: rt.path for name, rt in cfg.runtimes.items()}
-        d.lifecycle.configure(paths)
+        d.lifecycle.configure(cfg.runtimes)
         d.runtimes = {"runc", "crun", *d.lifecycle.paths}
     if new.default_runtime:
         cfg.default_runtime = new.default_runtime
