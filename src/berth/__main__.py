@@ -203,6 +203,13 @@ def _go_value(v: Any) -> str:
     return str(v)
 
 
+def _flag_value(key: str, v: Any) -> str:
+    """A flag's value as pflag prints it (--add-runtime's: the runtime names)."""
+    if key == "runtimes":
+        return _go_value([spec.partition("=")[0] for spec in v])
+    return _go_value(v)
+
+
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     """The options given as flags, under their daemon.json names."""
     flags: dict[str, Any] = {}
@@ -229,8 +236,8 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         flags["exec-opts"] = args.exec_opt
     if args.default_ulimit:
         flags["default-ulimits"] = {u.Name: msgspec.to_builtins(u) for u in args.default_ulimit}
-    if args.add_runtime:
-        flags["add-runtime"] = args.add_runtime
+    if args.add_runtime:  # a named option: its daemon.json key is `runtimes`
+        flags["runtimes"] = args.add_runtime
     return flags
 
 
@@ -243,7 +250,8 @@ def _file_config(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, A
             "unable to configure the Docker daemon with file "
             f"{args.config_file}: the following directives are specified both as a flag and in the "
             "configuration file: "
-            + ", ".join(f"{k}: (from flag: {_go_value(flags[k])}, from file: {_go_value(raw[k])})" for k in conflicts)
+            + ", ".join(f"{k}: (from flag: {_flag_value(k, flags[k])}, from file: {_go_value(raw[k])})"
+                        for k in conflicts)
         )
     return raw
 
@@ -266,15 +274,13 @@ def _convert(values: dict[str, Any], config_file: str) -> DaemonConfig:
                          f"{got} into Go struct field Config.{key} of type {go_type}") from None
 
 
-def load_config(args: argparse.Namespace, set_keys: set[str] | None = None) -> DaemonConfig:
-    """daemon.json, then flags on top; a key given both ways is an error, as in dockerd.
-    `set_keys` receives the keys the file or the flags set (dockerd's IsValueSet)."""
+def load_config(args: argparse.Namespace) -> DaemonConfig:
+    """daemon.json, then flags on top; a key given both ways is an error, as in dockerd
+    (MergeDaemonConfigurations: the file validated alone, then the result)."""
     flags = _flags(args)
     raw = _file_config(args, flags)
-    add_runtime = flags.pop("add-runtime", [])
+    add_runtime = flags.pop("runtimes", [])
     merged = {**raw, **flags}
-    if set_keys is not None:
-        set_keys.update(merged)
     file_cfg = _convert(raw, args.config_file)
     try:
         validate(file_cfg, set(raw))
@@ -310,7 +316,6 @@ def reload_config(args: argparse.Namespace) -> tuple[DaemonConfig, set[str]]:
     with dockerd's text when it cannot be used. A missing file is an empty configuration
     unless --config-file named it (dockerd's flags.Changed)."""
     flags = _flags(args)
-    flags.pop("add-runtime", None)
     if not os.path.exists(args.config_file) and args.config_file != DEFAULT_CONFIG_FILE:
         raise SystemExit(f"unable to configure the Docker daemon with file {args.config_file}: "
                          f"open {args.config_file}: no such file or directory")

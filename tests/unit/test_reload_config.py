@@ -106,3 +106,12 @@ def test_shutdown_gives_up_after_the_timeout(caplog: pytest.LogCaptureFixture) -
         assert asyncio.run(main()) == (False, True)
     assert [r.getMessage() for r in caplog.records if r.name == "berthd"] == \
         ["Force shutdown daemon", "Clean shutdown succeeded"]
+
+
+def test_add_runtime_flag_and_runtimes_in_the_file_conflict(tmp_path: Any) -> None:
+    """--add-runtime is a named option: its key in daemon.json is `runtimes`."""
+    args = _args(tmp_path, {"runtimes": {"a": {"path": "/bin/a"}}}, "--add-runtime", "b=/bin/b")
+    with pytest.raises(SystemExit, match=r"runtimes: \(from flag: \[b\], from file: map\[a:map\[path:/bin/a\]\]\)"):
+        load_config(args)
+    cfg = load_config(_args(tmp_path, {}, "--add-runtime", "b=/bin/b"))
+    assert cfg.runtimes["b"].path == "/bin/b"
