@@ -97,7 +97,7 @@ def main() -> None:
             results["create"] = {s: [] for s in clients}
             for _ in range(a.n):
                 for side in clients:
-                    results["create"][side].append(timed(lambda: create(side)))
+                    results["create"][side].append(timed(lambda side=side: create(side)))
         if "inspect" in ops:
             results["inspect"] = {s: [] for s in clients}
             for i in range(a.n):
@@ -106,12 +106,13 @@ def main() -> None:
                     if cid is None:
                         create(side)
                         cid = made[side][-1]
-                    results["inspect"][side].append(timed(lambda: clients[side].call("GET", f"/containers/{cid}/json")))
+                    results["inspect"][side].append(timed(
+                        lambda side=side, cid=cid: clients[side].call("GET", f"/containers/{cid}/json")))
         if "list" in ops:
             results["list"] = {s: [] for s in clients}
             for _ in range(max(20, a.n // 10)):
                 for side in clients:
-                    results["list"][side].append(timed(lambda: clients[side].call("GET", "/containers/json?all=1")))
+                    results["list"][side].append(timed(lambda side=side: clients[side].call("GET", "/containers/json?all=1")))
         # run-to-exit: create + start + wait + delete of busybox `true`, without networking
         # (`run`) and on the default bridge (`run-bridge`, where network setup/teardown count).
         for op, mode in (("run", "none"), ("run-bridge", "default")):

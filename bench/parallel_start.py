@@ -144,7 +144,7 @@ def cli_round(sock: str, n: int, tag: str) -> tuple[float, list[str]]:
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(n)]
     outs = [p.communicate() for p in ps]
     wall = time.perf_counter() - t0
-    for p, (_, err) in zip(ps, outs):
+    for p, (_, err) in zip(ps, outs, strict=True):
         if p.returncode != 0:
             raise SystemExit(f"{sock}: {err.decode()}")
     return wall, [o.decode().strip() for o, _ in outs]

@@ -80,11 +80,10 @@ class Daemon:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         with open(os.path.join(self.tmp, "daemon.json"), "w") as f:
             f.write("{}")
-        log = open(os.path.join(self.tmp, "daemon.log"), "ab")
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
-        log.close()
+        with open(os.path.join(self.tmp, "daemon.log"), "ab") as log:
+            t0 = time.perf_counter()
+            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
         return t0
 
     def kill(self) -> None:

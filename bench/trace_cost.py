@@ -55,15 +55,17 @@ def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, 
     for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         if k not in env_extra:
             env.pop(k, None)
-    log = open(os.path.join(d, "berthd.log"), "ab")
-    p = subprocess.Popen([*(program or [sys.executable, "-m", "berth"]), "-H", f"unix://{sock}", "--data-root", f"{d}/root",
-                          "--exec-root", f"{d}/exec", "--pidfile", f"{d}/exec/berthd.pid",
-                          "--config-file", f"{d}/daemon.json", *extra],
-                         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=d)
+    log_path = os.path.join(d, "berthd.log")
+    with open(log_path, "ab") as log:
+        p = subprocess.Popen([*(program or [sys.executable, "-m", "berth"]), "-H", f"unix://{sock}",
+                              "--data-root", f"{d}/root", "--exec-root", f"{d}/exec", "--pidfile", f"{d}/exec/berthd.pid",
+                              "--config-file", f"{d}/daemon.json", *extra],
+                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=d)
     deadline = time.time() + 30
     while time.time() < deadline:
         if p.poll() is not None:
-            raise SystemExit(f"{name}: berthd exited: {open(log.name).read()[-2000:]}")
+            with open(log_path) as f:
+                raise SystemExit(f"{name}: berthd exited: {f.read()[-2000:]}")
         try:
             if Client(sock).call("GET", "/_ping")[0] == 200:
                 return p, sock
@@ -441,7 +443,7 @@ def main() -> None:
                 for side in sides[rnd % 3:] + sides[:rnd % 3]:  # each daemon first in turn
                     c0 = side_ms(side)
                     for _ in range(k):
-                        results[op][side].append(timed(lambda: fn(side)))
+                        results[op][side].append(timed(lambda fn=fn, side=side: fn(side)))
                     blocks[op][side].append((side_ms(side) - c0) / k)
             time.sleep(1.5)  # the metrics' batch and the exporter's queue are done
             after = usage()

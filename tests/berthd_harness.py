@@ -8,11 +8,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 # Slow hosts (scripts/guest-test's software-emulated guest sets 10): every wait is this
 # many times longer.
 TIME_SCALE = float(os.environ.get("BERTH_TEST_TIME_SCALE", "1"))
-from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src")

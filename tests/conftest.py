@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from berthd_harness import Berthd, start_berthd, stop_berthd  # noqa: E402
+from berthd_harness import Berthd, start_berthd, stop_berthd
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,24 @@ auth backed by a small token issuer (tests/token_issuer.py, RS256 via openssl). 
 process is stopped by the pid this module started."""
 from __future__ import annotations
 
+import asyncio as _asyncio
+import base64 as _b64
+import gzip as _gzip
+import hashlib as _hashlib
+import io as _io
+import json as _json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile as _tarfile
 import tempfile
+import threading as _threading
 import time
+import urllib.error as _uerr
+import urllib.request as _ureq
 from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -146,15 +156,6 @@ def restart(reg: Registry) -> None:
 
 # -- content put straight into a registry (no daemon involved) --------------------------
 
-import base64 as _b64
-import gzip as _gzip
-import hashlib as _hashlib
-import io as _io
-import json as _json
-import tarfile as _tarfile
-import urllib.error as _uerr
-import urllib.request as _ureq
-
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -272,10 +273,6 @@ class Client:
 
 # -- a fault-injecting proxy in front of a registry ------------------------------------------
 
-import asyncio as _asyncio
-import threading as _threading
-
-
 # Only a layer is cut or stalled: the image config (a few kB, fetched beside the layers and
 # without Range, as dockerd does) racing a layer to be first must not take the fault.
 CUT_AT_LEAST = 100_000
@@ -293,11 +290,21 @@ class FaultProxy:
 
     A cut comes only after the first part has had time to be read: aiohttp's reader raises
     the connection error before handing over bytes it holds, so a cut at once could leave
-    the client nothing to resume from."""
+    the client nothing to resume from.
+
+    A fault is for the requests made after it is set. A pull that failed has cancelled its
+    other downloads, but their requests may reach this proxy's loop after the client has
+    closed their connections and after the test has set the next mode: such a request once
+    took the cut meant for the next pull (the client never saw it, so no Range request
+    followed). So setting `mode` first waits until the requests of before are through
+    (none in flight, none new for a moment), and a request whose client is gone takes no
+    fault."""
 
     def __init__(self, upstream: str, port: int) -> None:
         self.upstream, self.port = upstream.rstrip("/"), port
-        self.mode = ""
+        self._mode = ""
+        self._in_flight = 0  # handlers running (a stalled one not counted)
+        self._last_start = 0.0
         self.delay = 0.0
         self.requests: list[tuple[str, str, str]] = []  # (method, path, Range)
         self.answers: list[tuple[str, str, int]] = []
@@ -307,25 +314,53 @@ class FaultProxy:
         self._thread.start()
         self._ready.wait(10)
 
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self.settle()
+        self._mode = value
+
+    def settle(self, quiet: float = 0.3, timeout: float = 10) -> None:
+        """Wait until no request is being handled and none has come for `quiet` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._in_flight and time.monotonic() - self._last_start >= quiet:
+                return
+            time.sleep(0.02)
+
     def _run(self) -> None:
         from aiohttp import ClientSession, web
         from multidict import CIMultiDict
 
         async def handle(request: web.Request) -> web.StreamResponse:
+            self._in_flight += 1
+            self._last_start = time.monotonic()
+            try:
+                return await forward(request)
+            finally:
+                self._in_flight -= 1
+
+        def client_gone(request: web.Request) -> bool:
+            return request.transport is None or request.transport.is_closing()
+
+        async def forward(request: web.Request) -> web.StreamResponse:
             self.requests.append((request.method, request.path_qs, request.headers.get("Range", "")))
             is_blob = "/blobs/sha256:" in request.path and request.method == "GET"
-            if is_blob and self.mode == "500":
+            if is_blob and self._mode == "500":
                 return web.Response(status=500, text="boom")
-            if self.mode == "429" and "/manifests/" in request.path:
-                self.mode = ""
+            if self._mode == "429" and "/manifests/" in request.path:
+                self._mode = ""
                 return web.json_response({"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]},
                                          status=429, headers={"Retry-After": "1"})
             # repeated headers (dockerd sends one Accept per media type) stay repeated
             headers = CIMultiDict((k, v) for k, v in request.headers.items()
                                   if k.lower() not in ("host", "content-length", "transfer-encoding"))
             headers["X-Forwarded-Host"] = request.host  # upload Locations point back here
-            if is_blob and self.mode == "ignore-range" and "Range" in headers:
-                self.mode = ""
+            if is_blob and self._mode == "ignore-range" and "Range" in headers:
+                self._mode = ""
                 del headers["Range"]  # the whole blob, 200
             async with ClientSession(auto_decompress=False) as s, \
                     s.request(request.method, self.upstream + request.path_qs, headers=headers,
@@ -334,21 +369,25 @@ class FaultProxy:
                 self.answers.append((request.method, request.path, r.status))
                 out_headers = {k: v for k, v in r.headers.items()
                                if k.lower() not in ("content-length", "transfer-encoding", "connection")}
-                if self.mode == "slow-upload" and request.method == "PATCH" and "/blobs/uploads/" in request.path:
+                if self._mode == "slow-upload" and request.method == "PATCH" and "/blobs/uploads/" in request.path:
                     await _asyncio.sleep(self.delay)
-                if is_blob and self.mode in ("cut", "cut-200", "stall") and r.status == 200 and len(body) > CUT_AT_LEAST:
-                    stall = self.mode == "stall"
-                    self.mode = "ignore-range" if self.mode == "cut-200" else ""
+                if (is_blob and self._mode in ("cut", "cut-200", "stall") and r.status == 200
+                        and len(body) > CUT_AT_LEAST and not client_gone(request)):
+                    stall = self._mode == "stall"
+                    self._mode = "ignore-range" if self._mode == "cut-200" else ""
                     resp = web.StreamResponse(status=200, headers=out_headers)
                     resp.content_length = len(body)
                     await resp.prepare(request)
                     await resp.write(body[: len(body) // 2])
                     if stall:  # then nothing more, the connection left open
                         self._stalled = _asyncio.Event()
+                        self._in_flight -= 1  # held on purpose: a new mode need not wait for it
                         try:
                             await _asyncio.wait_for(self._stalled.wait(), 60)
                         except (TimeoutError, _asyncio.CancelledError):
                             pass
+                        finally:
+                            self._in_flight += 1
                     else:  # the first part sent and read before the cut
                         transport = request.transport
                         while transport is not None and transport.get_write_buffer_size():

@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 PORT, CERT, KEY, USERS = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
@@ -33,14 +34,14 @@ def b64(data: bytes) -> str:
 
 
 def cert_der() -> str:
-    pem = open(CERT).read()
+    pem = Path(CERT).read_text()
     body = "".join(line for line in pem.splitlines() if "CERTIFICATE" not in line)
     return body  # x5c is standard base64 of the DER
 
 
 def users() -> dict[str, str]:
     out = {}
-    for line in open(USERS):
+    for line in Path(USERS).read_text().splitlines():
         if ":" in line:
             u, p = line.rstrip("\n").split(":", 1)
             out[u] = p

@@ -10,8 +10,10 @@ import fcntl
 import gc
 import grp
 import ipaddress
+import json
 import logging
 import os
+import re
 import resource
 import signal
 import ssl
@@ -28,11 +30,11 @@ from .api.backend import BACKEND
 from .api.fastpath import FastUnixSite
 from .api.router import container as container_router
 from .api.router import system as system_router
-from .config import DaemonConfig, Runtime, Ulimit, parse_ulimit
+from .config import DaemonConfig, Runtime, Ulimit, conflict_free_labels, parse_ulimit, validate
 from .daemon import cgroupdriver, sysinfo
 from .daemon import network as daemon_network
 from .daemon.daemon import Daemon
-from .daemon.reload import reload_registry
+from .daemon.reload import reload
 from .pkg.units import ram_in_bytes
 from .runtime.spec import daemon_hard_limits
 
@@ -81,6 +83,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-concurrent-downloads", type=int, default=None)
     p.add_argument("--max-concurrent-uploads", type=int, default=None)
     p.add_argument("--max-download-attempts", type=int, default=None)
+    p.add_argument("--label", action="append", default=[], help="set key=value labels to the daemon")
+    p.add_argument("--shutdown-timeout", type=int, default=None,
+                   help="least time the daemon's shutdown waits for its containers")
     p.add_argument("-v", "--version", action="store_true")
     return p.parse_args(argv)
 
@@ -148,24 +153,71 @@ def _check_default_ulimits(cfg: DaemonConfig) -> None:
                         "lacks CAP_SYS_RESOURCE: containers get %s", ul.Name, ul.Hard, ceiling, ceiling)
 
 
-def load_config(args: argparse.Namespace, set_keys: set[str] | None = None) -> DaemonConfig:
-    """daemon.json, then flags on top; a key given both ways is an error, as in dockerd.
-    `set_keys` receives the keys the file or the flags set (dockerd's IsValueSet)."""
-    raw: dict[str, Any] = {}
-    if os.path.exists(args.config_file):
-        with open(args.config_file, "rb") as f:
-            data = f.read()
-        if data.strip():
-            try:
-                raw = msgspec.json.decode(data)
-            except msgspec.DecodeError as e:
-                raise SystemExit(f"unable to configure the Docker daemon with file {args.config_file}: {e}") from None
+def _read_file(config_file: str) -> dict[str, Any]:
+    """daemon.json's keys and values ({} when the file is missing or empty)."""
+    if not os.path.exists(config_file):
+        return {}
+    with open(config_file, "rb") as f:
+        data = f.read()
+    if not data.strip():
+        return {}
+    try:
+        raw = msgspec.json.decode(data)
+    except msgspec.DecodeError as e:
+        raise SystemExit(f"unable to configure the Docker daemon with file {config_file}: {e}") from None
+    if not isinstance(raw, dict):
+        raise SystemExit(f"unable to configure the Docker daemon with file {config_file}: json: cannot unmarshal "
+                         f"{_go_json_kind(raw)} into Go value of type map[string]interface {{}}")
+    if "default-shm-size" in raw:  # opts.MemBytes.UnmarshalJSON: a quoted human size only
+        v = raw["default-shm-size"]
+        try:
+            if not isinstance(v, str) or not v:
+                raise ValueError("invalid size: " + json.dumps(msgspec.json.encode(v).decode()))
+            raw["default-shm-size"] = ram_in_bytes(v)
+        except ValueError as e:
+            raise SystemExit(f"unable to configure the Docker daemon with file {config_file}: {e}") from None
+    return raw
+
+
+def _go_json_kind(v: Any) -> str:
+    """The JSON kind as encoding/json's UnmarshalTypeError names it."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    return "array" if isinstance(v, list) else "object"
+
+
+def _go_value(v: Any) -> str:
+    """fmt's %v of a value as encoding/json or a flag holds it (the conflict message)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, list):
+        return "[" + " ".join(_go_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "map[" + " ".join(f"{k}:{_go_value(v[k])}" for k in sorted(v)) + "]"
+    return str(v)
+
+
+def _flag_value(key: str, v: Any) -> str:
+    """A flag's value as pflag prints it (--add-runtime's: the runtime names)."""
+    if key == "runtimes":
+        return _go_value([spec.partition("=")[0] for spec in v])
+    return _go_value(v)
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given as flags, under their daemon.json names."""
     flags: dict[str, Any] = {}
     for key in ("host", "data_root", "exec_root", "pidfile", "log_level", "debug", "storage_driver", "tlsverify",
                 "tlscacert", "tlscert", "tlskey", "group", "default_runtime", "log_driver",
                 "default_ipc_mode", "default_cgroupns_mode", "live_restore", "no_new_privileges", "bridge", "bip",
                 "init", "metrics_addr", "host_gateway_ip", "ip_forward", "iptables", "ip_masq", "icc", "userland_proxy",
-                "cgroup_parent"):
+                "cgroup_parent", "shutdown_timeout"):
         v = getattr(args, key)
         if v is not None:
             flags["hosts" if key == "host" else key.replace("_", "-")] = v
@@ -173,7 +225,8 @@ def load_config(args: argparse.Namespace, set_keys: set[str] | None = None) -> D
         flags["default-shm-size"] = ram_in_bytes(args.default_shm_size)
     if args.log_opt:
         flags["log-opts"] = dict(o.split("=", 1) for o in args.log_opt)
-    for key, attr in (("insecure-registries", "insecure_registry"), ("registry-mirrors", "registry_mirror")):
+    for key, attr in (("insecure-registries", "insecure_registry"), ("registry-mirrors", "registry_mirror"),
+                      ("labels", "label")):
         if getattr(args, attr):
             flags[key] = getattr(args, attr)
     for key in ("max_concurrent_downloads", "max_concurrent_uploads", "max_download_attempts"):
@@ -183,17 +236,57 @@ def load_config(args: argparse.Namespace, set_keys: set[str] | None = None) -> D
         flags["exec-opts"] = args.exec_opt
     if args.default_ulimit:
         flags["default-ulimits"] = {u.Name: msgspec.to_builtins(u) for u in args.default_ulimit}
+    if args.add_runtime:  # a named option: its daemon.json key is `runtimes`
+        flags["runtimes"] = args.add_runtime
+    return flags
+
+
+def _file_config(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
+    """getConflictFreeConfiguration: the file's keys, none of them also given as a flag."""
+    raw = _read_file(args.config_file)
     conflicts = sorted(set(flags) & set(raw))
     if conflicts:
         raise SystemExit(
             "unable to configure the Docker daemon with file "
             f"{args.config_file}: the following directives are specified both as a flag and in the "
-            f"configuration file: {', '.join(conflicts)}"
+            "configuration file: "
+            + ", ".join(f"{k}: (from flag: {_flag_value(k, flags[k])}, from file: {_go_value(raw[k])})"
+                        for k in conflicts)
         )
+    return raw
+
+
+def _convert(values: dict[str, Any], config_file: str) -> DaemonConfig:
+    """The values into a DaemonConfig; a value of the wrong type refused with encoding/json's
+    words, as dockerd's decoder of daemon.json."""
+    try:
+        return msgspec.convert(values, DaemonConfig)
+    except msgspec.ValidationError as e:
+        m = re.match(r"Expected `([^`]*)`, got `([^`]*)` - at `\$\.([^`\[.]*)", str(e))
+        if m is None:
+            raise SystemExit(f"unable to configure the Docker daemon with file {config_file}: {e}") from None
+        want, got, key = m.groups()
+        go_type = {"bool": "bool", "int": "int", "str": "string", "float": "float64", "array": "[]string",
+                   "object": "map[string]string"}.get(want.split(" ")[0], want)
+        got = {"str": "string", "int": "number", "float": "number", "bool": "bool", "array": "array",
+               "object": "object"}.get(got, got)
+        raise SystemExit(f"unable to configure the Docker daemon with file {config_file}: json: cannot unmarshal "
+                         f"{got} into Go struct field Config.{key} of type {go_type}") from None
+
+
+def load_config(args: argparse.Namespace) -> DaemonConfig:
+    """daemon.json, then flags on top; a key given both ways is an error, as in dockerd
+    (MergeDaemonConfigurations: the file validated alone, then the result)."""
+    flags = _flags(args)
+    raw = _file_config(args, flags)
+    add_runtime = flags.pop("runtimes", [])
     merged = {**raw, **flags}
-    if set_keys is not None:
-        set_keys.update(merged)
-    cfg = msgspec.convert(merged, DaemonConfig)
+    file_cfg = _convert(raw, args.config_file)
+    try:
+        validate(file_cfg, set(raw))
+    except ValueError as e:
+        raise SystemExit(f"configuration validation from file failed: {e}") from None
+    cfg = _convert(merged, args.config_file)
     _check_host_setup(cfg)
     if cfg.host_gateway_ip:  # daemon.json: net.IP's UnmarshalText
         try:
@@ -201,13 +294,42 @@ def load_config(args: argparse.Namespace, set_keys: set[str] | None = None) -> D
         except ValueError:
             raise SystemExit(f"unable to configure the Docker daemon with file {args.config_file}: "
                              f"invalid IP address: {cfg.host_gateway_ip}") from None
-    for spec in args.add_runtime:
+    for spec in add_runtime:
         name, _, path = spec.partition("=")
         cfg.runtimes[name] = Runtime(path=path or name)
+    try:
+        validate(cfg, set(merged))
+        cfg.labels = conflict_free_labels(cfg.labels)
+    except ValueError as e:
+        if str(e).startswith("conflict labels"):
+            raise SystemExit(str(e)) from None
+        raise SystemExit(f"merged configuration validation from file and command line flags failed: {e}") from None
     if not cfg.hosts:
         cfg.hosts = [DEFAULT_HOST]
     _verify_cgroup_settings(cfg)
     return cfg
+
+
+def reload_config(args: argparse.Namespace) -> tuple[DaemonConfig, set[str]]:
+    """config.Reload's reading: the file alone (the flags count only to refuse a key given
+    both ways), validated, its labels made conflict free; and the keys it sets. SystemExit
+    with dockerd's text when it cannot be used. A missing file is an empty configuration
+    unless --config-file named it (dockerd's flags.Changed)."""
+    flags = _flags(args)
+    if not os.path.exists(args.config_file) and args.config_file != DEFAULT_CONFIG_FILE:
+        raise SystemExit(f"unable to configure the Docker daemon with file {args.config_file}: "
+                         f"open {args.config_file}: no such file or directory")
+    raw = _file_config(args, flags)
+    cfg = _convert(raw, args.config_file)
+    try:
+        validate(cfg, set(raw))
+    except ValueError as e:
+        raise SystemExit(f"file configuration validation failed: {e}") from None
+    try:
+        cfg.labels = conflict_free_labels(cfg.labels)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    return cfg, set(raw)
 
 
 def _verify_cgroup_settings(cfg: DaemonConfig) -> None:
@@ -334,24 +456,38 @@ async def _start_metrics(addr: str, d: Any) -> web.AppRunner:
         raise SystemExit(f"metrics-addr {addr}: {e}") from None
 
 
-def _reload(d: Any, read: Callable[[set[str]], DaemonConfig], config_file: str) -> None:
-    """SIGHUP (dockerd's reload): the configuration read again, its registry settings applied."""
+def _reload(d: Any, read: Callable[[], tuple[DaemonConfig, set[str]]], config_file: str) -> None:
+    """SIGHUP (dockerd's reloadConfig): the configuration file read again and applied; a file
+    that cannot be used is logged and changes nothing."""
     log.info("Got signal to reload configuration, reloading from: %s", config_file)
-    keys: set[str] = set()
     try:
-        new = read(keys)
-    except SystemExit as e:  # load_config's refusals: logged, nothing changes
+        new, keys = read()
+    except SystemExit as e:  # reload_config's refusals
         log.error("%s", e)
         return
     try:
-        attrs = reload_registry(d, new, keys)
-    except ValueError as e:
+        reload(d, new, keys)
+    except (ValueError, OSError) as e:
         log.error("Error reconfiguring the daemon: %s", e)
+
+
+async def _shutdown_containers(d: Any) -> None:
+    """cmd/dockerd shutdownDaemon: the daemon's shutdown (its containers stopped unless live
+    restore keeps them) waited for at most ShutdownTimeout seconds (-1: for ever)."""
+    timeout = d.shutdown_timeout()
+    task = asyncio.ensure_future(d.shutdown_lifecycle())
+    if timeout < 0:
+        await task
         return
-    log.info("Reloaded configuration: %s", attrs)
+    done, _ = await asyncio.wait([task], timeout=timeout)
+    if task in done:
+        task.result()
+        log.debug("Clean shutdown succeeded")
+    else:
+        log.error("Force shutdown daemon")
 
 
-async def serve(cfg: DaemonConfig, reread: Callable[[set[str]], DaemonConfig] | None = None,
+async def serve(cfg: DaemonConfig, reread: Callable[[], tuple[DaemonConfig, set[str]]] | None = None,
                 config_file: str = "") -> None:
     os.makedirs(cfg.exec_root, mode=0o700, exist_ok=True)
     os.makedirs(cfg.data_root, mode=0o710, exist_ok=True)
@@ -387,7 +523,7 @@ async def serve(cfg: DaemonConfig, reread: Callable[[set[str]], DaemonConfig] | 
         await stop.wait()
         log.info("shutting down")
         await runner.cleanup()
-        await d.shutdown_lifecycle()
+        await _shutdown_containers(d)
         await d.run_blocking(daemon_network.shutdown_networking, d)
         await d.shutdown()
     finally:
@@ -430,7 +566,7 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(cfg, lambda keys: load_config(args, keys), args.config_file))
+    asyncio.run(serve(cfg, lambda: reload_config(args), args.config_file))
 
 
 if __name__ == "__main__":

@@ -73,7 +73,8 @@ class DaemonConfig(msgspec.Struct, rename={
     "max_concurrent_downloads": "max-concurrent-downloads", "max_concurrent_uploads": "max-concurrent-uploads",
     "max_download_attempts": "max-download-attempts", "berth_registry_mirrors": "berth-registry-mirrors",
     "berth_certs_dirs": "berth-certs-dirs", "berth_download_stall_timeout": "berth-download-stall-timeout",
-    "exec_opts": "exec-opts", "cgroup_parent": "cgroup-parent",
+    "exec_opts": "exec-opts", "cgroup_parent": "cgroup-parent", "labels": "labels",
+    "shutdown_timeout": "shutdown-timeout",
 }, forbid_unknown_fields=False):
     hosts: list[str] = msgspec.field(default_factory=list)
     data_root: str = "/var/lib/berth"
@@ -130,7 +131,70 @@ class DaemonConfig(msgspec.Struct, rename={
     # --exec-opt / "exec-opts": native.cgroupdriver=systemd|cgroupfs (daemon/cgroupdriver.py)
     exec_opts: list[str] = msgspec.field(default_factory=list)
     cgroup_parent: str = ""
+    # --label / "labels": the engine's labels (`docker info` Labels), `key=value`
+    labels: list[str] = msgspec.field(default_factory=list)
+    # --shutdown-timeout / "shutdown-timeout": the least time the daemon's shutdown may take
+    # before it gives up waiting for its containers (-1: wait for ever)
+    shutdown_timeout: int = 15
 
     @property
     def pidfile_path(self) -> str:
         return self.pidfile or f"{self.exec_root}/berthd.pid"
+
+
+# Runtimes the daemon knows without configuration (dockerd's builtinRuntimes; Berth's
+# own are the runc and crun found on PATH).
+BUILTIN_RUNTIMES = frozenset({"runc", "crun"})
+STOCK_RUNTIME_NAME = "runc"
+
+
+def validate_label(val: str) -> None:
+    """opts.ValidateLabel (ValueError with its text)."""
+    if val.count("=") < 1:
+        raise ValueError(f"bad attribute format: {val}")
+    lowered = val.lower()
+    if lowered.startswith(("com.docker.", "io.docker.", "org.dockerproject.")):
+        raise ValueError(f"label {val} is not allowed: the namespaces com.docker.*, io.docker.*, and "
+                         "org.dockerproject.* are reserved for internal use")
+
+
+def conflict_free_labels(labels: list[str]) -> list[str]:
+    """config.GetConflictFreeLabels: one `key=value` per key (a label without `=` is
+    dropped); two values for one key are refused. dockerd returns them in Go's map order
+    (random); here in the order of each key's first appearance."""
+    by_key: dict[str, str] = {}
+    for label in labels:
+        key, sep, value = label.partition("=")
+        if sep:
+            old = by_key.get(key)
+            if old is not None and old != value:
+                raise ValueError(f"conflict labels for {key}={value} and {key}={old}")
+            by_key[key] = value
+    return [f"{k}={v}" for k, v in by_key.items()]
+
+
+def validate(cfg: DaemonConfig, set_keys: set[str] | frozenset[str]) -> None:
+    """config.Validate for what Berth reads: ValueError with dockerd's text. `set_keys` are
+    the keys the configuration sets (the defaults of the others are always valid)."""
+    for label in cfg.labels:
+        validate_label(label)
+    if cfg.max_concurrent_downloads < 0:
+        raise ValueError(f"invalid max concurrent downloads: {cfg.max_concurrent_downloads}")
+    if cfg.max_concurrent_uploads < 0:
+        raise ValueError(f"invalid max concurrent uploads: {cfg.max_concurrent_uploads}")
+    if "max-download-attempts" in set_keys and cfg.max_download_attempts <= 0:
+        raise ValueError(f"invalid max download attempts: {cfg.max_download_attempts}")
+    if STOCK_RUNTIME_NAME in cfg.runtimes:
+        raise ValueError(f"runtime name '{STOCK_RUNTIME_NAME}' is reserved")
+    if cfg.default_runtime and cfg.default_runtime not in BUILTIN_RUNTIMES and cfg.default_runtime not in cfg.runtimes:
+        raise ValueError(f"specified default runtime '{cfg.default_runtime}' does not exist")
+    # ValidatePlatformConfig: verifyDefaultIpcMode, verifyDefaultCgroupNsMode
+    ipc = cfg.default_ipc_mode
+    hint = 'use "shareable" or "private"'
+    if not (ipc in ("", "host", "private", "none", "shareable") or ipc.startswith("container:")):
+        raise ValueError(f"default IPC mode setting ({ipc}) is invalid; {hint}")
+    if ipc not in ("", "private", "shareable"):
+        raise ValueError(f'IPC mode "{ipc}" is not supported as default value; {hint}')
+    if cfg.default_cgroupns_mode not in ("", "host", "private"):
+        raise ValueError(f'default cgroup namespace mode ({cfg.default_cgroupns_mode}) is invalid; '
+                         'use "host" or "private"')

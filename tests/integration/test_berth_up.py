@@ -6,7 +6,6 @@ import os
 import subprocess
 
 import pytest
-
 from berthd_harness import ROOT, SRC, start_berthd, stop_berthd
 
 

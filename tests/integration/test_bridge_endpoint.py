@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
 from berthd_harness import Berthd
 
 pytestmark = [

@@ -21,7 +21,6 @@ import time
 import urllib.request
 
 import pytest
-
 from berthd_harness import Berthd, start_berthd, stop_berthd, unmount_under
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="integration tests need root")

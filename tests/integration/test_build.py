@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.berthd_harness import Berthd
 
 
@@ -92,7 +91,8 @@ def test_multistage_target_and_dockerignore(berthd: Berthd, tmp_path: Path, tag:
         tar = berthd.docker("export", exported).stdout
     finally:
         berthd.docker("rm", exported)
-    names = tarfile.open(fileobj=io.BytesIO(tar)).getnames()
+    with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+        names = tf.getnames()
     assert "out.txt" in names and "ctx/keep.txt" in names
     assert "ctx/secret.txt" not in names
 

@@ -14,7 +14,6 @@ import os
 from typing import Any
 
 import pytest
-
 from berthd_harness import Berthd
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -75,7 +75,7 @@ def test_cp_archive_keeps_owners_unless_user(berthd: Berthd, tmp_path) -> None:
     names = [_name("cpa"), _name("cpu"), _name("cpn"), _name("cpx")]
     users = ["", "nobody", "root", "2:3"]
     try:
-        for c, user in zip(names, users):
+        for c, user in zip(names, users, strict=True):
             berthd.docker("create", "--name", c, *(["--user", user] if user else []), "busybox")
         # No User: -a keeps the archive's owners, as without -a; the directory keeps its time.
         berthd.docker("cp", "-a", str(src), f"{names[0]}:/d")

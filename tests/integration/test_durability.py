@@ -12,7 +12,6 @@ import threading
 import time
 
 import pytest
-
 from berthd_harness import start_berthd, stop_berthd
 
 

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
 from berthd_harness import Berthd
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="integration tests need root")

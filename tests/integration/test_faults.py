@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from berthd_harness import Berthd, start_berthd, stop_berthd
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="integration tests need root")

@@ -170,7 +170,8 @@ def test_cp_to_stdout_headers_as_dockerd(berthd, sleeper) -> None:  # type: igno
     berthd.docker("exec", sleeper, "sh", "-c", "mkdir -p /d/e && echo x > /d/f && ln -s f /d/l && ln /d/f /d/h")
     out = subprocess.run(["docker", "-H", berthd.host, "cp", f"{sleeper}:/d", "-"], capture_output=True,
                          check=True).stdout
-    members = list(tarfile.open(fileobj=io.BytesIO(out), mode="r:"))
+    with tarfile.open(fileobj=io.BytesIO(out), mode="r:") as tf:
+        members = list(tf)
     got = [(m.name, m.type, m.linkname, m.uname, m.gname, m.pax_headers) for m in members]
     assert got == [("d", tarfile.DIRTYPE, "", "root", "root", {}), ("d/e", tarfile.DIRTYPE, "", "root", "root", {}),
                    ("d/f", tarfile.REGTYPE, "", "root", "root", {}), ("d/h", tarfile.LNKTYPE, "d/f", "root", "root", {}),

@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-
 from berthd_harness import Berthd, start_berthd, stop_berthd
 
 pytestmark = [
@@ -213,7 +212,7 @@ def test_reconnect_gives_the_next_interface(berthd: Berthd, names: list[str]) ->
 
 
 # -- item 13: the bridge exists from `network create` on -----------------------------------------
-def eventually(pred: "Callable[[], bool]", timeout: float = 20) -> bool:
+def eventually(pred: Callable[[], bool], timeout: float = 20) -> bool:
     import time
 
     deadline = time.time() + timeout

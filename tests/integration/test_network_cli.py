@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from berthd_harness import Berthd, start_berthd, stop_berthd
 
 pytestmark = [

@@ -23,7 +23,7 @@ from berth.config import DaemonConfig
 from berth.container.container import Container, NetworkEndpoint
 from berth.daemon import network as dn
 from berth.daemon import network_ops as napi
-from berth.network.netavark import _find, _CANDIDATES
+from berth.network.netavark import _CANDIDATES, _find
 from berth.network.types import IPAM, IPAMConfig, NetworkCreateRequest
 from berth.pkg.stringid import generate_random_id
 from berth.types.container import Config, HostConfig, PortBinding

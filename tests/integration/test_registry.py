@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from berthd_harness import Berthd, start_berthd, stop_berthd
@@ -288,7 +289,7 @@ def test_basic_auth_login_push_pull(env: dict) -> None:
     assert r.stderr.decode().strip() == (f'Error response from daemon: Head "http://{reg.host}/v2/priv/bb/manifests/2":'
                                          " no basic auth credentials")
     # the credentials went nowhere on disk or in the log
-    assert "pw" not in open(b.log_path).read().split() and b'"pw"' not in subprocess.run(
+    assert "pw" not in Path(b.log_path).read_text().split() and b'"pw"' not in subprocess.run(
         ["grep", "-r", "-l", "-a", "cHc=", b.data_root], capture_output=True).stdout
     b.docker("rmi", f"{reg.host}/priv/bb:1")
 
@@ -335,6 +336,57 @@ def _layer_count(b: Berthd) -> int:
     return len(os.listdir(os.path.join(b.data_root, "image/overlay2/layerdb/sha256")))
 
 
+def _layer_store_consistent(b: Berthd) -> None:
+    """Every chain ID on disk names a complete record whose content directory exists, and
+    nothing a release started is left once the trash is empty."""
+    root = os.path.join(b.data_root, "image/overlay2/layerdb/sha256")
+    for name in os.listdir(root):
+        assert "-" not in name, name  # a release removes its record before rmi answers
+        with open(os.path.join(root, name, "cache-id")) as f:
+            cache_id = f.read().strip()
+        assert os.path.isdir(os.path.join(b.data_root, "overlay2", cache_id, "diff")), name
+
+
+def test_rmi_then_pull_or_load_of_the_same_image_in_a_tight_loop(env: dict) -> None:
+    """Berth deletes a removed image's layer content in the background (dockerd before it
+    answers): `docker rmi X && docker pull X` and `docker rmi X && docker load` of the same
+    image, again and again, and both at once, never meet a half-deleted layer."""
+    import threading
+
+    b, reg = env["berthd"], env["regs"]["anon"]
+    seed(reg, "race/app")
+    name = f"{reg.host}/race/app:1.2"
+    b.docker("pull", name)
+    saved = os.path.join(b.tmp, "race-app.tar")
+    b.docker("save", "-o", saved, name)
+    try:
+        for _ in range(10):
+            b.docker("rmi", name)
+            assert b"Downloaded newer image" in b.docker("pull", name).stdout
+        for _ in range(10):
+            b.docker("rmi", name)
+            assert b"Loaded image: " + name.encode() in b.docker("load", "-i", saved).stdout
+        _layer_store_consistent(b)
+        # rmi racing a load or a pull of the same image: each ends as one of its two orders
+        for i in range(8):
+            out: list[subprocess.CompletedProcess[bytes]] = []
+            second = ["load", "-i", saved] if i % 2 else ["pull", name]
+            ts = [threading.Thread(target=lambda a=a, out=out: out.append(b.docker(*a, check=False)))  # type: ignore[misc]
+                  for a in (["rmi", name], second)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            for r in out:
+                assert r.returncode == 0 or b"No such image" in r.stderr, r.stderr
+            b.docker("pull", name)  # whichever came last, the image is there again
+            _layer_store_consistent(b)
+        r = b.docker("run", "--rm", name, "cat", "/etc/app.conf")
+        assert r.stdout == b"hello from the registry\n"
+    finally:
+        b.docker("rmi", name, check=False)
+
+
 def test_faults_leave_nothing_half_stored(env: dict) -> None:
     b, reg = env["berthd"], env["regs"]["anon"]
     img = seed(reg, "fault/app")
@@ -342,10 +394,10 @@ def test_faults_leave_nothing_half_stored(env: dict) -> None:
     before = _layer_count(b)
     # a blob whose bytes do not match its digest
     path = reg.blob_path(img["layers"][2])  # type: ignore[index]
-    good = open(path, "rb").read()
+    good = Path(path).read_bytes()
     bad = bytearray(good)
     bad[len(bad) // 2] ^= 0xFF
-    open(path, "wb").write(bytes(bad))
+    Path(path).write_bytes(bytes(bad))
     try:
         status, body = call(b.sock, "POST", f"/images/create?fromImage={name}&tag=1.2")
         assert status == 200
@@ -353,7 +405,7 @@ def test_faults_leave_nothing_half_stored(env: dict) -> None:
         assert call(b.sock, "GET", f"/images/{name}:1.2/json")[0] == 404
         assert _layer_count(b) == before
     finally:
-        open(path, "wb").write(good)
+        Path(path).write_bytes(good)
     assert not [f for f in os.listdir(os.path.join(b.data_root, "tmp")) if f.startswith("GetImageBlob")]
     # a 500 on the blobs, then a dropped connection resumed with a Range request
     proxy = FaultProxy(f"http://{reg.host}", free_port())

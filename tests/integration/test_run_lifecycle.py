@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
 from berthd_harness import TIME_SCALE, Berthd, start_berthd, stop_berthd
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="integration tests need root")

@@ -170,7 +170,8 @@ def test_cp_both_ways_export_diff(berthd, app, tmp_path) -> None:  # type: ignor
     diff = berthd.docker("diff", app).stdout.decode().splitlines()
     assert "A /tmp/hello.txt" in diff and "C /tmp" in diff
     data = berthd.docker("export", app).stdout
-    names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        names = tf.getnames()
     assert "bin/busybox" in names and "tmp/hello.txt" in names
 
 

@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from berthd_harness import Berthd, start_berthd, stop_berthd
@@ -242,10 +243,11 @@ def test_prometheus_scrapes_berthd(traced: tuple[Berthd, str], run_one: dict[str
     with open(cfg, "w") as f:
         f.write(f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
                 f"scrape_configs:\n  - job_name: berthd\n    static_configs:\n      - targets: ['{addr}']\n")
-    log = open(os.path.join(tmp_path, "prometheus.log"), "wb")
-    p = subprocess.Popen([prom, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path}/data",
-                          f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log_path = os.path.join(tmp_path, "prometheus.log")
+    with open(log_path, "wb") as log:
+        p = subprocess.Popen([prom, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path}/data",
+                              f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         def query(q: str) -> list[dict[str, object]]:
             body = _get(f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": q}))
@@ -254,7 +256,7 @@ def test_prometheus_scrapes_berthd(traced: tuple[Berthd, str], run_one: dict[str
         deadline = time.time() + 60
         result: list[dict[str, object]] = []
         while time.time() < deadline:
-            assert p.poll() is None, open(log.name).read()
+            assert p.poll() is None, Path(log_path).read_text()
             try:
                 result = query('engine_daemon_container_actions_seconds_count{job="berthd"}')
                 if result:
@@ -282,7 +284,6 @@ def test_prometheus_scrapes_berthd(traced: tuple[Berthd, str], run_one: dict[str
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-        log.close()
 
 
 def _listening_inodes() -> set[str]:

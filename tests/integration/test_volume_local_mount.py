@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,7 @@ def tmp() -> Iterator[str]:
     try:
         yield d
     finally:
-        for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
+        for line in reversed(Path("/proc/self/mountinfo").read_text().splitlines()):
             target = line.split(" ")[4]
             if target.startswith(d):
                 os.system(f"umount -l '{target}'")

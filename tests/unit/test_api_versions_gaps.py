@@ -20,7 +20,8 @@ from berth import errdefs
 from berth.api import versions
 
 sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the sibling importable
-from test_api_versions import _DF  # noqa: E402  (the /system/df answer's shape, shared)
+from test_api_versions import _DF
+
 from berth.daemon import verify
 from berth.types import gojson
 from berth.types.container import Config, HealthConfig

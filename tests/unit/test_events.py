@@ -72,7 +72,7 @@ def test_ring_buffer_keeps_last_256() -> None:
         ev.log_volume_event(f"v{i}", "create", {})
     kept = ev.buffered()
     assert len(kept) == EVENTS_LIMIT
-    assert kept[0].Actor.ID == "v10" and kept[-1].Actor.ID == f"v{EVENTS_LIMIT + 9}"
+    assert kept[0].Actor.ID == "v10" and f"v{EVENTS_LIMIT + 9}" == kept[-1].Actor.ID
 
 
 def _msg(n: int, typ: str = "volume", action: str = "create", **attrs: str) -> Message:

@@ -23,7 +23,7 @@ from berth.config import DaemonConfig
 from berth.daemon.daemon import Daemon
 
 sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper importable
-from imagetar import Entry, layer_tar  # noqa: E402
+from imagetar import Entry, layer_tar
 
 
 @pytest.fixture

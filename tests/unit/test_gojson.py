@@ -598,7 +598,7 @@ def test_format_go_time() -> None:
     assert format_go_time(-1) == "1969-12-31T23:59:59.999999999Z"
     tz = dt.timezone(dt.timedelta(hours=-5, minutes=-30))
     assert format_go_time(dt.datetime(2024, 5, 1, 10, 0, 0, 500000, tzinfo=tz)) == "2024-05-01T10:00:00.5-05:30"
-    assert format_go_time(dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)) == "2024-05-01T00:00:00Z"
+    assert format_go_time(dt.datetime(2024, 5, 1, tzinfo=dt.UTC)) == "2024-05-01T00:00:00Z"
 
 
 def test_parse_go_time() -> None:

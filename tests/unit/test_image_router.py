@@ -18,7 +18,7 @@ from berth.image import ImageService
 from berth.layer import LayerStore
 
 sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper importable
-from imagetar import Entry, docker_save_tar, layer_tar  # noqa: E402
+from imagetar import Entry, docker_save_tar, layer_tar
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 

@@ -18,7 +18,7 @@ from berth.image.reference import parse_normalized_named
 from berth.layer import LayerStore
 
 sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper importable
-from imagetar import Entry, docker_save_tar, layer_tar, oci_layout_tar  # noqa: E402
+from imagetar import Entry, docker_save_tar, layer_tar, oci_layout_tar
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -207,7 +207,8 @@ def test_delete_conflicts_and_records(env: Env) -> None:
     assert env.svc.delete("imgltest/two:v1", False, True, stopped) == [{"Untagged": "imgltest/two:v1"}]
     with pytest.raises(errdefs.Conflict) as exc:
         env.svc.delete(short, True, True, running)
-    assert str(exc.value) == f"conflict: unable to delete {short} (cannot be forced) - image is being used by running container dddddddddddd"
+    assert str(exc.value) == \
+        f"conflict: unable to delete {short} (cannot be forced) - image is being used by running container dddddddddddd"
     chain2 = env.svc.get_image(short).top_layer
     records = env.svc.delete(short, True, True, stopped)
     assert records[:2] == [{"Untagged": "imgltest/other:latest"}, {"Deleted": image_id}]

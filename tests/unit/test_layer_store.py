@@ -16,8 +16,9 @@ import pytest
 
 from berth import errdefs
 from berth.layer import LayerStore, chain_id_of
+
 sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper importable
-from imagetar import Entry, layer_tar, sha256  # noqa: E402
+from imagetar import Entry, layer_tar, sha256
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -416,3 +417,66 @@ def test_a_gzip_layer_failing_its_crc(store: LayerStore) -> None:
     data[-6] ^= 0xFF  # the CRC-32 in the trailer
     with pytest.raises(errdefs.System, match=r"^Error processing tar file\(exit status 1\): gzip: invalid checksum$"):
         store.register(io.BytesIO(bytes(data)), None)
+
+
+def test_register_right_after_the_last_release_of_that_chain(store: LayerStore,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`docker rmi X` racing a pull or load of X: the release has dropped the chain ID but
+    not yet deleted its files when the same layer is registered again. The name is freed
+    with the map entry (under the store's lock), so the register gets the chain ID, in a
+    directory of its own; the old content is deleted in the background without touching it."""
+    import threading
+
+    import berth.layer.store as store_mod
+
+    base = store.register(io.BytesIO(BASE), None)
+    old_cache = base.cache_id
+    meta = store._meta_dir(base.chain_id)
+    real_rename = os.rename
+    committing = threading.Event()
+
+    def rename(src: str, dst: str) -> None:
+        if src == meta and dst.endswith("-removing"):
+            # hold the release here until the register has tried to commit (at most 1 s):
+            # before the fix the release had left the lock here, and the register's rename
+            # onto the still-present directory failed (ENOTEMPTY)
+            committing.wait(1)
+        try:
+            real_rename(src, dst)
+        finally:
+            if dst == meta:
+                committing.set()
+
+    monkeypatch.setattr(store_mod.os, "rename", rename)
+    errors: list[BaseException] = []
+    released = threading.Thread(target=store.release, args=(base.chain_id,))
+    released.start()
+    deadline = 50
+    while store.lookup(base.chain_id) is not None and deadline:  # the map entry is gone
+        released.join(0.01)
+        deadline -= 1
+
+    def register() -> None:
+        try:
+            store.register(io.BytesIO(BASE), None)
+        except BaseException as e:
+            errors.append(e)
+
+    again = threading.Thread(target=register)
+    again.start()
+    released.join(10)
+    again.join(10)
+    monkeypatch.undo()
+    assert not errors, errors
+    layer = store.lookup(base.chain_id)
+    assert layer is not None and layer.cache_id != old_cache and layer.references == 1
+    store.driver.trash.wait_empty()
+    with open(os.path.join(store.driver.diff_dir(layer.cache_id), "etc", "a"), "rb") as f:
+        assert f.read() == b"hello"
+    assert os.listdir(os.path.join(store.root, "sha256")) == [base.chain_id.split(":")[1]]
+    # and from the disk, as the next start finds it
+    reopened = LayerStore(store.root, driver=store.driver_name,
+                          graph_root=os.path.dirname(os.path.dirname(os.path.dirname(store.root))))
+    assert reopened.lookup(base.chain_id) is not None
+    reopened.close()
+    store.release(base.chain_id)

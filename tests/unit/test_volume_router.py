@@ -96,7 +96,8 @@ def test_volume_routes_end_to_end(tmp: str) -> None:
     assert res[8] == (400, b'{"message":"Invalid filter \'dangling=[maybe]\'"}\n')
     assert res[9] == (400, b'{"message":"Invalid filter \'foo\'"}\n')
     assert res[10] == (400, b'{"message":"error reading volume filters: invalid character \'x\' looking for beginning of value"}\n')
-    assert res[11] == (400, b'{"message":"error reading volume filters: json: cannot unmarshal string into Go value of type map[string]bool"}\n')
+    assert res[11] == \
+        (400, b'{"message":"error reading volume filters: json: cannot unmarshal string into Go value of type map[string]bool"}\n')
     assert res[12] == (500, b'{"message":"invalid character \'x\' looking for beginning of value"}\n')
     assert res[13] == (200, b'{"VolumesDeleted":[],"SpaceReclaimed":0}\n')
     assert res[14] == (404, b'{"message":"get nosuchbv: no such volume"}\n')
@@ -139,9 +140,9 @@ def test_volume_remove_in_use_over_http(tmp: str) -> None:
         sock = os.path.join(tmp, "api.sock")
         await web.UnixSite(runner, sock).start()
         try:
-            async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=sock)) as s:
-                async with s.delete("http://x/v1.41/volumes/bvuse?force=1") as r:
-                    return r.status, await r.read()
+            async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=sock)) as s, \
+                    s.delete("http://x/v1.41/volumes/bvuse?force=1") as r:
+                return r.status, await r.read()
         finally:
             await runner.cleanup()
 

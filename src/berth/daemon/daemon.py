@@ -386,6 +386,19 @@ class Daemon:
     async def container_logs(self, name: str, config: Any) -> Any:
         return await _logs.container_logs(self, name, config)
 
+    def shutdown_timeout(self) -> int:
+        """ShutdownTimeout: the configured shutdown-timeout, raised to any container's stop
+        timeout plus 5 s of grace; -1 (wait for ever) when either is negative."""
+        timeout = self.config.shutdown_timeout
+        if timeout < 0:
+            return -1
+        for ctr in self.containers.values():
+            stop = _stop.stop_timeout(ctr)
+            if stop < 0:
+                return -1
+            timeout = max(timeout, stop + 5)
+        return timeout
+
     async def shutdown_lifecycle(self) -> None:
         """Live restore (the default): leave containers running, stop our monitor and health
         tasks. Without it, stop every running container first, as dockerd's Shutdown does."""

@@ -119,7 +119,7 @@ class Info(Struct):
     Labels: list[str]
     ExperimentalBuild: bool
     ServerVersion: str
-    Runtimes: dict[str, dict[str, str]]
+    Runtimes: dict[str, dict[str, Any]]
     DefaultRuntime: str
     Swarm: SwarmInfo
     LiveRestoreEnabled: bool
@@ -217,15 +217,28 @@ def system_info(d: Daemon) -> Info:
         RegistryConfig=_registry_config(d),
         NCPU=os.cpu_count() or 1, MemTotal=_mem_total(), GenericResources=None, DockerRootDir=d.root,
         HttpProxy=os.environ.get("HTTP_PROXY", ""), HttpsProxy=os.environ.get("HTTPS_PROXY", ""),
-        NoProxy=os.environ.get("NO_PROXY", ""), Name=socket.gethostname(), Labels=[], ExperimentalBuild=False,
+        NoProxy=os.environ.get("NO_PROXY", ""), Name=socket.gethostname(), Labels=list(d.config.labels), ExperimentalBuild=False,
         ServerVersion=ENGINE_VERSION,
-        Runtimes={name: {"path": name} for name in sorted(d.runtimes)}, DefaultRuntime=d.default_runtime,
+        Runtimes=_runtimes(d), DefaultRuntime=d.default_runtime,
         Swarm=SwarmInfo(), LiveRestoreEnabled=d.config.live_restore, Isolation="", InitBinary="docker-init",
         ContainerdCommit=Commit(ID="", Expected=""), RuncCommit=Commit(ID="", Expected=""),
         InitCommit=Commit(ID="", Expected=""), SecurityOptions=_security_options(d), Warnings=None,
     )
     info.Warnings = _platform_warnings(info, si) or None
     return info
+
+
+def _runtimes(d: Daemon) -> dict[str, dict[str, Any]]:
+    """Runtimes: a configured runtime with its path and arguments (as daemon.json gave
+    them), the built-in ones by name."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(d.runtimes):
+        rt = d.config.runtimes.get(name)
+        if rt is None:
+            out[name] = {"path": name}
+        else:
+            out[name] = {"path": rt.path, **({"runtimeArgs": rt.runtimeArgs} if rt.runtimeArgs else {})}
+    return out
 
 
 def _security_options(d: Daemon) -> list[str]:

@@ -275,6 +275,8 @@ class LayerStore:
         for hexid in os.listdir(os.path.join(self.root, "sha256")):
             if "-" not in hexid:
                 self._load_layer(hexid, seen)
+            elif hexid.endswith("-removing"):  # a release the daemon did not finish
+                shutil.rmtree(os.path.join(self.root, "sha256", hexid), ignore_errors=True)
         for name in os.listdir(os.path.join(self.root, "mounts")):
             path = os.path.join(self.root, "mounts", name)
             try:
@@ -509,7 +511,7 @@ class LayerStore:
 
     def release(self, chain_id: str) -> list[str]:
         """Give back one reference; returns the chain IDs deleted as a result (child first)."""
-        removed: list[Layer] = []
+        removed: list[tuple[Layer, str]] = []
         with self._lock:
             layer = self._layers.get(chain_id)
             if layer is None:
@@ -519,21 +521,27 @@ class LayerStore:
                 if layer.references > 0:
                     break
                 del self._layers[layer.chain_id]
-                removed.append(layer)
+                # The chain ID's metadata directory leaves its name under the lock, with the
+                # name's entry in the map: a register of the same chain ID right after (a pull
+                # or load following `docker rmi`) finds the name free (dockerd deletes before
+                # answering, so it never races). The content goes after, outside the lock;
+                # the new layer's content is in a directory of its own (a new cache ID).
+                removed.append((layer, self._unname_meta(layer.chain_id)))
                 layer = layer.parent
-        for layer in removed:
-            self._delete_layer(layer)
-        return [layer.chain_id for layer in removed]
+        for layer, gone in removed:
+            self.driver.remove(layer.cache_id)
+            shutil.rmtree(gone, ignore_errors=True)
+        return [layer.chain_id for layer, _gone in removed]
 
-    def _delete_layer(self, layer: Layer) -> None:
-        d = self._meta_dir(layer.chain_id)
+    def _unname_meta(self, chain_id: str) -> str:
+        """Move a chain ID's metadata directory out of its name; where it went."""
+        d = self._meta_dir(chain_id)
         gone = f"{d}-{stringid.generate_random_id()[:8]}-removing"
         try:
             os.rename(d, gone)
         except FileNotFoundError:
-            gone = d
-        self.driver.remove(layer.cache_id)
-        shutil.rmtree(gone, ignore_errors=True)
+            return d
+        return gone
 
     def tar_stream(self, chain_id: str, out: BinaryIO) -> int:
         """Write the layer's original tar (byte-identical, via its tar-split) to `out`."""
