@@ -30,7 +30,7 @@ from .api.backend import BACKEND
 from .api.fastpath import FastUnixSite
 from .api.router import container as container_router
 from .api.router import system as system_router
-from .config import DaemonConfig, Runtime, Ulimit, conflict_free_labels, parse_ulimit, validate
+from .config import DaemonConfig, Runtime, Ulimit, check_file_keys, conflict_free_labels, parse_ulimit, validate
 from .daemon import cgroupdriver, sysinfo
 from .daemon import network as daemon_network
 from .daemon.daemon import Daemon
@@ -244,6 +244,10 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 def _file_config(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
     """getConflictFreeConfiguration: the file's keys, none of them also given as a flag."""
     raw = _read_file(args.config_file)
+    try:
+        check_file_keys(list(raw))
+    except ValueError as e:
+        raise SystemExit(f"unable to configure the Docker daemon with file {args.config_file}: {e}") from None
     conflicts = sorted(set(flags) & set(raw))
     if conflicts:
         raise SystemExit(

@@ -20,6 +20,46 @@ class Ulimit(msgspec.Struct):
     Soft: int = 0
 
 
+# The daemon.json keys dockerd 20.10.24 knows (findConfigurationConflicts: its flags' names,
+# the names of its named options, and skipValidateOptions); cmd/dockerd/config*.go, options.go.
+DOCKERD_KEYS = frozenset({
+    "add-runtime", "allow-nondistributable-artifacts", "api-cors-header", "authorization-plugin",
+    "authorization-plugins", "bip", "bridge", "builder", "cgroup-parent", "cluster-advertise", "cluster-store",
+    "cluster-store-opt", "cluster-store-opts", "config-file", "containerd", "containerd-namespace",
+    "containerd-plugins-namespace", "cpu-rt-period", "cpu-rt-runtime", "cri-containerd", "data-root", "debug",
+    "default-address-pool", "default-address-pools", "default-cgroupns-mode", "default-gateway",
+    "default-gateway-v6", "default-ipc-mode", "default-runtime", "default-shm-size", "default-ulimit",
+    "default-ulimits", "deprecated-key-path", "dns", "dns-opt", "dns-opts", "dns-search", "exec-opt",
+    "exec-opts", "exec-root", "experimental", "features", "fixed-cidr", "fixed-cidr-v6", "graph", "group",
+    "help", "host", "host-gateway-ip", "hosts", "icc", "init", "init-path", "insecure-registries",
+    "insecure-registry", "ip", "ip-forward", "ip-masq", "ip6tables", "iptables", "ipv6", "label", "labels",
+    "live-restore", "log-driver", "log-level", "log-opt", "log-opts", "max-concurrent-downloads",
+    "max-concurrent-uploads", "max-download-attempts", "metrics-addr", "mtu", "network-control-plane-mtu",
+    "network-diagnostic-port", "no-new-privileges", "node-generic-resource", "node-generic-resources",
+    "oom-score-adjust", "pidfile", "raw-logs", "registry-mirror", "registry-mirrors", "restart", "rootless",
+    "runtimes", "seccomp-profile", "selinux-enabled", "shutdown-timeout", "storage-driver", "storage-opt",
+    "storage-opts", "swarm-default-advertise-addr", "tls", "tlscacert", "tlscert", "tlskey", "tlsverify",
+    "userland-proxy", "userland-proxy-path", "userns-remap", "version",
+})
+
+
+def config_file_keys() -> frozenset[str]:
+    """The daemon.json keys Berth reads (DaemonConfig's names)."""
+    return frozenset(f.encode_name for f in msgspec.structs.fields(DaemonConfig))
+
+
+def check_file_keys(keys: list[str]) -> None:
+    """ValueError for a key dockerd does not know (its own words), then for one it knows
+    but Berth does not implement: refused, never read and ignored."""
+    unknown = [k for k in keys if k not in DOCKERD_KEYS and not k.startswith("berth-")]
+    if unknown:
+        raise ValueError("the following directives don't match any configuration option: " + ", ".join(unknown))
+    known = config_file_keys()
+    unsupported = [k for k in keys if k not in known]
+    if unsupported:
+        raise ValueError("the following directives are not supported by Berth: " + ", ".join(unsupported))
+
+
 # go-units ulimitNameMapping: the names ParseUlimit accepts.
 ULIMIT_NAMES = frozenset({"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
                           "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"})

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from berth.__main__ import _shutdown_containers, load_config, parse_args, reload_config
-from berth.config import DaemonConfig, Runtime, conflict_free_labels, validate
+from berth.config import DOCKERD_KEYS, DaemonConfig, Runtime, config_file_keys, conflict_free_labels, validate
 from berth.daemon.daemon import Daemon
 
 
@@ -115,3 +115,21 @@ def test_add_runtime_flag_and_runtimes_in_the_file_conflict(tmp_path: Any) -> No
         load_config(args)
     cfg = load_config(_args(tmp_path, {}, "--add-runtime", "b=/bin/b"))
     assert cfg.runtimes["b"].path == "/bin/b"
+
+
+def test_file_keys_dockerd_does_not_know_or_berth_does_not_implement(tmp_path: Any) -> None:
+    path = os.path.join(tmp_path, "daemon.json")
+    head = f"unable to configure the Docker daemon with file {path}: "
+    for doc, text in [
+        ({"foo": 1, "debug": True, "bar": 2},
+         "the following directives don't match any configuration option: foo, bar"),  # dockerd's words
+        ({"dns": ["1.1.1.1"], "mtu": 1400}, "the following directives are not supported by Berth: dns, mtu"),
+    ]:
+        for read in (load_config, reload_config):
+            with pytest.raises(SystemExit) as e:
+                read(_args(tmp_path, doc))
+            assert str(e.value) == head + text
+    # every key Berth reads is one dockerd knows, or Berth's own
+    cfg, keys = reload_config(_args(tmp_path, {"debug": True, "berth-download-stall-timeout": 5}))
+    assert cfg.berth_download_stall_timeout == 5 and keys == {"debug", "berth-download-stall-timeout"}
+    assert all(k in DOCKERD_KEYS or k.startswith("berth-") for k in config_file_keys())
