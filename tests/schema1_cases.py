@@ -16,6 +16,14 @@ EMPTY_LAYER_GZ = bytes([  # distribution's gzippedEmptyTar (1024 zero bytes)
 EMPTY_LAYER_DIGEST = "sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4"
 
 
+# What the reference dockerd made of manifest("h18-s1/cases", "rich" | "old", ...) with
+# these layers: image IDs, and the manifest digests (of the payloads).
+RICH_ID = "sha256:6c13d7c84950f593c57ca00dcc88e1f15801a788735d7100a29c7a079c19edcc"
+RICH_DIGEST = "sha256:19cbdd9c9902fa688ea5d86c30a7178f91a8f2a9e048c35a25e4e1160cbc871a"
+OLD_ID = "sha256:e29de2c9a6cd8610624289f99c4c637b61055835458ad51eeb6259c7ceba3bd8"
+OLD_DIGEST = "sha256:708ceb8ab60aae44b85c9cd3d1aaecb72f14ce646c8b1717447ee2acbbbb74f3"
+
+
 def layers() -> list[bytes]:
     """Uncompressed layer tars: a base, a second layer."""
     return [file_layer({"etc/base.txt": b"base\n"}), file_layer({"etc/app.conf": b"app\n"})]

@@ -10,6 +10,7 @@ import json
 import pytest
 import schema1_cases as sc
 from registry_helpers import sign_schema1
+from schema1_cases import OLD_DIGEST, OLD_ID, RICH_DIGEST, RICH_ID
 
 from berth.distribution import manifest as mf
 from berth.distribution import schema1
@@ -22,11 +23,7 @@ DIFF_EMPTY = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace
 
 # reference dockerd: 127.0.0.1:<port>/h18-s1/cases:rich, :old
 RICH_CONFIG = b'{"architecture":"amd64","author":"Me \\u003cme@example.com\\u003e","comment":"a \\u0026 b","config":{"Cmd":["sh"],"Env":["PATH=/bin"],"Labels":{"l":"\\u003cv\\u003e"},"ExposedPorts":{"80/tcp":{}},"StopSignal":"SIGQUIT"},"container":"f00d","container_config":{"Cmd":["/bin/sh","-c","#(nop) ","CMD [\\"sh\\"]"]},"created":"2025-03-04T05:06:07.123456780+02:00","custom":{"n":[1,2.50,1e3,-0],"s":"caf\\u00e9 caf\xc3\xa9 \\/ \\u2028 \\u003cx\\u003e"},"docker_version":"18.09.7","history":[{"created":"2025-03-04T05:06:04Z","created_by":"/bin/sh -c #(nop) ADD file:base in /","comment":"base"},{"created":"2025-03-04T05:06:05Z","author":"lower","created_by":"/bin/sh -c echo lower"},{"created":"2025-03-04T05:06:06Z","created_by":"/bin/sh -c #(nop)  ENV A=1","empty_layer":true},{"created":"2025-03-04T05:06:07.12345678+02:00","author":"Me \\u003cme@example.com\\u003e","created_by":"/bin/sh -c #(nop)  CMD [\\"sh\\"]","comment":"a \\u0026 b"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:9398d97621d6f1c440ed722c81675ed74aca3a719f11db737890c932518df7e7","sha256:bf5b3f79572f5a070de5ba98cd2af763b5af2990e71c254b3bec45a2acc3e271","sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"]}}'
-RICH_ID = "sha256:6c13d7c84950f593c57ca00dcc88e1f15801a788735d7100a29c7a079c19edcc"
-RICH_DIGEST = "sha256:19cbdd9c9902fa688ea5d86c30a7178f91a8f2a9e048c35a25e4e1160cbc871a"
 OLD_CONFIG = b'{"architecture":"amd64","author":"A \\u003ca@b\\u003e","config":{"Hostname":"h","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["sh -c date"],"Healthcheck":{"Test":["CMD","true"],"Interval":1000000000},"Image":"","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{"a":"b"}},"container_config":{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":true,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["/bin/sh","-c","echo old"],"Image":"","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":null},"created":"2015-01-02T03:04:05.000000001-07:00","docker_version":"1.6.2","history":[{"created":"2015-01-02T03:04:04Z","created_by":"/bin/sh -c #(nop) ADD base"},{"created":"2015-01-02T03:04:05.000000001-07:00","author":"A \\u003ca@b\\u003e","created_by":"/bin/sh -c echo old"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:9398d97621d6f1c440ed722c81675ed74aca3a719f11db737890c932518df7e7","sha256:bf5b3f79572f5a070de5ba98cd2af763b5af2990e71c254b3bec45a2acc3e271"]}}'
-OLD_ID = "sha256:e29de2c9a6cd8610624289f99c4c637b61055835458ad51eeb6259c7ceba3bd8"
-OLD_DIGEST = "sha256:708ceb8ab60aae44b85c9cd3d1aaecb72f14ce646c8b1717447ee2acbbbb74f3"
 
 # What docker-registry 2.8 made of a schema2 image (no docker_version: the V1Image path),
 # and the config the reference dockerd stored for it.
