@@ -19,13 +19,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def free_port(lo: int = 15110, hi: int = 15199) -> int:
     """A free port in the test range (each registry test takes its own); BERTH_TEST_PORTS
-    (`first-last`) puts every port in that range instead, for runs beside other test runs."""
+    (`first-last`) puts every port in that range instead, for runs beside other test runs
+    (a port asked from 15190 up, for a registry nobody runs, then comes from the top)."""
     own = os.environ.get("BERTH_TEST_PORTS", "")
     if own:
         first, last = (int(x) for x in own.split("-", 1))
-        lo, hi = (lo if first <= lo <= last else first), last + 1
-    for p in range(lo, hi):
+        if first <= lo <= last:
+            hi = last + 1
+        elif lo >= 15190:
+            lo, hi = last, first - 1
+        else:
+            lo, hi = first, last + 1
+    for p in range(lo, hi, 1 if hi > lo else -1):
         with socket.socket() as s:
+            # as the servers bind (Go and aiohttp set SO_REUSEADDR): a port whose last
+            # connections are in TIME_WAIT is free for them
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", p))
             except OSError:
