@@ -106,9 +106,11 @@ class Registry:
 
 
 def start_registry(auth: str = "", users: dict[str, str] | None = None, tls: bool = False,
-                   port: int | None = None, token_ttl: int = 300, schema1: bool = False) -> Registry:
+                   port: int | None = None, token_ttl: int = 300, schema1: bool = False,
+                   layer_urls: str = "") -> Registry:
     """auth: "" (anonymous), "htpasswd" or "token" (tokens good for `token_ttl` seconds);
-    `schema1` lets it take schema1 manifest PUTs (signed ones only: it verifies them)."""
+    `schema1` lets it take schema1 manifest PUTs (signed ones only: it verifies them);
+    `layer_urls`, a regexp, the `urls` of foreign layers it takes in manifests (none by default)."""
     tmp = tempfile.mkdtemp(prefix="berth-test-reg-")
     reg = Registry(port or free_port(), tmp)
     lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true", "storage:",
@@ -140,6 +142,8 @@ def start_registry(auth: str = "", users: dict[str, str] | None = None, tls: boo
                   "    issuer: berth-test-issuer", f"    rootcertbundle: {cert}"]
     if schema1:
         lines += ["compatibility:", "  schema1:", "    enabled: true"]
+    if layer_urls:
+        lines += ["validation:", "  manifests:", "    urls:", "      allow:", f"        - {_json.dumps(layer_urls)}"]
     config = os.path.join(tmp, "config.yml")
     with open(config, "w") as f:
         f.write("\n".join(lines) + "\n")
