@@ -19,15 +19,20 @@ import io
 import json
 import os
 import re
+import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from berthd_harness import start_berthd, stop_berthd
+from berthd_harness import SRC, start_berthd, stop_berthd
 from registry_helpers import SCHEMA2, Client, file_layer, free_port, start_registry
 
 REFD_SOCK = "/tmp/refd/docker.sock"
@@ -89,9 +94,13 @@ def fenv() -> Iterator[dict]:
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Blobs)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     b = None
+    tmp = tempfile.mkdtemp(prefix="berth-test-")
     try:
-        b = start_berthd(tempfile.mkdtemp(prefix="berth-test-"))
-        yield {"berthd": b, "reg": reg, "client": Client(f"http://{reg.host}"), "urls": srv}
+        # allowed or not, a push from Linux uploads the layer (the setting only reaches /info)
+        with open(os.path.join(tmp, "daemon.json"), "w") as f:
+            json.dump({"allow-nondistributable-artifacts": [reg.host, "10.1.2.3/8", reg.host]}, f)
+        b = start_berthd(tmp)
+        yield {"berthd": b, "reg": reg, "client": Client(f"http://{reg.host}"), "urls": srv, "tmp": tmp}
     finally:
         if b is not None:
             stop_berthd(b)
@@ -224,3 +233,48 @@ def test_pull_takes_a_foreign_layer_from_the_registry_only(fenv: dict) -> None:
         # dockerd may skip a status its watcher did not see; what it shows, Berth shows in order
         it = iter([m["status"] for m in ours[1][1] if "progressDetail" in m])
         assert all(x in it for x in [m["status"] for m in theirs[1][1] if "progressDetail" in m])
+
+
+def registry_config(sock: str) -> dict:
+    status, body = call(sock, "GET", "/info")
+    assert status == 200
+    return json.loads(body)["RegistryConfig"]
+
+
+def test_allow_nondistributable_artifacts_setting(fenv: dict) -> None:
+    """Taken from daemon.json or the flag, checked as dockerd checks it, shown in /info and
+    reloaded on SIGHUP with the reload event's attribute."""
+    b, reg = fenv["berthd"], fenv["reg"]
+    rc = registry_config(b.sock)
+    assert (rc["AllowNondistributableArtifactsCIDRs"], rc["AllowNondistributableArtifactsHostnames"]) == (
+        ["10.0.0.0/8"], [reg.host])
+    path = os.path.join(fenv["tmp"], "daemon.json")
+    t0 = int(time.time())
+    try:
+        with open(path, "w") as f:
+            json.dump({"allow-nondistributable-artifacts": ["reg.invalid:5000"]}, f)
+        os.kill(b.proc.pid, signal.SIGHUP)
+        deadline = time.time() + 10
+        while registry_config(b.sock)["AllowNondistributableArtifactsHostnames"] != ["reg.invalid:5000"]:
+            assert time.time() < deadline
+            time.sleep(0.1)
+        assert registry_config(b.sock)["AllowNondistributableArtifactsCIDRs"] == []
+        _, body = call(b.sock, "GET", f"/events?since={t0}&until={int(time.time()) + 1}"
+                                      "&filters=%7B%22type%22%3A%5B%22daemon%22%5D%7D")
+        attrs = [json.loads(x) for x in body.splitlines()][-1]["Actor"]["Attributes"]
+        assert attrs["allow-nondistributable-artifacts"] == '["reg.invalid:5000"]'
+    finally:
+        with open(path, "w") as f:
+            json.dump({"allow-nondistributable-artifacts": [reg.host, "10.1.2.3/8", reg.host]}, f)
+        os.kill(b.proc.pid, signal.SIGHUP)
+    for value, message in (
+            ("-reg", "invalid index name (-reg). Cannot begin or end with a hyphen"),
+            ("http://reg:5000", "allow-nondistributable-artifacts registry http://reg:5000 should not contain '://'"),
+            ("re_g:5000", 'allow-nondistributable-artifacts registry re_g:5000 is not valid: invalid host "re_g"'),
+            ("reg:70000", 'allow-nondistributable-artifacts registry reg:70000 is not valid: invalid port "70000"')):
+        tmp = tempfile.mkdtemp(prefix="berth-test-")
+        r = subprocess.run([sys.executable, "-m", "berth", "-H", f"unix://{tmp}/s.sock", "--data-root", f"{tmp}/root",
+                            "--exec-root", f"{tmp}/exec", f"--allow-nondistributable-artifacts={value}"],
+                           capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": SRC})
+        shutil.rmtree(tmp, ignore_errors=True)
+        assert r.returncode != 0 and message in r.stderr, (value, r.stderr)
