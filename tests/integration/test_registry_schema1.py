@@ -338,3 +338,36 @@ def test_unsigned_schema1_refused(s1env: dict) -> None:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_name_tag_and_platform(s1env: dict) -> None:
+    """dockerd 20.10 does not hold a schema1 manifest's `name`/`tag` against the reference;
+    of a requested platform only the OS counts (the manifest names none: linux)."""
+    b, c, reg = s1env["berthd"], s1env["client"], s1env["reg"]
+    repo = f"h18-s1/mis{uuid.uuid4().hex[:8]}"
+    name = f"{reg.host}/{repo}"
+    sums = [c.blob(repo, gz(file_layer({"x": uuid.uuid4().hex.encode()}))), c.blob(repo, sc.compressed()[1])]
+    signed, payload = sign_schema1(sc.manifest("someone/else", "other", sc.old_fslayers(sums), sc.old_history()))
+    status, _, body = c.call("PUT", f"/v2/{repo}/manifests/t", signed, {"Content-Type": SCHEMA1_SIGNED})
+    assert status == 201, body
+    daemons = [("berth", b.sock)] + ([("dockerd", REFD_SOCK)] if refd_available() else [])
+    got: dict[str, list] = {}
+    try:
+        for who, sock in daemons:
+            out = []
+            for platform in ("windows/amd64", "linux/arm64", ""):
+                status, body = call(sock, "POST", f"/images/create?fromImage={name}&tag=t&platform={platform}")
+                out.append((status, messages(lines(body)) if status == 200 else body))
+            got[who] = out
+    finally:
+        if refd_available():
+            call(REFD_SOCK, "DELETE", f"/images/{name}:t?force=1")
+    ours = got["berth"]
+    refused = 'cannot download image with operating system "linux" when requesting "windows"'
+    assert ours[0] == (200, [{"status": f"Pulling from {repo}", "id": "t"},
+                             {"errorDetail": {"message": refused}, "error": refused}])
+    assert ours[1][0] == 200 and ours[1][1][-2:] == [{"status": f"Digest: {digest(payload)}"},
+                                                     {"status": f"Status: Downloaded newer image for {name}:t"}]
+    assert ours[2][1][-1] == {"status": f"Status: Image is up to date for {name}:t"}
+    if "dockerd" in got:
+        assert ours == got["dockerd"]
