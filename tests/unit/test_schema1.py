@@ -143,3 +143,42 @@ def test_go_helpers() -> None:
     assert v1.go_time("2025-03-04T05:06:07.500-07:30") == "2025-03-04T05:06:07.5-07:30"
     assert v1.compact(' { "a" : [ 1 , "x < y & \u2028 \\" " ] }\n') == '{"a":[1,"x \\u003c y \\u0026 \\u2028 \\" "]}'
     assert v1.raw_members('{"a": 1, "b" : {"c": [ 2 ]}, "a": "again"}') == {"b": '{"c": [ 2 ]}', "a": '"again"'}
+
+
+# What the reference dockerd answered (in the pull's stream) for manifests with these top entries.
+REFD_ERRORS = {
+    json.dumps({"id": sc.A, "created": "bad"}):
+        'parsing time "\\"bad\\"" as "\\"2006-01-02T15:04:05Z07:00\\"": cannot parse "bad\\"" as "2006"',
+    json.dumps({"id": sc.A, "created": "2025-13-01T00:00:00Z"}):
+        'parsing time "\\"2025-13-01T00:00:00Z\\"": month out of range',
+    json.dumps({"id": sc.A, "created": "2025-01-01 00:00:00Z"}):
+        'parsing time "\\"2025-01-01 00:00:00Z\\"" as "\\"2006-01-02T15:04:05Z07:00\\"": cannot parse '
+        '" 00:00:00Z\\"" as "T"',
+    json.dumps({"id": sc.A, "throwaway": "yes"}): "json: cannot unmarshal string into Go struct field .throwaway of type bool",
+    json.dumps({"id": "xyz"}): 'image ID "xyz" is invalid',
+    json.dumps({"id": sc.A, "container_config": {"Cmd": 5}}):
+        "json: cannot unmarshal number into Go struct field Config.container_config.Cmd of type string",
+    json.dumps({"id": sc.A, "created": 5}):
+        'parsing time "5" as "\\"2006-01-02T15:04:05Z07:00\\"": cannot parse "5" as "\\""',
+    json.dumps({"id": sc.A, "docker_version": 1}):
+        "json: cannot unmarshal number into Go struct field V1Image.docker_version of type string",
+}
+
+
+@pytest.mark.parametrize("entry", list(REFD_ERRORS))
+def test_errors_as_dockerd(entry: str) -> None:
+    with pytest.raises((mf.ManifestError, v1.V1Error)) as e:
+        convert([entry], ["sha256:" + "1" * 64], [DIFF_BASE])
+    assert str(e.value) == REFD_ERRORS[entry]
+
+
+def test_times_as_go_reads_them() -> None:
+    assert v1.go_time("2025-03-04T05:06:07,5Z") == "2025-03-04T05:06:07.5Z"  # Go 1.17+: a comma too
+    assert v1.go_time("2024-02-29T00:00:00+00:00") == "2024-02-29T00:00:00Z"
+    assert v1.go_time("2025-01-01T00:00:00+24:60") == "2025-01-01T00:00:00+25:00"  # Go allows 24 and 60 there
+    with pytest.raises(v1.V1Error, match="day out of range"):
+        v1.go_time("2025-02-29T00:00:00Z")
+    with pytest.raises(v1.V1Error, match=r"hour out of range"):
+        v1.go_time("2025-01-01T24:00:00Z")
+    assert v1.history_from_config(b'{"Created": null, "created": "2025-01-01T00:00:00.000Z"}', False).created == \
+        "2025-01-01T00:00:00Z"

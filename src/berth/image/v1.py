@@ -26,7 +26,6 @@ NO_FALLBACK_MIN_VERSION = "1.8.3"
 _V1_ONLY_KEYS = ("id", "parent", "Size", "parent_id", "layer_id", "throwaway")
 _VALID_HEX = re.compile(r"[a-f0-9]{64}\Z")
 _ATOI = re.compile(r"[+-]?[0-9]+\Z")
-_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(?:(Z)|([+-])(\d{2}):(\d{2}))\Z")
 
 
 class V1Error(ValueError):
@@ -72,28 +71,146 @@ class RootFS(GoStruct):
     diff_ids: list[str] | UnsetType = UNSET
 
 
-def go_time(text: str) -> str:
-    """A time as time.Time's UnmarshalJSON then MarshalJSON give it back: the fraction cut
-    to nanoseconds and its trailing zeros dropped, a zero offset written `Z`."""
-    m = _RFC3339.match(text)
-    if m is None:
-        raise V1Error(f'parsing time "{json.dumps(text)}" as "\\"2006-01-02T15:04:05Z07:00\\"": '
-                      f"cannot parse {json.dumps(text)} as RFC 3339")
-    base, frac, zulu, sign, oh, om = m.groups()
-    if int(oh or 0) > 23 or int(om or 0) > 59:
-        raise V1Error(f'parsing time "{json.dumps(text)}": time zone offset out of range')
-    gojson.parse_go_time(text.replace("Z", "+00:00") if zulu else text)  # a real date
-    out = base
-    frac = (frac or "")[:9].rstrip("0")
+_LAYOUT = '"2006-01-02T15:04:05Z07:00"'
+# (literal before, element) pairs of the layout time.Time's UnmarshalJSON parses with
+_CHUNKS: tuple[tuple[str, str | None], ...] = (
+    ('"', "2006"), ("-", "01"), ("-", "02"), ("T", "15"), (":", "04"), (":", "05"), ("", "Z07:00"), ('"', None))
+
+
+def _quote(s: str) -> str:
+    """time's quote(): `"` and `\\` escaped, other bytes outside printable ASCII as \\xNN."""
+    out = ['"']
+    for ch in s:
+        if ord(ch) >= 0x80 or ch < " ":
+            out += [f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogateescape")]
+            continue
+        if ch in '"\\':
+            out.append("\\")
+        out.append(ch)
+    return "".join(out) + '"'
+
+
+def _getnum(s: str, fixed: bool) -> tuple[int, str] | None:
+    if not s[:1].isdigit() or not s[:1].isascii():
+        return None
+    if not (s[1:2].isdigit() and s[1:2].isascii()):
+        return None if fixed else (int(s[0]), s[1:])
+    return int(s[:2]), s[2:]
+
+
+def _days_in(month: int, year: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def parse_time_json(raw: str) -> str:
+    """time.Time's UnmarshalJSON (Go 1.19: Parse of the JSON text, quotes included, with
+    `"` + RFC3339 + `"`) then its MarshalJSON: the time as dockerd writes it back (fraction
+    cut to nanoseconds, trailing zeros dropped, a zero offset `Z`). V1Error with Go's
+    ParseError text."""
+    def bad(layout_elem: str, value_elem: str) -> V1Error:
+        return V1Error(f"parsing time {_quote(raw)} as {_quote(_LAYOUT)}: cannot parse {_quote(value_elem)} as "
+                       f"{_quote(layout_elem)}")
+
+    def out_of_range(what: str) -> V1Error:
+        return V1Error(f"parsing time {_quote(raw)}: {what} out of range")
+
+    value = raw
+    year = month = day = hour = minute = second = 0
+    frac = ""
+    offset: int | None = 0
+    for prefix, elem in _CHUNKS:
+        rest = value
+        for ch in prefix:
+            if not rest or rest[0] != ch:
+                raise bad(prefix, rest)
+            rest = rest[1:]
+        value = rest
+        if elem is None:
+            if value:
+                raise V1Error(f"parsing time {_quote(raw)}: extra text: {_quote(value)}")
+            break
+        hold = value
+        got: tuple[int, str] | None
+        if elem == "2006":
+            if len(value) < 4 or not _ATOI.match(value[:4]):
+                raise bad(elem, hold)
+            year, value = int(value[:4]), value[4:]
+        elif elem == "Z07:00":
+            if value[:1] == "Z":
+                value, offset = value[1:], None
+                continue
+            if len(value) < 6 or value[3] != ":":
+                raise bad(elem, hold)
+            sign, hh, mm, value = value[0], value[1:3], value[4:6], value[6:]
+            h, m = _getnum(hh, True), _getnum(mm, True)
+            if h is None or m is None:
+                raise bad(elem, hold)
+            if h[0] > 24:
+                raise out_of_range("time zone offset hour")
+            if m[0] > 60:
+                raise out_of_range("time zone offset minute")
+            if sign not in "+-":
+                raise bad(elem, hold)
+            offset = (h[0] * 60 + m[0]) * 60 * (-1 if sign == "-" else 1)
+        else:
+            got = _getnum(value, elem != "15")
+            if got is None:
+                raise bad(elem, hold)
+            n, value = got
+            if elem == "01":
+                if not 1 <= n <= 12:
+                    raise out_of_range("month")
+                month = n
+            elif elem == "02":
+                day = n
+            elif elem == "15":
+                if n >= 24:
+                    raise out_of_range("hour")
+                hour = n
+            elif elem == "04":
+                if n >= 60:
+                    raise out_of_range("minute")
+                minute = n
+            else:
+                if n >= 60:
+                    raise out_of_range("second")
+                second = n
+                if len(value) >= 2 and value[0] in ".," and value[1].isdigit() and value[1].isascii():
+                    k = 2
+                    while k < len(value) and value[k].isdigit() and value[k].isascii():
+                        k += 1
+                    frac, value = value[1:min(k, 10)], value[k:]
+    if day < 1 or day > _days_in(month, year):
+        raise V1Error(f"parsing time {_quote(raw)}: day out of range")
+    text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+    frac = frac.rstrip("0")
     if frac:
-        out += "." + frac
-    if zulu or (oh == "00" and om == "00"):
-        return out + "Z"
-    return out + f"{sign}{oh}:{om}"
+        text += "." + frac
+    if not offset:
+        return text + "Z"
+    minutes = abs(offset) // 60
+    return text + ("-" if offset < 0 else "+") + f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def go_time(text: str) -> str:
+    """A time string as Go reads and writes it back (see parse_time_json)."""
+    return parse_time_json(json.dumps(text, ensure_ascii=False))
 
 
 def decode_v1_image(raw: bytes) -> V1Image:
     """json.Unmarshal(raw, &image.V1Image{}), with `created` in Go's form."""
+    created = gojson.GO_ZERO_TIME
+    # Time's UnmarshalJSON gets the value's own text; its error stops the decoding at once,
+    # before any type error found elsewhere (Go only keeps those for the end)
+    try:
+        found = members(raw.decode("utf-8", "replace"))
+    except V1Error:
+        found = []  # not an object: the decoder below says so as Go does
+    for key, value in found:
+        if key.lower() == "created" and value != "null":
+            created = parse_time_json(value)
     try:
         img = gojson.decode(raw, V1Image, go_type_name="image.V1Image")
     except gojson.GoJSONError as e:
@@ -102,7 +219,7 @@ def decode_v1_image(raw: bytes) -> V1Image:
         json.loads(raw)  # json.Unmarshal refuses anything after the value, Decode would not
     except ValueError as e:
         raise V1Error(f"invalid character after top-level value: {e}") from None
-    img.created = go_time(img.created)
+    img.created = created
     return img
 
 
@@ -209,19 +326,18 @@ def compact(raw: str) -> str:
     return "".join(out)
 
 
-def raw_members(text: str) -> dict[str, str]:
-    """json.Unmarshal into map[string]*json.RawMessage: each key's value as its source
-    text (a repeated key keeps its last value)."""
+def members(text: str) -> list[tuple[str, str]]:
+    """The members of a JSON object in order: each key and its value's source text."""
     dec = json.JSONDecoder()
     ws = re.compile(r"[ \t\r\n]*")
     i = ws.match(text, 0).end()  # type: ignore[union-attr]  # the pattern matches anywhere
-    if text[i:i + 1] != "{":
-        raise V1Error("json: cannot unmarshal non-object into Go value of type map[string]*json.RawMessage")
     try:
         json.loads(text)
     except ValueError as e:
         raise V1Error(str(e)) from None
-    out: dict[str, str] = {}
+    if text[i:i + 1] != "{":
+        raise V1Error("json: cannot unmarshal non-object into Go value of type map[string]*json.RawMessage")
+    out: list[tuple[str, str]] = []
     i = ws.match(text, i + 1).end()  # type: ignore[union-attr]
     if text[i] == "}":
         return out
@@ -230,12 +346,21 @@ def raw_members(text: str) -> dict[str, str]:
         i = ws.match(text, i).end()  # type: ignore[union-attr]
         i = ws.match(text, i + 1).end()  # type: ignore[union-attr]  # past ':'
         _, end = dec.raw_decode(text, i)
-        out.pop(key, None)
-        out[key] = text[i:end]
+        out.append((key, text[i:end]))
         i = ws.match(text, end).end()  # type: ignore[union-attr]
         if text[i] == "}":
             return out
         i = ws.match(text, i + 1).end()  # type: ignore[union-attr]  # past ','
+
+
+def raw_members(text: str) -> dict[str, str]:
+    """json.Unmarshal into map[string]*json.RawMessage: each key's value as its source
+    text (a repeated key keeps its last value)."""
+    out: dict[str, str] = {}
+    for key, value in members(text):
+        out.pop(key, None)
+        out[key] = value
+    return out
 
 
 def make_config_from_v1_config(image_json: bytes, diff_ids: list[str], history: list[History]) -> bytes:
