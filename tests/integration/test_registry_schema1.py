@@ -371,3 +371,36 @@ def test_name_tag_and_platform(s1env: dict) -> None:
     assert ours[2][1][-1] == {"status": f"Status: Image is up to date for {name}:t"}
     if "dockerd" in got:
         assert ours == got["dockerd"]
+
+
+def test_repeated_empty_layers_as_dockerd(s1env: dict) -> None:
+    """Old images carry an empty layer (the same blob) for each metadata step, none marked
+    throwaway: each is pulled and registered on its own, as dockerd does."""
+    b, c, reg = s1env["berthd"], s1env["client"], s1env["reg"]
+    repo = f"h18-s1/empty{uuid.uuid4().hex[:8]}"
+    name = f"{reg.host}/{repo}"
+    base = c.blob(repo, gz(file_layer({"etc/base.txt": uuid.uuid4().hex.encode()})))
+    c.blob(repo, sc.EMPTY_LAYER_GZ)
+    ids = [sc.C, sc.B2, sc.B, sc.A]
+    hist = [json.dumps({"id": ids[i], **({"parent": ids[i + 1]} if i < 3 else {}), "docker_version": "1.7.1",
+                        "created": f"2015-06-0{4 - i}T00:00:00Z",
+                        "container_config": {"Cmd": ["/bin/sh", "-c", f"#(nop) step {3 - i}"]}}) for i in range(4)]
+    fs = [sc.EMPTY_LAYER_DIGEST, sc.EMPTY_LAYER_DIGEST, sc.EMPTY_LAYER_DIGEST, base]
+    _, dg = put_schema1(c, repo, "t", fs, hist)
+    ours = pull(b.sock, f"{name}:t")
+    assert messages(ours)[-2:] == [{"status": f"Digest: {dg}"},
+                                   {"status": f"Status: Downloaded newer image for {name}:t"}]
+    doc = inspect(b.sock, f"{name}:t")
+    assert len(doc["RootFS"]["Layers"]) == 4
+    if not refd_available():
+        return
+    try:
+        theirs = pull(REFD_SOCK, f"{name}:t")
+        assert messages(ours) == messages(theirs)
+        same_layer_statuses(ours, theirs)
+        assert [m["id"] for m in ours if m.get("status") in ("Pulling fs layer", "Pull complete")] == \
+            [m["id"] for m in theirs if m.get("status") in ("Pulling fs layer", "Pull complete")]
+        assert inspect(REFD_SOCK, f"{name}:t") == doc
+        assert history(REFD_SOCK, f"{name}:t") == history(b.sock, f"{name}:t")
+    finally:
+        call(REFD_SOCK, "DELETE", f"/images/{name}:t?force=1")

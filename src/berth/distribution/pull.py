@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urljoin
@@ -286,12 +287,21 @@ class _Puller:
                 key += "v2:" + d.digest
                 self.out.put(action("Already exists", short(d.digest)))
             parent: Transfer | None = None
+            downloads: dict[str, Transfer] = {}
             for d in layers[n_present:]:
                 key += "v2:" + d.digest
-                self.out.put(action("Pulling fs layer", short(d.digest)))
-                t, _shared = svc.downloads.watch(key, self._downloader(d, parent, base), self.out.put)
+                source = downloads.get(d.digest)
+                if source is not None and parent is not None:
+                    # the same blob lower in this image: not downloaded again, its layer's
+                    # tar registered on the new parent, silently (makeDownloadFuncFromDownload)
+                    run = self._from_download(d, source, parent)
+                else:
+                    self.out.put(action("Pulling fs layer", short(d.digest)))
+                    run = self._downloader(d, parent, base)
+                t, _shared = svc.downloads.watch(key, run, self.out.put)
                 t.on_release = _release_layer(svc)
                 watched.append(t)
+                downloads.setdefault(d.digest, t)
                 parent = t
             tasks: list[asyncio.Task[Any]] = others + [t.task for t in watched if t.task is not None]
             pending: set[asyncio.Task[Any]] = set(tasks)
@@ -312,6 +322,33 @@ class _Puller:
                 await asyncio.wait(cancelled)
             if held is not None:
                 svc.layers.release(held)
+
+    def _from_download(self, d: mf.Descriptor, source: Transfer, parent: Transfer) -> Callable[[Transfer], Any]:
+        svc, repo = self.svc, self.ref.name
+
+        async def run(t: Transfer) -> str:
+            parent_chain = await asyncio.shield(parent.started)
+            source_chain = await asyncio.shield(source.started)
+
+            def register() -> Any:
+                with tempfile.TemporaryFile(dir=svc.tmp_dir) as f:
+                    svc.layers.tar_stream(source_chain, f)
+                    f.seek(0)
+                    try:
+                        return svc.layers.register(f, parent_chain)
+                    except errdefs.DockerError as e:
+                        raise RegistryError(f"failed to register layer: {e}") from None
+
+            layer = await _run_undoable(register, lambda lay: svc.layers.release(lay.chain_id))
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, svc.metadata.add, layer.diff_id, V2Metadata(d.digest, repo))
+            except BaseException:
+                svc.layers.release(layer.chain_id)
+                raise
+            return str(layer.chain_id)
+
+        return run
 
     def _downloader(self, d: mf.Descriptor, parent: Transfer | None, base: str | None) -> Callable[[Transfer], Any]:
         svc, s, shared, path = self.svc, self.s, self.shared, self.path
