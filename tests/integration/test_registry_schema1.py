@@ -57,7 +57,7 @@ def s1env() -> Iterator[dict]:
         reg.close()
 
 
-def call(sock: str, method: str, url: str) -> tuple[int, bytes]:
+def call(sock: str, method: str, url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     class Conn(http.client.HTTPConnection):
         def connect(self) -> None:
             self.sock = socket.socket(socket.AF_UNIX)
@@ -65,7 +65,7 @@ def call(sock: str, method: str, url: str) -> tuple[int, bytes]:
 
     c = Conn("localhost", timeout=120)
     try:
-        c.request(method, "/v1.41" + url)
+        c.request(method, "/v1.41" + url, headers=headers or {})
         r = c.getresponse()
         return r.status, r.read()
     finally:
@@ -404,3 +404,42 @@ def test_repeated_empty_layers_as_dockerd(s1env: dict) -> None:
         assert history(REFD_SOCK, f"{name}:t") == history(b.sock, f"{name}:t")
     finally:
         call(REFD_SOCK, "DELETE", f"/images/{name}:t?force=1")
+
+
+def test_push_of_a_schema1_pull_as_dockerd(s1env: dict) -> None:
+    """What a schema1 pull recorded (each layer's blob and repository) serves the push of the
+    image elsewhere: every layer mounted from where it came, a schema2 manifest of the config
+    the pull made."""
+    b, c, reg = s1env["berthd"], s1env["client"], s1env["reg"]
+    repo = f"h18-s1/push{uuid.uuid4().hex[:8]}"
+    seed_cases(c, repo, unique=True)
+    src = f"{reg.host}/{repo}:rich"
+    daemons = [("berth", b.sock)] + ([("dockerd", REFD_SOCK)] if refd_available() else [])
+    got = {}
+    try:
+        for who, sock in daemons:
+            pull(sock, src)
+            dst = f"{reg.host}/{repo}-{who}"
+            status, _ = call(sock, "POST", f"/images/{src}/tag?repo={dst}&tag=1")
+            assert status == 201
+            status, body = call(sock, "POST", f"/images/{dst}/push?tag=1", headers={"X-Registry-Auth": "e30="})
+            assert status == 200, body
+            msgs = [m for m in lines(body) if m.get("status") != "Pushing"]
+            st, _, raw = c.call("GET", f"/v2/{repo}-{who}/manifests/1",
+                                headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+            assert st == 200
+            got[who] = (msgs, json.loads(raw))
+    finally:
+        if refd_available():
+            call(REFD_SOCK, "DELETE", f"/images/{src}?force=1")
+            call(REFD_SOCK, "DELETE", f"/images/{reg.host}/{repo}-dockerd:1?force=1")
+    msgs, manifest = got["berth"]
+    assert manifest["config"]["digest"] == inspect(b.sock, src)["Id"]
+    layer_msgs = [m for m in msgs if "id" in m and "progressDetail" in m]
+    assert {m["status"] for m in layer_msgs} == {"Preparing", f"Mounted from {repo}"}
+    if "dockerd" in got:
+        ref_msgs, ref_manifest = got["dockerd"]
+        assert ref_manifest == manifest
+        key = sorted((m["id"], m["status"]) for m in ref_msgs if "id" in m and "progressDetail" in m)
+        assert key == sorted((m["id"], m["status"]) for m in layer_msgs)
+        assert ref_msgs[-2]["status"] == msgs[-2]["status"]
