@@ -28,9 +28,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def free_port(lo: int = 15110, hi: int = 15199) -> int:
-    """A free port in the test range (each registry test takes its own)."""
-    for p in range(lo, hi):
+    """A free port in the test range (each registry test takes its own); BERTH_TEST_PORTS
+    (`first-last`) puts every port in that range instead, for runs beside other test runs
+    (a port asked from 15190 up, for a registry nobody runs, then comes from the top)."""
+    own = os.environ.get("BERTH_TEST_PORTS", "")
+    if own:
+        first, last = (int(x) for x in own.split("-", 1))
+        if first <= lo <= last:
+            hi = last + 1
+        elif lo >= 15190:
+            lo, hi = last, first - 1
+        else:
+            lo, hi = first, last + 1
+    for p in range(lo, hi, 1 if hi > lo else -1):
         with socket.socket() as s:
+            # as the servers bind (Go and aiohttp set SO_REUSEADDR): a port whose last
+            # connections are in TIME_WAIT is free for them
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", p))
             except OSError:
@@ -102,8 +116,11 @@ class Registry:
 
 
 def start_registry(auth: str = "", users: dict[str, str] | None = None, tls: bool = False,
-                   port: int | None = None, token_ttl: int = 300) -> Registry:
-    """auth: "" (anonymous), "htpasswd" or "token" (tokens good for `token_ttl` seconds)."""
+                   port: int | None = None, token_ttl: int = 300, schema1: bool = False,
+                   layer_urls: str = "") -> Registry:
+    """auth: "" (anonymous), "htpasswd" or "token" (tokens good for `token_ttl` seconds);
+    `schema1` lets it take schema1 manifest PUTs (signed ones only: it verifies them);
+    `layer_urls`, a regexp, the `urls` of foreign layers it takes in manifests (none by default)."""
     tmp = tempfile.mkdtemp(prefix="berth-test-reg-")
     reg = Registry(port or free_port(), tmp)
     lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true", "storage:",
@@ -133,6 +150,10 @@ def start_registry(auth: str = "", users: dict[str, str] | None = None, tls: boo
         reg.extra["realm"] = f"http://127.0.0.1:{iport}/token"
         lines += ["auth:", "  token:", f"    realm: http://127.0.0.1:{iport}/token", "    service: berth-registry",
                   "    issuer: berth-test-issuer", f"    rootcertbundle: {cert}"]
+    if schema1:
+        lines += ["compatibility:", "  schema1:", "    enabled: true"]
+    if layer_urls:
+        lines += ["validation:", "  manifests:", "    urls:", "      allow:", f"        - {_json.dumps(layer_urls)}"]
     config = os.path.join(tmp, "config.yml")
     with open(config, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -423,3 +444,46 @@ class FaultProxy:
         fut.result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+# -- schema1 manifests signed as libtrust signs them ------------------------------------------
+
+SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+
+def _b64url(data: bytes) -> str:
+    return _b64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def sign_schema1(doc: dict, key: object | None = None) -> tuple[bytes, bytes]:
+    """`doc` (a schema1 manifest without signatures) signed as libtrust's
+    JSONSignature.PrettySignature does it with an ES256 key (a fresh P-256 key unless given):
+    (signed bytes, payload bytes), the payload being what the manifest digest is of."""
+    import time as _time
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    priv = key if key is not None else ec.generate_private_key(ec.SECP256R1())
+    pub = priv.public_key()  # type: ignore[attr-defined]
+    nums = pub.public_numbers()
+    der = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    b32 = _b64.b32encode(_hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
+    kid = ":".join(b32[i:i + 4] for i in range(0, len(b32), 4))
+    content = _json.dumps(doc, indent=3, ensure_ascii=False).encode()
+    close = content.rstrip().rfind(b"}")
+    fl = len(content[:close].rstrip())
+    tail = content[fl:]
+    protected = _b64url(_json.dumps({"formatLength": fl, "formatTail": _b64url(tail),
+                                     "time": _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime())}).encode())
+    signing_input = f"{protected}.{_b64url(content)}".encode()
+    r, s = decode_dss_signature(priv.sign(signing_input, ec.ECDSA(hashes.SHA256())))  # type: ignore[attr-defined]
+    sig = {"header": {"jwk": {"crv": "P-256", "kid": kid, "kty": "EC",
+                              "x": _b64url(nums.x.to_bytes(32, "big")), "y": _b64url(nums.y.to_bytes(32, "big"))},
+                      "alg": "ES256"},
+           "signature": _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big")), "protected": protected}
+    sigs = _json.dumps([sig], indent=3).replace("\n", "\n   ")
+    signed = content[:fl] + b',\n   "signatures": ' + sigs.encode() + b"\n}"
+    return signed, content
+

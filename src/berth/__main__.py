@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from . import ENGINE_VERSION, trace
+from . import ENGINE_VERSION, errdefs, trace
 from .api import server
 from .api.backend import BACKEND
 from .api.fastpath import FastUnixSite
@@ -36,6 +36,7 @@ from .daemon import network as daemon_network
 from .daemon.daemon import Daemon
 from .daemon.reload import reload
 from .pkg.units import ram_in_bytes
+from .registry.config import load_allow_nondistributable_artifacts
 from .runtime.spec import daemon_hard_limits
 
 log = logging.getLogger("berthd")
@@ -80,6 +81,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--metrics-addr", default=None, help="TCP address to serve the metrics API on")
     p.add_argument("--insecure-registry", action="append", default=[], help="registry to reach without TLS checks")
     p.add_argument("--registry-mirror", action="append", default=[], help="preferred Docker Hub mirror")
+    p.add_argument("--allow-nondistributable-artifacts", action="append", default=[],
+                   help="allow push of nondistributable artifacts to registry")
     p.add_argument("--max-concurrent-downloads", type=int, default=None)
     p.add_argument("--max-concurrent-uploads", type=int, default=None)
     p.add_argument("--max-download-attempts", type=int, default=None)
@@ -226,7 +229,8 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     if args.log_opt:
         flags["log-opts"] = dict(o.split("=", 1) for o in args.log_opt)
     for key, attr in (("insecure-registries", "insecure_registry"), ("registry-mirrors", "registry_mirror"),
-                      ("labels", "label")):
+                      ("labels", "label"),
+                      ("allow-nondistributable-artifacts", "allow_nondistributable_artifacts")):
         if getattr(args, attr):
             flags[key] = getattr(args, attr)
     for key in ("max_concurrent_downloads", "max_concurrent_uploads", "max_download_attempts"):
@@ -311,6 +315,10 @@ def load_config(args: argparse.Namespace) -> DaemonConfig:
     if not cfg.hosts:
         cfg.hosts = [DEFAULT_HOST]
     _verify_cgroup_settings(cfg)
+    try:
+        load_allow_nondistributable_artifacts(cfg.allow_nondistributable_artifacts)  # registry.NewService
+    except errdefs.DockerError as e:
+        raise SystemExit(str(e)) from None
     return cfg
 
 

@@ -110,6 +110,7 @@ class DaemonConfig(msgspec.Struct, rename={
     "ip_forward": "ip-forward", "iptables": "iptables", "ip_masq": "ip-masq", "icc": "icc",
     "userland_proxy": "userland-proxy",
     "insecure_registries": "insecure-registries", "registry_mirrors": "registry-mirrors",
+    "allow_nondistributable_artifacts": "allow-nondistributable-artifacts",
     "max_concurrent_downloads": "max-concurrent-downloads", "max_concurrent_uploads": "max-concurrent-uploads",
     "max_download_attempts": "max-download-attempts", "berth_registry_mirrors": "berth-registry-mirrors",
     "berth_certs_dirs": "berth-certs-dirs", "berth_download_stall_timeout": "berth-download-stall-timeout",
@@ -159,6 +160,7 @@ class DaemonConfig(msgspec.Struct, rename={
     # Registries (moby/registry/config.go ServiceOptions, daemon/config CommonConfig).
     insecure_registries: list[str] = msgspec.field(default_factory=list)
     registry_mirrors: list[str] = msgspec.field(default_factory=list)
+    allow_nondistributable_artifacts: list[str] = msgspec.field(default_factory=list)
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
     max_download_attempts: int = 5

@@ -803,3 +803,32 @@ def test_sighup_reloads_registry_settings(env: dict) -> None:
         with open(path, "w") as f:
             json.dump(original, f)
     assert rc["Mirrors"] == [f"http://{env['regs']['anon'].host}/"] and "10.99.0.0/16" not in rc["InsecureRegistryCIDRs"]
+
+
+def test_a_layer_repeated_in_an_image_is_downloaded_once(env: dict) -> None:
+    """dockerd's download manager fetches a blob that comes again higher in the same image
+    once: the repeat has no lines of its own and is registered from the first one's layer."""
+    b, reg = env["berthd"], env["regs"]["anon"]
+    same = file_layer({"same": uuid.uuid4().hex.encode()})
+    img = Client(f"http://{reg.host}").image("rep/app", "1", [same, file_layer({"mid": uuid.uuid4().hex.encode()}),
+                                                               same])
+    name = f"{reg.host}/rep/app"
+    daemons = [("berth", b.sock)] + ([("dockerd", REFD_SOCK)] if refd_available() else [])
+    got = {}
+    try:
+        for who, sock in daemons:
+            status, body = call(sock, "POST", f"/images/create?fromImage={name}&tag=1")
+            assert status == 200
+            msgs = lines(body)
+            got[who] = [(m.get("id"), m["status"]) for m in msgs if m.get("status") in ("Pulling fs layer",
+                                                                                        "Pull complete")]
+            inspect = json.loads(call(sock, "GET", f"/images/{name}:1/json")[1])
+            assert inspect["Id"] == img["id"] and len(inspect["RootFS"]["Layers"]) == 3, who
+    finally:
+        for _, sock in daemons:
+            call(sock, "DELETE", f"/images/{name}:1")
+    first, mid = (d.split(":")[1][:12] for d in img["layers"][:2])
+    assert sorted(got["berth"][:2]) == sorted([(first, "Pulling fs layer"), (mid, "Pulling fs layer")])
+    assert got["berth"][2:] == [(first, "Pull complete"), (mid, "Pull complete")]
+    if "dockerd" in got:
+        assert sorted(got["dockerd"]) == sorted(got["berth"])

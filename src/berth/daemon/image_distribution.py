@@ -35,6 +35,7 @@ def distribution_service(d: Any) -> DistributionService:
         cfg = d.config
         registry = ServiceConfig(insecure_registries=list(cfg.insecure_registries),
                                  mirrors=list(cfg.registry_mirrors),
+                                 allow_nondistributable_artifacts=list(cfg.allow_nondistributable_artifacts),
                                  registry_mirrors_by_host=dict(cfg.berth_registry_mirrors),
                                  certs_dirs=tuple(cfg.berth_certs_dirs))
         opts = Options(max_concurrent_downloads=cfg.max_concurrent_downloads,

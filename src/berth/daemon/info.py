@@ -47,7 +47,8 @@ def _registry_config(d: Any) -> RegistryConfig:
     """registry.ServiceConfig() of the daemon's registry settings."""
     doc = distribution_service(d).registry.info()
     return RegistryConfig(
-        AllowNondistributableArtifactsCIDRs=[], AllowNondistributableArtifactsHostnames=[],
+        AllowNondistributableArtifactsCIDRs=list(doc["AllowNondistributableArtifactsCIDRs"]),
+        AllowNondistributableArtifactsHostnames=list(doc["AllowNondistributableArtifactsHostnames"]),
         InsecureRegistryCIDRs=list(doc["InsecureRegistryCIDRs"]),
         IndexConfigs={k: IndexInfo(**v) for k, v in doc["IndexConfigs"].items()},
         Mirrors=list(doc["Mirrors"]),

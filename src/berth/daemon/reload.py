@@ -18,12 +18,12 @@ order:
   `max-download-attempts` (into the configuration only: dockerd never hands the new value
   to its download manager);
 - `shutdown-timeout`: how long the daemon's shutdown waits for its containers;
-- `labels`; `insecure-registries`, `registry-mirrors` (and Berth's
+- `labels`; `allow-nondistributable-artifacts`, `insecure-registries`, `registry-mirrors` (and Berth's
   `berth-registry-mirrors`); `live-restore`: whether a shutdown leaves containers running.
 
 The `reload` daemon event carries every reloaded value, as dockerd's attributes. dockerd
-also reloads cluster discovery, `allow-nondistributable-artifacts`, `features` and the
-network diagnostic port, which Berth does not have: their attributes carry the values of
+also reloads cluster discovery, `features` and the network diagnostic port, which Berth
+does not have: their attributes carry the values of
 a daemon without them, as dockerd's do when they are not configured.
 """
 from __future__ import annotations
@@ -69,7 +69,6 @@ def reload(d: Any, new: DaemonConfig, set_keys: set[str]) -> dict[str, str]:
     if "labels" in set_keys:
         cfg.labels = list(new.labels)
     attrs["labels"] = _list(cfg.labels)
-    attrs["allow-nondistributable-artifacts"] = "[]"  # Berth pushes no foreign layers
     _apply_registry(d, registry, new, set_keys, attrs)
     if "live-restore" in set_keys:
         cfg.live_restore = new.live_restore
@@ -138,18 +137,23 @@ def _registry(d: Any, new: DaemonConfig, set_keys: set[str]) -> ServiceConfig:
     mirrors = list(new.registry_mirrors) if "registry-mirrors" in set_keys else list(cfg.registry_mirrors)
     by_host = (dict(new.berth_registry_mirrors) if "berth-registry-mirrors" in set_keys
                else dict(cfg.berth_registry_mirrors))
+    allow = (list(new.allow_nondistributable_artifacts) if "allow-nondistributable-artifacts" in set_keys
+             else list(cfg.allow_nondistributable_artifacts))
     try:
         return ServiceConfig(insecure_registries=insecure, mirrors=mirrors, registry_mirrors_by_host=by_host,
-                             certs_dirs=svc.registry.certs_dirs)
+                             allow_nondistributable_artifacts=allow, certs_dirs=svc.registry.certs_dirs)
     except Exception as e:  # validate_mirror's refusals, whatever their class
         raise ValueError(str(e)) from None
 
 
 def _apply_registry(d: Any, registry: ServiceConfig, new: DaemonConfig, set_keys: set[str],
                     attrs: dict[str, str]) -> None:
-    """reloadInsecureRegistries, reloadRegistryMirrors."""
+    """reloadAllowNondistributableArtifacts, reloadInsecureRegistries, reloadRegistryMirrors."""
     cfg: DaemonConfig = d.config
     distribution_service(d).registry = registry
+    if "allow-nondistributable-artifacts" in set_keys:
+        cfg.allow_nondistributable_artifacts = list(new.allow_nondistributable_artifacts)
+    attrs["allow-nondistributable-artifacts"] = _list(cfg.allow_nondistributable_artifacts)
     if "insecure-registries" in set_keys:
         cfg.insecure_registries = list(new.insecure_registries)
     if "registry-mirrors" in set_keys:

@@ -9,6 +9,8 @@ from typing import Any
 
 from ..pkg import platforms
 from ..pkg.platforms import Platform
+from . import schema1
+from .manifesterror import ManifestError
 
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -23,10 +25,6 @@ LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 # One Accept line per type, as the vendored client sends them.
 ACCEPT = [SCHEMA2, MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX, SCHEMA1_SIGNED, "application/json"]
 _CONFIG_OK = {CONFIG_V1, OCI_CONFIG, "application/octet-stream", "application/json", "text/html", ""}
-
-
-class ManifestError(Exception):
-    """A manifest refused by its parser or by the pull; str() is dockerd's text."""
 
 
 def sha256_digest(data: bytes) -> str:
@@ -48,6 +46,7 @@ class Manifest:
     raw: bytes
     digest: str
     doc: dict[str, Any]
+    signed: schema1.Schema1 | None = None  # a schema1 manifest (digest: of its payload)
 
     @property
     def is_list(self) -> bool:
@@ -72,7 +71,12 @@ class Manifest:
 
 def parse(content_type: str, raw: bytes) -> Manifest:
     """distribution.UnmarshalManifest by Content-Type (parameters stripped; unknown → schema1)."""
-    mt = content_type.split(";", 1)[0].strip()
+    mt = content_type.split(";", 1)[0].strip().lower()
+    if mt not in (SCHEMA2, MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX):
+        # schema1 is registered for its signed type, "" and application/json, and is the
+        # default for any other type (the unsigned v1+json too, which then lacks signatures)
+        s1 = schema1.parse(raw)
+        return Manifest(SCHEMA1_SIGNED, raw, sha256_digest(s1.canonical), {}, s1)
     try:
         doc = json.loads(raw)
     except ValueError as e:
@@ -94,10 +98,6 @@ def parse(content_type: str, raw: bytes) -> Manifest:
             raise ManifestError("index: expected index but found manifest")
         if field and field != OCI_INDEX:
             raise ManifestError(f"if present, mediaType in image index should be '{OCI_INDEX}' not '{field}'")
-    else:
-        # schema1 (or an unknown type taken as schema1): dockerd 20.10 pulls these only from
-        # old registries; Berth refuses them with the generic message.
-        raise ManifestError("unsupported manifest format")
     return Manifest(mt, raw, sha256_digest(raw), doc)
 
 

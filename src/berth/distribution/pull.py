@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urljoin
 
@@ -22,14 +23,17 @@ import aiohttp
 
 from .. import errdefs
 from ..image import reference as refmod
+from ..image import v1
 from ..image.image import Image
 from ..layer import create_chain_id
+from ..pkg import platforms
 from ..pkg.platforms import Platform
 from ..registry.config import Endpoint
 from ..registry.errors import ErrCode, RegistryError, Transport, URLError, first_code
 from ..registry.session import Session, error_of, transport_text
 from ..trace import traced
 from . import manifest as mf
+from . import schema1
 from .metadata import V2Metadata
 from .progress import Meter, Output, action, message
 from .service import (
@@ -146,17 +150,30 @@ class _Puller:
     async def pull_tag(self, ref: refmod.Reference) -> bool:
         by_digest = bool(ref.digest)
         m = await get_manifest(self.s, self.path, ref.digest or ref.tag, by_digest, self.svc.manifests, self.source)
-        if not m.is_list:
+        if not m.is_list and m.signed is None:
             mf.check_config_media_type(m)
         self.out.put(message(f"Pulling from {self.path}", ref.tag if not by_digest else str(ref)))
         shown_digest = m.digest
-        if m.is_list:
+        if m.signed is not None:
+            if ref.domain == "docker.io":
+                self.out.put(message(schema1.outdated_warning(ref)))
+            image_id = await self.pull_schema1(ref, m, self.platform)
+        elif m.is_list:
             d = mf.select(m, self.platform)
             m = await get_manifest(self.s, self.path, d.digest, True, self.svc.manifests, self.source)
             if m.is_list:
                 raise mf.ManifestError("unsupported manifest format")
-            mf.check_config_media_type(m)
-        image_id = await self.pull_schema2(m)
+            if m.signed is not None:
+                self.out.put(message(schema1.deprecation_notice(ref)))
+                p = d.platform or {}
+                image_id = await self.pull_schema1(
+                    refmod.with_digest(refmod.trim_named(ref), d.digest), m,
+                    Platform(str(p.get("os") or ""), str(p.get("architecture") or ""), str(p.get("variant") or "")))
+            else:
+                mf.check_config_media_type(m)
+                image_id = await self.pull_schema2(m)
+        else:
+            image_id = await self.pull_schema2(m)
         self.out.put(message(f"Digest: {shown_digest}"))
         return await asyncio.get_running_loop().run_in_executor(
             None, self.svc.images.record_pull, ref, shown_digest, image_id)
@@ -176,6 +193,76 @@ class _Puller:
             return cfg_digest  # the image is here: no layer lines, no config fetch
         svc = self.svc
         config_task = asyncio.create_task(fetch_config(self.s, self.path, cfg_digest))
+
+        async def finish(top: str | None) -> str:
+            raw = config_task.result()
+            try:
+                img = Image(raw)
+            except errdefs.DockerError:
+                raise ImageConfigError("invalid rootfs in image configuration") from None
+            if img.os == "windows":
+                raise ImageConfigError('image operating system "windows" cannot be used on this platform')
+            got = svc.layers.lookup(top).diff_ids() if top else []  # type: ignore[union-attr]  # the chain just registered is in the store
+            if got != img.diff_ids:
+                raise ImageConfigError("layers from manifest don't match image configuration")
+            await asyncio.get_running_loop().run_in_executor(None, svc.images.create_image, raw)
+            return img.id
+
+        try:
+            return await self._pull_layers(layers, [config_task], finish)
+        finally:
+            if not config_task.done():
+                config_task.cancel()
+
+    @traced("pullSchema1")
+    async def pull_schema1(self, ref: refmod.Reference, m: mf.Manifest, platform: Platform | None) -> str:
+        """pullSchema1: the v1 entries checked and deduplicated, the layers of the entries
+        that are not `throwaway` pulled bottom first, and the config made of the top entry
+        with the pulled layers' DiffIDs and every entry's history."""
+        s1 = m.signed
+        assert s1 is not None
+        schema1.verify(s1, ref, m.digest)
+        schema1.fix_layers(s1)
+        history: list[v1.History] = []
+        layers: list[mf.Descriptor] = []
+        for i in range(len(s1.fs_layers) - 1, -1, -1):
+            blob = s1.fs_layers[i]
+            try:
+                refmod.parse_digest(blob)
+            except refmod.ReferenceError as e:
+                raise mf.ManifestError(f'could not validate layer digest "{blob}": {e}') from None
+            entry = s1.history[i].encode()
+            try:
+                throwaway = v1.throwaway(entry)
+                history.append(v1.history_from_config(entry, throwaway))
+            except v1.V1Error as e:
+                raise mf.ManifestError(str(e)) from None
+            if not throwaway:
+                layers.append(mf.Descriptor("", blob, 0))
+        config_os = platforms.HOST_OS  # the manifest names none (dockerd looks only under LCOW)
+        requested = platform.OS if platform is not None else config_os
+        if config_os.lower() != requested.lower():
+            raise mf.ManifestError(f'cannot download image with operating system "{config_os}" when requesting '
+                                   f'"{requested}"')
+        svc = self.svc
+
+        async def finish(top: str | None) -> str:
+            diff_ids = svc.layers.lookup(top).diff_ids() if top else []  # type: ignore[union-attr]  # the chain just registered is in the store
+            try:
+                raw = v1.make_config_from_v1_config(s1.history[0].encode(), diff_ids, history)
+            except v1.V1Error as e:
+                raise mf.ManifestError(str(e)) from None
+            img = await asyncio.get_running_loop().run_in_executor(None, svc.images.create_image, raw)
+            return img.id
+
+        return await self._pull_layers(layers, [], finish)
+
+    async def _pull_layers(self, layers: list[mf.Descriptor], others: list[asyncio.Task[Any]],
+                           finish: Callable[[str | None], Awaitable[str]]) -> str:
+        """The layers not already registered downloaded and registered in order (beside the
+        `others`, which must end well too); `finish` then runs on the top chain while it is
+        still held, and gives the image ID."""
+        svc = self.svc
         # the already-present prefix (digest → DiffID known and the chain registered)
         base: str | None = None
         n_present = 0
@@ -200,14 +287,23 @@ class _Puller:
                 key += "v2:" + d.digest
                 self.out.put(action("Already exists", short(d.digest)))
             parent: Transfer | None = None
+            downloads: dict[str, Transfer] = {}
             for d in layers[n_present:]:
                 key += "v2:" + d.digest
-                self.out.put(action("Pulling fs layer", short(d.digest)))
-                t, _shared = svc.downloads.watch(key, self._downloader(d, parent, base), self.out.put)
+                source = downloads.get(d.digest)
+                if source is not None and parent is not None:
+                    # the same blob lower in this image: not downloaded again, its layer's
+                    # tar registered on the new parent, silently (makeDownloadFuncFromDownload)
+                    run = self._from_download(d, source, parent)
+                else:
+                    self.out.put(action("Pulling fs layer", short(d.digest)))
+                    run = self._downloader(d, parent, base)
+                t, _shared = svc.downloads.watch(key, run, self.out.put)
                 t.on_release = _release_layer(svc)
                 watched.append(t)
+                downloads.setdefault(d.digest, t)
                 parent = t
-            tasks: list[asyncio.Task[Any]] = [config_task] + [t.task for t in watched if t.task is not None]
+            tasks: list[asyncio.Task[Any]] = others + [t.task for t in watched if t.task is not None]
             pending: set[asyncio.Task[Any]] = set(tasks)
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
@@ -217,29 +313,42 @@ class _Puller:
                     exc = task.exception()
                     if exc is not None:
                         raise exc
-            raw = config_task.result()
             top = watched[-1].started.result() if watched else base
-            try:
-                img = Image(raw)
-            except errdefs.DockerError:
-                raise ImageConfigError("invalid rootfs in image configuration") from None
-            if img.os == "windows":
-                raise ImageConfigError('image operating system "windows" cannot be used on this platform')
-            got = svc.layers.lookup(top).diff_ids() if top else []  # type: ignore[union-attr]  # the chain just registered is in the store
-            if got != img.diff_ids:
-                raise ImageConfigError("layers from manifest don't match image configuration")
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, svc.images.create_image, raw)
-            return img.id
+            return await finish(top)
         finally:
-            if not config_task.done():
-                config_task.cancel()
             cancelled = [t.task for t in watched if svc.downloads.unwatch(t, self.out.put) and t.task]
             if cancelled:
                 # their temp files and half-made layers are gone before the client hears back
                 await asyncio.wait(cancelled)
             if held is not None:
                 svc.layers.release(held)
+
+    def _from_download(self, d: mf.Descriptor, source: Transfer, parent: Transfer) -> Callable[[Transfer], Any]:
+        svc, repo = self.svc, self.ref.name
+
+        async def run(t: Transfer) -> str:
+            parent_chain = await asyncio.shield(parent.started)
+            source_chain = await asyncio.shield(source.started)
+
+            def register() -> Any:
+                with tempfile.TemporaryFile(dir=svc.tmp_dir) as f:
+                    svc.layers.tar_stream(source_chain, f)
+                    f.seek(0)
+                    try:
+                        return svc.layers.register(f, parent_chain)
+                    except errdefs.DockerError as e:
+                        raise RegistryError(f"failed to register layer: {e}") from None
+
+            layer = await _run_undoable(register, lambda lay: svc.layers.release(lay.chain_id))
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, svc.metadata.add, layer.diff_id, V2Metadata(d.digest, repo))
+            except BaseException:
+                svc.layers.release(layer.chain_id)
+                raise
+            return str(layer.chain_id)
+
+        return run
 
     def _downloader(self, d: mf.Descriptor, parent: Transfer | None, base: str | None) -> Callable[[Transfer], Any]:
         svc, s, shared, path = self.svc, self.s, self.shared, self.path

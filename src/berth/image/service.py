@@ -274,7 +274,7 @@ class ImageService:
         }
         if img.variant:
             out["Variant"] = img.variant
-        out["Os"] = img.os
+        out["Os"] = img.os or platforms.HOST_OS  # img.OperatingSystem(): the host's when the config has none
         if img.doc.get("os.version"):
             out["OsVersion"] = img.doc["os.version"]
         out["Size"] = img.size

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -40,15 +41,92 @@ class Endpoint:
         return urlsplit(self.url).netloc
 
 
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_VALID_HOST_PORT = re.compile(f"{_DOMAIN_COMPONENT}(?:\\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?\\Z", re.ASCII)
+
+
+def _split_host_port(s: str) -> tuple[str, str]:
+    """net.SplitHostPort; ValueError where Go errs."""
+    if s.startswith("["):
+        end = s.find("]")
+        if end < 0 or s[end + 1:end + 2] != ":":
+            raise ValueError(s)
+        return s[1:end], s[end + 2:]
+    if s.count(":") != 1:
+        raise ValueError(s)
+    host, _, port = s.partition(":")
+    return host, port
+
+
+def _parse_ip(s: str) -> bool:
+    try:
+        ipaddress.ip_address(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _validate_host_port(s: str) -> str:
+    """validateHostPort: "" when `s` is host[:port], else the error."""
+    try:
+        host, port = _split_host_port(s)
+    except ValueError:
+        host, port = s, ""
+    if not _VALID_HOST_PORT.match(s) and not _parse_ip(host):
+        return f'invalid host "{host}"'
+    if port:
+        if not re.fullmatch(r"[+-]?[0-9]+", port):
+            return f'strconv.Atoi: parsing "{port}": invalid syntax'
+        if not 0 <= int(port) <= 65535:
+            return f'invalid port "{port}"'
+    return ""
+
+
+def load_allow_nondistributable_artifacts(registries: list[str]) -> tuple[list[str], list[str]]:
+    """LoadAllowNondistributableArtifacts: (CIDRs, host[:port] names), each once. On Linux
+    nothing reads them but /info: dockerd's layers are never Describable there, so a push
+    uploads a foreign layer wherever it goes (distribution/push_v2.go Upload)."""
+    cidrs: list[str] = []
+    hostnames: list[str] = []
+    for r in registries:
+        if r.startswith("-") or r.endswith("-"):  # ValidateIndexName
+            raise errdefs.InvalidParameter(f"invalid index name ({r}). Cannot begin or end with a hyphen")
+        if "://" in r:
+            raise errdefs.InvalidParameter(f"allow-nondistributable-artifacts registry {r} should not contain '://'")
+        net = None
+        if "/" in r:
+            try:
+                addr, _, bits = r.partition("/")
+                ipaddress.ip_address(addr)  # net.ParseCIDR wants an address and a prefix length
+                if not bits.isdigit():
+                    raise ValueError(r)
+                net = str(ipaddress.ip_network(r, strict=False))
+            except ValueError:
+                net = None
+        if net is not None:
+            if net not in cidrs:
+                cidrs.append(net)
+            continue
+        err = _validate_host_port(r)
+        if err:
+            raise errdefs.InvalidParameter(f"allow-nondistributable-artifacts registry {r} is not valid: {err}")
+        if r not in hostnames:
+            hostnames.append(r)
+    return cidrs, hostnames
+
+
 @dataclass
 class ServiceConfig:
     insecure_registries: list[str] = field(default_factory=list)
     mirrors: list[str] = field(default_factory=list)
+    allow_nondistributable_artifacts: list[str] = field(default_factory=list)
     # Berth's own: mirrors for registries other than docker.io (moby#18818), host → URLs.
     registry_mirrors_by_host: dict[str, list[str]] = field(default_factory=dict)
     certs_dirs: tuple[str, ...] = DEFAULT_CERTS_DIRS
 
     def __post_init__(self) -> None:
+        self.nondistributable_cidrs, self.nondistributable_hosts = load_allow_nondistributable_artifacts(
+            self.allow_nondistributable_artifacts)
         self.insecure_cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         self.insecure_hosts: set[str] = set()
         for entry in self.insecure_registries:
@@ -111,7 +189,8 @@ class ServiceConfig:
             INDEX_NAME: {"Name": INDEX_NAME, "Mirrors": list(self.mirrors), "Secure": True, "Official": True}}
         for h in sorted(self.insecure_hosts):
             index_configs[h] = {"Name": h, "Mirrors": [], "Secure": False, "Official": False}
-        return {"AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
+        return {"AllowNondistributableArtifactsCIDRs": list(self.nondistributable_cidrs),
+                "AllowNondistributableArtifactsHostnames": list(self.nondistributable_hosts),
                 "InsecureRegistryCIDRs": [str(n) for n in self.insecure_cidrs], "IndexConfigs": index_configs,
                 "Mirrors": list(self.mirrors)}
 
