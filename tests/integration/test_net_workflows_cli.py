@@ -321,7 +321,7 @@ def test_ipv6_gateway_is_the_first_address(berthd: Berthd) -> None:
     address); containers start at the next one, with a default route through it."""
     if not os.path.exists("/proc/net/if_inet6"):
         pytest.skip("no IPv6 on this host")
-    tag = uuid.uuid4().hex[:4]
+    tag = f"{int(uuid.uuid4().hex[:4], 16) | 0x1000:x}"  # no leading zero: `ip` prints the short form
     for opts, want_ip, want_gw in ((["--subnet", f"fd11:{tag}::/64"], f"fd11:{tag}::2", f"fd11:{tag}::1"),
                                    (["--subnet", f"fd12:{tag}::/64", "--ip-range", f"fd12:{tag}::100/120"],
                                     f"fd12:{tag}::101", f"fd12:{tag}::100")):
