@@ -8,6 +8,7 @@ import asyncio as _asyncio
 import base64 as _b64
 import gzip as _gzip
 import hashlib as _hashlib
+import http.client
 import io as _io
 import json as _json
 import os
@@ -487,3 +488,32 @@ def sign_schema1(doc: dict, key: object | None = None) -> tuple[bytes, bytes]:
     signed = content[:fl] + b',\n   "signatures": ' + sigs.encode() + b"\n}"
     return signed, content
 
+
+# -- the Engine API of a daemon under test, and the shared reference ---------------------------
+REFD_SOCK = "/tmp/refd/docker.sock"
+
+
+def call(sock: str, method: str, url: str, headers: dict[str, str] | None = None,
+         body: bytes | None = None) -> tuple[int, bytes]:
+    """One Engine API request (API 1.41) on the daemon at unix socket `sock`."""
+    class Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(sock)
+
+    c = Conn("localhost", timeout=120)
+    try:
+        c.request(method, "/v1.41" + url, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def refd_available() -> bool:
+    """A reference dockerd that answers: the socket file alone may be left from one that stopped."""
+    try:
+        status, _ = call(REFD_SOCK, "GET", "/_ping")
+    except OSError:
+        return False
+    return status == 200

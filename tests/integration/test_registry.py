@@ -18,34 +18,19 @@ from pathlib import Path
 import pytest
 from berthd_harness import Berthd, start_berthd, stop_berthd
 from registry_helpers import (
+    REFD_SOCK,
     Client,
     FaultProxy,
     Registry,
+    call,
     file_layer,
     free_port,
+    refd_available,
     restart,
     start_registry,
 )
 
 from berth.tools import busybox
-
-REFD_SOCK = "/tmp/refd/docker.sock"
-
-
-def call(sock: str, method: str, url: str, headers: dict[str, str] | None = None,
-         body: bytes | None = None) -> tuple[int, bytes]:
-    class Conn(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.connect(sock)
-
-    c = Conn("localhost", timeout=120)
-    try:
-        c.request(method, "/v1.41" + url, body=body, headers=headers or {})
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
 
 
 def lines(body: bytes) -> list[dict]:
@@ -105,13 +90,6 @@ def seed(reg: Registry, repo: str, **kw: object) -> dict:
     return Client(f"http://{reg.host}").image(repo, "1.2", layers, **kw)  # type: ignore[arg-type]
 
 
-def refd_available() -> bool:
-    """A reference dockerd that answers: the socket file alone may be left from one that stopped."""
-    try:
-        status, _ = call(REFD_SOCK, "GET", "/_ping")
-    except OSError:
-        return False
-    return status == 200
 
 
 def test_pull_stream_ids_and_digests_as_dockerd(env: dict) -> None:

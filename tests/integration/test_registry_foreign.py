@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -33,35 +32,28 @@ from collections.abc import Iterator
 
 import pytest
 from berthd_harness import SRC, start_berthd, stop_berthd
-from registry_helpers import SCHEMA2, Client, file_layer, free_port, start_registry
+from registry_helpers import (
+    REFD_SOCK,
+    SCHEMA2,
+    Client,
+    call,
+    file_layer,
+    free_port,
+    refd_available,
+    start_registry,
+)
 
-REFD_SOCK = "/tmp/refd/docker.sock"
 FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 GZIP_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 
-def call(sock: str, method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
-    class Conn(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.connect(sock)
+def _call(sock: str, method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
+    """A request with an empty X-Registry-Auth (a tar body for a load)."""
+    headers = {"X-Registry-Auth": "e30="}
+    if body is not None:
+        headers["Content-Type"] = "application/x-tar"
+    return call(sock, method, url, headers, body)
 
-    c = Conn("localhost", timeout=120)
-    try:
-        c.request(method, "/v1.41" + url, body=body,
-                  headers={"X-Registry-Auth": "e30=", "Content-Type": "application/x-tar"} if body is not None else
-                  {"X-Registry-Auth": "e30="})
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
-
-
-def refd_available() -> bool:
-    try:
-        return call(REFD_SOCK, "GET", "/_ping")[0] == 200
-    except OSError:
-        return False
 
 
 def lines(body: bytes) -> list[dict]:
@@ -132,9 +124,9 @@ def foreign_image(tag: str, url: str) -> tuple[bytes, bytes, bytes]:
 
 
 def load_and_push(sock: str, c: Client, host: str, repo: str, tar: bytes) -> tuple[list[dict], dict]:
-    status, body = call(sock, "POST", "/images/load?quiet=1", tar)
+    status, body = _call(sock, "POST", "/images/load?quiet=1", tar)
     assert status == 200, body
-    status, body = call(sock, "POST", f"/images/{host}/{repo}/push?tag=1")
+    status, body = _call(sock, "POST", f"/images/{host}/{repo}/push?tag=1")
     assert status == 200, body
     st, _, raw = c.call("GET", f"/v2/{repo}/manifests/1", headers={"Accept": SCHEMA2})
     assert st == 200
@@ -155,7 +147,7 @@ def test_load_and_push_upload_a_foreign_layer_as_any_other(fenv: dict) -> None:
     st, _, blob = c.call("GET", f"/v2/{repo}/blobs/{m['layers'][0]['digest']}")
     assert st == 200 and gzip.decompress(blob) == layer
     # save: no LayerSources
-    st, saved = call(b.sock, "GET", f"/images/get?names={reg.host}/{repo}:1")
+    st, saved = _call(b.sock, "GET", f"/images/get?names={reg.host}/{repo}:1")
     with tarfile.open(fileobj=io.BytesIO(saved)) as tf:
         entry = tf.extractfile("manifest.json")
         assert entry is not None
@@ -172,11 +164,11 @@ def test_load_and_push_upload_a_foreign_layer_as_any_other(fenv: dict) -> None:
         assert [x["status"] for x in ref_msgs if x.get("id") == diff_short and "progressDetail" in x
                 and x["status"] != "Pushing"] == ["Preparing", "Pushed"]
         assert len(ref_msgs[-2]["status"]) and ref_msgs[-1]["aux"]["Tag"] == "1"
-        with tarfile.open(fileobj=io.BytesIO(call(REFD_SOCK, "GET", f"/images/get?names={reg.host}/{ref_repo}:1")[1])) as tf:
+        with tarfile.open(fileobj=io.BytesIO(_call(REFD_SOCK, "GET", f"/images/get?names={reg.host}/{ref_repo}:1")[1])) as tf:
             entry = tf.extractfile("manifest.json")
             assert entry is not None and "LayerSources" not in json.loads(entry.read())[0]
     finally:
-        call(REFD_SOCK, "DELETE", f"/images/{reg.host}/{ref_repo}:1?force=1")
+        _call(REFD_SOCK, "DELETE", f"/images/{reg.host}/{ref_repo}:1?force=1")
 
 
 def put_foreign(c: Client, repo: str, layer: bytes, comp: bytes, url: str, upload: bool) -> str:
@@ -210,13 +202,13 @@ def test_pull_takes_a_foreign_layer_from_the_registry_only(fenv: dict) -> None:
         got = []
         try:
             for repo in (only_at_url, in_registry):
-                status, body = call(sock, "POST", f"/images/create?fromImage={reg.host}/{repo}&tag=1")
+                status, body = _call(sock, "POST", f"/images/create?fromImage={reg.host}/{repo}&tag=1")
                 got.append((status, [m for m in lines(body) if m.get("status") not in ("Downloading", "Extracting")]))
-            status, body = call(sock, "GET", f"/images/{reg.host}/{in_registry}:1/json")
+            status, body = _call(sock, "GET", f"/images/{reg.host}/{in_registry}:1/json")
             assert status == 200
             assert json.loads(body)["RootFS"]["Layers"] == ["sha256:" + hashlib.sha256(layer).hexdigest()]
         finally:
-            call(sock, "DELETE", f"/images/{reg.host}/{in_registry}:1?force=1")
+            _call(sock, "DELETE", f"/images/{reg.host}/{in_registry}:1?force=1")
         assert urls.RequestHandlerClass.asked == [], who
         short = hashlib.sha256(comp).hexdigest()[:12]
         assert got[0] == (200, [{"status": f"Pulling from {only_at_url}", "id": "1"},
@@ -236,7 +228,7 @@ def test_pull_takes_a_foreign_layer_from_the_registry_only(fenv: dict) -> None:
 
 
 def registry_config(sock: str) -> dict:
-    status, body = call(sock, "GET", "/info")
+    status, body = _call(sock, "GET", "/info")
     assert status == 200
     return json.loads(body)["RegistryConfig"]
 
@@ -259,7 +251,7 @@ def test_allow_nondistributable_artifacts_setting(fenv: dict) -> None:
             assert time.time() < deadline
             time.sleep(0.1)
         assert registry_config(b.sock)["AllowNondistributableArtifactsCIDRs"] == []
-        _, body = call(b.sock, "GET", f"/events?since={t0}&until={int(time.time()) + 1}"
+        _, body = _call(b.sock, "GET", f"/events?since={t0}&until={int(time.time()) + 1}"
                                       "&filters=%7B%22type%22%3A%5B%22daemon%22%5D%7D")
         attrs = [json.loads(x) for x in body.splitlines()][-1]["Actor"]["Attributes"]
         assert attrs["allow-nondistributable-artifacts"] == '["reg.invalid:5000"]'

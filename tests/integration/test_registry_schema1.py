@@ -9,7 +9,6 @@ import http.client
 import http.server
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import threading
@@ -21,19 +20,20 @@ import schema1_cases as sc
 from berthd_harness import start_berthd, stop_berthd
 from registry_helpers import (
     MANIFEST_LIST,
+    REFD_SOCK,
     SCHEMA1_SIGNED,
     Client,
+    call,
     digest,
     file_layer,
     free_port,
     gz,
+    refd_available,
     sign_schema1,
     start_registry,
 )
 
 from berth.tools import busybox
-
-REFD_SOCK = "/tmp/refd/docker.sock"
 
 WARNING_TAIL = ("uses outdated schema1 manifest format. Please upgrade to a schema2 image for better future "
                 "compatibility. More information at https://docs.docker.com/registry/spec/deprecated-schema-v1/")
@@ -57,28 +57,8 @@ def s1env() -> Iterator[dict]:
         reg.close()
 
 
-def call(sock: str, method: str, url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    class Conn(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.connect(sock)
-
-    c = Conn("localhost", timeout=120)
-    try:
-        c.request(method, "/v1.41" + url, headers=headers or {})
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
 
 
-def refd_available() -> bool:
-    """A reference dockerd that answers: the socket file alone may be left from one that stopped."""
-    try:
-        status, _ = call(REFD_SOCK, "GET", "/_ping")
-    except OSError:
-        return False
-    return status == 200
 
 
 def lines(body: bytes) -> list[dict]:
