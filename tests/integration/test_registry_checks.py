@@ -3,27 +3,15 @@ contacted, with its statuses and messages (as the reference dockerd 20.10.24 gav
 The flows against real registries are in test_registry.py."""
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 
 import pytest
+from registry_helpers import call
 
 
 def _call(berthd, method: str, url: str, headers: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
           body: bytes | None = None) -> tuple[int, bytes]:
-    class Conn(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.connect(berthd.host[len("unix://"):])
-
-    c = Conn("localhost")
-    try:
-        c.request(method, "/v1.41" + url, body=body, headers=headers or {})
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
+    return call(berthd.sock, method, url, headers, body)
 
 
 AUTH = {"X-Registry-Auth": "e30="}  # base64url of {}
