@@ -2,7 +2,7 @@
 """What tracing and metrics cost (issue 15): three berthd side by side, asked in turn.
 
     sudo python3 bench/trace_cost.py [--base main] [--n 300] [--runs 60] [--block 20]
-    sudo python3 bench/trace_cost.py --toggle [--rounds 100] [--block 20]
+    sudo python3 bench/trace_cost.py --toggle [--rounds 100] [--block 20] [--port 15690]
     python3 bench/trace_cost.py --inproc
 
 - `base`: this repository's `--base` revision (default `main`), exported with `git archive`;
@@ -224,6 +224,85 @@ def inproc(rounds: int = 5, n: int = 2000) -> None:
     print(f"  on:  record {record:.1f} us + pack for the exporter {pack:.1f} us + step histograms {hist:.1f} us"
           f" = {record + pack + hist:.1f} us")
     print(f"  off: {off * 1000:.0f} ns per decorated sync step, {aoff * 1000:.0f} ns per async one")
+    on_us, off_us = asyncio.run(_create_shaped(rounds, n))
+    print(f"  a create as the daemon runs it (async layers, a resume, a thread hop's context, every sink"
+          f" and the drains): on {on_us:.1f} us, off {off_us:.1f} us, on-off {on_us - off_us:.1f} us")
+
+
+async def _create_shaped(rounds: int, n: int) -> tuple[float, float]:
+    """Microseconds per create-shaped request with everything on and with it off, best
+    of `rounds` interleaved: the daemon's decorators as the create path has them (the
+    request's operation, containerCreate timed as dockerd's action, two async steps, a
+    resume of the task, the I/O pool hop's context, steps inside it), the real sinks
+    (exporter packing, metrics drain, the page's ring), nothing else of a create."""
+    import asyncio
+
+    import msgspec
+
+    from berth import trace
+    from berth.trace import core, exporter, metrics, page
+
+    def leaf(name: str) -> object:
+        return trace.traced(name)(lambda *a: None)
+
+    get_image = leaf("GetImage")
+    checks = [leaf(x) for x in ("verifyContainerSettings", "verifyNetworkingConfig", "adaptContainerSettings")]
+    merges = [leaf(x) for x in ("mergeAndVerifyConfig", "mergeAndVerifyLogConfig", "newContainer",
+                                "setSecurityOptions")]
+    on_disk_steps = [leaf(x) for x in ("setHostConfig", "createContainerOSSpecificSettings",
+                                       "updateContainerNetworkSettings", "ToDisk")]
+    register = leaf("Register")
+
+    def on_disk() -> None:
+        with trace.step("setRWLayer"):
+            pass
+        for f in on_disk_steps:
+            f()  # type: ignore[operator]
+
+    @trace.traced("create")
+    async def create() -> None:
+        get_image()  # type: ignore[operator]
+        for f in merges:
+            f()  # type: ignore[operator]
+        trace.in_context(on_disk)()
+        await asyncio.sleep(0)  # the task waits for the I/O pool: one resume through every layer
+        register()  # type: ignore[operator]
+
+    @trace.traced("containerCreate", action="create")
+    async def container_create() -> None:
+        get_image()  # type: ignore[operator]
+        for f in checks:
+            f()  # type: ignore[operator]
+        await create()
+
+    async def handler() -> None:  # api/server.py's middleware: a traced call when on
+        if core.state.on:
+            op = trace.begin_request("POST", "/containers/create", "1.41", "")
+            try:
+                await container_create()
+            finally:
+                trace.end_operation(op, 201, "")
+        else:
+            await container_create()
+
+    pipe: list[core.Operation] = []
+    enc = msgspec.msgpack.Encoder()
+    sinks = [pipe.append, metrics.observe_operation, page.Ring().add]
+    best = {True: 1e9, False: 1e9}
+    for _ in range(rounds * 2):
+        for on in (True, False):
+            core.state.on, core.state.sinks = on, sinks
+            core.state.action_sink = metrics.observe_action if on else None
+            t = time.perf_counter()
+            for i in range(n):
+                await handler()
+                if len(pipe) >= 64:  # the exporter's batch and the metrics' drain
+                    enc.encode([exporter.pack(op) for op in pipe])
+                    pipe.clear()
+                    metrics.drain()
+            best[on] = min(best[on], (time.perf_counter() - t) / n * 1e6)
+    core.state.on, core.state.sinks, core.state.action_sink = False, [], None
+    return best[True], best[False]
 
 
 def toggled(a: argparse.Namespace) -> None:
@@ -234,12 +313,28 @@ def toggled(a: argparse.Namespace) -> None:
     from berth.tools import busybox
 
     tmp = tempfile.mkdtemp(prefix="berth-trace-toggle-")
-    receiver = OTLPReceiver(port=15691)
+    gc_file = os.path.join(tmp, "gc.json")
+
+    def gc_totals() -> dict[str, list[list[float]]]:
+        """The daemon's GC collections and seconds so far, by state and generation."""
+        try:
+            os.unlink(gc_file)
+        except FileNotFoundError:
+            pass
+        os.kill(proc.pid, signal.SIGUSR2)
+        for _ in range(200):
+            try:
+                with open(gc_file) as f:
+                    return json.load(f)  # type: ignore[no-any-return]
+            except FileNotFoundError:
+                time.sleep(0.01)
+        return {"on": [[0, 0.0]] * 3, "off": [[0, 0.0]] * 3}
+    receiver = OTLPReceiver(port=a.port + 1)
     tar = os.path.join(tmp, "busybox.tar")
     with open(tar, "wb") as f:
         f.write(busybox.save_tar("busybox:latest"))
-    proc, sock = start("toggle", os.path.join(ROOT, "src"), tmp, ["--metrics-addr", "127.0.0.1:15690"],
-                       {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint},
+    proc, sock = start("toggle", os.path.join(ROOT, "src"), tmp, ["--metrics-addr", f"127.0.0.1:{a.port}"],
+                       {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "TRACE_TOGGLE_GC": gc_file},
                        program=[sys.executable, os.path.join(HERE, "trace_toggle.py")])
     group = CpuGroup("toggle") if os.path.isdir(CPUACCT) else None
     groups = [group] if group is not None else []
@@ -280,6 +375,7 @@ def toggled(a: argparse.Namespace) -> None:
         for op, rounds, block, fn in (("create", a.rounds, a.block, create),
                                       ("run", a.rounds // 2, max(1, a.block // 5), run)):
             cpu: dict[bool, list[float]] = {True: [], False: []}
+            gc0 = gc_totals()
             lat: dict[bool, list[float]] = {True: [], False: []}
             for _ in range(rounds * 2):
                 c0 = ms()
@@ -289,6 +385,7 @@ def toggled(a: argparse.Namespace) -> None:
                 time.sleep(0.02)
                 cpu[on].append((ms() - c0) / block)
                 on = not on
+            gc1 = gc_totals()
             pairs = list(zip(cpu[True], cpu[False], strict=False))
             d = sorted(x - y for x, y in pairs)
             p50 = {k: statistics.median(v) for k, v in lat.items()}
@@ -299,6 +396,11 @@ def toggled(a: argparse.Namespace) -> None:
             print(f"        on-off paired: median {med:+.3f} ms [quartiles {pct(d, .25):+.3f} .. {pct(d, .75):+.3f}],"
                   f" mean {statistics.mean(d):+.3f} ms over {len(d)} rounds of {block}"
                   f" = {med / p50[False] * 100:+.2f}% of off's p50 (mean: {statistics.mean(d) / p50[False] * 100:+.2f}%)")
+            n_ops = rounds * block
+            print("        cyclic GC per op (collections gen0/1/2; thread CPU): " + "; ".join(
+                f"{side} " + "/".join(f"{(gc1[side][g][0] - gc0[side][g][0]) / n_ops:.3f}" for g in range(3))
+                + f" {sum(gc1[side][g][1] - gc0[side][g][1] for g in range(3)) / n_ops * 1000:.3f} ms"
+                for side in ("on", "off")))
         load1 = os.getloadavg()
         print(f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end ({os.cpu_count()} CPUs)")
     finally:
@@ -346,6 +448,8 @@ def main() -> None:
     ap.add_argument("--toggle", action="store_true",
                     help="one traced daemon, tracing switched on/off every block (bench/trace_toggle.py)")
     ap.add_argument("--rounds", type=int, default=100, help="--toggle: on/off pairs of create blocks (runs: half)")
+    ap.add_argument("--port", type=int, default=15690,
+                    help="loopback port of `on`'s --metrics-addr; the OTLP receiver takes the next one")
     a = ap.parse_args()
     if a.inproc:
         inproc()
@@ -366,7 +470,7 @@ def main() -> None:
         strip(os.path.join(base_src, "src", "berth", "trace", "core.py"))
     else:
         subprocess.run(f"git -C {ROOT} archive {a.base} src | tar -x -C {base_src}", shell=True, check=True)
-    receiver = OTLPReceiver(port=15691)
+    receiver = OTLPReceiver(port=a.port + 1)
     tar = os.path.join(tmp, "busybox.tar")
     with open(tar, "wb") as f:
         f.write(busybox.save_tar("busybox:latest"))
@@ -379,7 +483,7 @@ def main() -> None:
                 ("base", os.path.join(base_src, "src"), [], {}),
                 ("off", os.path.join(ROOT, "src"), [], {}),
                 ("on", os.path.join(ROOT, "src"),
-                 ["--metrics-addr", "127.0.0.1:15690"] if a.on in ("both", "metrics") else [],
+                 ["--metrics-addr", f"127.0.0.1:{a.port}"] if a.on in ("both", "metrics") else [],
                  {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint} if a.on in ("both", "otlp") else {})):
             procs[name], socks[name] = start(name, src, tmp, extra, env)
             if os.path.isdir(CPUACCT):
