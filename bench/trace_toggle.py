@@ -42,15 +42,20 @@ def _gc_timer(phase: str, info: dict[str, Any]) -> None:
 
 
 def toggle(_sig: int, _frame: Any) -> None:
+    """In the loop, as its next callback (a flush must not run inside another)."""
+    loop = core._loop[0]
+    if loop is not None and loop.is_running():
+        loop.call_soon_threadsafe(_toggle)
+    else:
+        _toggle()
+
+
+def _toggle() -> None:
     if core.state.on:
+        trace.flush()
         from berth.trace import metrics
 
         metrics.drain()
-        pipe = trace._otlp
-        if pipe is not None and pipe.pending:
-            if pipe._timer is not None:
-                pipe._timer.cancel()
-            pipe._flush()
     core.state.on = not core.state.on
 
 

@@ -16,8 +16,9 @@ from berth.trace import core, otlp, page
 @pytest.fixture
 def recorder() -> list[core.Operation]:
     got: list[core.Operation] = []
-    core.state.on, core.state.sinks = True, [got.append]
+    core.state.on, core.state.sinks = True, [got.extend]
     yield got
+    core.flush()
     core.state.on, core.state.sinks, core.state.action_sink = False, [], None
 
 
@@ -59,6 +60,7 @@ def test_nesting_threads_and_order(recorder: list[core.Operation]) -> None:
         assert trace.current_operation() is None
 
     asyncio.run(main())
+    core.flush()  # ended in the loop: its batch was due in a quarter of a second
     (op,) = recorder
     names = [(s.name, op.spans[s.parent].name if s.parent >= 0 else None, s.kind) for s in op.spans]
     assert names == [("POST /containers/create", None, "request"), ("outer", "POST /containers/create", "step"),
@@ -87,6 +89,7 @@ def test_a_task_that_outlives_its_request_adds_nothing(recorder: list[core.Opera
         await t
 
     asyncio.run(main())
+    core.flush()
     assert [s.name for s in recorder[0].spans] == ["POST /containers/{name}/start"]
     assert recorder[0].containers == []
 
@@ -134,6 +137,7 @@ def _op(recorder: list[core.Operation], route: str = "/containers/create") -> co
         sum(range(20000))
     trace.touch("f" * 64)
     trace.end_operation(op, 201)
+    trace.flush()
     return recorder[-1]
 
 
@@ -168,7 +172,7 @@ def test_metrics_sink(recorder: list[core.Operation]) -> None:
 
     from berth.trace import metrics
 
-    metrics.observe_operation(_op(recorder))
+    metrics.observe_operations([_op(recorder)])
     metrics.observe_action("network", "connect", 0.01)
     metrics.observe_action("image", "history", 0.01)
     text = generate_latest(metrics.REGISTRY).decode()
@@ -255,12 +259,11 @@ def test_exporter_pipe_survives_its_child(recorder: list[core.Operation], caplog
             def poll(self) -> None:
                 return None
 
-        pipe.proc, pipe.fd, pipe.buf, pipe.pending = _Proc(), w, bytearray(), []  # type: ignore[assignment]
+        pipe.proc, pipe.fd, pipe.buf = _Proc(), w, bytearray()  # type: ignore[assignment]
         pipe.dropped, pipe.dead, pipe._loop, pipe._writer = 0, False, None, False
         pipe._enc = __import__("msgspec").msgpack.Encoder()
-        pipe.delay, pipe._timer = 0, None
         for _ in range(3):
-            pipe(_op(recorder))
+            pipe([_op(recorder)])
             await asyncio.sleep(0.01)
         assert pipe.dead and not pipe.buf
         os.close(w)

@@ -4,15 +4,19 @@ The daemon's step functions carry `@traced("verifyContainerSettings")` or a
 `with step("setRWLayer"):`; while nothing consumes traces (no OTLP endpoint, no
 --metrics-addr) both are a flag test and nothing else. When something does, a step is
 two clock reads and a list append on the operation the current context belongs to
-(a ContextVar, so tasks and the I/O pool's threads each see their own); the finished
-operation is handed to the sinks (OTLP export, metrics, the page's ring) once, at its
-end, so the cost of a sink is paid per operation and off the steps' path.
+(a ContextVar, so tasks and the I/O pool's threads each see their own). At its end an
+operation's spans are frozen (while they are in the CPU's caches) and the operation is
+queued; the sinks (OTLP export, metrics, the page's ring) get the queue in batches
+(`flush`: every FLUSH_DELAY seconds or FLUSH_AT operations, and before a reader looks),
+so a sink's work runs back to back over many operations, off the requests' path.
 
 Nothing here reads request bodies, environments or command lines: a span holds a name,
 times, and the few attributes its caller passes (IDs, route templates, statuses).
 """
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextvars
 import functools
 import inspect
@@ -34,7 +38,8 @@ class _State:
     """Module switches; `on` is read by every decorated call."""
 
     on = False
-    sinks: list[Callable[[Operation], None]] = []
+    # each gets the finished operations of a batch, oldest first
+    sinks: list[Callable[[list[Operation]], None]] = []
     # (kind, action, seconds) of a finished dockerd action, e.g. ("container", "create", 0.004)
     action_sink: Callable[[str, str, float], None] | None = None
 
@@ -86,7 +91,7 @@ class Operation:
         self.wall = time.time_ns()
         self.live: list[list[Any]] = [[name, -1, self.mono, 0, kind, attrs, "", 0]]  # emptied when it ends
         self.seq = itertools.count(1)  # the next span's index
-        self.columns: Columns = ((), (), (), (), (), (), ())  # filled when it ends
+        self.columns: Columns = _NO_COLUMNS  # filled when it ends
         self.containers: list[str] = []
         self.status = 0
         self.remote_parent: str = ""  # a W3C traceparent the client sent, for OTLP
@@ -115,8 +120,16 @@ def begin_operation(name: str, attrs: dict[str, Any] | None = None, kind: str = 
     return op
 
 
+_NO_COLUMNS: Columns = ((), (), (), (), (), (), ())
+FLUSH_DELAY = 0.25
+FLUSH_AT = 256
+_finished: collections.deque[Operation] = collections.deque()
+_flusher: list[asyncio.TimerHandle | None] = [None]
+_loop: list[asyncio.AbstractEventLoop | None] = [None]  # the one the flushes run in
+
+
 def end_operation(op: Operation | None, status: int = 0, error: str = "") -> None:
-    """Close the root and give the operation to the sinks."""
+    """Close the root and queue the operation for the sinks."""
     if op is None:
         return
     live = op.live
@@ -127,6 +140,7 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
     root[_END] = _clock()  # from here no step adds itself (a step looks)
     live = live[:]  # one that was already past the look is left out
     op.live = []
+    # frozen now, while its spans are in the CPU's caches
     names, parents, starts, ends, kinds, attrs, errors, order = zip(*live, strict=True)
     if order != _indices(len(order)):  # threads of one operation crossed, or one was left out
         names, parents, starts, ends, kinds, attrs, errors = _reordered(live)
@@ -137,10 +151,42 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
         except ValueError:
             _current.set(None)
         op.token = None
+    _finished.append(op)
+    if _flusher[0] is None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a thread: the sinks run in the loop's thread, or at once without one
+            known = _loop[0]
+            if known is not None and known.is_running():
+                known.call_soon_threadsafe(flush)
+            else:
+                flush()
+            return
+        _loop[0] = loop
+        _flusher[0] = loop.call_later(FLUSH_DELAY, flush)
+    if len(_finished) >= FLUSH_AT:
+        flush()
+
+
+def flush() -> None:
+    """The finished operations so far to the sinks (from any thread; what a concurrent
+    flush took goes with it)."""
+    timer, _flusher[0] = _flusher[0], None
+    if timer is not None:
+        timer.cancel()
+    batch: list[Operation] = []
+    while True:
+        try:
+            op = _finished.popleft()
+        except IndexError:
+            break
+        batch.append(op)
+    if not batch:
+        return
     for sink in state.sinks:
         try:
-            sink(op)
-        except Exception:  # a broken sink must not break the request
+            sink(batch)
+        except Exception:  # a broken sink must not break the others
             logging.getLogger("berth.trace").exception("trace sink %r", sink)
 
 

@@ -11,7 +11,6 @@ pays nothing between scrapes. Imported only when --metrics-addr is given.
 """
 from __future__ import annotations
 
-import asyncio
 import bisect
 import collections
 import operator
@@ -131,56 +130,34 @@ def observe_action(kind: str, action: str, seconds: float) -> None:
     """A finished dockerd action (the core's action sink; any thread): queued, counted
     by the next drain."""
     _actions.append((kind, action, seconds))
-    _drain_later()
 
 
-# Finished operations wait here and go into the histograms in batches, off the request's
-# path: every DRAIN_INTERVAL seconds and before each scrape.
-_pending: collections.deque[Operation] = collections.deque(maxlen=50_000)
+# dockerd's actions (from any thread) wait here and go into the histograms in batches:
+# with the next batch of operations, and before each scrape.
 _actions: collections.deque[tuple[str, str, float]] = collections.deque(maxlen=50_000)
-DRAIN_INTERVAL = 1.0
-_drainer: asyncio.TimerHandle | None = None
 _drain_lock = threading.Lock()
 
 
-def observe_operation(op: Operation) -> None:
-    """The metrics' trace sink: queue the operation (a deque append), drained in batches."""
-    _pending.append(op)
-    _drain_later()
-
-
-def _drain_later() -> None:
-    global _drainer
-    if _drainer is None:
-        try:
-            _drainer = asyncio.get_running_loop().call_later(DRAIN_INTERVAL, _drain_soon)
-        except RuntimeError:  # no loop (a thread, a unit test): at once
-            drain()
-
-
-def _drain_soon() -> None:
-    global _drainer
-    _drainer = None
-    drain()
+def observe_operations(ops: list[Operation]) -> None:
+    """The metrics' trace sink: a batch of finished operations into the histograms."""
+    with _drain_lock:
+        _drain_actions()
+        _observe(ops)
 
 
 def drain() -> None:
-    """Every queued operation and action into the histograms (from any thread)."""
+    """Every queued action into the histograms (from any thread)."""
     with _drain_lock:
-        ops = []
-        while True:
-            try:
-                ops.append(_pending.popleft())
-            except IndexError:
-                break
-        while True:
-            try:
-                kind, action, seconds = _actions.popleft()
-            except IndexError:
-                break
-            _ACTIONS[kind].observe(action, seconds)
-        if ops:
-            _observe(ops)
+        _drain_actions()
+
+
+def _drain_actions() -> None:
+    while True:
+        try:
+            kind, action, seconds = _actions.popleft()
+        except IndexError:
+            return
+        _ACTIONS[kind].observe(action, seconds)
 
 
 # The series of a span's name, by kind: found once per name.

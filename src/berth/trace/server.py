@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import metrics, page
+from .core import flush
 
 log = logging.getLogger("berth.trace")
 
@@ -39,6 +40,7 @@ def is_loopback(host: str) -> bool:
 async def _metrics(request: web.Request) -> web.Response:
     metrics.SCRAPES.in_flight += 1
     try:
+        flush()  # the operations and actions of the last fraction of a second too
         metrics.drain()
         body = generate_latest(metrics.REGISTRY)
     except Exception:
@@ -56,10 +58,12 @@ def _html(text: str, status: int = 200) -> web.Response:
 
 
 async def _index(request: web.Request) -> web.Response:
+    flush()
     return _html(page.render_index())
 
 
 async def _op(request: web.Request) -> web.Response:
+    flush()
     raw = request.match_info["id"]
     op = page.RING.find(int(raw)) if raw.isdigit() else None
     if op is None:
@@ -69,6 +73,7 @@ async def _op(request: web.Request) -> web.Response:
 
 
 async def _container(request: web.Request) -> web.Response:
+    flush()
     return _html(page.render_container(request.match_info["id"]))
 
 
