@@ -90,6 +90,15 @@ def _task_ns(pid: int) -> int:
     return total
 
 
+def _loop_ms(pid: int) -> float:
+    """CPU time of `pid`'s main thread (the daemon's event loop) so far, in ms (schedstat)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e6
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 CPUACCT = "/sys/fs/cgroup/cpuacct"
 
 
@@ -288,18 +297,20 @@ async def _create_shaped(rounds: int, n: int) -> tuple[float, float]:
             await container_create()
 
     enc = msgspec.msgpack.Encoder()
-    sinks = [lambda ops: enc.encode([exporter.pack(op) for op in ops]), metrics.observe_operations, page.Ring().extend]
+    sinks = [lambda ops: enc.encode([exporter.pack(op) for op in ops]), metrics.observe_operations]
+    ring = page.Ring()
     best = {True: 1e9, False: 1e9}
     for _ in range(rounds * 2):
         for on in (True, False):
             core.state.on, core.state.sinks = on, sinks
             core.state.action_sink = metrics.observe_action if on else None
+            core.state.keeper = ring.add if on else None
             t = time.perf_counter()
             for i in range(n):
                 await handler()
             trace.flush()  # the rest of the batch (the recorder flushes every 0.25 s or 256 operations)
             best[on] = min(best[on], (time.perf_counter() - t) / n * 1e6)
-    core.state.on, core.state.sinks, core.state.action_sink = False, [], None
+    core.state.on, core.state.sinks, core.state.action_sink, core.state.keeper = False, [], None, None
     return best[True], best[False]
 
 
@@ -371,17 +382,19 @@ def toggled(a: argparse.Namespace) -> None:
         load0 = os.getloadavg()
         on = True
         for op, rounds, block, fn in (("create", a.rounds, a.block, create),
-                                      ("run", a.rounds // 2, max(1, a.block // 5), run)):
+                                      ("run", a.rounds // 2, max(1, a.block // 5), run))[:1 if a.creates_only else 2]:
             cpu: dict[bool, list[float]] = {True: [], False: []}
             gc0 = gc_totals()
             lat: dict[bool, list[float]] = {True: [], False: []}
+            loop_cpu: dict[bool, list[float]] = {True: [], False: []}
             for _ in range(rounds * 2):
-                c0 = ms()
+                c0, l0 = ms(), _loop_ms(proc.pid)
                 for _ in range(block):
                     lat[on].append(timed(fn))
                 os.kill(proc.pid, signal.SIGUSR1)
                 time.sleep(0.02)
                 cpu[on].append((ms() - c0) / block)
+                loop_cpu[on].append((_loop_ms(proc.pid) - l0) / block)
                 on = not on
             gc1 = gc_totals()
             pairs = list(zip(cpu[True], cpu[False], strict=False))
@@ -394,6 +407,10 @@ def toggled(a: argparse.Namespace) -> None:
             print(f"        on-off paired: median {med:+.3f} ms [quartiles {pct(d, .25):+.3f} .. {pct(d, .75):+.3f}],"
                   f" mean {statistics.mean(d):+.3f} ms over {len(d)} rounds of {block}"
                   f" = {med / p50[False] * 100:+.2f}% of off's p50 (mean: {statistics.mean(d) / p50[False] * 100:+.2f}%)")
+            dl = sorted(x - y for x, y in zip(loop_cpu[True], loop_cpu[False], strict=False))
+            print(f"        the event loop's thread alone: CPU per op off {statistics.median(loop_cpu[False]):.3f} ms,"
+                  f" on-off paired median {statistics.median(dl):+.3f} ms [quartiles {pct(dl, .25):+.3f} .."
+                  f" {pct(dl, .75):+.3f}], mean {statistics.mean(dl):+.3f} ms")
             n_ops = rounds * block
             print("        cyclic GC per op (collections gen0/1/2; thread CPU): " + "; ".join(
                 f"{side} " + "/".join(f"{(gc1[side][g][0] - gc0[side][g][0]) / n_ops:.3f}" for g in range(3))
@@ -446,6 +463,7 @@ def main() -> None:
     ap.add_argument("--toggle", action="store_true",
                     help="one traced daemon, tracing switched on/off every block (bench/trace_toggle.py)")
     ap.add_argument("--rounds", type=int, default=100, help="--toggle: on/off pairs of create blocks (runs: half)")
+    ap.add_argument("--creates-only", action="store_true", help="--toggle: no run-to-exit blocks")
     ap.add_argument("--port", type=int, default=15690,
                     help="loopback port of `on`'s --metrics-addr; the OTLP receiver takes the next one")
     a = ap.parse_args()

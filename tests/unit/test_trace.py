@@ -19,7 +19,7 @@ def recorder() -> list[core.Operation]:
     core.state.on, core.state.sinks = True, [got.extend]
     yield got
     core.flush()
-    core.state.on, core.state.sinks, core.state.action_sink = False, [], None
+    core.state.on, core.state.sinks, core.state.action_sink, core.state.keeper = False, [], None, None
 
 
 @trace.traced("outer")

@@ -82,7 +82,7 @@ def setup(metrics: bool) -> bool:
         # Late: prometheus_client (about 10 ms to import) only with --metrics-addr.
         from . import metrics as _metrics
         state.sinks.append(_metrics.observe_operations)
-        state.sinks.append(page.RING.extend)
+        state.keeper = page.RING.add
         state.action_sink = _metrics.observe_action
     state.on = bool(state.sinks)
     if state.on:
@@ -99,6 +99,7 @@ def shutdown() -> None:
     state.on = False
     flush()
     state.sinks = []
+    state.keeper = None
     state.action_sink = None
     if _otlp is not None:
         _otlp.shutdown()

@@ -40,6 +40,9 @@ class _State:
     on = False
     # each gets the finished operations of a batch, oldest first
     sinks: list[Callable[[list[Operation]], None]] = []
+    # gets each finished operation at its end (the page's ring: it lets the oldest go at
+    # once, so what tracing keeps alive stays the same and the cyclic GC runs no more often)
+    keeper: Callable[[Operation], None] | None = None
     # (kind, action, seconds) of a finished dockerd action, e.g. ("container", "create", 0.004)
     action_sink: Callable[[str, str, float], None] | None = None
 
@@ -151,6 +154,13 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
         except ValueError:
             _current.set(None)
         op.token = None
+    if state.keeper is not None:
+        try:
+            state.keeper(op)
+        except Exception:  # a broken keeper must not break the request
+            logging.getLogger("berth.trace").exception("trace keeper %r", state.keeper)
+    if not state.sinks:
+        return
     _finished.append(op)
     if _flusher[0] is None:
         try:

@@ -30,12 +30,9 @@ class Ring:
         self.ops: collections.deque[Operation] = collections.deque(maxlen=size)
 
     def add(self, op: Operation) -> None:
-        self.extend([op])
-
-    def extend(self, ops: list[Operation]) -> None:
-        """The page's trace sink: a batch of finished operations, the plain reads left out;
-        the oldest drop out of the ring here, a batch at a time."""
-        self.ops.extend([op for op in ops if not _plain_read(op)])  # deque.extend: no lock against the reads
+        """The page's trace keeper: each finished operation but the plain reads."""
+        if not _plain_read(op):
+            self.ops.append(op)  # deque.append is atomic: no lock against the page's reads
 
     def snapshot(self) -> list[Operation]:
         return list(self.ops)

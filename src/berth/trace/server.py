@@ -58,12 +58,10 @@ def _html(text: str, status: int = 200) -> web.Response:
 
 
 async def _index(request: web.Request) -> web.Response:
-    flush()
     return _html(page.render_index())
 
 
 async def _op(request: web.Request) -> web.Response:
-    flush()
     raw = request.match_info["id"]
     op = page.RING.find(int(raw)) if raw.isdigit() else None
     if op is None:
@@ -73,7 +71,6 @@ async def _op(request: web.Request) -> web.Response:
 
 
 async def _container(request: web.Request) -> web.Response:
-    flush()
     return _html(page.render_container(request.match_info["id"]))
 
 
