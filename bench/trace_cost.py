@@ -2,7 +2,7 @@
 """What tracing and metrics cost (issue 15): three berthd side by side, asked in turn.
 
     sudo python3 bench/trace_cost.py [--base main] [--n 300] [--runs 60] [--block 20]
-    sudo python3 bench/trace_cost.py --toggle [--rounds 100] [--block 20] [--port 15690]
+    sudo python3 bench/trace_cost.py --toggle [--rounds 100] [--block 20] [--port 15690] [--creates-only]
     python3 bench/trace_cost.py --inproc
 
 - `base`: this repository's `--base` revision (default `main`), exported with `git archive`;
@@ -22,7 +22,10 @@ CPU differences (median and quartiles: robust to the other processes of a shared
 Everything made is removed; the daemons are stopped by pid.
 
 --toggle: one daemon with both on (bench/trace_toggle.py), tracing switched off and on by
-SIGUSR1 after every block: on against off in one process and heap, paired by round.
+SIGUSR1 after every block: on against off in one process and heap, paired by round. Also
+the CPU of the daemon's event-loop thread alone (where the recording and the sinks run;
+far less noisy than the I/O pool's disk work) and the cyclic GC's collections and time
+per operation in each state.
 """
 from __future__ import annotations
 

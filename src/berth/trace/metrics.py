@@ -41,7 +41,6 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)  # process_cpu_seconds_total, process_resident_memory_bytes, … as Go's
 
 
-
 class ActionHistograms(Collector):
     """dockerd's action timers (seconds, Go's default buckets), as prometheus_client's
     Histogram with an `action` label writes them (the same text), without its lock per
