@@ -2,7 +2,7 @@
 """What tracing and metrics cost (issue 15): three berthd side by side, asked in turn.
 
     sudo python3 bench/trace_cost.py [--base main] [--n 300] [--runs 60] [--block 20]
-    sudo python3 bench/trace_cost.py --toggle [--rounds 100] [--block 20]
+    sudo python3 bench/trace_cost.py --toggle [--rounds 100] [--block 20] [--port 15690] [--creates-only]
     python3 bench/trace_cost.py --inproc
 
 - `base`: this repository's `--base` revision (default `main`), exported with `git archive`;
@@ -22,7 +22,10 @@ CPU differences (median and quartiles: robust to the other processes of a shared
 Everything made is removed; the daemons are stopped by pid.
 
 --toggle: one daemon with both on (bench/trace_toggle.py), tracing switched off and on by
-SIGUSR1 after every block: on against off in one process and heap, paired by round.
+SIGUSR1 after every block: on against off in one process and heap, paired by round. Also
+the CPU of the daemon's event-loop thread alone (where the recording and the sinks run;
+far less noisy than the I/O pool's disk work) and the cyclic GC's collections and time
+per operation in each state.
 """
 from __future__ import annotations
 
@@ -90,6 +93,15 @@ def _task_ns(pid: int) -> int:
         except (OSError, ValueError, IndexError):
             continue
     return total
+
+
+def _loop_ms(pid: int) -> float:
+    """CPU time of `pid`'s main thread (the daemon's event loop) so far, in ms (schedstat)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e6
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 CPUACCT = "/sys/fs/cgroup/cpuacct"
@@ -213,19 +225,98 @@ def inproc(rounds: int = 5, n: int = 2000) -> None:
         return res[0] - res[1]
 
     aoff = asyncio.run(async_cost())
-    core.state.on, core.state.sinks = True, []
-    record = best(make, n)
+    got: list[core.Operation] = []
+    core.state.on, core.state.sinks = True, [got.extend]
+    record = best(make, n)  # no loop: each flushed (frozen) at its end
+    got.clear()
     ops = [make() for _ in range(n)]
     enc = msgspec.msgpack.Encoder()
     it = iter(ops * rounds)
     pack = best(lambda: enc.encode([exporter.pack(next(it))]), n)
-    it2 = iter(ops * rounds)
-    hist = best(lambda: metrics._observe(next(it2)), n)
+    batches = iter([ops[i:i + 20] for i in range(0, n, 20)] * rounds)  # drained in batches, as the daemon does
+    hist = best(lambda: metrics._observe(next(batches)), n // 20) / 20
     core.state.on = False
     print(f"in-process, per create-shaped operation of {len(ops[0].spans)} spans (best of {rounds}):")
     print(f"  on:  record {record:.1f} us + pack for the exporter {pack:.1f} us + step histograms {hist:.1f} us"
           f" = {record + pack + hist:.1f} us")
     print(f"  off: {off * 1000:.0f} ns per decorated sync step, {aoff * 1000:.0f} ns per async one")
+    on_us, off_us = asyncio.run(_create_shaped(rounds, n))
+    print(f"  a create as the daemon runs it (async layers, a resume, a thread hop's context, every sink"
+          f" and the drains): on {on_us:.1f} us, off {off_us:.1f} us, on-off {on_us - off_us:.1f} us")
+
+
+async def _create_shaped(rounds: int, n: int) -> tuple[float, float]:
+    """Microseconds per create-shaped request with everything on and with it off, best
+    of `rounds` interleaved: the daemon's decorators as the create path has them (the
+    request's operation, containerCreate timed as dockerd's action, two async steps, a
+    resume of the task, the I/O pool hop's context, steps inside it), the real sinks
+    (exporter packing, metrics drain, the page's ring), nothing else of a create."""
+    import asyncio
+
+    import msgspec
+
+    from berth import trace
+    from berth.trace import core, exporter, metrics, page
+
+    def leaf(name: str) -> object:
+        return trace.traced(name)(lambda *a: None)
+
+    get_image = leaf("GetImage")
+    checks = [leaf(x) for x in ("verifyContainerSettings", "verifyNetworkingConfig", "adaptContainerSettings")]
+    merges = [leaf(x) for x in ("mergeAndVerifyConfig", "mergeAndVerifyLogConfig", "newContainer",
+                                "setSecurityOptions")]
+    on_disk_steps = [leaf(x) for x in ("setHostConfig", "createContainerOSSpecificSettings",
+                                       "updateContainerNetworkSettings", "ToDisk")]
+    register = leaf("Register")
+
+    def on_disk() -> None:
+        with trace.step("setRWLayer"):
+            pass
+        for f in on_disk_steps:
+            f()  # type: ignore[operator]
+
+    @trace.traced("create")
+    async def create() -> None:
+        get_image()  # type: ignore[operator]
+        for f in merges:
+            f()  # type: ignore[operator]
+        trace.in_context(on_disk)()
+        await asyncio.sleep(0)  # the task waits for the I/O pool: one resume through every layer
+        register()  # type: ignore[operator]
+
+    @trace.traced("containerCreate", action="create")
+    async def container_create() -> None:
+        get_image()  # type: ignore[operator]
+        for f in checks:
+            f()  # type: ignore[operator]
+        await create()
+
+    async def handler() -> None:  # api/server.py's middleware: a traced call when on
+        if core.state.on:
+            op = trace.begin_request("POST", "/containers/create", "1.41", "")
+            try:
+                await container_create()
+            finally:
+                trace.end_operation(op, 201, "")
+        else:
+            await container_create()
+
+    enc = msgspec.msgpack.Encoder()
+    sinks = [lambda ops: enc.encode([exporter.pack(op) for op in ops]), metrics.observe_operations]
+    ring = page.Ring()
+    best = {True: 1e9, False: 1e9}
+    for _ in range(rounds * 2):
+        for on in (True, False):
+            core.state.on, core.state.sinks = on, sinks
+            core.state.action_sink = metrics.observe_action if on else None
+            core.state.keeper = ring.add if on else None
+            t = time.perf_counter()
+            for i in range(n):
+                await handler()
+            trace.flush()  # the rest of the batch (the recorder flushes every 0.25 s or 256 operations)
+            best[on] = min(best[on], (time.perf_counter() - t) / n * 1e6)
+    core.state.on, core.state.sinks, core.state.action_sink, core.state.keeper = False, [], None, None
+    return best[True], best[False]
 
 
 def toggled(a: argparse.Namespace) -> None:
@@ -236,12 +327,28 @@ def toggled(a: argparse.Namespace) -> None:
     from berth.tools import busybox
 
     tmp = tempfile.mkdtemp(prefix="berth-trace-toggle-")
-    receiver = OTLPReceiver(port=15691)
+    gc_file = os.path.join(tmp, "gc.json")
+
+    def gc_totals() -> dict[str, list[list[float]]]:
+        """The daemon's GC collections and seconds so far, by state and generation."""
+        try:
+            os.unlink(gc_file)
+        except FileNotFoundError:
+            pass
+        os.kill(proc.pid, signal.SIGUSR2)
+        for _ in range(200):
+            try:
+                with open(gc_file) as f:
+                    return json.load(f)  # type: ignore[no-any-return]
+            except FileNotFoundError:
+                time.sleep(0.01)
+        return {"on": [[0, 0.0]] * 3, "off": [[0, 0.0]] * 3}
+    receiver = OTLPReceiver(port=a.port + 1)
     tar = os.path.join(tmp, "busybox.tar")
     with open(tar, "wb") as f:
         f.write(busybox.save_tar("busybox:latest"))
-    proc, sock = start("toggle", os.path.join(ROOT, "src"), tmp, ["--metrics-addr", "127.0.0.1:15690"],
-                       {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint},
+    proc, sock = start("toggle", os.path.join(ROOT, "src"), tmp, ["--metrics-addr", f"127.0.0.1:{a.port}"],
+                       {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "TRACE_TOGGLE_GC": gc_file},
                        program=[sys.executable, os.path.join(HERE, "trace_toggle.py")])
     group = CpuGroup("toggle") if os.path.isdir(CPUACCT) else None
     groups = [group] if group is not None else []
@@ -280,17 +387,21 @@ def toggled(a: argparse.Namespace) -> None:
         load0 = os.getloadavg()
         on = True
         for op, rounds, block, fn in (("create", a.rounds, a.block, create),
-                                      ("run", a.rounds // 2, max(1, a.block // 5), run)):
+                                      ("run", a.rounds // 2, max(1, a.block // 5), run))[:1 if a.creates_only else 2]:
             cpu: dict[bool, list[float]] = {True: [], False: []}
+            gc0 = gc_totals()
             lat: dict[bool, list[float]] = {True: [], False: []}
+            loop_cpu: dict[bool, list[float]] = {True: [], False: []}
             for _ in range(rounds * 2):
-                c0 = ms()
+                c0, l0 = ms(), _loop_ms(proc.pid)
                 for _ in range(block):
                     lat[on].append(timed(fn))
                 os.kill(proc.pid, signal.SIGUSR1)
                 time.sleep(0.02)
                 cpu[on].append((ms() - c0) / block)
+                loop_cpu[on].append((_loop_ms(proc.pid) - l0) / block)
                 on = not on
+            gc1 = gc_totals()
             pairs = list(zip(cpu[True], cpu[False], strict=False))
             d = sorted(x - y for x, y in pairs)
             p50 = {k: statistics.median(v) for k, v in lat.items()}
@@ -301,6 +412,15 @@ def toggled(a: argparse.Namespace) -> None:
             print(f"        on-off paired: median {med:+.3f} ms [quartiles {pct(d, .25):+.3f} .. {pct(d, .75):+.3f}],"
                   f" mean {statistics.mean(d):+.3f} ms over {len(d)} rounds of {block}"
                   f" = {med / p50[False] * 100:+.2f}% of off's p50 (mean: {statistics.mean(d) / p50[False] * 100:+.2f}%)")
+            dl = sorted(x - y for x, y in zip(loop_cpu[True], loop_cpu[False], strict=False))
+            print(f"        the event loop's thread alone: CPU per op off {statistics.median(loop_cpu[False]):.3f} ms,"
+                  f" on-off paired median {statistics.median(dl):+.3f} ms [quartiles {pct(dl, .25):+.3f} .."
+                  f" {pct(dl, .75):+.3f}], mean {statistics.mean(dl):+.3f} ms")
+            n_ops = rounds * block
+            print("        cyclic GC per op (collections gen0/1/2; thread CPU): " + "; ".join(
+                f"{side} " + "/".join(f"{(gc1[side][g][0] - gc0[side][g][0]) / n_ops:.3f}" for g in range(3))
+                + f" {sum(gc1[side][g][1] - gc0[side][g][1] for g in range(3)) / n_ops * 1000:.3f} ms"
+                for side in ("on", "off")))
         load1 = os.getloadavg()
         print(f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end ({os.cpu_count()} CPUs)")
     finally:
@@ -348,6 +468,9 @@ def main() -> None:
     ap.add_argument("--toggle", action="store_true",
                     help="one traced daemon, tracing switched on/off every block (bench/trace_toggle.py)")
     ap.add_argument("--rounds", type=int, default=100, help="--toggle: on/off pairs of create blocks (runs: half)")
+    ap.add_argument("--creates-only", action="store_true", help="--toggle: no run-to-exit blocks")
+    ap.add_argument("--port", type=int, default=15690,
+                    help="loopback port of `on`'s --metrics-addr; the OTLP receiver takes the next one")
     a = ap.parse_args()
     if a.inproc:
         inproc()
@@ -368,7 +491,7 @@ def main() -> None:
         strip(os.path.join(base_src, "src", "berth", "trace", "core.py"))
     else:
         subprocess.run(f"git -C {ROOT} archive {a.base} src | tar -x -C {base_src}", shell=True, check=True)
-    receiver = OTLPReceiver(port=15691)
+    receiver = OTLPReceiver(port=a.port + 1)
     tar = os.path.join(tmp, "busybox.tar")
     with open(tar, "wb") as f:
         f.write(busybox.save_tar("busybox:latest"))
@@ -381,7 +504,7 @@ def main() -> None:
                 ("base", os.path.join(base_src, "src"), [], {}),
                 ("off", os.path.join(ROOT, "src"), [], {}),
                 ("on", os.path.join(ROOT, "src"),
-                 ["--metrics-addr", "127.0.0.1:15690"] if a.on in ("both", "metrics") else [],
+                 ["--metrics-addr", f"127.0.0.1:{a.port}"] if a.on in ("both", "metrics") else [],
                  {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint} if a.on in ("both", "otlp") else {})):
             procs[name], socks[name] = start(name, src, tmp, extra, env)
             if os.path.isdir(CPUACCT):

@@ -16,9 +16,10 @@ from berth.trace import core, otlp, page
 @pytest.fixture
 def recorder() -> list[core.Operation]:
     got: list[core.Operation] = []
-    core.state.on, core.state.sinks = True, [got.append]
+    core.state.on, core.state.sinks = True, [got.extend]
     yield got
-    core.state.on, core.state.sinks, core.state.action_sink = False, [], None
+    core.flush()
+    core.state.on, core.state.sinks, core.state.action_sink, core.state.keeper = False, [], None, None
 
 
 @trace.traced("outer")
@@ -59,6 +60,7 @@ def test_nesting_threads_and_order(recorder: list[core.Operation]) -> None:
         assert trace.current_operation() is None
 
     asyncio.run(main())
+    core.flush()  # ended in the loop: its batch was due in a quarter of a second
     (op,) = recorder
     names = [(s.name, op.spans[s.parent].name if s.parent >= 0 else None, s.kind) for s in op.spans]
     assert names == [("POST /containers/create", None, "request"), ("outer", "POST /containers/create", "step"),
@@ -87,6 +89,7 @@ def test_a_task_that_outlives_its_request_adds_nothing(recorder: list[core.Opera
         await t
 
     asyncio.run(main())
+    core.flush()
     assert [s.name for s in recorder[0].spans] == ["POST /containers/{name}/start"]
     assert recorder[0].containers == []
 
@@ -134,6 +137,7 @@ def _op(recorder: list[core.Operation], route: str = "/containers/create") -> co
         sum(range(20000))
     trace.touch("f" * 64)
     trace.end_operation(op, 201)
+    trace.flush()
     return recorder[-1]
 
 
@@ -168,7 +172,7 @@ def test_metrics_sink(recorder: list[core.Operation]) -> None:
 
     from berth.trace import metrics
 
-    metrics.observe_operation(_op(recorder))
+    metrics.observe_operations([_op(recorder)])
     metrics.observe_action("network", "connect", 0.01)
     metrics.observe_action("image", "history", 0.01)
     text = generate_latest(metrics.REGISTRY).decode()
@@ -255,12 +259,11 @@ def test_exporter_pipe_survives_its_child(recorder: list[core.Operation], caplog
             def poll(self) -> None:
                 return None
 
-        pipe.proc, pipe.fd, pipe.buf, pipe.pending = _Proc(), w, bytearray(), []  # type: ignore[assignment]
+        pipe.proc, pipe.fd, pipe.buf = _Proc(), w, bytearray()  # type: ignore[assignment]
         pipe.dropped, pipe.dead, pipe._loop, pipe._writer = 0, False, None, False
         pipe._enc = __import__("msgspec").msgpack.Encoder()
-        pipe.delay, pipe._timer = 0, None
         for _ in range(3):
-            pipe(_op(recorder))
+            pipe([_op(recorder)])
             await asyncio.sleep(0.01)
         assert pipe.dead and not pipe.buf
         os.close(w)
@@ -268,3 +271,82 @@ def test_exporter_pipe_survives_its_child(recorder: list[core.Operation], caplog
     with caplog.at_level(logging.WARNING, logger="berth.trace"):
         asyncio.run(main())
     assert len([r for r in caplog.records if "exporter process gone" in r.getMessage()]) == 1
+
+
+def test_spans_counted_out_of_order_are_put_back_in_order(recorder: list[core.Operation]) -> None:
+    """Two threads of one operation can take their indices in one order and append in the
+    other, and a span opened as the operation ends is left out: the columns are by index,
+    parents as positions."""
+    op = trace.begin_request("POST", "/containers/{name}/start", "")
+    assert op is not None
+    with trace.step("containerStart"):
+        parent = op.live[1]
+        a = ["allocateNetwork", parent[core._INDEX], 10, 20, core.STEP, None, "", next(op.seq)]
+        b = ["createSpec", parent[core._INDEX], 11, 21, core.STEP, None, "", next(op.seq)]
+        lost = ["netavark setup", a[core._INDEX], 12, 0, core.PROCESS, None, "", next(op.seq)]
+        op.live.append(b)  # b counted after a, appended before it
+        op.live.append(a)
+        child = ["netlink veth", a[core._INDEX], 13, 14, core.PROCESS, None, "", next(op.seq)]
+        op.live.append(child)
+        del lost  # never appended: opened as the operation ended
+    trace.end_operation(op, 204)
+    spans = recorder[-1].spans
+    assert [(s.name, spans[s.parent].name if s.parent >= 0 else None) for s in spans] == [
+        ("POST /containers/{name}/start", None), ("containerStart", "POST /containers/{name}/start"),
+        ("allocateNetwork", "containerStart"), ("createSpec", "containerStart"), ("netlink veth", "allocateNetwork")]
+
+
+def test_ops_ended_in_the_loop_reach_the_sinks_in_one_batch() -> None:
+    batches: list[list[core.Operation]] = []
+    core.state.on, core.state.sinks = True, [batches.append]
+    try:
+        async def main() -> None:
+            for _ in range(3):
+                trace.end_operation(trace.begin_request("POST", "/x", ""), 200)
+            assert batches == []  # queued
+            await asyncio.sleep(core.FLUSH_DELAY + 0.1)
+            assert [len(b) for b in batches] == [3]
+            for _ in range(core.FLUSH_AT):
+                trace.end_operation(trace.begin_request("POST", "/x", ""), 200)
+            assert [len(b) for b in batches] == [3, core.FLUSH_AT]  # a full batch at once
+
+        asyncio.run(main())
+        core.flush()
+    finally:
+        core.state.on, core.state.sinks = False, []
+    assert core._flusher[0] is None and not core._finished
+
+
+def test_step_histograms_of_a_batch_are_those_of_each_operation(recorder: list[core.Operation]) -> None:
+    """A batch is counted at once (sorted, a bisection per bucket): the same buckets, sum and
+    count as one operation at a time, still-open spans left out."""
+    import random
+
+    from berth.trace import metrics
+
+    rnd = random.Random(15)
+
+    def op(i: int) -> core.Operation:
+        o = core.Operation.__new__(core.Operation)
+        durations = [rnd.choice([0, 100_000, 250_000, 10**9, 10**10, 10**11]) + rnd.randint(-1, 1)
+                     for _ in range(3)]
+        ends = [100 + max(d, 0) for d in durations]
+        if i % 5 == 0:
+            ends[2] = 0  # still open when the operation ended
+        o.columns = (("POST /batch", "batchStep", "batch prog"), (-1, 0, 1), (100, 100, 100), tuple(ends),
+                     (core.REQUEST, core.STEP, core.PROCESS),
+                     ({"http.request.method": "POST", "http.route": "/batch"}, None, None), ("", "", ""))
+        return o
+
+    ops = [op(i) for i in range(200)]
+    metrics.observe_operations(ops)
+    batch = [[*h[0]] + h[1:] for h in (metrics.request_seconds.series[("POST", "/batch")],
+                                       metrics.step_seconds.series[("batchStep",)],
+                                       metrics.process_seconds.series[("batch prog",)])]
+    for o in ops:
+        metrics.observe_operations([o])
+    both = [[*h[0]] + h[1:] for h in (metrics.request_seconds.series[("POST", "/batch")],
+                                      metrics.step_seconds.series[("batchStep",)],
+                                      metrics.process_seconds.series[("batch prog",)])]
+    assert both == [[2 * v for v in b] for b in batch]
+    assert batch[2][-1] == 160  # the open ones left out

@@ -119,45 +119,56 @@ def version_refusal(version: str) -> str | None:
 async def call_handler(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The handler's answer, or errorhandler.go's rendering of its error (one mapping:
     httpstatus.from_error). Used by the middleware and by the fast path."""
-    if trace.state.on and not request.get(_TRACED_KEY):
+    if trace.state.on:
         return await _traced_call(request, handler)
     try:
         return await handler(request)
-    except errdefs.DockerError as err:
+    except web.HTTPException:
+        raise
+    except Exception as err:
+        return _error_answer(request, err)
+
+
+def _error_answer(request: web.Request, err: Exception) -> web.StreamResponse:
+    """The answer to a handler's error (called in its except block); raises it again when
+    the client is gone."""
+    if isinstance(err, errdefs.DockerError):
         status = httpstatus.from_error(err)
         if status >= 500:
             log.error("Handler for %s %s returned error: %s", request.method, request.path, err)
         return _error_response(request, status, str(err))
-    except web.HTTPException:
-        raise
-    except (ConnectionResetError, OSError) as err:
+    if isinstance(err, OSError):  # ConnectionResetError among them
         if request.transport is None or request.transport.is_closing():
-            raise
+            raise err
         if err.errno in _HOST_ERRNOS:
             # the host's limits (a full data root, no descriptor left): no bug to trace
             log.error("Handler for %s %s returned error: %s", request.method, request.path, errdefs.os_error_text(err))
         else:
             log.exception("Handler for %s %s failed", request.method, request.path)
         return _error_response(request, 500, errdefs.os_error_text(err))
-    except Exception as err:  # an untyped error is a 500, as in dockerd
-        log.exception("Handler for %s %s failed", request.method, request.path)
-        return _error_response(request, 500, str(err))
+    # an untyped error is a 500, as in dockerd
+    log.exception("Handler for %s %s failed", request.method, request.path)
+    return _error_response(request, 500, str(err))
 
 
-_TRACED_KEY = web.RequestKey("berth.traced", bool)
 # (method, handler) → the route's template without its patterns: `/containers/{name}/json`
 ROUTE_TEMPLATES: dict[tuple[str, Any], str] = {}
 
 
 async def _traced_call(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The request as a trace operation (berth.trace): method, route template, API
-    version, status; the daemon's steps become its children."""
-    request[_TRACED_KEY] = True
+    """call_handler as a trace operation (berth.trace): method, route template, API
+    version, status; the daemon's steps become its children. One coroutine of its own
+    (not a second call_handler): a layer fewer for every resume of the request's task."""
     op = trace.begin_request(request.method, ROUTE_TEMPLATES.get((request.method, handler), "?"),
                              request.get(API_VERSION_KEY, ""), request.headers.get("traceparent", ""))
     status, error = 500, ""
     try:
-        resp = await call_handler(request, handler)
+        try:
+            resp = await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as err:
+            resp = _error_answer(request, err)
         status = resp.status
         return resp
     except web.HTTPException as e:

@@ -29,6 +29,7 @@ from .core import (
     begin_operation,
     current_operation,
     end_operation,
+    flush,
     in_context,
     process,
     state,
@@ -44,7 +45,8 @@ log = logging.getLogger("berth.trace")
 
 __all__ = [
     "PROCESS", "REQUEST", "STEP", "Operation", "begin_operation", "begin_request", "current_operation",
-    "end_operation", "in_context", "process", "setup", "shutdown", "state", "step", "touch", "touches", "touches_through", "traced",
+    "end_operation", "flush", "in_context", "process", "setup", "shutdown", "state", "step", "touch", "touches",
+    "touches_through", "traced",
 ]
 
 _otlp: Any = None
@@ -79,8 +81,8 @@ def setup(metrics: bool) -> bool:
     if metrics:
         # Late: prometheus_client (about 10 ms to import) only with --metrics-addr.
         from . import metrics as _metrics
-        state.sinks.append(_metrics.observe_operation)
-        state.sinks.append(page.RING.add)
+        state.sinks.append(_metrics.observe_operations)
+        state.keeper = page.RING.add
         state.action_sink = _metrics.observe_action
     state.on = bool(state.sinks)
     if state.on:
@@ -95,7 +97,9 @@ def shutdown() -> None:
     """Flush what is queued for the collector and turn the recorder off."""
     global _otlp
     state.on = False
+    flush()
     state.sinks = []
+    state.keeper = None
     state.action_sink = None
     if _otlp is not None:
         _otlp.shutdown()

@@ -4,15 +4,19 @@ The daemon's step functions carry `@traced("verifyContainerSettings")` or a
 `with step("setRWLayer"):`; while nothing consumes traces (no OTLP endpoint, no
 --metrics-addr) both are a flag test and nothing else. When something does, a step is
 two clock reads and a list append on the operation the current context belongs to
-(a ContextVar, so tasks and the I/O pool's threads each see their own); the finished
-operation is handed to the sinks (OTLP export, metrics, the page's ring) once, at its
-end, so the cost of a sink is paid per operation and off the steps' path.
+(a ContextVar, so tasks and the I/O pool's threads each see their own). At its end an
+operation's spans are frozen (while they are in the CPU's caches) and the operation is
+queued; the sinks (OTLP export, metrics, the page's ring) get the queue in batches
+(`flush`: every FLUSH_DELAY seconds or FLUSH_AT operations, and before a reader looks),
+so a sink's work runs back to back over many operations, off the requests' path.
 
 Nothing here reads request bodies, environments or command lines: a span holds a name,
 times, and the few attributes its caller passes (IDs, route templates, statuses).
 """
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextvars
 import functools
 import inspect
@@ -34,7 +38,11 @@ class _State:
     """Module switches; `on` is read by every decorated call."""
 
     on = False
-    sinks: list[Callable[[Operation], None]] = []
+    # each gets the finished operations of a batch, oldest first
+    sinks: list[Callable[[list[Operation]], None]] = []
+    # gets each finished operation at its end (the page's ring: it lets the oldest go at
+    # once, so what tracing keeps alive stays the same and the cyclic GC runs no more often)
+    keeper: Callable[[Operation], None] | None = None
     # (kind, action, seconds) of a finished dockerd action, e.g. ("container", "create", 0.004)
     action_sink: Callable[[str, str, float], None] | None = None
 
@@ -43,14 +51,14 @@ state = _State()
 _ids = itertools.count(1)
 _clock = time.perf_counter_ns
 
-# A live span is a list, [name, parent span (a list; None for the root), start, end, kind,
-# attrs, error] (times from perf_counter_ns; end 0 while open): the cheapest object to make
-# and to fill in from the loop and the I/O pool's threads alike (list.append is atomic, so
-# no lock). end_operation freezes an operation's spans into seven columns (tuples of
-# strings and ints, with the parent as an index), a handful of objects whatever the number
-# of spans, which the garbage collector stops tracking; `Operation.spans` reads them as
-# FrozenSpans.
-_NAME, _PARENT, _START, _END, _KIND, _ATTRS, _ERROR = range(7)
+# A live span is a list, [name, parent's index, start, end, kind, attrs, error, index]
+# (times from perf_counter_ns; end 0 while open; the root's index 0, its parent -1): the
+# cheapest object to make and to fill in from the loop and the I/O pool's threads alike
+# (list.append and next() on the operation's counter are atomic, so no lock).
+# end_operation freezes an operation's spans into seven columns (tuples of strings and
+# ints) with one zip, a handful of objects whatever the number of spans, which the garbage
+# collector stops tracking; `Operation.spans` reads them as FrozenSpans.
+_NAME, _PARENT, _START, _END, _KIND, _ATTRS, _ERROR, _INDEX = range(8)
 
 
 class FrozenSpan(NamedTuple):
@@ -78,14 +86,15 @@ Columns = tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[int, ..
 class Operation:
     """An API request (or another root) with its spans; the first is the root."""
 
-    __slots__ = ("columns", "containers", "id", "live", "mono", "remote_parent", "status", "token", "wall")
+    __slots__ = ("columns", "containers", "id", "live", "mono", "remote_parent", "seq", "status", "token", "wall")
 
     def __init__(self, name: str, kind: str, attrs: dict[str, Any] | None) -> None:
         self.id = next(_ids)
         self.mono = _clock()
         self.wall = time.time_ns()
-        self.live: list[list[Any]] = [[name, None, self.mono, 0, kind, attrs, ""]]  # emptied when it ends
-        self.columns: Columns = ((), (), (), (), (), (), ())  # filled when it ends
+        self.live: list[list[Any]] = [[name, -1, self.mono, 0, kind, attrs, "", 0]]  # emptied when it ends
+        self.seq = itertools.count(1)  # the next span's index
+        self.columns: Columns = _NO_COLUMNS  # filled when it ends
         self.containers: list[str] = []
         self.status = 0
         self.remote_parent: str = ""  # a W3C traceparent the client sent, for OTLP
@@ -114,8 +123,16 @@ def begin_operation(name: str, attrs: dict[str, Any] | None = None, kind: str = 
     return op
 
 
+_NO_COLUMNS: Columns = ((), (), (), (), (), (), ())
+FLUSH_DELAY = 0.25
+FLUSH_AT = 256
+_finished: collections.deque[Operation] = collections.deque()
+_flusher: list[asyncio.TimerHandle | None] = [None]
+_loop: list[asyncio.AbstractEventLoop | None] = [None]  # the one the flushes run in
+
+
 def end_operation(op: Operation | None, status: int = 0, error: str = "") -> None:
-    """Close the root and give the operation to the sinks."""
+    """Close the root and queue the operation for the sinks."""
     if op is None:
         return
     live = op.live
@@ -123,48 +140,92 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
     op.status = status
     if error:
         root[_ERROR] = error
-    root[_END] = _clock()  # from here no step adds itself (_open looks)
+    root[_END] = _clock()  # from here no step adds itself (a step looks)
     live = live[:]  # one that was already past the look is left out
     op.live = []
-    index = {id(s): i for i, s in enumerate(live)}
-    names, parents, starts, ends, kinds, attrs, errors = zip(*live, strict=True)
-    op.columns = (names, tuple([-1 if p is None else index.get(id(p), 0) for p in parents]), starts, ends, kinds,
-                  attrs, errors)
+    # frozen now, while its spans are in the CPU's caches
+    names, parents, starts, ends, kinds, attrs, errors, order = zip(*live, strict=True)
+    if order != _indices(len(order)):  # threads of one operation crossed, or one was left out
+        names, parents, starts, ends, kinds, attrs, errors = _reordered(live)
+    op.columns = (names, parents, starts, ends, kinds, attrs, errors)
     if op.token is not None:
         try:  # aiohttp answers a connection's requests in one task: the next starts clean
             _current.reset(op.token)
         except ValueError:
             _current.set(None)
         op.token = None
+    if state.keeper is not None:
+        try:
+            state.keeper(op)
+        except Exception:  # a broken keeper must not break the request
+            logging.getLogger("berth.trace").exception("trace keeper %r", state.keeper)
+    if not state.sinks:
+        return
+    _finished.append(op)
+    if _flusher[0] is None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a thread: the sinks run in the loop's thread, or at once without one
+            known = _loop[0]
+            if known is not None and known.is_running():
+                known.call_soon_threadsafe(flush)
+            else:
+                flush()
+            return
+        _loop[0] = loop
+        _flusher[0] = loop.call_later(FLUSH_DELAY, flush)
+    if len(_finished) >= FLUSH_AT:
+        flush()
+
+
+def flush() -> None:
+    """The finished operations so far to the sinks (from any thread; what a concurrent
+    flush took goes with it)."""
+    timer, _flusher[0] = _flusher[0], None
+    if timer is not None:
+        timer.cancel()
+    batch: list[Operation] = []
+    while True:
+        try:
+            op = _finished.popleft()
+        except IndexError:
+            break
+        batch.append(op)
+    if not batch:
+        return
     for sink in state.sinks:
         try:
-            sink(op)
-        except Exception:  # a broken sink must not break the request
+            sink(batch)
+        except Exception:  # a broken sink must not break the others
             logging.getLogger("berth.trace").exception("trace sink %r", sink)
 
 
-def _open(name: str, kind: str, attrs: dict[str, Any] | None) -> tuple[Operation, list[Any], contextvars.Token[Any]] | None:
-    cur = _current.get()
-    if cur is None:
-        return None
-    op = cur[0]
-    spans = op.live
-    if not spans or spans[0][_END]:  # a task the operation started outlives it (a container's monitor)
-        return None
-    span = [name, cur[1], _clock(), 0, kind, attrs, ""]
-    spans.append(span)
-    return op, span, _current.set((op, span))
+_INDICES: list[tuple[int, ...]] = [tuple(range(n)) for n in range(64)]
 
 
-def _close(handle: tuple[Operation, list[Any], contextvars.Token[Any]], err: BaseException | None) -> None:
-    op, span, token = handle
-    span[_END] = _clock()
-    if err is not None:
-        span[_ERROR] = type(err).__name__
+def _indices(n: int) -> tuple[int, ...]:
+    """(0, 1, ..., n-1), kept for the usual sizes."""
+    return _INDICES[n] if n < 64 else tuple(range(n))
+
+
+def _reordered(live: list[list[Any]]) -> tuple[tuple[Any, ...], ...]:
+    """The columns of spans whose list order is not their index order (two threads of the
+    operation appended in the other order than they counted) or with an index missing (a
+    span opened as the operation ended is left out): by index, parents as positions (a
+    parent left out: the root)."""
+    live = sorted(live, key=lambda s: s[_INDEX])
+    position = {s[_INDEX]: i for i, s in enumerate(live)}
+    cols = list(zip(*live, strict=True))
+    cols[_PARENT] = tuple(-1 if p < 0 else position.get(p, 0) for p in cols[_PARENT])
+    return tuple(cols[:_INDEX])
+
+
+def _restore(token: contextvars.Token[Any], cur: tuple[Operation, list[Any]]) -> None:
+    """Back to the span `cur` after one of its children."""
     try:
         _current.reset(token)
     except ValueError:  # closed in another context than it was opened (a moved task)
-        _current.set((op, span[_PARENT]))
+        _current.set(cur)
 
 
 class _NoStep:
@@ -181,20 +242,34 @@ _NO_STEP = _NoStep()
 
 
 class _Step:
-    __slots__ = ("attrs", "handle", "kind", "name")
+    """A `with` block as a child span of the current one (opened and closed written out:
+    no call but the clock's)."""
+
+    __slots__ = ("attrs", "cur", "kind", "name", "span", "token")
 
     def __init__(self, name: str, kind: str, attrs: dict[str, Any] | None) -> None:
         self.name = name
         self.kind = kind
         self.attrs = attrs
-        self.handle: Any = None
+        self.span: list[Any] | None = None
 
     def __enter__(self) -> None:
-        self.handle = _open(self.name, self.kind, self.attrs)
+        cur = _current.get()
+        if cur is None or not (live := cur[0].live) or live[0][_END]:  # no operation, or it ended
+            return
+        op = cur[0]
+        self.span = span = [self.name, cur[1][_INDEX], _clock(), 0, self.kind, self.attrs, "", next(op.seq)]
+        live.append(span)
+        self.cur = cur
+        self.token = _current.set((op, span))
 
     def __exit__(self, et: object, ev: BaseException | None, tb: object) -> None:
-        if self.handle is not None:
-            _close(self.handle, ev)
+        span = self.span
+        if span is not None:
+            span[_END] = _clock()
+            if ev is not None:
+                span[_ERROR] = type(ev).__name__
+            _restore(self.token, self.cur)
 
 
 def step(name: str, kind: str = STEP, **attrs: Any) -> Any:
@@ -211,6 +286,12 @@ def process(name: str, **attrs: Any) -> Any:
     return _Step(name, PROCESS, attrs or None)
 
 
+def _act(timed: tuple[str, str], ns: int) -> None:
+    sink = state.action_sink
+    if sink is not None:
+        sink(timed[0], timed[1], ns / 1e9)
+
+
 def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
            network_action: str = "", image_action: str = "", count_errors: bool = False) -> Callable[[F], F]:
     """Decorate a step function (sync or async) to be a span named `name` (dockerd's
@@ -218,7 +299,10 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
     such as `runc start`. `action` / `network_action` / `image_action` also time a
     successful call into dockerd's engine_daemon_{container,network,image}_actions_seconds
     (also outside any API request: a restart policy's start counts); `count_errors` times
-    failed calls too (dockerd's pull and push call UpdateSince before looking at the error)."""
+    failed calls too (dockerd's pull and push call UpdateSince before looking at the error).
+
+    The span is opened and closed in the wrapper itself (a call costs the wrapper and two
+    clock reads), and a timed call's duration is its span's."""
     timed = (("container", action) if action else ("network", network_action) if network_action
              else ("image", image_action) if image_action else None)
 
@@ -233,98 +317,88 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
 
         fixed = name if isinstance(name, str) else ""
 
-        # Most steps are neither timed nor named by their arguments: the shortest path,
-        # _open and _close written out (two calls fewer per span).
-        if timed is None and inspect.iscoroutinefunction(fn):
+        if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def astep(*args: Any, **kwargs: Any) -> Any:
                 if not state.on:
                     return await fn(*args, **kwargs)
                 cur = _current.get()
-                if cur is None or not (live := cur[0].live) or live[0][_END]:
-                    return await fn(*args, **kwargs)
-                span = [fixed or span_name(args, kwargs), cur[1], _clock(), 0, kind, None, ""]
+                if cur is None or not (live := cur[0].live) or live[0][_END]:  # no operation, or it ended
+                    if timed is None:
+                        return await fn(*args, **kwargs)
+                    t0 = _clock()
+                    try:
+                        r = await fn(*args, **kwargs)
+                    except BaseException:
+                        if count_errors:
+                            _act(timed, _clock() - t0)
+                        raise
+                    _act(timed, _clock() - t0)
+                    return r
+                op = cur[0]
+                span = [fixed or span_name(args, kwargs), cur[1][_INDEX], _clock(), 0, kind, None, "", next(op.seq)]
                 live.append(span)
-                token = _current.set((cur[0], span))
+                token = _current.set((op, span))
                 try:
                     r = await fn(*args, **kwargs)
                 except BaseException as e:
-                    _close((cur[0], span, token), e)
+                    span[_END] = _clock()
+                    span[_ERROR] = type(e).__name__
+                    _restore(token, cur)
+                    if timed is not None and count_errors:
+                        _act(timed, span[_END] - span[_START])
                     raise
-                span[_END] = _clock()
+                span[_END] = end = _clock()
                 try:
                     _current.reset(token)
                 except ValueError:  # closed in another context than it was opened (a moved task)
                     _current.set(cur)
+                if timed is not None:
+                    _act(timed, end - span[_START])
                 return r
 
             return astep  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
 
-        if timed is None:
-            @functools.wraps(fn)
-            def step_(*args: Any, **kwargs: Any) -> Any:
-                if not state.on:
-                    return fn(*args, **kwargs)
-                cur = _current.get()
-                if cur is None or not (live := cur[0].live) or live[0][_END]:
-                    return fn(*args, **kwargs)
-                span = [fixed or span_name(args, kwargs), cur[1], _clock(), 0, kind, None, ""]
-                live.append(span)
-                token = _current.set((cur[0], span))
-                try:
-                    r = fn(*args, **kwargs)
-                except BaseException as e:
-                    _close((cur[0], span, token), e)
-                    raise
-                span[_END] = _clock()
-                try:
-                    _current.reset(token)
-                except ValueError:  # the function switched contexts and did not switch back
-                    _current.set(cur)
-                return r
-
-            return step_  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
-
-        if inspect.iscoroutinefunction(fn):
-            @functools.wraps(fn)
-            async def awrapper(*args: Any, **kwargs: Any) -> Any:
-                if not state.on:
-                    return await fn(*args, **kwargs)
-                h = _open(fixed or span_name(args, kwargs), kind, None)
-                t0 = _clock() if timed is not None else 0
-                err: BaseException | None = None
-                try:
-                    return await fn(*args, **kwargs)
-                except BaseException as e:
-                    err = e
-                    raise
-                finally:
-                    if h is not None:
-                        _close(h, err)
-                    if timed is not None and (err is None or count_errors) and state.action_sink is not None:
-                        state.action_sink(timed[0], timed[1], (_clock() - t0) / 1e9)
-
-            return awrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
-
         @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def step_(*args: Any, **kwargs: Any) -> Any:
             if not state.on:
                 return fn(*args, **kwargs)
-            h = _open(fixed or span_name(args, kwargs), kind, None)
-            t0 = _clock() if timed is not None else 0
-            err: BaseException | None = None
+            cur = _current.get()
+            if cur is None or not (live := cur[0].live) or live[0][_END]:  # no operation, or it ended
+                if timed is None:
+                    return fn(*args, **kwargs)
+                t0 = _clock()
+                try:
+                    r = fn(*args, **kwargs)
+                except BaseException:
+                    if count_errors:
+                        _act(timed, _clock() - t0)
+                    raise
+                _act(timed, _clock() - t0)
+                return r
+            op = cur[0]
+            span = [fixed or span_name(args, kwargs), cur[1][_INDEX], _clock(), 0, kind, None, "", next(op.seq)]
+            live.append(span)
+            token = _current.set((op, span))
             try:
-                return fn(*args, **kwargs)
+                r = fn(*args, **kwargs)
             except BaseException as e:
-                err = e
+                span[_END] = _clock()
+                span[_ERROR] = type(e).__name__
+                _restore(token, cur)
+                if timed is not None and count_errors:
+                    _act(timed, span[_END] - span[_START])
                 raise
-            finally:
-                if h is not None:
-                    _close(h, err)
-                if timed is not None and (err is None or count_errors) and state.action_sink is not None:
-                    state.action_sink(timed[0], timed[1], (_clock() - t0) / 1e9)
+            span[_END] = end = _clock()
+            try:
+                _current.reset(token)
+            except ValueError:  # the function switched contexts and did not switch back
+                _current.set(cur)
+            if timed is not None:
+                _act(timed, end - span[_START])
+            return r
 
-        return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
+        return step_  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
 
     return deco
 

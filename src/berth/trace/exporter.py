@@ -4,7 +4,8 @@ Turning spans into OTLP protobuf and POSTing them costs tens of microseconds per
 of Python. Done in a thread of the daemon, that work holds the GIL the event loop needs
 (and a waiting thread gets it back only after the 5 ms switch interval), so every request
 would pay for the export of the ones before. Here the daemon only packs each finished
-operation (msgpack, a microsecond) into a non-blocking pipe, in batches (FLUSH_DELAY);
+operation (msgpack, a microsecond) into a non-blocking pipe, in the recorder's batches
+(berth.trace.core.flush);
 the child does the SDK part (berth.trace.otlp_sink) with every OTEL_* variable. If the child
 falls behind and the pipe and a bounded buffer are full, operations are dropped
 (counted, warned about once) rather than slowing the daemon. At EOF the child flushes
@@ -28,10 +29,6 @@ from .core import Operation
 log = logging.getLogger("berth.trace")
 
 MAX_BUFFER = 8 << 20  # bytes waiting for the child before operations are dropped
-# Operations are handed over in batches: one encode, one write and one wake-up of the child
-# for every FLUSH_DELAY seconds (or FLUSH_AT operations), not one per request.
-FLUSH_DELAY = 0.25
-FLUSH_AT = 256
 _HEAD = struct.Struct("!I")
 
 
@@ -64,33 +61,22 @@ class ExporterPipe:
         self.fd = self.proc.stdin.fileno()
         os.set_blocking(self.fd, False)
         self.buf = bytearray()
-        self.pending: list[Operation] = []
         self.dropped = 0
         self.dead = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer = False
         self._enc = msgspec.msgpack.Encoder()
-        self.delay = FLUSH_DELAY
-        self._timer: asyncio.TimerHandle | None = None
 
-    def __call__(self, op: Operation) -> None:
+    def __call__(self, ops: list[Operation]) -> None:
+        """A batch of finished operations: one encode, one write, one wake-up of the child
+        (in the loop's thread: the recorder flushes there)."""
         if self.dead:
             return
-        if not self.pending:
+        if self._loop is None:
             try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return
-            self._loop = loop
-            self._timer = loop.call_later(self.delay, self._flush)
-        self.pending.append(op)
-        if len(self.pending) >= FLUSH_AT and self._timer is not None:
-            self._timer.cancel()
-            self._flush()
-
-    def _flush(self) -> None:
-        self._timer = None
-        ops, self.pending = self.pending, []
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop: written at once, or at shutdown
+                pass
         if len(self.buf) > MAX_BUFFER:
             if not self.dropped:
                 log.warning("the OTLP exporter falls behind: operations are dropped")
@@ -128,15 +114,9 @@ class ExporterPipe:
 
     def shutdown(self, timeout: float = 10) -> None:
         """Hand over what is left, close the pipe; the child flushes to the collector."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self._writer and self._loop is not None:
             self._loop.remove_writer(self.fd)
             self._writer = False
-        if self.pending:
-            self.buf += b"".join(_frame(self._enc.encode([pack(op) for op in self.pending])))
-            self.pending = []
         try:
             os.set_blocking(self.fd, True)
             if self.buf:
@@ -153,10 +133,6 @@ class ExporterPipe:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def _frame(data: bytes) -> list[bytes]:
-    return [_HEAD.pack(len(data)), data]
 
 
 def _read_exact(f: Any, n: int) -> bytes | None:

@@ -11,14 +11,14 @@ pays nothing between scrapes. Imported only when --metrics-addr is given.
 """
 from __future__ import annotations
 
-import asyncio
 import bisect
 import collections
+import operator
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -26,6 +26,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from .core import PROCESS, REQUEST, Operation
 
@@ -39,40 +40,60 @@ disable_created_metrics()  # Go's client has no `_created` series
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)  # process_cpu_seconds_total, process_resident_memory_bytes, … as Go's
 
-container_actions = Histogram(
-    "engine_daemon_container_actions_seconds", "The number of seconds it takes to process each container action",
-    ["action"], buckets=GO_DEF_BUCKETS, registry=REGISTRY)
+
+class ActionHistograms(Collector):
+    """dockerd's action timers (seconds, Go's default buckets), as prometheus_client's
+    Histogram with an `action` label writes them (the same text), without its lock per
+    observation: observations are queued (`observe_action`) and counted by `drain`."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name, self.doc = name, doc
+        self.les = [*(floatToGoString(b) for b in GO_DEF_BUCKETS), "+Inf"]
+        self.series: dict[str, list[Any]] = {}  # action → [bucket counts, sum of seconds]
+        REGISTRY.register(self)
+
+    def observe(self, action: str, seconds: float) -> None:
+        h = self.series.get(action)
+        if h is None:
+            h = self.series[action] = [[0] * len(self.les), 0.0]
+        h[0][bisect.bisect_left(GO_DEF_BUCKETS, seconds)] += 1
+        h[1] += seconds
+
+    def describe(self) -> Iterable[Any]:
+        return [HistogramMetricFamily(self.name, self.doc, labels=["action"])]
+
+    def collect(self) -> Iterable[Any]:
+        drain()
+        fam = HistogramMetricFamily(self.name, self.doc, labels=["action"])
+        for action, (counts, total) in list(self.series.items()):
+            acc, buckets = 0, []
+            for le, c in zip(self.les, counts, strict=True):
+                acc += c
+                buckets.append((le, acc))
+            fam.add_metric([action], buckets, total)
+        yield fam
+
+
+container_actions = ActionHistograms(
+    "engine_daemon_container_actions_seconds", "The number of seconds it takes to process each container action")
 for _a in ("start", "changes", "commit", "create", "delete"):
-    container_actions.labels(_a).observe(0)
-network_actions = Histogram(
-    "engine_daemon_network_actions_seconds", "The number of seconds it takes to process each network action",
-    ["action"], buckets=GO_DEF_BUCKETS, registry=REGISTRY)
-image_actions = Histogram(
-    "engine_daemon_image_actions_seconds", "The number of seconds it takes to process each image action",
-    ["action"], buckets=GO_DEF_BUCKETS, registry=REGISTRY)
+    container_actions.observe(_a, 0)
+network_actions = ActionHistograms(
+    "engine_daemon_network_actions_seconds", "The number of seconds it takes to process each network action")
+image_actions = ActionHistograms(
+    "engine_daemon_image_actions_seconds", "The number of seconds it takes to process each image action")
 _ACTIONS = {"container": container_actions, "network": network_actions, "image": image_actions}
 
 
-
 class SpanHistograms(Collector):
-    """Histograms of span durations by label values, kept as plain lists (only the
-    loop's drain writes them) and turned into a metric family at scrape time: an
-    observation is a bisect and three additions, about a quarter of prometheus_client's
-    locked Histogram.observe — a create has twenty spans."""
+    """Histograms of span durations by label values, kept as plain lists (only `drain`
+    writes them) and turned into a metric family at scrape time."""
 
     def __init__(self, name: str, doc: str, labels: list[str]) -> None:
         self.name, self.doc, self.labels = name, doc, labels
         self.bounds = [round(b * 1e9) for b in STEP_BUCKETS]  # integer nanoseconds, as spans measure
         self.series: dict[tuple[str, ...], list[Any]] = {}  # labels → [bucket counts, sum ns, count]
         REGISTRY.register(self)
-
-    def observe(self, key: tuple[str, ...], ns: int) -> None:
-        h = self.series.get(key)
-        if h is None:
-            h = self.series[key] = [[0] * (len(self.bounds) + 1), 0, 0]
-        h[0][bisect.bisect_left(self.bounds, ns)] += 1
-        h[1] += ns
-        h[2] += 1
 
     def series_of(self, key: tuple[str, ...]) -> list[Any]:
         """The [bucket counts, sum ns, count] of `key`, made at its first use."""
@@ -81,7 +102,11 @@ class SpanHistograms(Collector):
             h = self.series[key] = [[0] * (len(self.bounds) + 1), 0, 0]
         return h
 
+    def describe(self) -> Iterable[Any]:
+        return [HistogramMetricFamily(self.name, self.doc, labels=self.labels)]
+
     def collect(self) -> Iterable[Any]:
+        drain()
         fam = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
         for key, (counts, total, _n) in list(self.series.items()):
             acc, buckets = 0, []
@@ -99,82 +124,96 @@ process_seconds = SpanHistograms("berth_process_seconds",
 request_seconds = SpanHistograms("berth_api_request_seconds",
                                  "Seconds each Engine API request takes, by route template", ["method", "route"])
 
-_children: dict[tuple[Any, ...], Any] = {}
-_lock = threading.Lock()
-
-
-def _child(hist: Any, *labels: str) -> Any:
-    key = (hist, *labels)
-    c = _children.get(key)
-    if c is None:
-        with _lock:
-            c = _children[key] = hist.labels(*labels)
-    return c
-
 
 def observe_action(kind: str, action: str, seconds: float) -> None:
-    """A finished dockerd action (the core's action sink)."""
-    _child(_ACTIONS[kind], action).observe(seconds)
+    """A finished dockerd action (the core's action sink; any thread): queued, counted
+    by the next drain."""
+    _actions.append((kind, action, seconds))
 
 
-# Finished operations wait here and go into the histograms in batches, off the request's
-# path: every DRAIN_INTERVAL seconds and before each scrape.
-_pending: collections.deque[Operation] = collections.deque(maxlen=50_000)
-DRAIN_INTERVAL = 1.0
-_drainer: asyncio.TimerHandle | None = None
+# dockerd's actions (from any thread) wait here and go into the histograms in batches:
+# with the next batch of operations, and before each scrape.
+_actions: collections.deque[tuple[str, str, float]] = collections.deque(maxlen=50_000)
+_drain_lock = threading.Lock()
 
 
-def observe_operation(op: Operation) -> None:
-    """The metrics' trace sink: queue the operation (a deque append), drained in batches."""
-    global _drainer
-    _pending.append(op)
-    if _drainer is None:
-        try:
-            _drainer = asyncio.get_running_loop().call_later(DRAIN_INTERVAL, _drain_soon)
-        except RuntimeError:  # no loop (a thread, a unit test): at once
-            drain()
-
-
-def _drain_soon() -> None:
-    global _drainer
-    _drainer = None
-    drain()
+def observe_operations(ops: list[Operation]) -> None:
+    """The metrics' trace sink: a batch of finished operations into the histograms."""
+    with _drain_lock:
+        _drain_actions()
+        _observe(ops)
 
 
 def drain() -> None:
-    """Every queued operation into the histograms."""
+    """Every queued action into the histograms (from any thread)."""
+    with _drain_lock:
+        _drain_actions()
+
+
+def _drain_actions() -> None:
     while True:
         try:
-            op = _pending.popleft()
+            kind, action, seconds = _actions.popleft()
         except IndexError:
             return
-        _observe(op)
+        _ACTIONS[kind].observe(action, seconds)
 
 
-_by_step: dict[str, list[Any]] = {}  # a step's name → its series in step_seconds
+# The series of a span's name, by kind: found once per name.
+_by_step: dict[str, list[Any]] = {}
 _by_program: dict[str, list[Any]] = {}
+_by_request: dict[str, list[Any]] = {}
+_sub = operator.sub
 
 
-def _observe(op: Operation) -> None:
-    """Every span of a finished operation into the step/process/request histograms."""
-    bounds, bisect_left = step_seconds.bounds, bisect.bisect_left
-    names, _parents, starts, ends, kinds, attrs, _errors = op.columns
-    for i, end in enumerate(ends):
-        if not end:  # still open when its operation ended (a thread's step): no duration
-            continue
-        ns = end - starts[i]
-        kind, name = kinds[i], names[i]
-        if kind == REQUEST:
-            a = attrs[i] or {}
-            request_seconds.observe((a.get("http.request.method", ""), a.get("http.route", "")), ns)
-            continue
-        by = _by_program if kind == PROCESS else _by_step
-        h = by.get(name)
-        if h is None:
-            h = by[name] = (process_seconds if kind == PROCESS else step_seconds).series_of((name,))
-        h[0][bisect_left(bounds, ns)] += 1
-        h[1] += ns
-        h[2] += 1
+def _observe(ops: list[Operation]) -> None:
+    """The spans of finished operations into the step/process/request histograms. The
+    operations are grouped by their spans' names (a create is mostly the same eighteen
+    steps), and each step's durations counted at once: sorted, each bucket a bisection.
+    A name decides its kind (dockerd's step names, programs, and a request's name is its
+    method and route): a group's kinds and the request's labels are its first operation's."""
+    groups: dict[tuple[str, ...], tuple[Operation, list[tuple[int, ...]]]] = {}
+    for op in ops:
+        names, _parents, starts, ends, _kinds, _attrs, _errors = op.columns
+        durations = tuple(map(_sub, ends, starts))  # negative: still open when its operation ended
+        group = groups.get(names)
+        if group is None:
+            groups[names] = (op, [durations])
+        else:
+            group[1].append(durations)
+    bounds = step_seconds.bounds
+    for names, (first, rows) in groups.items():
+        kinds, attrs = first.columns[4], first.columns[5]
+        for i, values in enumerate(zip(*rows, strict=True)):
+            name, kind = names[i], kinds[i]
+            if kind == REQUEST:
+                h = _by_request.get(name)
+                if h is None:
+                    a = attrs[i] or {}
+                    h = _by_request[name] = request_seconds.series_of(
+                        (a.get("http.request.method", ""), a.get("http.route", "")))
+            else:
+                by = _by_program if kind == PROCESS else _by_step
+                h = by.get(name)
+                if h is None:
+                    h = by[name] = (process_seconds if kind == PROCESS else step_seconds).series_of((name,))
+            counts = h[0]
+            if len(values) < 8:
+                for ns in values:
+                    if ns >= 0:
+                        counts[bisect.bisect_left(bounds, ns)] += 1
+                        h[1] += ns
+                        h[2] += 1
+                continue
+            vals = sorted(values)
+            lo = below = bisect.bisect_left(vals, 0)
+            for j, bound in enumerate(bounds):  # bucket j: bounds[j-1] < ns <= bounds[j]
+                upto = bisect.bisect_right(vals, bound, below)
+                counts[j] += upto - below
+                below = upto
+            counts[-1] += len(vals) - below
+            h[1] += sum(vals[lo:]) if lo else sum(vals)
+            h[2] += len(vals) - lo
 
 
 class _Callback(Collector):

@@ -30,12 +30,9 @@ class Ring:
         self.ops: collections.deque[Operation] = collections.deque(maxlen=size)
 
     def add(self, op: Operation) -> None:
-        """The page's trace sink."""
-        names, _parents, _starts, _ends, kinds, attrs, _errors = op.columns
-        if len(names) == 1 and kinds[0] == REQUEST and (attrs[0] or {}).get(
-                "http.request.method") in ("GET", "HEAD"):
-            return
-        self.ops.append(op)  # deque.append is atomic: no lock against the page's reads
+        """The page's trace keeper: each finished operation but the plain reads."""
+        if not _plain_read(op):
+            self.ops.append(op)  # deque.append is atomic: no lock against the page's reads
 
     def snapshot(self) -> list[Operation]:
         return list(self.ops)
@@ -45,6 +42,12 @@ class Ring:
             if op.id == op_id:
                 return op
         return None
+
+
+def _plain_read(op: Operation) -> bool:
+    names, _parents, _starts, _ends, kinds, attrs, _errors = op.columns
+    return len(names) == 1 and kinds[0] == REQUEST and (attrs[0] or {}).get(
+        "http.request.method") in ("GET", "HEAD")
 
 
 RING = Ring()

@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import metrics, page
+from .core import flush
 
 log = logging.getLogger("berth.trace")
 
@@ -39,6 +40,7 @@ def is_loopback(host: str) -> bool:
 async def _metrics(request: web.Request) -> web.Response:
     metrics.SCRAPES.in_flight += 1
     try:
+        flush()  # the operations and actions of the last fraction of a second too
         metrics.drain()
         body = generate_latest(metrics.REGISTRY)
     except Exception:
