@@ -311,7 +311,7 @@ async def _create_shaped(rounds: int, n: int) -> tuple[float, float]:
             core.state.action_sink = metrics.observe_action if on else None
             core.state.keeper = ring.add if on else None
             t = time.perf_counter()
-            for i in range(n):
+            for _ in range(n):
                 await handler()
             trace.flush()  # the rest of the batch (the recorder flushes every 0.25 s or 256 operations)
             best[on] = min(best[on], (time.perf_counter() - t) / n * 1e6)
