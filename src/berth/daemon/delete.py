@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from typing import TYPE_CHECKING
 
 from .. import errdefs
@@ -76,7 +75,8 @@ async def cleanup_container(d: Daemon, ctr: Container, force: bool, remove_volum
 
 def _remove_on_disk(d: Daemon, ctr: Container, remove_volume: bool) -> None:
     """The layer, then the directory (config first, so a crash mid-way leaves no
-    half container: restore drops directories without config.v2.json), then volumes."""
+    half container: restore drops directories without config.v2.json; then the rest into
+    the layers' trash), then volumes."""
     try:
         os.unlink(os.path.join(ctr.root, "config.v2.json"))
     except FileNotFoundError:
@@ -87,5 +87,7 @@ def _remove_on_disk(d: Daemon, ctr: Container, remove_volume: bool) -> None:
         pass
     except Exception as e:
         raise errdefs.System(f"unable to remove filesystem for {ctr.ID}: {e}") from e
-    shutil.rmtree(ctr.root, ignore_errors=True)
+    # The directory's files (hosts, resolv.conf, the log, ...) are unlinked off the
+    # request path, as the layer's are: one rename now.
+    d.layers.discard_dir(ctr.root)
     volumes.release_mount_points(d, ctr, remove_volume)

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .. import errdefs
@@ -147,8 +148,7 @@ async def _handle_exit(d: Daemon, ctr: Container, s: State, restart: bool, code:
     if oom:
         d.log_container_event(ctr, "oom")
     d.log_container_event(ctr, "die", {"exitCode": str(code)})
-    await cleanup(d, ctr)
-    await d.run_blocking(checkpoint_exit, d, ctr)
+    await cleanup_and_checkpoint(d, ctr)
 
 
 async def _restart_later(d: Daemon, ctr: Container, rm: RestartManager, code: int) -> None:
@@ -184,20 +184,34 @@ async def auto_remove(d: Daemon, ctr: Container) -> None:
             log.error("error removing container %s: %s", ctr.ID, e)
 
 
-async def cleanup(d: Daemon, ctr: Container) -> None:
-    """daemon.Cleanup: runtime state and cgroup, rootfs mount, network (conmon's files go
-    with the checkpoint that follows: checkpoint_exit)."""
+async def cleanup_and_checkpoint(d: Daemon, ctr: Container) -> None:
+    """daemon.Cleanup, then CheckpointTo (checkpoint_exit): runtime state and cgroup,
+    rootfs mount and network, then the exit's state on disk.
+
+    dockerd does the two in turn. Here the checkpoint follows only what it must follow
+    (the network's release clears the settings it writes), while the log's last rotation
+    (settle_container) and the delivery of the rest of its output (finish_logger) go on
+    beside both: neither changes what is written. All is done before this returns, so
+    the waiters woken after it see everything as dockerd's do."""
     rts = d.lifecycle
     runtime = rts.get(ctr.host_config.Runtime if isinstance(ctr.host_config.Runtime, str) else "")
-    # `runtime delete` (state dir and cgroup of a dead container) costs ~20 ms of runc's
-    # start-up; nothing waits for it but the next start of the same container
+    # `runtime delete` (state dir and cgroup of a dead container; in-process for runc when
+    # that is all it does): nothing waits for it but the next start of the same container
     # (await_runtime_cleanup), so it runs beside the rest instead of before it.
     ctr.runtime_cleanup = asyncio.get_running_loop().create_task(_runtime_delete(runtime, ctr.ID))
-    # The network teardown and the unmount are independent: do them side by side; LOGS: the
-    # log's last rotation (settle_container) and the rest of its output delivered (finish_logger).
-    results = await asyncio.gather(network.release_network(d, ctr), d.run_blocking(_cleanup_files, d, ctr),
-                                   d.run_blocking(settle_container, ctr), finish_logger(d, ctr),
-                                   return_exceptions=True)
+    # LOGS: the log's last rotation and the rest of its output delivered.
+    logs = asyncio.gather(d.run_blocking(settle_container, ctr), finish_logger(d, ctr), return_exceptions=True)
+    try:
+        # The network teardown and the unmounts are independent: side by side.
+        released = await asyncio.gather(network.release_network(d, ctr),
+                                        d.run_blocking(_cleanup_files, d, ctr), return_exceptions=True)
+        _warn_cleanup(ctr, released)
+        await d.run_blocking(checkpoint_exit, d, ctr)
+    finally:
+        _warn_cleanup(ctr, await logs)
+
+
+def _warn_cleanup(ctr: Container, results: Iterable[object]) -> None:
     for r in results:
         if isinstance(r, BaseException):
             log.warning("container %s: cleanup failed: %s", ctr.ID, r)
@@ -205,7 +219,7 @@ async def cleanup(d: Daemon, ctr: Container) -> None:
 
 async def _runtime_delete(runtime: OCIRuntime, cid: str) -> None:
     try:
-        await runtime.delete(cid, force=True)
+        await runtime.delete_stopped(cid)
     except Exception as e:
         log.warning("runtime delete of %s failed: %s", cid, e)
 
@@ -334,5 +348,4 @@ async def _exited_while_down(d: Daemon, ctr: Container, code: int, exited_at: in
     s.ExitCode = code
     s.FinishedAt = gojson.format_go_time(exited_at if exited_at is not None else time.time_ns())
     d.log_container_event(ctr, "die", {"exitCode": str(code)})
-    await cleanup(d, ctr)
-    await d.run_blocking(checkpoint_exit, d, ctr)
+    await cleanup_and_checkpoint(d, ctr)

@@ -109,6 +109,7 @@ def shutdown_networking(d: Daemon) -> None:
     ctl = controller(d)
     with ctl.lock:
         ctl.closing = True  # the start's bridge making (make_bridges) stops here
+    ctl.nv.close_netns()
     for n in ctl.store.list():
         if n.Driver == "bridge" and keeper.has_keeper(n.Id):
             try:
@@ -197,7 +198,7 @@ def _initialize(d: Daemon, ctr: Container) -> str | None:
             ep.NetworkID, ep.EndpointID = n.Id, generate_random_id()
             emit(d, n, "connect", ctr.ID)
         return None
-    path = ctl.nv.create_netns(ns.SandboxID)
+    path = ctl.nv.take_netns(ns.SandboxID) or ctl.nv.create_netns(ns.SandboxID)  # made ahead, or now
     ns.SandboxKey = path
     ctr.next_if_index = 0  # a new sandbox names its interfaces from eth0 again
     # With one network, netavark's setup (the slowest step of a start) is left to

@@ -65,6 +65,7 @@ class Netavark:
         self.netns_dir = os.path.join(exec_root, "netns")
         for d in (self.config_dir, self.ep_dir, os.path.join(self.config_dir, "aardvark-dns"), self.netns_dir):
             os.makedirs(d, mode=0o700, exist_ok=True)
+        self.spares = netns.Spares(os.path.join(exec_root, "netns-ahead"))
         lock_dir = _HOST_LOCK_DIR if os.path.isdir(_HOST_LOCK_DIR) else self.config_dir
         self.lock_path = os.path.join(lock_dir, "berth-netavark.lock")
         # Berth's own isolation jump carries a comment, so netavark's deletes never match
@@ -77,6 +78,15 @@ class Netavark:
     # -- namespaces -------------------------------------------------------------------
     def netns_path(self, sandbox_id: str) -> str:
         return os.path.join(self.netns_dir, sandbox_id[:12])
+
+    def take_netns(self, sandbox_id: str) -> str | None:
+        """A namespace made ahead (netns.Spares) put at the sandbox key, or None."""
+        path = self.netns_path(sandbox_id)
+        return path if self.spares.take(path) else None
+
+    def close_netns(self) -> None:
+        """At a stop: the namespaces made ahead and not taken go."""
+        self.spares.close()
 
     def create_netns(self, sandbox_id: str) -> str:
         """A new network namespace with loopback up, bind-mounted at the sandbox key."""
@@ -217,7 +227,7 @@ class Netavark:
         if net_name in self._firewall_done and self._setup_veth(netns, opts, path):
             return _status_block(opts["networks"][net_name], info)
         # Written first: if setup half-fails, the teardown below (or a later one) undoes it.
-        atomicfile.write_file(path, json.dumps({"netns": netns, "opts": opts}).encode(), 0o600)
+        atomicfile.write_file(path, json.dumps({"netns": netns, "opts": opts}).encode(), 0o600, durable=False)
         try:
             res = self._run("setup", netns, data)
         except errdefs.DockerError:
@@ -260,7 +270,7 @@ class Netavark:
             if not keeper.kept(bridge, net_name):
                 return False
             atomicfile.write_file(path, json.dumps({"netns": netns, "opts": opts, "host_veth": host_name}).encode(),
-                                  0o600)
+                                  0o600, durable=False)
             try:
                 rtnl.add_veth(netns, bridge, host_name, per_net["interface_name"], per_net.get("static_mac") or "",
                               mtu, addrs, gateway)
