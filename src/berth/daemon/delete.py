@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .. import errdefs
 from ..container.container import Container
 from ..trace import traced
-from . import volumes
+from . import network, volumes
 from .exec import forget_container_execs
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ def _remove_on_disk(d: Daemon, ctr: Container, remove_volume: bool) -> None:
         os.unlink(os.path.join(ctr.root, "config.v2.json"))
     except FileNotFoundError:
         pass
+    network.wait_released(d, ctr)  # the host end of a bridge endpoint is gone too
     try:
         d.layers.remove_rw_layer(ctr.ID)
     except errdefs.NotFound:

@@ -110,6 +110,7 @@ def shutdown_networking(d: Daemon) -> None:
     with ctl.lock:
         ctl.closing = True  # the start's bridge making (make_bridges) stops here
     ctl.nv.close_netns()
+    ctl.nv.wait_dying()
     for n in ctl.store.list():
         if n.Driver == "bridge" and keeper.has_keeper(n.Id):
             try:
@@ -177,6 +178,7 @@ def _initialize(d: Daemon, ctr: Container) -> str | None:
     mode = hc.NetworkMode or "default"
     ns = ctr.NetworkSettings
     ctl = controller(d)
+    ctl.nv.wait_dying(container_id=ctr.ID)  # the last run's veths are gone first
     if mode.startswith("container:"):
         target = d.get_container(mode.split(":", 1)[1])
         if not target.State.Running:
@@ -534,12 +536,16 @@ def _release(d: Daemon, ctr: Container) -> None:
     ctl = controller(d)
     ns = ctr.NetworkSettings
     mode = ctr.host_config.NetworkMode or "default"
+    # the namespace is removed below: a veth made in-process may go with it (Netavark
+    # _teardown_veth says why and what waits for it)
+    netns_going = (not mode.startswith("container:") and bool(ns.SandboxKey)
+                   and os.path.basename(ns.SandboxKey) != "default")
     with ctl.lock:
         live = set(ctl.nv.attached(ctr.ID))
         for name, ep in (ns.Networks or {}).items():
             n = _find_quiet(ctl, name, ep.NetworkID)
             if n is not None and n.Id[:12] in live:
-                ctl.nv.teardown(ctr.ID, n.Id)
+                ctl.nv.teardown(ctr.ID, n.Id, netns_going)
                 live.discard(n.Id[:12])
             if n is not None:
                 ctl.store.release_endpoint(n, ep.EndpointID)
@@ -550,9 +556,15 @@ def _release(d: Daemon, ctr: Container) -> None:
             n = _find_quiet(ctl, "", nid)
             ctl.nv.teardown(ctr.ID, n.Id if n else nid)
         ctl.ports.release(ctr.ID)
-        if not mode.startswith("container:") and ns.SandboxKey and os.path.basename(ns.SandboxKey) != "default":
+        if netns_going:
             ctl.nv.remove_netns(ns.SandboxKey)
         ns.Ports = {}
+
+
+def wait_released(d: Daemon, ctr: Container) -> None:
+    """Until the host ends of the container's last endpoints are gone (a removal, a new
+    start: nothing of the last run is left on a bridge), blocking."""
+    controller(d).nv.wait_dying(container_id=ctr.ID)
 
 
 def _clear_endpoint(ep: NetworkEndpoint) -> None:

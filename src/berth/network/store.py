@@ -97,8 +97,9 @@ class NetworkStore:
         self._init_predefined()
 
     # -- persistence ------------------------------------------------------------------
-    def save(self, n: Network) -> None:
-        atomicfile.write_file(os.path.join(self.root, f"{n.Id}.json"), msgspec.json.encode(n), 0o600)
+    def save(self, n: Network, durable: bool = True) -> None:
+        atomicfile.write_file(os.path.join(self.root, f"{n.Id}.json"), msgspec.json.encode(n), 0o600,
+                              durable=durable)
 
     def _delete_file(self, n: Network) -> None:
         try:
@@ -349,7 +350,10 @@ class NetworkStore:
             for a in gone:
                 del n.Allocated[a]
             if gone and n.Id in self.networks:
-                self.save(n)
+                # Renamed into place but not synced: a record that still names the address
+                # after a crash names an endpoint no container has, which the daemon's
+                # next start drops (restore_networking), as it drops any stale one.
+                self.save(n, durable=False)
 
 
 def _ambiguous(term: str, count: int, how: str, route_style: bool) -> errdefs.DockerError:
