@@ -131,7 +131,11 @@ async def _start_failed(d: Daemon, ctr: Container, err: BaseException) -> None:
         ctr.State.ExitCode = 128
     ctr.process = None
     await abort_logger(ctr)  # a driver start_logger connected
-    await _monitor.cleanup_and_checkpoint(d, ctr)
+    try:
+        await _monitor.cleanup_and_checkpoint(d, ctr)
+    except Exception as e:  # the start's own error is the answer, as in dockerd
+        log.error("%s: failed saving state on start failure: %s", ctr.ID,
+                  errdefs.os_error_text(e) if isinstance(e, OSError) else e)
 
 
 def _prepare_bundle(d: Daemon, ctr: Container, bundle: str, netns: str | None,

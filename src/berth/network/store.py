@@ -341,7 +341,13 @@ class NetworkStore:
                 for addr, _, _ in out:
                     n.Allocated.pop(addr, None)
                 raise
-            self.save(n)
+            try:
+                self.save(n)
+            except OSError as e:  # a full data root: libnetwork's endpoint store update fails so
+                for addr, _, _ in out:
+                    n.Allocated.pop(addr, None)
+                raise errdefs.System("failed to update store for object type *libnetwork.endpoint: "
+                                     + errdefs.os_error_text(e)) from None
         return out
 
     def release_endpoint(self, n: Network, endpoint_id: str) -> None:

@@ -1,7 +1,7 @@
 """Atomic file writes (moby/pkg/ioutils/fswriters.go NewAtomicFileWriter).
 
 Write to `.tmp-<name><random>` in the same directory, fsync, chmod, rename over the
-target, then fsync the directory, so that a crash at any instant leaves either the
+target, then fsync the directory (errors as Go's *os.PathError, errdefs.PathError), so that a crash at any instant leaves either the
 old file or the new one, never a torn one, and a rename acknowledged to a client
 survives power loss. Blocking: call from a worker thread on hot paths.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
+
+from berth.errdefs import PathError
 
 
 def write_file(path: str, data: bytes, mode: int = 0o644, sync_dir: bool = True, durable: bool = True) -> None:
@@ -20,15 +22,15 @@ def write_file(path: str, data: bytes, mode: int = 0o644, sync_dir: bool = True,
     container's monitor, a veth) does not outlive the machine either."""
     directory, base = os.path.split(path)
     tmp = os.path.join(directory, f".tmp-{base}{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    except OSError as e:
+        raise PathError("open", tmp, e) from None
     try:
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
+            _write_all(fd, tmp, data)
             if durable:
-                os.fsync(fd)
+                _sync(fd, tmp)
             os.fchmod(fd, mode)
         finally:
             os.close(fd)
@@ -54,15 +56,15 @@ def write_files(directory: str, files: list[tuple[str, bytes, int]]) -> None:
         try:
             for name, data, mode in files:
                 tmp = os.path.join(directory, f".tmp-{name}{secrets.token_hex(4)}")
-                fds.append(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode))
+                try:
+                    fds.append(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode))
+                except OSError as e:
+                    raise PathError("open", tmp, e) from None
                 tmps.append((tmp, os.path.join(directory, name)))
-                view = memoryview(data)
-                while view:
-                    n = os.write(fds[-1], view)
-                    view = view[n:]
+                _write_all(fds[-1], tmp, data)
                 os.fchmod(fds[-1], mode)
-            for fd in fds:
-                os.fsync(fd)
+            for fd, (tmp, _) in zip(fds, tmps, strict=True):
+                _sync(fd, tmp)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -77,6 +79,23 @@ def write_files(directory: str, files: list[tuple[str, bytes, int]]) -> None:
                 pass
         raise
     fsync_dir(directory)
+
+
+def _write_all(fd: int, path: str, data: bytes) -> None:
+    """Write errors as Go's (*os.File).Write returns them: `write <path>: ...`."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as e:
+        raise PathError("write", path, e) from None
+
+
+def _sync(fd: int, path: str) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        raise PathError("sync", path, e) from None
 
 
 def fsync_dir(directory: str) -> None:

@@ -331,13 +331,19 @@ class PendingContainer:
         return ContainerProcess(state, self._runtime)
 
     async def abort(self) -> None:
-        """End the launcher, which has not started anything yet (no-op after create())."""
+        """End the launcher, which has not started anything yet (no-op after create()),
+        and remove the log file it opened at its start (empty: nothing ran), so that
+        nothing takes it for output of the container."""
         if self._used:
             return
         self._used = True
         self._sync.close()
         self._start.close()
         await _kill_launcher(self._proc)
+        path = self._state.log_path
+        with contextlib.suppress(OSError):
+            if path and os.path.getsize(path) == 0:
+                os.unlink(path)
 
 
 class Conmon:
