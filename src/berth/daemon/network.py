@@ -532,6 +532,13 @@ async def release_network(d: Daemon, ctr: Container) -> None:
     await d.run_blocking(_release, d, ctr)
 
 
+@traced("releaseNetwork", network_action="release")
+def release_network_blocking(d: Daemon, ctr: Container) -> None:
+    """release_network in the calling thread (the exit's cleanup does it in the same
+    thread hop as the unmount and the checkpoint that follow)."""
+    _release(d, ctr)
+
+
 def _release(d: Daemon, ctr: Container) -> None:
     ctl = controller(d)
     ns = ctr.NetworkSettings
