@@ -81,9 +81,23 @@ class Untyped(DockerError):
     """
 
 
+class PathError(OSError):
+    """Go's *os.PathError: the operation and the file with the errno, which dockerd's
+    messages quote as they are (`write /var/lib/docker/overlay2/<id>/link: no space left
+    on device`). Raised where Berth writes a file, since Python's own OSError from a write
+    names no file and no operation."""
+
+    def __init__(self, op: str, path: str, err: OSError) -> None:
+        super().__init__(err.errno, err.strerror, path)
+        self.op = op
+
+
 def os_error_text(err: OSError) -> str:
-    """An OSError as Go's os.PathError prints one: `<path>: no space left on device`
-    (Go's errno strings are lower case), not Python's `[Errno 28] No space left on device`."""
+    """An OSError as Go prints one: `write <path>: no space left on device` for a
+    PathError, `<path>: ...` for an error naming only its file (Go's errno strings are
+    lower case), not Python's `[Errno 28] No space left on device`."""
     text = os.strerror(err.errno) if err.errno else (err.strerror or str(err))
     text = text[:1].lower() + text[1:]
+    if isinstance(err, PathError):
+        return f"{err.op} {err.filename}: {text}"
     return f"{err.filename}: {text}" if err.filename else text

@@ -5,6 +5,7 @@ import asyncio
 import base64
 import binascii
 import functools
+import io
 import os
 import re
 import tempfile
@@ -156,6 +157,27 @@ async def spool_body(request: web.Request, tmp_dir: str, prefix: str = "berth-bo
         os.unlink(path)
         raise
     return path
+
+
+class BodyReader(io.RawIOBase):
+    """The request body as a blocking binary stream, for a worker thread (the event loop
+    runs on meanwhile and reads the socket for it): what dockerd's handlers do with
+    r.Body, where a spooled copy (spool_body) would fail on its own when the disk is
+    full before the handler's work has begun."""
+
+    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._content = request.content
+        self._loop = loop
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        data = asyncio.run_coroutine_threadsafe(self._content.read(len(view)), self._loop).result()
+        view[:len(data)] = data
+        return len(data)
 
 
 # -- registry requests ---------------------------------------------------------------------

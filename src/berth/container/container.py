@@ -170,12 +170,12 @@ class Container(Struct, RuntimeState, dict=True):
         self.revision += 1
         config = gojson.encode_stream(self)
         host = gojson.encode_stream(self.host_config)
-        atomicfile.write_file(os.path.join(self.root, CONFIG_FILE), config, 0o600, sync_dir=False)
-        # most checkpoints (start, exit) leave the host config as it was: one fsync less
+        files = [(CONFIG_FILE, config, 0o600)]
+        # most checkpoints (start, exit) leave the host config as it was: one file less
         if host != self.written_host_config:
-            atomicfile.write_file(os.path.join(self.root, HOST_CONFIG_FILE), host, 0o644, sync_dir=False)
-            self.written_host_config = host
-        atomicfile.fsync_dir(self.root)
+            files.append((HOST_CONFIG_FILE, host, 0o644))
+        atomicfile.write_files(self.root, files)
+        self.written_host_config = host
 
 
 _container_decoder = msgspec.json.Decoder(Container)

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from typing import TYPE_CHECKING
 
 from .. import errdefs
 from ..container.container import Container
 from ..trace import traced
-from . import volumes
+from . import network, volumes
 from .exec import forget_container_execs
 
 if TYPE_CHECKING:
@@ -76,16 +75,20 @@ async def cleanup_container(d: Daemon, ctr: Container, force: bool, remove_volum
 
 def _remove_on_disk(d: Daemon, ctr: Container, remove_volume: bool) -> None:
     """The layer, then the directory (config first, so a crash mid-way leaves no
-    half container: restore drops directories without config.v2.json), then volumes."""
+    half container: restore drops directories without config.v2.json; then the rest into
+    the layers' trash), then volumes."""
     try:
         os.unlink(os.path.join(ctr.root, "config.v2.json"))
     except FileNotFoundError:
         pass
+    network.wait_released(d, ctr)  # the host end of a bridge endpoint is gone too
     try:
         d.layers.remove_rw_layer(ctr.ID)
     except errdefs.NotFound:
         pass
     except Exception as e:
         raise errdefs.System(f"unable to remove filesystem for {ctr.ID}: {e}") from e
-    shutil.rmtree(ctr.root, ignore_errors=True)
+    # The directory's files (hosts, resolv.conf, the log, ...) are unlinked off the
+    # request path, as the layer's are: one rename now.
+    d.layers.discard_dir(ctr.root)
     volumes.release_mount_points(d, ctr, remove_volume)

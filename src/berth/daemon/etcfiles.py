@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import errdefs
 from ..network.etcfiles import _LOCALHOST_NS  # one copy of libnetwork's defaults
+from ..pkg import ioutil
 from ..trace import traced
 from . import network
 
@@ -62,15 +63,16 @@ def write_network_files(d: Daemon, ctr: Container) -> None:
     ctr.ResolvConfPath = os.path.join(ctr.root, "resolv.conf")
     # Plain writes: these files are rebuilt on every start, a torn one is harmless.
     # The network code knows addresses, links and the embedded DNS: its content wins.
+    # dockerd's order (the sandbox's hosts and resolv.conf, then BuildHostnameFile), so
+    # that a full disk fails on the file dockerd names (`write <path>/hosts: ...`).
     hosts = network.build_hosts(d, ctr).encode()
     resolv = network.build_resolv_conf(d, ctr).encode()
-    for path, data in ((ctr.HostnamePath, (ctr.Config.Hostname + "\n").encode()),
-                       (ctr.HostsPath, hosts), (ctr.ResolvConfPath, resolv)):
+    for path, data in ((ctr.HostsPath, hosts), (ctr.ResolvConfPath, resolv),
+                       (ctr.HostnamePath, (ctr.Config.Hostname + "\n").encode())):
         _plain_write(path, data)
 
 
 def _plain_write(path: str, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
+    ioutil.write_file(path, data, 0o644)
     os.chmod(path, 0o644)
 

@@ -429,7 +429,17 @@ def pumps(d: Daemon) -> _pump.LogPumps:
     return p
 
 
-def _fresh_private(root: str) -> str:
+def private_log_ahead(d: Daemon, ctr: Container) -> str | None:
+    """The file conmon is to write for this start when it is known before start_logger
+    runs (a pumped driver, no pump of the last run still delivering from it), so that
+    conmon can be started early (it opens its log file first thing): begin it anew now
+    (fresh_private) and pass `private_ready` to start_logger. None otherwise."""
+    if not _factory.uses_pump(ctr.host_config.LogConfig.Type) or ctr.ID in pumps(d).pumps:
+        return None
+    return _pump.private_path(ctr.root)
+
+
+def fresh_private(root: str) -> str:
     """A start: the private file of the last run was drained at its exit; begin anew."""
     path = _pump.private_path(root)
     for p in (path, path + ".old", path + ".pos"):
@@ -440,11 +450,12 @@ def _fresh_private(root: str) -> str:
     return path
 
 
-async def start_logger(d: Daemon, ctr: Container, cfg: LogFileConfig | None) -> str:
+async def start_logger(d: Daemon, ctr: Container, cfg: LogFileConfig | None, private_ready: bool = False) -> str:
     """StartLogger's second half, for a start: the file conmon is to write ("" for none).
     For json-file and the shipping drivers, the driver is made and connected now (an
     unreachable target fails the start with dockerd's message) and the pump starts with
-    the monitor (`attach_logger`)."""
+    the monitor (`attach_logger`). `private_ready`: the private file was begun already
+    (private_log_ahead)."""
     lc = ctr.host_config.LogConfig
     if not _factory.uses_pump(lc.Type):
         return cfg.path if cfg is not None else ""
@@ -456,8 +467,11 @@ async def start_logger(d: Daemon, ctr: Container, cfg: LogFileConfig | None) -> 
         raise errdefs.Untyped(f"failed to initialize logging driver: {e}") from None
     try:
         spec = _factory.sink_spec(info, ctr.root, ctr.ID, lc.Type, opts)
-        await pumps(d).cancel(ctr.ID)
-        path = await d.run_blocking(_fresh_private, ctr.root)
+        if private_ready:
+            path = _pump.private_path(ctr.root)
+        else:
+            await pumps(d).cancel(ctr.ID)
+            path = await d.run_blocking(fresh_private, ctr.root)
     except BaseException:
         if driver is not None:
             await driver.close()

@@ -17,10 +17,12 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .. import errdefs
 from ..container.restartmanager import RestartCanceled, RestartManager
+from ..logger.config import uses_pump
 from ..logger.rotate import settle_container
 from ..runtime.conmon import EXIT_UNKNOWN, ContainerProcess
 from ..types import gojson
@@ -150,8 +152,7 @@ async def _handle_exit(d: Daemon, ctr: Container, s: State, restart: bool, code:
     if oom:
         d.log_container_event(ctr, "oom")
     d.log_container_event(ctr, "die", {"exitCode": str(code)})
-    await cleanup(d, ctr)
-    await d.run_blocking(checkpoint_exit, d, ctr)
+    await cleanup_and_checkpoint(d, ctr)
 
 
 async def _restart_later(d: Daemon, ctr: Container, rm: RestartManager, code: int) -> None:
@@ -190,26 +191,41 @@ async def auto_remove(d: Daemon, ctr: Container) -> None:
 async def finish_logs(d: Daemon, ctr: Container) -> None:
     """LOGS, once conmon is gone: the rest of the run's output delivered (finish_logger) and
     the log's last rotation (settle_container), side by side."""
-    results = await asyncio.gather(d.run_blocking(settle_container, ctr), finish_logger(d, ctr),
-                                   return_exceptions=True)
-    for r in results:
-        if isinstance(r, BaseException):
-            log.warning("container %s: finishing its logs failed: %s", ctr.ID, r)
+    if uses_pump(ctr.host_config.LogConfig.Type):  # the pump rotates as it writes: nothing to settle
+        results: Iterable[object] = await asyncio.gather(finish_logger(d, ctr), return_exceptions=True)
+    else:
+        results = await asyncio.gather(d.run_blocking(settle_container, ctr), finish_logger(d, ctr),
+                                       return_exceptions=True)
+    _warn_cleanup(ctr, results)
 
 
-async def cleanup(d: Daemon, ctr: Container) -> None:
-    """daemon.Cleanup: runtime state and cgroup, rootfs mount, network (conmon's files go
-    with the checkpoint that follows: checkpoint_exit; the logs were finished before the
-    state changed: finish_logs)."""
+async def cleanup_and_checkpoint(d: Daemon, ctr: Container) -> None:
+    """daemon.Cleanup, then CheckpointTo (checkpoint_exit): runtime state and cgroup,
+    rootfs mount and network, then the exit's state on disk (the logs were finished
+    before the state changed: finish_logs). All is done before this returns, so the
+    waiters woken after it see everything as dockerd's do."""
     rts = d.lifecycle
     runtime = rts.get(ctr.host_config.Runtime if isinstance(ctr.host_config.Runtime, str) else "")
-    # `runtime delete` (state dir and cgroup of a dead container) costs ~20 ms of runc's
-    # start-up; nothing waits for it but the next start of the same container
+    # `runtime delete` (state dir and cgroup of a dead container; in-process for runc when
+    # that is all it does): nothing waits for it but the next start of the same container
     # (await_runtime_cleanup), so it runs beside the rest instead of before it.
     ctr.runtime_cleanup = asyncio.get_running_loop().create_task(_runtime_delete(runtime, ctr.ID))
-    # The network teardown and the unmount are independent: do them side by side.
-    results = await asyncio.gather(network.release_network(d, ctr), d.run_blocking(_cleanup_files, d, ctr),
-                                   return_exceptions=True)
+    await d.run_blocking(_release_and_checkpoint, d, ctr)
+
+
+def _release_and_checkpoint(d: Daemon, ctr: Container) -> None:
+    """The network's release and the unmounts, then the checkpoint, in one thread hop
+    (blocking): each step is short (the slow parts, a veth's deletion and runc's delete,
+    are off this path), so the hops between them, not the steps, were the wait."""
+    for step in (network.release_network_blocking, _cleanup_files):
+        try:
+            step(d, ctr)
+        except Exception as e:
+            log.warning("container %s: cleanup failed: %s", ctr.ID, e)
+    checkpoint_exit(d, ctr)
+
+
+def _warn_cleanup(ctr: Container, results: Iterable[object]) -> None:
     for r in results:
         if isinstance(r, BaseException):
             log.warning("container %s: cleanup failed: %s", ctr.ID, r)
@@ -217,7 +233,7 @@ async def cleanup(d: Daemon, ctr: Container) -> None:
 
 async def _runtime_delete(runtime: OCIRuntime, cid: str) -> None:
     try:
-        await runtime.delete(cid, force=True)
+        await runtime.delete_stopped(cid)
     except Exception as e:
         log.warning("runtime delete of %s failed: %s", cid, e)
 
@@ -347,5 +363,4 @@ async def _exited_while_down(d: Daemon, ctr: Container, code: int, exited_at: in
     s.ExitCode = code
     s.FinishedAt = gojson.format_go_time(exited_at if exited_at is not None else time.time_ns())
     d.log_container_event(ctr, "die", {"exitCode": str(code)})
-    await cleanup(d, ctr)
-    await d.run_blocking(checkpoint_exit, d, ctr)
+    await cleanup_and_checkpoint(d, ctr)

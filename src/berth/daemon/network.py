@@ -109,6 +109,8 @@ def shutdown_networking(d: Daemon) -> None:
     ctl = controller(d)
     with ctl.lock:
         ctl.closing = True  # the start's bridge making (make_bridges) stops here
+    ctl.nv.close_netns()
+    ctl.nv.wait_dying()
     for n in ctl.store.list():
         if n.Driver == "bridge" and keeper.has_keeper(n.Id):
             try:
@@ -176,6 +178,7 @@ def _initialize(d: Daemon, ctr: Container) -> str | None:
     mode = hc.NetworkMode or "default"
     ns = ctr.NetworkSettings
     ctl = controller(d)
+    ctl.nv.wait_dying(container_id=ctr.ID)  # the last run's veths are gone first
     if mode.startswith("container:"):
         target = d.get_container(mode.split(":", 1)[1])
         if not target.State.Running:
@@ -197,7 +200,7 @@ def _initialize(d: Daemon, ctr: Container) -> str | None:
             ep.NetworkID, ep.EndpointID = n.Id, generate_random_id()
             emit(d, n, "connect", ctr.ID)
         return None
-    path = ctl.nv.create_netns(ns.SandboxID)
+    path = ctl.nv.take_netns(ns.SandboxID) or ctl.nv.create_netns(ns.SandboxID)  # made ahead, or now
     ns.SandboxKey = path
     ctr.next_if_index = 0  # a new sandbox names its interfaces from eth0 again
     # With one network, netavark's setup (the slowest step of a start) is left to
@@ -529,16 +532,27 @@ async def release_network(d: Daemon, ctr: Container) -> None:
     await d.run_blocking(_release, d, ctr)
 
 
+@traced("releaseNetwork", network_action="release")
+def release_network_blocking(d: Daemon, ctr: Container) -> None:
+    """release_network in the calling thread (the exit's cleanup does it in the same
+    thread hop as the unmount and the checkpoint that follow)."""
+    _release(d, ctr)
+
+
 def _release(d: Daemon, ctr: Container) -> None:
     ctl = controller(d)
     ns = ctr.NetworkSettings
     mode = ctr.host_config.NetworkMode or "default"
+    # the namespace is removed below: a veth made in-process may go with it (Netavark
+    # _teardown_veth says why and what waits for it)
+    netns_going = (not mode.startswith("container:") and bool(ns.SandboxKey)
+                   and os.path.basename(ns.SandboxKey) != "default")
     with ctl.lock:
         live = set(ctl.nv.attached(ctr.ID))
         for name, ep in (ns.Networks or {}).items():
             n = _find_quiet(ctl, name, ep.NetworkID)
             if n is not None and n.Id[:12] in live:
-                ctl.nv.teardown(ctr.ID, n.Id)
+                ctl.nv.teardown(ctr.ID, n.Id, netns_going)
                 live.discard(n.Id[:12])
             if n is not None:
                 ctl.store.release_endpoint(n, ep.EndpointID)
@@ -549,9 +563,15 @@ def _release(d: Daemon, ctr: Container) -> None:
             n = _find_quiet(ctl, "", nid)
             ctl.nv.teardown(ctr.ID, n.Id if n else nid)
         ctl.ports.release(ctr.ID)
-        if not mode.startswith("container:") and ns.SandboxKey and os.path.basename(ns.SandboxKey) != "default":
+        if netns_going:
             ctl.nv.remove_netns(ns.SandboxKey)
         ns.Ports = {}
+
+
+def wait_released(d: Daemon, ctr: Container) -> None:
+    """Until the host ends of the container's last endpoints are gone (a removal, a new
+    start: nothing of the last run is left on a bridge), blocking."""
+    controller(d).nv.wait_dying(container_id=ctr.ID)
 
 
 def _clear_endpoint(ep: NetworkEndpoint) -> None:

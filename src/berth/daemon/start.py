@@ -23,6 +23,7 @@ from ..logger.config import file_config, inspect_log_path
 from ..logger.factory import uses_pump
 from ..logger.info import json_file_attrs
 from ..runtime import specs
+from ..runtime.conmon import PendingContainer
 from ..runtime.oci import OCIRuntime, OCIRuntimeError, classify_start_error, runtime_error_message
 from ..trace import traced
 from ..types import gojson
@@ -131,24 +132,28 @@ async def _start_failed(d: Daemon, ctr: Container, err: BaseException) -> None:
     ctr.process = None
     await abort_logger(ctr)  # a driver start_logger connected
     await _monitor.finish_logs(d, ctr)
-    await _monitor.cleanup(d, ctr)
-    await d.run_blocking(_monitor.checkpoint_exit, d, ctr)
+    try:
+        await _monitor.cleanup_and_checkpoint(d, ctr)
+    except Exception as e:  # the start's own error is the answer, as in dockerd
+        log.error("%s: failed saving state on start failure: %s", ctr.ID,
+                  errdefs.os_error_text(e) if isinstance(e, OSError) else e)
 
 
-def _prepare_bundle(d: Daemon, ctr: Container, bundle: str, netns: str | None) -> tuple[str, specs.Spec]:
+def _prepare_bundle(d: Daemon, ctr: Container, bundle: str, netns: str | None,
+                    fresh_dir: bool = True) -> tuple[str, specs.Spec]:
     """The blocking part of a start, in one thread hop: rootfs mount, network files,
-    spec, bundle directory and config.json."""
+    spec, bundle directory (unless made already: `fresh_dir=False`) and config.json."""
     rw = d.layers.get_rw_layer(ctr.ID)
     rootfs = rw.mount()
-    ctr.rootfs_mounted = True  # runtime-only: monitor.cleanup unmounts exactly once
+    ctr.rootfs_mounted = True  # runtime-only: monitor.cleanup_and_checkpoint unmounts exactly once
     etcfiles.write_network_files(d, ctr)
     setup_ipc_dirs(d, ctr)
     if ctr.Config.WorkingDir not in ("", "/"):
         # dockerd creates the working directory at start too (setupWorkingDirectory).
         _setup_working_directory(rootfs, ctr.Config.WorkingDir)
     spec = oci.create_spec(d, ctr, rootfs, netns)
-    shutil.rmtree(bundle, ignore_errors=True)
-    os.makedirs(bundle, 0o700)
+    if fresh_dir:
+        _fresh_bundle_dir(bundle)
     with open(os.path.join(bundle, "config.json"), "wb") as f:
         f.write(specs.encode(spec))
     try:
@@ -158,33 +163,91 @@ def _prepare_bundle(d: Daemon, ctr: Container, bundle: str, netns: str | None) -
     return rootfs, spec
 
 
+def _fresh_bundle_dir(bundle: str) -> None:
+    shutil.rmtree(bundle, ignore_errors=True)
+    os.makedirs(bundle, 0o700)
+
+
 def _prepare_bundle_and_logging(d: Daemon, ctr: Container, bundle: str,
-                                netns: str | None) -> LogFileConfig | None:
-    _prepare_bundle(d, ctr, bundle, netns)
+                                netns: str | None, fresh_dir: bool) -> LogFileConfig | None:
+    _prepare_bundle(d, ctr, bundle, netns, fresh_dir)
     return _prepare_logging(ctr)
 
 
-async def _create_task(d: Daemon, ctr: Container, runtime: Any, netns: str | None,
-                       reset_restart_manager: bool) -> tuple[Any, Any]:
-    """The bundle, the log file and the runtime's `create` under conmon (the task exists,
-    its process waits to be started)."""
+def _fresh_dirs(bundle: str, ctr_root: str) -> None:
+    _fresh_bundle_dir(bundle)
+    _logs.fresh_private(ctr_root)
+
+
+async def _launch_conmon(d: Daemon, ctr: Container, runtime: OCIRuntime) -> PendingContainer | None:
+    """A conmon for this start, launched before the network and the bundle are made: it
+    waits on its start pipe until `_create_task` lets it run `runtime create`, so its own
+    start-up (exec, dynamic linking, opening its log file: ~2 ms) overlaps those. Only
+    when its log file is known beforehand (private_log_ahead); None otherwise, and
+    `_create_task` launches it in turn."""
+    log_path = _logs.private_log_ahead(d, ctr)
+    if log_path is None:
+        return None
     rts = d.lifecycle
     bundle = rts.bundle_dir(ctr.ID)
-    # Logging (berth.logger): conmon writes the file, Berth rotates it. One thread hop
-    # for both blocking preparations.
-    log_cfg = await d.run_blocking(_prepare_bundle_and_logging, d, ctr, bundle, netns)
-    if reset_restart_manager:
-        _monitor.reset_restart_manager(ctr)
-        ctr.HasBeenManuallyStopped = False
-    # json-file and the shipping drivers: conmon writes a private file the pump reads.
-    conmon_log = await _logs.start_logger(d, ctr, log_cfg)
+    # conmon's working directory, and the log file it opens at once begun anew
+    await d.run_blocking(_fresh_dirs, bundle, ctr.root)
+    return await rts.conmon.launch_container(
+        ctr.ID, bundle, runtime, exit_dir=rts.exits_dir, persist_dir=bundle,
+        log_path=log_path, log_driver="k8s-file",
+        terminal=bool(ctr.Config.Tty), stdin=bool(ctr.Config.OpenStdin))
+
+
+async def _abort_launch(launch: asyncio.Future[PendingContainer | None] | None) -> None:
+    """The start failed before `_create_task` took the launched conmon: end it."""
+    if launch is None:
+        return
+    try:
+        pending = await asyncio.shield(launch)
+    except Exception:  # nothing was launched
+        return
+    if pending is not None:
+        await pending.abort()
+
+
+async def _create_task(d: Daemon, ctr: Container, runtime: Any, netns: str | None,
+                       reset_restart_manager: bool,
+                       launch: asyncio.Future[PendingContainer | None] | None) -> tuple[Any, Any]:
+    """The bundle, the log file and the runtime's `create` under conmon (the task exists,
+    its process waits to be started). `launch`: a conmon launched for it beforehand."""
+    rts = d.lifecycle
+    bundle = rts.bundle_dir(ctr.ID)
+    pending: PendingContainer | None = None
+    try:
+        if launch is not None:
+            try:
+                pending = await asyncio.shield(launch)
+            except Exception as e:  # the launch below says what is wrong, as it did
+                log.debug("early conmon launch for %s: %s", ctr.ID, e)
+        # Logging (berth.logger): conmon writes the file, Berth rotates it. One thread hop
+        # for both blocking preparations.
+        log_cfg = await d.run_blocking(_prepare_bundle_and_logging, d, ctr, bundle, netns, pending is None)
+        if reset_restart_manager:
+            _monitor.reset_restart_manager(ctr)
+            ctr.HasBeenManuallyStopped = False
+        # json-file and the shipping drivers: conmon writes a private file the pump reads.
+        conmon_log = await _logs.start_logger(d, ctr, log_cfg, private_ready=pending is not None)
+    except BaseException:
+        if pending is not None:
+            await pending.abort()
+        raise
     direct = log_cfg is not None and conmon_log == log_cfg.path
     try:
-        proc = await rts.conmon.create_container(
-            ctr.ID, bundle, runtime, exit_dir=rts.exits_dir, persist_dir=bundle,
-            log_path=conmon_log, log_driver="k8s-file" if conmon_log else "none",
-            terminal=bool(ctr.Config.Tty), stdin=bool(ctr.Config.OpenStdin),
-            log_size_max=_rotate.backstop_size(log_cfg) if direct and log_cfg else None)
+        if pending is not None and conmon_log == pending.log_path:
+            proc = await pending.create()
+        else:
+            if pending is not None:
+                await pending.abort()
+            proc = await rts.conmon.create_container(
+                ctr.ID, bundle, runtime, exit_dir=rts.exits_dir, persist_dir=bundle,
+                log_path=conmon_log, log_driver="k8s-file" if conmon_log else "none",
+                terminal=bool(ctr.Config.Tty), stdin=bool(ctr.Config.OpenStdin),
+                log_size_max=_rotate.backstop_size(log_cfg) if direct and log_cfg else None)
         if direct and log_cfg is not None and log_cfg.max_size >= 0:  # only a rotating log needs it
             await d.run_blocking(_rotate.started, log_cfg)
     except OCIRuntimeError as e:
@@ -192,6 +255,8 @@ async def _create_task(d: Daemon, ctr: Container, runtime: Any, netns: str | Non
         await _delete_runtime(runtime, ctr.ID)
         raise translate_start_error(ctr, _runtime_message(e)) from None
     except BaseException:
+        if pending is not None:
+            await pending.abort()
         await _logs.abort_logger(ctr)
         raise
     return proc, runtime
@@ -202,12 +267,17 @@ async def _start_locked(d: Daemon, ctr: Container, reset_restart_manager: bool) 
     hc = ctr.host_config
     runtime = rts.get(hc.Runtime if isinstance(hc.Runtime, str) else "")
     await _monitor.await_runtime_cleanup(ctr)
-    netns = await network.initialize_networking(d, ctr)
+    launch = asyncio.ensure_future(_launch_conmon(d, ctr, runtime))
+    try:
+        netns = await network.initialize_networking(d, ctr)
+    except BaseException:
+        await _abort_launch(launch)
+        raise
     # netavark attaches the namespace while the bundle is written and the runtime creates
     # the container; the process is started only once both are done.
     net_ready = asyncio.ensure_future(network.finish_networking(d, ctr))
     try:
-        proc, runtime = await _create_task(d, ctr, runtime, netns, reset_restart_manager)
+        proc, runtime = await _create_task(d, ctr, runtime, netns, reset_restart_manager, launch)
     except BaseException:
         await asyncio.gather(net_ready, return_exceptions=True)  # cleanup must see all it made
         raise

@@ -6,13 +6,14 @@ module only turns a layer and two configs into a stored child image.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import ENGINE_VERSION
+from .. import ENGINE_VERSION, errdefs
 from ..layer.difftar import EMPTY_TAR_DIGEST
 from .image import now_rfc3339_nano
 from .progress import go_json
@@ -90,12 +91,21 @@ def commit_image(svc: ImageBackend, cfg: CommitConfig) -> str:
 
     parent = svc.image_by_id(cfg.parent_image_id) if cfg.parent_image_id else None
     fd, path = tempfile.mkstemp(prefix="berth-commit-", dir=svc.tmp_dir)
+    f = os.fdopen(fd, "w+b")
     try:
-        with os.fdopen(fd, "w+b") as f:
+        try:
             cfg.rw_layer.tar_stream(f)
-            f.seek(0)
-            layer = svc.layers.register(f, parent.top_layer if parent is not None else None)
+            f.flush()
+        except OSError as e:
+            if e.filename is not None:
+                raise
+            # the spooled diff did not fit (a full data root): worded as Go's write error
+            raise errdefs.PathError("write", path, e) from None
+        f.seek(0)
+        layer = svc.layers.register(f, parent.top_layer if parent is not None else None)
     finally:
+        with contextlib.suppress(OSError):  # what stayed in the buffer is the error above
+            f.close()
         os.unlink(path)
     try:
         raw = new_child_image(parent.doc if parent is not None else None, cfg, layer.diff_id,

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from .. import errdefs
 from ..layer import LayerStore, chain_id_of, create_chain_id
@@ -484,8 +484,8 @@ class ImageService:
             self._emit("prune", "", {"reclaimed": str(reclaimed)})
         return deleted, reclaimed
 
-    def load(self, tar_path: str, quiet: bool) -> Iterator[bytes]:
-        return load(self, tar_path, quiet)
+    def load(self, archive: str | BinaryIO, quiet: bool) -> Iterator[bytes]:
+        return load(self, archive, quiet)
 
     def save(self, refs: list[str], out: Any) -> None:
         save(self, refs, out)

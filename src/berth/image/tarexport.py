@@ -16,7 +16,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Generator, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from .. import errdefs
 from ..layer import create_chain_id
@@ -52,17 +52,21 @@ def _read(base: str, rel: str) -> bytes:
         raise _LoadError(f"open {path}: {go_errno_text(e)}") from None
 
 
-def load(svc: ImageBackend, tar_path: str, quiet: bool) -> Iterator[bytes]:
+def load(svc: ImageBackend, archive: str | BinaryIO, quiet: bool) -> Iterator[bytes]:
     """Yield the response stream of POST /images/load, ending with an error message on failure.
 
+    `archive`: a path, or the stream itself (the request body, read as it is unpacked).
     Never raises a classified error: dockerd answers 200 and reports failures in the
     stream. Progress lines of a layer come out once that layer is registered.
     """
     tmp = tempfile.mkdtemp(prefix="docker-import-", dir=svc.tmp_dir)
     try:
         try:
-            with open(tar_path, "rb") as f:
-                apply_layer(f, tmp, "keep", None)
+            if isinstance(archive, str):
+                with open(archive, "rb") as f:
+                    apply_layer(f, tmp, "keep", None)
+            else:
+                apply_layer(archive, tmp, "keep", None)
             if os.path.lexists(os.path.join(tmp, "manifest.json")):
                 items = _docker_manifest(tmp)
             elif os.path.lexists(os.path.join(tmp, "oci-layout")):

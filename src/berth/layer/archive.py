@@ -93,6 +93,22 @@ class _ApplyError(Exception):
     """An unpack failure already worded as Go would word it."""
 
 
+class _WriteFailed(Exception):
+    """A file's content could not be written (a full disk): `write /<name>: ...` once the
+    entry's name is known."""
+
+    def __init__(self, err: OSError) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
+def _write(fd: int, data: memoryview) -> int:
+    try:
+        return os.write(fd, data)
+    except OSError as e:
+        raise _WriteFailed(e) from None
+
+
 def _path_error(op: str, name: str, err: OSError) -> _ApplyError:
     return _ApplyError(f"{op} /{name}: {go_errno_text(err)}")
 
@@ -316,7 +332,7 @@ class _Source:
             k = min(n, len(self.buf) - self.off)
             view = memoryview(self.buf)[self.off:self.off + k]
             while view:
-                view = view[os.write(fd, view):]
+                view = view[_write(fd, view):]
             self.off += k
             self.pos += k
             n -= k
@@ -488,6 +504,8 @@ class _Unpacker:
                 try:
                     self.copy(fd, m)
                     self._file_metadata(m, fd, name, mode)
+                except _WriteFailed as e:  # the chroot'd untar's *os.PathError, as dockerd quotes it
+                    raise _path_error("write", name, e.err) from None
                 finally:
                     os.close(fd)
                 if self.tree_size is not None:
@@ -655,7 +673,7 @@ def _read_tarfile(src: _Source, split: tarsplit.Writer, unpacker: _Unpacker) -> 
         while chunk := f.read(_CHUNK):
             view = memoryview(chunk)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[_write(fd, view):]
 
     unpacker.copy = copy
     prev_end = 0

@@ -26,6 +26,7 @@ import tempfile
 import threading
 
 from .. import errdefs
+from ..pkg import ioutil
 from .trash import Trash
 
 _LINK_DIR = "l"
@@ -122,8 +123,7 @@ class Overlay2Driver:
             os.mkdir(os.path.join(d, "diff"), 0o755)
             link = _generate_link_id()
             os.symlink(os.path.join("..", id_, "diff"), os.path.join(self.home, _LINK_DIR, link))
-            with open(os.path.join(d, "link"), "w") as f:
-                f.write(link)
+            ioutil.write_file(os.path.join(d, "link"), link.encode())  # errors worded as dockerd's
             if parent is not None:
                 self.attach_parent(id_, parent)
         except BaseException:
@@ -142,8 +142,7 @@ class Overlay2Driver:
                 lower += ":" + f.read().strip()
         except FileNotFoundError:
             pass
-        with open(os.path.join(d, "lower"), "w") as f:
-            f.write(lower)
+        ioutil.write_file(os.path.join(d, "lower"), lower.encode())
 
     def remove(self, id_: str) -> None:
         d = self.dir(id_)

@@ -633,6 +633,12 @@ class LayerStore:
             raise errdefs.NotFound("mount does not exist")  # ErrMountDoesNotExist
         return rw
 
+    def discard_dir(self, path: str) -> None:
+        """Remove a directory of the data root (a removed container's) the way layers go:
+        renamed into the driver's trash at once, deleted from the disk in the background
+        (deleted in place when the trash is on another filesystem)."""
+        self.driver.trash.discard(path)
+
     def close(self) -> None:
         """Wait for deleted layer directories to be gone from the disk (driver trash)."""
         self.driver.trash.wait_empty()

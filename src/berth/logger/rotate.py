@@ -349,7 +349,7 @@ def check_running(cfg: LogFileConfig, reopen: Callable[[], object], asked: dict[
 
 
 def settle_container(ctr: Container) -> None:
-    """After a container's exit (monitor.cleanup, container lock held, conmon gone): its
+    """After a container's exit (monitor.cleanup_and_checkpoint, container lock held, conmon gone): its
     log files as dockerd's writes would have left them."""
     lc = ctr.host_config.LogConfig
     if uses_pump(lc.Type):

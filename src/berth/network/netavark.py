@@ -27,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -46,6 +47,7 @@ _AARDVARK = ("/usr/lib/podman/aardvark-dns", "/usr/libexec/podman/aardvark-dns",
 # daemon's own config dir (serialising this daemon only).
 _HOST_LOCK_DIR = "/run/lock"
 _thread_lock = threading.Lock()
+_DYING_MAX = 2.0  # seconds a host veth may take to go with its namespace before it is deleted
 
 
 def _find(cands: tuple[str, ...], name: str) -> str | None:
@@ -65,6 +67,7 @@ class Netavark:
         self.netns_dir = os.path.join(exec_root, "netns")
         for d in (self.config_dir, self.ep_dir, os.path.join(self.config_dir, "aardvark-dns"), self.netns_dir):
             os.makedirs(d, mode=0o700, exist_ok=True)
+        self.spares = netns.Spares(os.path.join(exec_root, "netns-ahead"))
         lock_dir = _HOST_LOCK_DIR if os.path.isdir(_HOST_LOCK_DIR) else self.config_dir
         self.lock_path = os.path.join(lock_dir, "berth-netavark.lock")
         # Berth's own isolation jump carries a comment, so netavark's deletes never match
@@ -73,10 +76,22 @@ class Netavark:
         self._bridge_checked: set[str] = set()
         # bridge networks this daemon has run netavark's full setup on (firewall included)
         self._firewall_done: set[str] = set()
+        # host veths left to their namespace's destruction: name -> (container, MAC, deadline)
+        self._dying: dict[str, tuple[str, str, float]] = {}
+        self._reaper: threading.Thread | None = None
 
     # -- namespaces -------------------------------------------------------------------
     def netns_path(self, sandbox_id: str) -> str:
         return os.path.join(self.netns_dir, sandbox_id[:12])
+
+    def take_netns(self, sandbox_id: str) -> str | None:
+        """A namespace made ahead (netns.Spares) put at the sandbox key, or None."""
+        path = self.netns_path(sandbox_id)
+        return path if self.spares.take(path) else None
+
+    def close_netns(self) -> None:
+        """At a stop: the namespaces made ahead and not taken go."""
+        self.spares.close()
 
     def create_netns(self, sandbox_id: str) -> str:
         """A new network namespace with loopback up, bind-mounted at the sandbox key."""
@@ -206,6 +221,9 @@ class Netavark:
         (net_name,) = opts["networks"].keys()
         path = self._ep_file(opts["container_id"], net_name)
         info = opts["network_info"][net_name]
+        mac = (opts["networks"][net_name] or {}).get("static_mac") or ""
+        if mac and self._dying:  # the bridge must hold no dying port that answers to this MAC
+            self.wait_dying(mac=mac)
         if info.get("driver") == "bridge" and net_name not in self._bridge_checked:
             # once per network and daemon: a bridge left by an earlier record holds
             # another address, which netavark would keep (bridgeaddr.py)
@@ -217,7 +235,7 @@ class Netavark:
         if net_name in self._firewall_done and self._setup_veth(netns, opts, path):
             return _status_block(opts["networks"][net_name], info)
         # Written first: if setup half-fails, the teardown below (or a later one) undoes it.
-        atomicfile.write_file(path, json.dumps({"netns": netns, "opts": opts}).encode(), 0o600)
+        atomicfile.write_file(path, json.dumps({"netns": netns, "opts": opts}).encode(), 0o600, durable=False)
         try:
             res = self._run("setup", netns, data)
         except errdefs.DockerError:
@@ -260,7 +278,7 @@ class Netavark:
             if not keeper.kept(bridge, net_name):
                 return False
             atomicfile.write_file(path, json.dumps({"netns": netns, "opts": opts, "host_veth": host_name}).encode(),
-                                  0o600)
+                                  0o600, durable=False)
             try:
                 rtnl.add_veth(netns, bridge, host_name, per_net["interface_name"], per_net.get("static_mac") or "",
                               mtu, addrs, gateway)
@@ -270,14 +288,16 @@ class Netavark:
                 return False
         return True
 
-    def teardown(self, container_id: str, network_id: str) -> None:
+    def teardown(self, container_id: str, network_id: str, netns_going: bool = False) -> None:
+        """Undo setup. `netns_going`: the caller removes the namespace right after, which
+        lets a veth made in-process go with it (see _teardown_veth)."""
         path = self._ep_file(container_id, network_id)
         try:
             with open(path) as f:
                 saved = json.load(f)
         except (OSError, ValueError):
             return
-        if saved.get("host_veth") and self._teardown_veth(saved):
+        if saved.get("host_veth") and self._teardown_veth(saved, netns_going):
             _unlink(path)
             return
         try:
@@ -286,19 +306,80 @@ class Netavark:
             log.warning("teardown of %s on %s: %s", container_id[:12], network_id[:12], e)
         _unlink(path)
 
-    def _teardown_veth(self, saved: dict[str, Any]) -> bool:
+    def _teardown_veth(self, saved: dict[str, Any], netns_going: bool) -> bool:
         """Undo _setup_veth while the network's keeper holds the bridge: delete the pair.
         Without the keeper this may be the network's last endpoint, whose teardown is
-        netavark's complete one (bridge, chains, rules): False, netavark does it."""
+        netavark's complete one (bridge, chains, rules): False, netavark does it.
+
+        Deleting a veth waits for RCU grace periods in the kernel (rcu_barrier in
+        netdev_run_todo): 15-30 ms on a busy 2-core host, most of a bridge container's exit.
+        When the namespace goes right after (`netns_going`), the pair is left to the
+        kernel's destruction of the namespace, done by a kernel worker while the exit goes
+        on; the host end is then "dying" until it is gone. Whatever must not see it
+        (the container's removal or next start: wait_dying; a new endpoint with its MAC:
+        _setup_veth) waits for it, and one still there after a while is deleted."""
         ((net_name, info),) = saved["opts"]["network_info"].items()
         with _thread_lock:  # as in _setup_veth
             if not keeper.kept(info.get("network_interface") or "", net_name):
                 return False
+            cid = saved["opts"]["container_id"]
+            if netns_going:
+                mac = (saved["opts"]["networks"].get(net_name) or {}).get("static_mac") or ""
+                self._dying[saved["host_veth"]] = (cid, mac, time.monotonic() + _DYING_MAX)
+                self._start_reaper()
+                return True
             try:
                 rtnl.delete_veth(saved["host_veth"])
             except OSError as e:
-                log.warning("teardown of %s on %s: %s", saved["opts"]["container_id"][:12], net_name[:12], e)
+                log.warning("teardown of %s on %s: %s", cid[:12], net_name[:12], e)
         return True
+
+    def wait_dying(self, container_id: str = "", mac: str = "") -> None:
+        """Until the dying veths of `container_id` (or with `mac`; both empty: all) are
+        gone; one still there at its deadline is deleted (blocking)."""
+        while True:
+            with _thread_lock:
+                names = [n for n, (c, m, _) in self._dying.items()
+                         if (not container_id and not mac) or (container_id and c == container_id)
+                         or (mac and m == mac)]
+                now = time.monotonic()
+                for n in names:
+                    if not os.path.exists(f"/sys/class/net/{n}"):
+                        del self._dying[n]
+                    elif self._dying[n][2] <= now:
+                        self._delete_dying(n)
+                if not any(n in self._dying for n in names):
+                    return
+            time.sleep(0.002)
+
+    def _delete_dying(self, name: str) -> None:
+        """A dying veth still there at its deadline (the namespace held by something else):
+        deleted as a teardown would have (with _thread_lock held)."""
+        self._dying.pop(name, None)
+        try:
+            rtnl.delete_veth(name)
+        except OSError as e:
+            log.warning("deleting %s: %s", name, e)
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None or not self._reaper.is_alive():
+            self._reaper = threading.Thread(target=self._reap, name="veth-reaper", daemon=True)
+            self._reaper.start()
+
+    def _reap(self) -> None:
+        """Forget dying veths once gone; delete those still there at their deadline."""
+        while True:
+            time.sleep(0.25)
+            with _thread_lock:
+                now = time.monotonic()
+                for n, (_, _, deadline) in list(self._dying.items()):
+                    if not os.path.exists(f"/sys/class/net/{n}"):
+                        del self._dying[n]
+                    elif deadline <= now:
+                        self._delete_dying(n)
+                if not self._dying:
+                    self._reaper = None
+                    return
 
     def attached(self, container_id: str) -> list[str]:
         """Network IDs (12-char) the container has live netavark state for."""

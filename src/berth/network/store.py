@@ -97,8 +97,9 @@ class NetworkStore:
         self._init_predefined()
 
     # -- persistence ------------------------------------------------------------------
-    def save(self, n: Network) -> None:
-        atomicfile.write_file(os.path.join(self.root, f"{n.Id}.json"), msgspec.json.encode(n), 0o600)
+    def save(self, n: Network, durable: bool = True) -> None:
+        atomicfile.write_file(os.path.join(self.root, f"{n.Id}.json"), msgspec.json.encode(n), 0o600,
+                              durable=durable)
 
     def _delete_file(self, n: Network) -> None:
         try:
@@ -340,7 +341,13 @@ class NetworkStore:
                 for addr, _, _ in out:
                     n.Allocated.pop(addr, None)
                 raise
-            self.save(n)
+            try:
+                self.save(n)
+            except OSError as e:  # a full data root: libnetwork's endpoint store update fails so
+                for addr, _, _ in out:
+                    n.Allocated.pop(addr, None)
+                raise errdefs.System("failed to update store for object type *libnetwork.endpoint: "
+                                     + errdefs.os_error_text(e)) from None
         return out
 
     def release_endpoint(self, n: Network, endpoint_id: str) -> None:
@@ -349,7 +356,10 @@ class NetworkStore:
             for a in gone:
                 del n.Allocated[a]
             if gone and n.Id in self.networks:
-                self.save(n)
+                # Renamed into place but not synced: a record that still names the address
+                # after a crash names an endpoint no container has, which the daemon's
+                # next start drops (restore_networking), as it drops any stale one.
+                self.save(n, durable=False)
 
 
 def _ambiguous(term: str, count: int, how: str, route_style: bool) -> errdefs.DockerError:

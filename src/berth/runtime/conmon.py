@@ -22,6 +22,7 @@ import errno
 import os
 import socket
 import subprocess
+from typing import Any
 
 import msgspec
 
@@ -260,6 +261,91 @@ class ContainerProcess:
         await self.runtime.delete(self.state.id, force=force)
 
 
+async def _kill_launcher(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await spawn.wait(proc)
+
+
+class PendingContainer:
+    """A conmon launcher waiting on its start pipe (Conmon.launch_container): `create()`
+    lets it run `runtime create`; `abort()` kills it before it has done anything. One of
+    the two must be awaited."""
+
+    def __init__(self, conmon: Conmon, proc: subprocess.Popen[bytes], sync: socket.socket,
+                 start: socket.socket, stderr_path: str, conmon_pidfile: str, state: ConmonState,
+                 runtime: OCIRuntime) -> None:
+        self._conmon = conmon
+        self._proc = proc
+        self._sync = sync
+        self._start = start
+        self._stderr_path = stderr_path
+        self._conmon_pidfile = conmon_pidfile
+        self._state = state
+        self._runtime = runtime
+        self._used = False
+
+    @property
+    def log_path(self) -> str:
+        return self._state.log_path
+
+    def _take(self) -> None:
+        if self._used:
+            raise RuntimeError("conmon launch already used")
+        self._used = True
+
+    @traced(lambda self: f"conmon ({self._runtime.name} create)", kind=PROCESS)
+    async def create(self) -> ContainerProcess:
+        """Let conmon run `runtime create`; returns once the container is created. Raises
+        OCIRuntimeError with the runtime's message if create fails; the caller then
+        deletes the container from the runtime."""
+        self._take()
+        persist_dir = self._state.persist_dir
+        try:
+            try:
+                await self._conmon._go(self._proc, self._start, self._stderr_path)
+            finally:
+                self._start.close()
+            try:
+                msg = await _recv_json(self._sync, _CREATE_TIMEOUT)
+            except (EOFError, msgspec.DecodeError) as e:
+                raise OCIRuntimeError(
+                    f"container create failed (no logs from conmon): {e}: "
+                    f"{_tail(self._stderr_path)}") from e
+        finally:
+            self._sync.close()
+            self._start.close()
+        pid = msg.get("data")
+        if not isinstance(pid, int) or pid <= 0:
+            message = msg.get("message")
+            raise OCIRuntimeError(str(message) if message else "container create failed")
+        conmon_pid = _read_int(self._conmon_pidfile) or 0
+        state = msgspec.structs.replace(self._state, conmon_pid=conmon_pid,
+                                        conmon_start_time=_proc_start_time(conmon_pid), pid=pid)
+        # Written before we answer: a restarted daemon must find this container. Run state
+        # (the persist dir is under the exec-root): renamed into place, not synced, as
+        # nothing it names survives a crash of the machine.
+        await asyncio.shield(asyncio.to_thread(
+            atomicfile.write_file, os.path.join(persist_dir, STATE_FILE),
+            msgspec.json.encode(state), 0o600, durable=False))
+        return ContainerProcess(state, self._runtime)
+
+    async def abort(self) -> None:
+        """End the launcher, which has not started anything yet (no-op after create()),
+        and remove the log file it opened at its start (empty: nothing ran), so that
+        nothing takes it for output of the container."""
+        if self._used:
+            return
+        self._used = True
+        self._sync.close()
+        self._start.close()
+        await _kill_launcher(self._proc)
+        path = self._state.log_path
+        with contextlib.suppress(OSError):
+            if path and os.path.getsize(path) == 0:
+                os.unlink(path)
+
+
 class Conmon:
     """Starts conmon processes (podman ConmonOCIRuntime, createOCIContainer, startExec)."""
 
@@ -281,11 +367,11 @@ class Conmon:
             args.append(f"--runtime-arg={a}")
         return args
 
-    async def _spawn(self, args: list[str], cwd: str, stderr_path: str,
-                     extra: dict[str, socket.socket], start: socket.socket) -> None:
-        """Start the conmon launcher with the given pipes, let it go on (one byte on the
-        start pipe, which it reads before forking) and reap it: it exits as soon as it has
-        forked the real monitor into its own session."""
+    async def _launch(self, args: list[str], cwd: str, stderr_path: str,
+                      extra: dict[str, socket.socket]) -> subprocess.Popen[bytes]:
+        """Start the conmon launcher with the given pipes. It waits on its start pipe
+        before doing anything (conmon.c reads it first thing, before forking): `_go` lets
+        it on, `_kill_launcher` ends it."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("NOTIFY_SOCKET", "_OCI_", "LISTEN_"))}
         # conmon stamps log records in its local time: UTC makes them the `+00:00` records
@@ -300,22 +386,31 @@ class Conmon:
                 [self.path, *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=errf, start_new_session=True,
                 pass_fds=[s.fileno() for s in extra.values()])
+        for s in extra.values():
+            s.close()
+        return proc
+
+    @staticmethod
+    async def _go(proc: subprocess.Popen[bytes], start: socket.socket, stderr_path: str) -> None:
+        """One byte on the start pipe lets the launcher go on; reap it: it exits as soon as
+        it has forked the real monitor into its own session."""
         try:
-            for s in extra.values():
-                s.close()
             with contextlib.suppress(BrokenPipeError):
                 start.send(b"\0")  # podman sends this once conmon is in its cgroup
         except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await spawn.wait(proc)
+            await _kill_launcher(proc)
             raise
         rc = await spawn.wait(proc)
         if rc != 0:
             raise OCIRuntimeError(f"conmon failed: exit status {rc}: {_tail(stderr_path)}")
 
-    @traced(lambda self, id, bundle_dir, runtime, **kw: f"conmon ({runtime.name} create)", kind=PROCESS)
-    async def create_container(
+    async def _spawn(self, args: list[str], cwd: str, stderr_path: str,
+                     extra: dict[str, socket.socket], start: socket.socket) -> None:
+        """_launch and _go at once."""
+        proc = await self._launch(args, cwd, stderr_path, extra)
+        await self._go(proc, start, stderr_path)
+
+    async def launch_container(
         self,
         id: str,
         bundle_dir: str,
@@ -329,13 +424,15 @@ class Conmon:
         stdin: bool = False,
         attach_socket_dir: str | None = None,
         log_size_max: int | None = None,
-    ) -> ContainerProcess:
-        """`runtime create` under a new conmon; returns once the container is created.
+    ) -> PendingContainer:
+        """The first half of create_container: a conmon for `id`, started and waiting.
+        Nothing is read from the bundle yet (only the directory must exist, conmon's
+        working directory), so this can run while the bundle is being written; then
+        `PendingContainer.create()` or `abort()`.
 
         log_driver "k8s-file" makes conmon write `log_path` in the CRI format (read it back
         with berth.runtime.k8sfile); "none" writes nothing (output only reaches attach
-        clients). Raises OCIRuntimeError with the runtime's message if create fails; the
-        caller then deletes the container from the runtime.
+        clients).
         """
         if log_driver not in ("k8s-file", "none"):
             raise ValueError(f"unsupported conmon log driver {log_driver!r}")
@@ -353,45 +450,36 @@ class Conmon:
             args.append("-i")
         if log_size_max:
             args += ["--log-size-max", str(log_size_max)]
-
-        parent_sync, child_sync = _seqpacket_pair()
-        child_start, parent_start = _seqpacket_pair()
-        try:
-            try:
-                await self._spawn(args, bundle_dir, os.path.join(persist_dir, "conmon.stderr"),
-                                  {"_OCI_SYNCPIPE": child_sync, "_OCI_STARTPIPE": child_start},
-                                  parent_start)
-            finally:
-                child_sync.close()
-                child_start.close()
-            parent_start.close()
-            try:
-                msg = await _recv_json(parent_sync, _CREATE_TIMEOUT)
-            except (EOFError, msgspec.DecodeError) as e:
-                raise OCIRuntimeError(
-                    f"container create failed (no logs from conmon): {e}: "
-                    f"{_tail(os.path.join(persist_dir, 'conmon.stderr'))}") from e
-        finally:
-            parent_sync.close()
-            parent_start.close()
-        pid = msg.get("data")
-        if not isinstance(pid, int) or pid <= 0:
-            message = msg.get("message")
-            raise OCIRuntimeError(str(message) if message else "container create failed")
-        conmon_pid = _read_int(conmon_pidfile) or 0
         attach = (os.path.join(bundle_dir, "attach") if attach_socket_dir is None
                   else os.path.join(attach_socket_dir, id, "attach"))
         state = ConmonState(
             id=id, bundle=bundle_dir, runtime_path=runtime.path, runtime_name=runtime.name,
             runtime_root=runtime.root, exit_dir=exit_dir, persist_dir=persist_dir,
             log_path=log_path if log_driver == "k8s-file" else "", log_driver=log_driver,
-            terminal=terminal, stdin=stdin, attach_socket=attach, conmon_pid=conmon_pid,
-            conmon_start_time=_proc_start_time(conmon_pid), pid=pid)
-        # Durable before we answer: a restarted daemon must find this container.
-        await asyncio.shield(asyncio.to_thread(
-            atomicfile.write_file, os.path.join(persist_dir, STATE_FILE),
-            msgspec.json.encode(state), 0o600))
-        return ContainerProcess(state, runtime)
+            terminal=terminal, stdin=stdin, attach_socket=attach, conmon_pid=0,
+            conmon_start_time=-1, pid=0)
+        parent_sync, child_sync = _seqpacket_pair()
+        child_start, parent_start = _seqpacket_pair()
+        stderr_path = os.path.join(persist_dir, "conmon.stderr")
+        try:
+            try:
+                proc = await self._launch(args, bundle_dir, stderr_path,
+                                          {"_OCI_SYNCPIPE": child_sync, "_OCI_STARTPIPE": child_start})
+            finally:
+                child_sync.close()
+                child_start.close()
+        except BaseException:
+            parent_sync.close()
+            parent_start.close()
+            raise
+        return PendingContainer(self, proc, parent_sync, parent_start, stderr_path, conmon_pidfile, state, runtime)
+
+    async def create_container(self, id: str, bundle_dir: str, runtime: OCIRuntime, **kw: Any) -> ContainerProcess:
+        """`runtime create` under a new conmon; returns once the container is created
+        (launch_container's arguments). Raises OCIRuntimeError with the runtime's message
+        if create fails; the caller then deletes the container from the runtime."""
+        pending = await self.launch_container(id, bundle_dir, runtime, **kw)
+        return await pending.create()
 
     def reattach(self, persist_dir: str, runtime: OCIRuntime | None = None) -> ContainerProcess:
         """Find a container again after a daemon restart, from what create_container

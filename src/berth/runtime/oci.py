@@ -125,6 +125,51 @@ def start_by_exec_fifo(state_dir: str) -> bool:
     return True
 
 
+def delete_stopped_in_place(state_dir: str) -> bool:
+    """What `runc delete` does for a container whose init has exited (runc 1.1
+    libcontainer/container_linux.go destroy with cgroups/fs RemovePaths): remove its
+    cgroups, then its state directory. True when done (or nothing was there); False when
+    it is not that simple and `runc delete --force` must do it: the init is still alive,
+    the container shares a PID namespace (runc kills what is left in its cgroups), it has
+    poststop hooks or an Intel RDT group, a cgroup is busy or has children (runc retries
+    and walks those), or the state file is not what runc 1.1 writes (blocking)."""
+    try:
+        with open(os.path.join(state_dir, "state.json"), "rb") as f:
+            st = json.loads(f.read())
+    except FileNotFoundError:
+        return not os.path.exists(state_dir)
+    except (OSError, ValueError):
+        return False
+    try:
+        pid, start = int(st["init_process_pid"]), int(st["init_process_start"])
+        paths = list(st["cgroup_paths"].values())
+        cfg = st["config"]
+        own_pidns = any(ns.get("type") == "NEWPID" and not ns.get("path") for ns in cfg["namespaces"])
+        hooks = cfg.get("hooks") or {}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+    if not own_pidns or hooks.get("poststop") or st.get("intel_rdt_path"):
+        return False
+    if not all(isinstance(p, str) and p.startswith("/sys/fs/cgroup/") for p in paths):
+        return False
+    try:  # runType: alive is the same start time and neither zombie nor dead
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        if fields[0] not in ("Z", "X") and int(fields[19]) == start:
+            return False
+    except (OSError, ValueError, IndexError):
+        pass  # gone
+    for path in paths:
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:  # busy (its last processes still exiting) or with children
+            return False
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return True
+
+
 def _alive(state_dir: str) -> bool:
     """The init of runc's state.json is there and not a zombie."""
     try:
@@ -190,6 +235,16 @@ class OCIRuntime:
             await self._run("delete", "--force", id) if force else await self._run("delete", id)
         except ContainerNotExist:
             pass
+
+    async def delete_stopped(self, id: str) -> None:
+        """delete(force=True) of a container whose process has exited (its monitor is
+        gone): for runc done in-process when that is all runc would do
+        (delete_stopped_in_place), which saves a runc process (~5 ms of CPU) on every
+        exit; `runc delete --force` otherwise."""
+        in_place = os.path.basename(self.path) == "runc"
+        if in_place and await asyncio.to_thread(delete_stopped_in_place, os.path.join(self.root, id)):
+            return
+        await self.delete(id, force=True)
 
     async def pause(self, id: str) -> None:
         await self._run("pause", id)

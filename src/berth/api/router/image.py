@@ -7,6 +7,7 @@ unpacking thread never reads from the event loop.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from .. import versions
 from ..backend import BACKEND
 from ..fastpath import plain_reply
 from ..httputils import (
+    BodyReader,
     LazyStream,
     bool_value,
     bool_value_or_default,
@@ -77,23 +79,25 @@ async def _stream_lines(request: web.Request, lines: Iterator[bytes]) -> web.Str
     resp.content_type = "application/json"
     resp.enable_chunked_encoding()
     await resp.prepare(request)
-    while True:
-        item = await asyncio.to_thread(next, lines, None)
-        if item is None:
-            break
-        await resp.write(item)
-    await resp.write_eof()
+    try:
+        while True:
+            item = await asyncio.to_thread(next, lines, None)
+            if item is None:
+                break
+            await resp.write(item)
+        await resp.write_eof()
+    except ConnectionResetError:  # the client went (the CLI leaves once it has read an error)
+        pass
     return resp
 
 
 async def post_images_load(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     quiet = bool_value_or_default(request, "quiet", True)  # dockerd's default is quiet
-    path = await _spool_body(request, svc)
-    try:
-        return await _stream_lines(request, svc.load(path, quiet))
-    finally:
-        os.unlink(path)
+    # unpacked as it arrives, as dockerd's untar reads r.Body (a full disk fails in the
+    # unpack, with the unpacker's message, as dockerd's does)
+    body = io.BufferedReader(BodyReader(request, asyncio.get_running_loop()), 1 << 20)
+    return await _stream_lines(request, svc.load(body, quiet))
 
 
 async def _progress(request: web.Request, op: Callable[[Callable[[bytes], Any]], Any]) -> web.StreamResponse:
