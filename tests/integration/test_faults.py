@@ -96,9 +96,12 @@ def test_data_root_out_of_space(small_root: Berthd, busybox_tar: str) -> None:
     b = small_root
     b.docker("run", "-d", "--name", "chatty", "busybox", "sh", "-c",
              "i=0; while true; do i=$((i+1)); echo line $i; usleep 2000; done")
+    b.docker("run", "-d", "--name", "chatty2", "busybox", "sh", "-c",
+             "trap 'exit 0' TERM; while true; do echo more; usleep 2000; done")
     b.docker("create", "--name", "made", "busybox", "echo", "made")
     b.docker("create", "--name", "made-none", "--network", "none", "busybox", "echo", "made")
     root = b.data_root
+    chatty2 = json.loads(b.docker("inspect", "chatty2").stdout)[0]["Id"]
     made_none = json.loads(b.docker("inspect", "made-none").stdout)[0]["Id"]
     before = (tree(root, "containers"), tree(root, "image", "overlay2", "layerdb", "mounts"), tree(root, "overlay2"),
               tree(root, "image", "overlay2", "imagedb", "content", "sha256"))
@@ -133,12 +136,19 @@ def test_data_root_out_of_space(small_root: Berthd, busybox_tar: str) -> None:
         state = json.loads(b.docker("inspect", "chatty", "made", "made-none").stdout)
         assert state[0]["State"]["Status"] == "running"
         assert state[1]["State"]["Status"] == "created" and state[2]["State"]["Status"] == "created"
-        assert set(b.docker("ps", "-aq").stdout.decode().split()) == {s["Id"][:12] for s in state}
+        assert set(b.docker("ps", "-aq").stdout.decode().split()) == {s["Id"][:12] for s in state} | {chatty2[:12]}
         # nothing half-written: no container, layer, mount or image record was added
         after = (tree(root, "containers"), tree(root, "image", "overlay2", "layerdb", "mounts"),
                  tree(root, "overlay2"), tree(root, "image", "overlay2", "imagedb", "content", "sha256"))
         assert after == before
         assert tree(root, "tmp") == set()
+        # a container whose log cannot be written stops all the same: its exit waits for the
+        # rest of its output no longer than dockerd's 2 s (StreamConfig.Wait)
+        t0 = time.monotonic()
+        r = b.docker("stop", "-t", "2", "chatty2", check=False, timeout=60)
+        assert r.returncode == 0 and time.monotonic() - t0 < 20, (err(r), time.monotonic() - t0)
+        assert json.loads(b.docker("inspect", "chatty2").stdout)[0]["State"]["Running"] is False
+        b.docker("rm", "chatty2")
         log_path = state[0]["LogPath"]
         size_full = os.path.getsize(log_path)
     finally:

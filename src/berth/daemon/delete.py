@@ -10,6 +10,7 @@ from ..container.container import Container
 from ..trace import traced
 from . import network, volumes
 from .exec import forget_container_execs
+from .logs import stop_logger
 
 if TYPE_CHECKING:
     from .core import Daemon
@@ -62,6 +63,7 @@ async def cleanup_container(d: Daemon, ctr: Container, force: bool, remove_volum
         try:
             if ctr.State.Running:
                 await d.kill_for_removal(ctr)
+            await stop_logger(d, ctr)
             await d.run_blocking(_remove_on_disk, d, ctr, remove_volume)
         except BaseException:
             ctr.State.RemovalInProgress = False

@@ -76,7 +76,10 @@ async def _kill_with_signal_locked(d: Daemon, ctr: Container, sig: int) -> None:
         unpause = ctr.State.Paused
     if not d.shutting_down:  # a daemon shutdown is no user's stop
         ctr.HasBeenManuallyStopped = True
-        await d.run_blocking(ctr.to_disk)
+        try:  # dockerd ignores CheckpointTo's error here: a full disk must not block a stop
+            await d.run_blocking(ctr.to_disk)
+        except OSError as e:
+            log.warning("container %s: %s", ctr.ID, errdefs.os_error_text(e))
     if ctr.State.Restarting:
         return
     proc = ctr.process

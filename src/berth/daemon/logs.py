@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 _FOLLOW_POLL = 0.05
 _SHIP_AT_EXIT = 15.0  # seconds an exit waits for a shipping driver to deliver the rest
+# seconds an exit waits for json-file's rest: dockerd's StreamConfig.Wait at an exit (monitor.go)
+_STREAMS_AT_EXIT = 2.0
 _BATCH = 2000  # messages per thread hop while streaming a whole log
 _NOT_READABLE = "configured logging driver does not support reading"
 
@@ -541,17 +543,26 @@ async def finish_logger(d: Daemon, ctr: Container) -> None:
         spec, factory = _restored_logger(ctr)
         p.start(ctr.ID, path, spec, factory, None)
     pump = p.pumps[ctr.ID]
-    if ctr.host_config.LogConfig.Type == _factory.JSON_FILE:
-        await p.finish(ctr.ID)
-        return
-    # A receiver that stays away must not hold the exit: after a while the pump goes on
-    # delivering in the background (until the container starts again).
+    # A receiver that stays away, or a full disk under json-file, must not hold the exit:
+    # after a while the pump goes on delivering in the background (until the container
+    # starts again or is removed).
+    json_file = ctr.host_config.LogConfig.Type == _factory.JSON_FILE
     try:
-        await asyncio.wait_for(asyncio.shield(pump.finish()), _SHIP_AT_EXIT)
-        p.pumps.pop(ctr.ID, None)
+        await asyncio.wait_for(asyncio.shield(pump.finish()), _STREAMS_AT_EXIT if json_file else _SHIP_AT_EXIT)
+        if p.pumps.get(ctr.ID) is pump:
+            del p.pumps[ctr.ID]
     except TimeoutError:
-        log.warning("logs of %s: the %s receiver is slow; delivering the rest in the background",
-                    ctr.ID, ctr.host_config.LogConfig.Type)
+        if json_file:
+            log.warning("logs of %s: the rest of its output is not written yet; writing it in the background",
+                        ctr.ID)
+        else:
+            log.warning("logs of %s: the %s receiver is slow; delivering the rest in the background",
+                        ctr.ID, ctr.host_config.LogConfig.Type)
+
+
+async def stop_logger(d: Daemon, ctr: Container) -> None:
+    """The container is removed: a pump still delivering its last run's rest stops."""
+    await pumps(d).cancel(ctr.ID)
 
 
 __all__ = ["LogMessage", "LogsConfig", "container_logs", "format_timestamp", "frame", "logger_info"]
