@@ -66,6 +66,11 @@ def small_root(busybox_tar: str) -> Iterator[Berthd]:
         b.docker("load", "-i", busybox_tar)
         yield b
     finally:
+        # a test that failed half-way leaves containers running, which live restore keeps
+        # past the daemon's stop (their monitors, bridge and rules with them)
+        ids = b.docker("ps", "-aq", check=False).stdout.split()
+        if ids:
+            b.docker("rm", "-f", *(i.decode() for i in ids), check=False)
         stop_berthd(b)  # unmounts everything under tmp, the tmpfs too
 
 
