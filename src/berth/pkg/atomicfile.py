@@ -11,6 +11,7 @@ import os
 import secrets
 
 from berth.errdefs import PathError
+from berth.pkg.ioutil import write_all
 
 
 def write_file(path: str, data: bytes, mode: int = 0o644, sync_dir: bool = True, durable: bool = True) -> None:
@@ -28,7 +29,7 @@ def write_file(path: str, data: bytes, mode: int = 0o644, sync_dir: bool = True,
         raise PathError("open", tmp, e) from None
     try:
         try:
-            _write_all(fd, tmp, data)
+            write_all(fd, tmp, data)
             if durable:
                 _sync(fd, tmp)
             os.fchmod(fd, mode)
@@ -61,7 +62,7 @@ def write_files(directory: str, files: list[tuple[str, bytes, int]]) -> None:
                 except OSError as e:
                     raise PathError("open", tmp, e) from None
                 tmps.append((tmp, os.path.join(directory, name)))
-                _write_all(fds[-1], tmp, data)
+                write_all(fds[-1], tmp, data)
                 os.fchmod(fds[-1], mode)
             for fd, (tmp, _) in zip(fds, tmps, strict=True):
                 _sync(fd, tmp)
@@ -79,16 +80,6 @@ def write_files(directory: str, files: list[tuple[str, bytes, int]]) -> None:
                 pass
         raise
     fsync_dir(directory)
-
-
-def _write_all(fd: int, path: str, data: bytes) -> None:
-    """Write errors as Go's (*os.File).Write returns them: `write <path>: ...`."""
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    except OSError as e:
-        raise PathError("write", path, e) from None
 
 
 def _sync(fd: int, path: str) -> None:

@@ -16,10 +16,16 @@ def write_file(path: str, data: bytes, mode: int = 0o644) -> None:
     except OSError as e:
         raise PathError("open", path, e) from None
     try:
+        write_all(fd, path, data)
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, path: str, data: bytes) -> None:
+    """All of `data` to `fd`, errors as Go's (*os.File).Write returns them: `write <path>: ...`."""
+    try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
     except OSError as e:
         raise PathError("write", path, e) from None
-    finally:
-        os.close(fd)
