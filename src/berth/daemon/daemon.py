@@ -417,6 +417,7 @@ class Daemon:
             for task in (ctr.monitor_task, ctr.health_task):
                 if task is not None:
                     task.cancel()
+        await _monitor.await_all_runtime_cleanups(self)
     # ==== end LIFECYCLE helper ========================================================
 
     # ==== STREAMS helper: attach, exec, archive, export, changes, top, stats, update ====

@@ -138,9 +138,15 @@ async def handle_exit_locked(d: Daemon, ctr: Container, proc: ContainerProcess, 
 async def _handle_exit(d: Daemon, ctr: Container, s: State, restart: bool, code: int, oom: bool,
                        exited_at_ns: int | None) -> None:
     now = gojson.format_go_time(exited_at_ns if exited_at_ns is not None else time.time_ns())
+    # daemon.Cleanup's unmounts need nothing from the logs and show in no answer: they
+    # run while the rest of the output is delivered (~1 ms each, side by side).
+    unmounted = asyncio.ensure_future(d.run_blocking(_cleanup_files, d, ctr))
     # handleContainerExit waits for the stdio copy and closes the logger (StreamConfig.Wait,
     # Reset) before SetStopped: whoever sees the container stopped reads all of its logs.
-    await finish_logs(d, ctr)
+    try:
+        await finish_logs(d, ctr)
+    finally:
+        _warn_cleanup(ctr, await asyncio.gather(unmounted, return_exceptions=True))
     if restart:
         ctr.RestartCount += 1
         s.Running, s.Restarting, s.Paused, s.Pid = True, True, False, 0
@@ -209,14 +215,20 @@ async def cleanup_and_checkpoint(d: Daemon, ctr: Container) -> None:
     # `runtime delete` (state dir and cgroup of a dead container; in-process for runc when
     # that is all it does): nothing waits for it but the next start of the same container
     # (await_runtime_cleanup), so it runs beside the rest instead of before it.
-    ctr.runtime_cleanup = asyncio.get_running_loop().create_task(_runtime_delete(runtime, ctr.ID))
+    loop = asyncio.get_running_loop()
+    runtime_deleted = loop.create_task(_runtime_delete(runtime, ctr.ID))
+    ctr.runtime_cleanup = runtime_deleted
     await d.run_blocking(_release_and_checkpoint, d, ctr)
+    # conmon's record of the run goes once the exit's state is written (drop_run_record),
+    # off the exit's path too: the next start waits for it with the runtime's delete.
+    ctr.runtime_cleanup = loop.create_task(_drop_run_record(d, ctr, runtime_deleted))
 
 
 def _release_and_checkpoint(d: Daemon, ctr: Container) -> None:
-    """The network's release and the unmounts, then the checkpoint, in one thread hop
-    (blocking): each step is short (the slow parts, a veth's deletion and runc's delete,
-    are off this path), so the hops between them, not the steps, were the wait."""
+    """The network's release and the unmounts (done already at an exit: _handle_exit),
+    then the checkpoint, in one thread hop (blocking): each step is short (the slow
+    parts, a veth's deletion, a namespace's unmount and runc's delete, are off this
+    path), so the hops between them, not the steps, were the wait."""
     for step in (network.release_network_blocking, _cleanup_files):
         try:
             step(d, ctr)
@@ -247,14 +259,33 @@ async def await_runtime_cleanup(ctr: Container) -> None:
 
 
 def checkpoint_exit(d: Daemon, ctr: Container) -> None:
-    """Write the exit's state, then drop conmon's record of the run (its bundle with the
-    state file reattach reads, and its exit file): a crash in between finds the exit
-    again in conmon's files at the next start, never a run with neither (blocking)."""
+    """Write the exit's state (blocking); conmon's record of the run is dropped after
+    it (drop_run_record)."""
     ctr.to_disk()
-    shutil.rmtree(d.lifecycle.bundle_dir(ctr.ID), ignore_errors=True)
     unmount_volumes(d, ctr)  # UnmountVolumes: the local driver unmounts after the last user
+
+
+def drop_run_record(d: Daemon, ctr: Container) -> None:
+    """conmon's record of the run: its bundle (with the state file reattach reads) and its
+    exit file. Only after the exit's state is on disk: a crash in between finds the exit
+    again in conmon's files at the next start, never a run with neither (blocking)."""
+    shutil.rmtree(d.lifecycle.bundle_dir(ctr.ID), ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(d.lifecycle.exits_dir, ctr.ID))
+
+
+async def _drop_run_record(d: Daemon, ctr: Container, runtime_deleted: asyncio.Task[None]) -> None:
+    try:
+        await d.run_blocking(drop_run_record, d, ctr)
+    except Exception as e:
+        log.warning("container %s: cleanup failed: %s", ctr.ID, e)
+    await asyncio.shield(runtime_deleted)
+
+
+async def await_all_runtime_cleanups(d: Daemon) -> None:
+    """At a stop: what the last exits left to the background is finished first."""
+    tasks = [c.runtime_cleanup for c in d.containers.values() if c.runtime_cleanup is not None]
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _cleanup_files(d: Daemon, ctr: Container) -> None:

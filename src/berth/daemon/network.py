@@ -535,11 +535,12 @@ async def release_network(d: Daemon, ctr: Container) -> None:
 @traced("releaseNetwork", network_action="release")
 def release_network_blocking(d: Daemon, ctr: Container) -> None:
     """release_network in the calling thread (the exit's cleanup does it in the same
-    thread hop as the unmount and the checkpoint that follow)."""
-    _release(d, ctr)
+    thread hop as the checkpoint that follows). The namespace itself is removed by a
+    background thread (netns.Retired)."""
+    _release(d, ctr, netns_later=True)
 
 
-def _release(d: Daemon, ctr: Container) -> None:
+def _release(d: Daemon, ctr: Container, netns_later: bool = False) -> None:
     ctl = controller(d)
     ns = ctr.NetworkSettings
     mode = ctr.host_config.NetworkMode or "default"
@@ -564,7 +565,7 @@ def _release(d: Daemon, ctr: Container) -> None:
             ctl.nv.teardown(ctr.ID, n.Id if n else nid)
         ctl.ports.release(ctr.ID)
         if netns_going:
-            ctl.nv.remove_netns(ns.SandboxKey)
+            ctl.nv.remove_netns(ns.SandboxKey, later=netns_later)
         ns.Ports = {}
 
 

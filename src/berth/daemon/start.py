@@ -179,19 +179,27 @@ def _fresh_dirs(bundle: str, ctr_root: str) -> None:
     _logs.fresh_private(ctr_root)
 
 
-async def _launch_conmon(d: Daemon, ctr: Container, runtime: OCIRuntime) -> PendingContainer | None:
+async def _launch_conmon(d: Daemon, ctr: Container, runtime: OCIRuntime,
+                         dirs_made: asyncio.Future[bool]) -> PendingContainer | None:
     """A conmon for this start, launched before the network and the bundle are made: it
     waits on its start pipe until `_create_task` lets it run `runtime create`, so its own
     start-up (exec, dynamic linking, opening its log file: ~2 ms) overlaps those. Only
     when its log file is known beforehand (private_log_ahead); None otherwise, and
-    `_create_task` launches it in turn."""
-    log_path = _logs.private_log_ahead(d, ctr)
-    if log_path is None:
-        return None
+    `_create_task` launches it in turn. `dirs_made` is set once the bundle directory is
+    made anew (True) or known not to be (False): the bundle is written from then on,
+    while conmon is being spawned."""
     rts = d.lifecycle
     bundle = rts.bundle_dir(ctr.ID)
-    # conmon's working directory, and the log file it opens at once begun anew
-    await d.run_blocking(_fresh_dirs, bundle, ctr.root)
+    try:
+        log_path = _logs.private_log_ahead(d, ctr)
+        if log_path is None:
+            return None
+        # conmon's working directory, and the log file it opens at once begun anew
+        await d.run_blocking(_fresh_dirs, bundle, ctr.root)
+        dirs_made.set_result(True)
+    finally:
+        if not dirs_made.done():
+            dirs_made.set_result(False)
     return await rts.conmon.launch_container(
         ctr.ID, bundle, runtime, exit_dir=rts.exits_dir, persist_dir=bundle,
         log_path=log_path, log_driver="k8s-file",
@@ -212,29 +220,39 @@ async def _abort_launch(launch: asyncio.Future[PendingContainer | None] | None) 
 
 async def _create_task(d: Daemon, ctr: Container, runtime: Any, netns: str | None,
                        reset_restart_manager: bool,
-                       launch: asyncio.Future[PendingContainer | None] | None) -> tuple[Any, Any]:
+                       launch: asyncio.Future[PendingContainer | None] | None,
+                       dirs_made: asyncio.Future[bool] | None) -> tuple[Any, Any]:
     """The bundle, the log file and the runtime's `create` under conmon (the task exists,
-    its process waits to be started). `launch`: a conmon launched for it beforehand."""
+    its process waits to be started). `launch`: a conmon launched for it beforehand,
+    `dirs_made` its bundle directory made."""
     rts = d.lifecycle
     bundle = rts.bundle_dir(ctr.ID)
     pending: PendingContainer | None = None
+    prepared: asyncio.Future[LogFileConfig | None] | None = None
     try:
+        made = dirs_made is not None and await asyncio.shield(dirs_made)
+        # Logging (berth.logger): conmon writes the file, Berth rotates it. One thread hop
+        # for both blocking preparations, while the conmon launched ahead is spawned.
+        prepared = asyncio.ensure_future(
+            d.run_blocking(_prepare_bundle_and_logging, d, ctr, bundle, netns, not made))
         if launch is not None:
             try:
                 pending = await asyncio.shield(launch)
             except Exception as e:  # the launch below says what is wrong, as it did
                 log.debug("early conmon launch for %s: %s", ctr.ID, e)
-        # Logging (berth.logger): conmon writes the file, Berth rotates it. One thread hop
-        # for both blocking preparations.
-        log_cfg = await d.run_blocking(_prepare_bundle_and_logging, d, ctr, bundle, netns, pending is None)
+        log_cfg = await prepared
         if reset_restart_manager:
             _monitor.reset_restart_manager(ctr)
             ctr.HasBeenManuallyStopped = False
         # json-file and the shipping drivers: conmon writes a private file the pump reads.
         conmon_log = await _logs.start_logger(d, ctr, log_cfg, private_ready=pending is not None)
     except BaseException:
+        if prepared is not None:
+            await asyncio.gather(prepared, return_exceptions=True)  # its undo must see all it made
         if pending is not None:
             await pending.abort()
+        else:
+            await _abort_launch(launch)
         raise
     direct = log_cfg is not None and conmon_log == log_cfg.path
     try:
@@ -267,7 +285,8 @@ async def _start_locked(d: Daemon, ctr: Container, reset_restart_manager: bool) 
     hc = ctr.host_config
     runtime = rts.get(hc.Runtime if isinstance(hc.Runtime, str) else "")
     await _monitor.await_runtime_cleanup(ctr)
-    launch = asyncio.ensure_future(_launch_conmon(d, ctr, runtime))
+    dirs_made: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    launch = asyncio.ensure_future(_launch_conmon(d, ctr, runtime, dirs_made))
     try:
         netns = await network.initialize_networking(d, ctr)
     except BaseException:
@@ -277,7 +296,7 @@ async def _start_locked(d: Daemon, ctr: Container, reset_restart_manager: bool) 
     # the container; the process is started only once both are done.
     net_ready = asyncio.ensure_future(network.finish_networking(d, ctr))
     try:
-        proc, runtime = await _create_task(d, ctr, runtime, netns, reset_restart_manager, launch)
+        proc, runtime = await _create_task(d, ctr, runtime, netns, reset_restart_manager, launch, dirs_made)
     except BaseException:
         await asyncio.gather(net_ready, return_exceptions=True)  # cleanup must see all it made
         raise

@@ -167,6 +167,14 @@ class Pump:
         self._deliver(msgs)
         return more
 
+    def _last_step(self) -> bool:
+        """json-file after the exit: the last batch and, when it was the last, the close,
+        in one thread hop (the exit waits for both)."""
+        more = self._step(True)
+        if not more:
+            self._close(True)
+        return more
+
     def _close(self, done: bool) -> None:
         if self.sink is not None:
             self.sink.close()
@@ -195,7 +203,7 @@ class Pump:
             pass
 
     async def _run(self) -> None:
-        done = False
+        done = closed = False
         try:
             if self._driver_factory is not None:
                 self.driver = await self._driver_factory()
@@ -209,7 +217,10 @@ class Pump:
                     continue
                 idle = _IDLE_MIN
                 try:
-                    if self.driver is None:
+                    if self.driver is None and final:
+                        more = await self.run_blocking(self._last_step)
+                        closed = not more
+                    elif self.driver is None:
                         more = await self.run_blocking(self._step, final)
                     else:
                         msgs, more = await self.run_blocking(self._read, final)
@@ -237,7 +248,8 @@ class Pump:
                     await self.driver.close()
                 except Exception as e:  # any failure: the pump goes on
                     log.debug("closing log driver of %s: %s", self.cid, e)
-            await self.run_blocking(self._close, done)
+            if not closed:
+                await self.run_blocking(self._close, done)
 
 
 class LogPumps:

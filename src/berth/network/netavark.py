@@ -68,6 +68,7 @@ class Netavark:
         for d in (self.config_dir, self.ep_dir, os.path.join(self.config_dir, "aardvark-dns"), self.netns_dir):
             os.makedirs(d, mode=0o700, exist_ok=True)
         self.spares = netns.Spares(os.path.join(exec_root, "netns-ahead"))
+        self.retired = netns.Retired()
         lock_dir = _HOST_LOCK_DIR if os.path.isdir(_HOST_LOCK_DIR) else self.config_dir
         self.lock_path = os.path.join(lock_dir, "berth-netavark.lock")
         # Berth's own isolation jump carries a comment, so netavark's deletes never match
@@ -90,8 +91,9 @@ class Netavark:
         return path if self.spares.take(path) else None
 
     def close_netns(self) -> None:
-        """At a stop: the namespaces made ahead and not taken go."""
+        """At a stop: the namespaces made ahead and not taken go, and those let go."""
         self.spares.close()
+        self.retired.close()
 
     def create_netns(self, sandbox_id: str) -> str:
         """A new network namespace with loopback up, bind-mounted at the sandbox key."""
@@ -104,9 +106,13 @@ class Netavark:
             raise errdefs.System(f"failed to create network namespace: {e}") from None
         return path
 
-    def remove_netns(self, path: str) -> None:
+    def remove_netns(self, path: str, later: bool = False) -> None:
+        """`later`: by the background thread (netns.Retired), for a stopped container's."""
         if not path.startswith(self.netns_dir + "/"):
             return  # never touch a namespace Berth did not make (container:/host modes)
+        if later:
+            self.retired.retire(path)
+            return
         try:
             netns.remove(path)
         except OSError as e:

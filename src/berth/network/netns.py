@@ -30,6 +30,7 @@ CLONE_NEWNET = 0x40000000
 MS_BIND = 0x1000
 MS_MOVE = 0x2000
 MNT_DETACH = 0x2
+_FILLER_IDLE = 30.0  # seconds the spares' filler waits for a take before it ends
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
@@ -100,6 +101,7 @@ class Spares:
         self._lock = threading.Lock()
         self._ready: list[str] = []
         self._thread: threading.Thread | None = None
+        self._wanted = threading.Condition(self._lock)
         self._closed = False
         os.makedirs(directory, mode=0o700, exist_ok=True)
         for name in os.listdir(directory):
@@ -113,9 +115,14 @@ class Spares:
         the move failed (the caller makes one). Either way more are made."""
         with self._lock:
             spare = self._ready.pop() if self._ready else None
-            if not self._closed and (self._thread is None or not self._thread.is_alive()):
-                self._thread = threading.Thread(target=self._fill, name="netns-spares", daemon=True)
-                self._thread.start()
+            if not self._closed:
+                if self._thread is None or not self._thread.is_alive():
+                    # one filler for a burst of starts: a thread started per take cost the
+                    # start that took it ~0.3 ms (and the GIL while it started)
+                    self._thread = threading.Thread(target=self._fill, name="netns-spares", daemon=True)
+                    self._thread.start()
+                else:
+                    self._wanted.notify()
         if spare is None:
             return False
         try:
@@ -130,6 +137,7 @@ class Spares:
                 remove(spare)
             with self._lock:
                 self._closed = True  # no use making more
+                self._wanted.notify()
             return False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(spare)
@@ -138,6 +146,10 @@ class Spares:
     def _fill(self) -> None:
         while True:
             with self._lock:
+                # full: wait for the next take a while, then end (a quiet daemon keeps no thread)
+                if not self._closed and len(self._ready) >= self._size:
+                    self._wanted.wait_for(lambda: self._closed or len(self._ready) < self._size,
+                                          _FILLER_IDLE)
                 if self._closed or len(self._ready) >= self._size:
                     self._thread = None
                     return
@@ -160,11 +172,60 @@ class Spares:
         """Remove the namespaces not taken; make no more."""
         with self._lock:
             self._closed = True
+            self._wanted.notify()
             ready, self._ready = self._ready, []
             thread = self._thread
         if thread is not None:
             thread.join()
         for path in ready:
+            try:
+                remove(path)
+            except OSError as e:
+                log.warning("%s", e)
+
+
+class Retired:
+    """Namespaces of stopped containers, removed by a background thread. Unmounting one
+    takes ~1 ms in a busy daemon (the kernel waits out an RCU grace period), the largest
+    step of a `--network none` exit, and nothing needs it done before the exit's state
+    is written: the path is a new one at every start, a veth left in it is tracked as
+    dying on its own (Netavark._teardown_veth), and what a crash leaves in the directory
+    goes at the next daemon start (releaseNetwork's leftovers). `close` removes the rest."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: list[str] = []
+        self._more = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+
+    def retire(self, path: str) -> None:
+        with self._lock:
+            self._paths.append(path)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="netns-retired", daemon=True)
+                self._thread.start()
+            else:
+                self._more.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._paths:
+                    self._more.wait_for(lambda: bool(self._paths), _FILLER_IDLE)
+                if not self._paths:
+                    self._thread = None
+                    return
+                path = self._paths.pop(0)
+            try:
+                remove(path)
+            except OSError as e:
+                log.warning("%s", e)
+
+    def close(self) -> None:
+        """At a stop: what is left is removed now."""
+        with self._lock:
+            paths, self._paths = self._paths, []
+        for path in paths:
             try:
                 remove(path)
             except OSError as e:

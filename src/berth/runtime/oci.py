@@ -135,10 +135,10 @@ def delete_stopped_in_place(state_dir: str) -> bool:
     and walks those), or the state file is not what runc 1.1 writes (blocking)."""
     try:
         with open(os.path.join(state_dir, "state.json"), "rb") as f:
-            st = json.loads(f.read())
+            st = msgspec.json.decode(f.read())  # ~25 kB (the seccomp profile): msgspec, not json
     except FileNotFoundError:
         return not os.path.exists(state_dir)
-    except (OSError, ValueError):
+    except (OSError, msgspec.DecodeError):
         return False
     try:
         pid, start = int(st["init_process_pid"]), int(st["init_process_start"])
