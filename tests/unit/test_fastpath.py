@@ -319,3 +319,41 @@ def test_many_pipelined_plain_requests(tmp: str) -> None:
         assert [a.body for a in answers] == [b"OK"] * 3000
 
     run(tmp, scenario)
+
+
+def _bodiless(method: str, path: str) -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+
+
+def test_bodiless_posts_and_deletes_are_plain(tmp: str) -> None:
+    """`POST .../start` and `DELETE /containers/{id}` without a body (two of the four
+    requests of every `docker run --rm`) are answered by the fast path with aiohttp's
+    bytes: errors in both formats, 204 without a Content-Length, the removal done."""
+    async def scenario(fast: str, aio: str, runner: web.AppRunner) -> None:
+        await _setup_container(aio)
+        for name in ("fp2", "fp3"):
+            [made] = await exchange(aio, post(f"/v1.41/containers/create?name={name}",
+                                              b'{"Image":"tiny:1","Cmd":["/bin/true"]}'))
+            assert made.status == 201, made.body
+        assert runner.server is not None
+        for req in (_bodiless("POST", "/v1.41/containers/nope/start"), _bodiless("POST", "/containers/nope/start"),
+                    _bodiless("POST", "/v1.12/containers/nope/start"),
+                    _bodiless("DELETE", "/v1.41/containers/nope"), _bodiless("DELETE", "/v1.12/containers/nope?force=1")):
+            before = runner.server.requests_count
+            [f] = await exchange(fast, req)
+            assert runner.server.requests_count == before, f"{req!r} was not answered by the fast path"
+            [a] = await exchange(aio, req)
+            assert f.comparable() == a.comparable(), req
+        before = runner.server.requests_count
+        [f] = await exchange(fast, _bodiless("DELETE", "/v1.41/containers/fp2"))
+        assert runner.server.requests_count == before
+        [a] = await exchange(aio, _bodiless("DELETE", "/v1.41/containers/fp3"))
+        assert f.status == 204 and f.comparable() == a.comparable() and f.header("Content-Length") is None
+        [gone] = await exchange(fast, get("/v1.41/containers/fp2/json"))
+        assert gone.status == 404
+        # with a body, a start is aiohttp's (the pre-1.24 HostConfig body is judged there)
+        before = runner.server.requests_count
+        [f] = await exchange(fast, post("/v1.41/containers/nope/start", b'{"Binds":null}'))
+        assert runner.server.requests_count == before + 1 and f.status == 400
+
+    run(tmp, scenario)

@@ -6,8 +6,9 @@ an inspect. Most Engine API traffic is a handful of GETs (`_ping`, inspect, list
 read only the URL and write one JSON body, so each unix-socket connection is read by
 `FastProtocol`, which frames every request itself and answers the plain ones:
 
-- GET or HEAD, HTTP/1.1, no body, a path that needs no cleaning or decoding, an API
-  version in range, a route whose handler is marked `@plain_reply`;
+- GET, HEAD, or a POST or DELETE without a body (start, remove: two of the four
+  requests of every `docker run --rm`), HTTP/1.1, a path that needs no cleaning or
+  decoding, an API version in range, a route whose handler is marked `@plain_reply`;
 - the handler is the one aiohttp would call (routes stay written once), given a small
   `PlainRequest`; errors are rendered by the same `server.call_handler`; the answer is
   written with exactly the headers aiohttp and the version middleware would write.
@@ -46,8 +47,9 @@ _MAX_HEAD = 8190
 
 
 def plain_reply(handler: Handler) -> Handler:
-    """Marks a handler that reads only the URL, query, headers and API version and
-    returns a finished web.Response (no body read, no streaming, no prepare()), so the
+    """Marks a handler that reads only the URL, query, headers (and content_length) and
+    API version and returns a finished web.Response (no body read, no streaming, no
+    prepare()), so the
     fast path may call it with a PlainRequest. On Python 3.11 it runs up to its first
     wait outside any task: it must not need asyncio.current_task() (asyncio.timeout)."""
     setattr(handler, _PLAIN_ATTR, True)
@@ -76,6 +78,12 @@ class PlainRequest:
         self._values: dict[Any, Any] = {}
 
     @property
+    def content_length(self) -> int | None:
+        """As web.Request's: the Content-Length header (a plain request has no body)."""
+        raw = self.headers.get("Content-Length")
+        return None if raw is None else int(raw)
+
+    @property
     def query(self) -> MultiDictProxy[str]:
         if self._query is None:  # parsed as aiohttp does (yarl), only when asked
             if self._raw_query:
@@ -95,6 +103,7 @@ class PlainRequest:
 
 
 _NO_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
+_PLAIN_METHODS = frozenset(("GET", "HEAD", "POST", "DELETE"))
 _date_cache: tuple[int, str] = (0, "")
 
 
@@ -119,7 +128,7 @@ class RequestHead:
         self.headers = headers
         # None: a body whose end only aiohttp can find (chunked), or an upgrade.
         self.body_length = body_length
-        self.plain = (method in ("GET", "HEAD") and version == "HTTP/1.1" and body_length == 0
+        self.plain = (method in _PLAIN_METHODS and version == "HTTP/1.1" and body_length == 0
                       and "expect" not in headers)
 
 

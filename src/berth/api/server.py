@@ -38,8 +38,8 @@ _HEADERS_KEY = web.RequestKey("berth.headers", int)
 def _error_response(request: web.Request, status: int, message: str) -> web.Response:
     """errorhandler.go: JSON `{"message":…}` unless the URL version is 1.23 or lower."""
     version = request.get(API_VERSION_KEY, "") or request.match_info.get("version", "")
-    if status == 304:
-        return web.Response(status=304, content_type="application/json")
+    if status == 304:  # Go's net/http drops Content-Type (and any body) from a 304
+        return web.Response(status=304)
     if version and compare_versions(version, "1.23") <= 0:
         resp = web.Response(status=status, text=message + "\n", content_type="text/plain", charset="utf-8")
         resp.headers["X-Content-Type-Options"] = "nosniff"
@@ -223,12 +223,14 @@ def response_head(resp: web.StreamResponse, length: int, date: str, close: bool)
             head += f"{name}: {value}\r\n"
         elif low not in _OWN_HEADERS:
             head += f"{name}: {value}\r\n"
-    if not length_set:
+    if not length_set and resp.status not in _NO_LENGTH:
         head += f"Content-Length: {length}\r\n"
     head += f"Date: {date}\r\n"
     return (head + (_CLOSE_TAIL if close else _TAIL)).encode("utf-8")
 
 
+# statuses aiohttp answers with neither a body nor a Content-Length (as Go's net/http)
+_NO_LENGTH = frozenset((204, 304))
 _TAIL = f"Server: {_SERVER}\r\nApi-Version: {DEFAULT_VERSION}\r\nOstype: linux\r\nDocker-Experimental: false\r\n\r\n"
 _CLOSE_TAIL = _TAIL.replace("\r\nApi-Version", "\r\nConnection: close\r\nApi-Version", 1)
 _OWN_HEADERS = frozenset(("content-length", "date", "server", "connection", "api-version", "ostype",

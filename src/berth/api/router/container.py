@@ -110,6 +110,7 @@ async def get_containers_by_name(request: web.Request) -> web.StreamResponse:
     return json_body(versions.container_inspect(result, version_from_request(request)))
 
 
+@plain_reply
 async def delete_containers(request: web.Request) -> web.StreamResponse:
     await request.app[BACKEND].container_rm(
         request.match_info["name"],

@@ -13,6 +13,7 @@ from ...types.container import UpdateConfig
 from ...types.timestamp import format_timestamp
 from .. import versions
 from ..backend import BACKEND
+from ..fastpath import plain_reply
 from ..httputils import bool_value, check_for_json, json_body, version_from_request, version_less_than
 
 
@@ -45,6 +46,7 @@ def _seconds(request: web.Request) -> int | None:
         raise errdefs.Untyped(f'strconv.Atoi: parsing "{raw}": invalid syntax') from None
 
 
+@plain_reply  # without a body (the fast path's); one with a body is aiohttp's
 async def post_containers_start(request: web.Request) -> web.StreamResponse:
     # A non-nil JSON object is at least 7 bytes; chunked means unknown length (Go's -1).
     length = request.content_length
