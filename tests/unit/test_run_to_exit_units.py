@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -95,10 +97,7 @@ def test_spare_namespaces_are_moved_into_place_and_removed_at_close(tmp_path: Pa
     target = str(tmp_path / "ctr-ns")
     try:
         assert not spares.take(target)  # none made yet: the start makes its own; filling begins
-        t = spares._thread
-        if t is not None:
-            t.join(10)
-        assert len(os.listdir(tmp_path / "ahead")) == 2
+        assert _until(lambda: len(os.listdir(tmp_path / "ahead")) == 2)  # the filler stays for more
         assert spares.take(target)
         assert os.path.ismount(target)
         assert len(os.listdir(tmp_path / "ahead")) in (1, 2)  # one taken, maybe one made again
@@ -118,5 +117,30 @@ def test_spares_left_by_a_crash_go_at_the_next_start(tmp_path: Path) -> None:
     spares = netns.Spares(str(ahead))
     spares.close()
     assert os.listdir(ahead) == []
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path) not in f.read()
+
+
+def _until(cond: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")
+def test_retired_namespaces_are_removed_behind_the_exit_and_at_close(tmp_path: Path) -> None:
+    paths = [str(tmp_path / f"ns{i}") for i in range(3)]
+    for p in paths:
+        netns.create(p)
+    retired = netns.Retired()
+    retired.retire(paths[0])
+    assert _until(lambda: not os.path.exists(paths[0]))
+    retired.retire(paths[1])
+    retired.retire(paths[2])
+    retired.close()  # the thread ends after the one it is at; the rest go here
+    assert not any(os.path.exists(p) for p in paths)
     with open("/proc/self/mountinfo") as f:
         assert str(tmp_path) not in f.read()

@@ -197,9 +197,13 @@ class Retired:
         self._paths: list[str] = []
         self._more = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def retire(self, path: str) -> None:
         with self._lock:
+            if self._closed:  # stopping: no thread any more
+                self._paths.append(path)
+                return
             self._paths.append(path)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="netns-retired", daemon=True)
@@ -210,23 +214,30 @@ class Retired:
     def _run(self) -> None:
         while True:
             with self._lock:
-                if not self._paths:
-                    self._more.wait_for(lambda: bool(self._paths), _FILLER_IDLE)
-                if not self._paths:
+                if not self._paths and not self._closed:
+                    self._more.wait_for(lambda: bool(self._paths) or self._closed, _FILLER_IDLE)
+                if not self._paths or self._closed:
                     self._thread = None
                     return
                 path = self._paths.pop(0)
-            try:
-                remove(path)
-            except OSError as e:
-                log.warning("%s", e)
+            _remove_logged(path)
 
     def close(self) -> None:
-        """At a stop: what is left is removed now."""
+        """At a stop: the thread ends after the namespace it is at, the rest go now."""
+        with self._lock:
+            self._closed = True
+            self._more.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
         with self._lock:
             paths, self._paths = self._paths, []
         for path in paths:
-            try:
-                remove(path)
-            except OSError as e:
-                log.warning("%s", e)
+            _remove_logged(path)
+
+
+def _remove_logged(path: str) -> None:
+    try:
+        remove(path)
+    except OSError as e:
+        log.warning("%s", e)
