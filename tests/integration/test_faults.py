@@ -368,6 +368,6 @@ def test_run_rm_publish_soak_is_flat(busybox_tar: str) -> None:
         assert fds1 <= fds0 + 2, (fds0, fds1)
         assert rss1 - rss0 < 6 * 1024, (rss0, rss1)
         assert b.docker("ps", "-aq").stdout == b""
-        assert os.listdir(os.path.join(b.exec_root, "netns")) == []
+        wait_for(lambda: os.listdir(os.path.join(b.exec_root, "netns")) == [])  # the last one goes just behind
     finally:
         stop_berthd(b)
