@@ -531,6 +531,15 @@ def _restored_logger(ctr: Container) -> tuple[_pump.SinkSpec | None, Callable[[]
     return spec, driver
 
 
+def begin_finish_logger(d: Daemon, ctr: Container) -> None:
+    """conmon is gone: the pump starts on the rest of the output at once, while the exit
+    waits for the container lock (a start still writing its checkpoint holds it);
+    finish_logger then waits for what is left of it."""
+    pump = pumps(d).pumps.get(ctr.ID)
+    if pump is not None:
+        pump.begin_finish()
+
+
 async def finish_logger(d: Daemon, ctr: Container) -> None:
     """After the exit (conmon gone): deliver everything left, then close the driver — also
     for a container that exited while berthd was down (its pump starts just to catch up)."""

@@ -27,7 +27,7 @@ from ..logger.rotate import settle_container
 from ..runtime.conmon import EXIT_UNKNOWN, ContainerProcess
 from ..types import gojson
 from . import health, network, wait
-from .logs import attach_logger, finish_logger
+from .logs import attach_logger, begin_finish_logger, finish_logger
 from .volumes import unmount_volumes
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ async def _watch(d: Daemon, ctr: Container, proc: ContainerProcess) -> None:
         code = await proc.wait_exit()
     except asyncio.CancelledError:
         return
+    if ctr.process is proc:
+        begin_finish_logger(d, ctr)
     try:
         async with ctr.lock:
             await handle_exit_locked(d, ctr, proc, code)

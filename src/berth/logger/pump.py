@@ -116,10 +116,14 @@ class Pump:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"log-pump-{self.cid[:12]}")
 
-    async def finish(self) -> None:
-        """conmon is gone: deliver the rest, then close."""
+    def begin_finish(self) -> None:
+        """conmon is gone: the rest is delivered from now on (finish waits for it)."""
         self._finishing = True
         self._wake.set()
+
+    async def finish(self) -> None:
+        """conmon is gone: deliver the rest, then close."""
+        self.begin_finish()
         if self._task is not None:
             await asyncio.shield(self._task)
 
