@@ -189,7 +189,7 @@ def test_other_requests_are_aiohttps(tmp: str) -> None:
         for req in (get("/v1.99/_ping"), get("/v1.41//_ping"), get("/v1.41/nope"), get("/v1.41/containers/fp%31/json"),
                     b"HEAD /v1.41/containers/fp1/archive?path=/ HTTP/1.1\r\nHost: x\r\n\r\n",
                     b"OPTIONS /v1.41/_ping HTTP/1.1\r\nHost: x\r\n\r\n",
-                    post("/v1.41/containers/create", b"{bad"), post("/v1.41/containers/fp1/rename?name=", b"")):
+                    post("/v1.41/containers/nope/start", b'{"Binds":null}'), post("/v1.41/containers/fp1/rename?name=", b"")):
             before = runner.server.requests_count
             [f] = await exchange(fast, req)
             assert runner.server.requests_count == before + 1, req
@@ -225,12 +225,12 @@ def test_plain_answers_go_on_after_aiohttp_answered_on_the_connection(tmp: str) 
         await _setup_container(aio)
         assert runner.server is not None
         before = runner.server.requests_count
-        body = b'{"Image":"tiny:1","Cmd":["/bin/true"]}'
-        made, shown, ping, listed = await exchange(
-            fast, post("/v1.41/containers/create?name=fp6", body), get("/v1.41/containers/fp6/json"),
+        # a start with a body (a pre-1.24 HostConfig) is aiohttp's
+        refused, shown, ping, listed = await exchange(
+            fast, post("/v1.41/containers/fp1/start", b'{"Binds":null}'), get("/v1.41/containers/fp1/json"),
             get("/v1.41/_ping"), get("/v1.41/containers/json?all=1"))
-        assert made.status == 201 and shown.status == 200 and ping.body == b"OK" and listed.status == 200
-        assert runner.server.requests_count == before + 1, "a plain request after the create went to aiohttp"
+        assert refused.status == 400 and shown.status == 200 and ping.body == b"OK" and listed.status == 200
+        assert runner.server.requests_count == before + 1, "a plain request after the start went to aiohttp"
 
     run(tmp, scenario)
 
@@ -290,7 +290,9 @@ def test_body_in_pieces_and_http10(tmp: str) -> None:
     (b"GET /_ping HTTP/1.1\r\nHost: x", True, 0),
     (b"GET /_ping HTTP/1.1\r\nHost: x\r\nContent-Length: 0", True, 0),
     (b"GET /_ping HTTP/1.1\r\nContent-Length: 3", False, 3),
-    (b"POST /x HTTP/1.1\r\nContent-Length: 12", False, 12),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 12", True, 12),  # plain if its handler reads a body
+    (b"POST /x HTTP/1.1\r\nContent-Length: 65537", False, 65537),
+    (b"DELETE /x HTTP/1.1\r\nContent-Length: 2", False, 2),
     (b"POST /x HTTP/1.1\r\nContent-Length: -1", False, None),
     (b"POST /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2", False, None),
     (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked", False, None),
@@ -355,5 +357,61 @@ def test_bodiless_posts_and_deletes_are_plain(tmp: str) -> None:
         before = runner.server.requests_count
         [f] = await exchange(fast, post("/v1.41/containers/nope/start", b'{"Binds":null}'))
         assert runner.server.requests_count == before + 1 and f.status == 400
+
+    run(tmp, scenario)
+
+
+def test_create_with_a_body_is_plain(tmp: str) -> None:
+    """`POST /containers/create` with a JSON body of known length (the first request of
+    every run) is answered by the fast path, body buffered whole even when it comes in
+    pieces, with aiohttp's bytes for the answers and the errors it can give."""
+    async def scenario(fast: str, aio: str, runner: web.AppRunner) -> None:
+        await _setup_container(aio)
+        assert runner.server is not None
+        cases = [
+            (post("/v1.41/containers/create?name=dup", b'{"Image":"tiny:1","Cmd":["/bin/true"]}'), 201),
+            (post("/v1.41/containers/create?name=dup", b'{"Image":"tiny:1","Cmd":["/bin/true"]}'), 409),  # the name is taken now
+            (post("/v1.41/containers/create", b"{bad"), 500),
+            (post("/v1.41/containers/create", b'{"Image":"tiny:1","Cmd":["/bin/true"]}', "text/plain"), 400),
+            (post("/v1.12/containers/create", b'{"Image":"nope:1","Cmd":["/bin/true"]}'), 404),
+            (post("/v1.41/containers/create?name=x/y", b'{"Image":"tiny:1","Cmd":["/bin/true"]}'), 400),
+        ]
+        for req, status in cases:
+            for sock in (fast, aio):
+                if req.startswith(b"POST /v1.41/containers/create?name=dup") and status == 201 and sock == aio:
+                    req = req.replace(b"name=dup", b"name=dup2")
+                before = runner.server.requests_count
+                [r] = await exchange(sock, req)
+                assert r.status == status, (req, r.body)
+                if sock == fast:
+                    assert runner.server.requests_count == before, f"{req!r} was not answered by the fast path"
+                    f = r
+                else:
+                    a = r
+            if status != 201:
+                assert f.comparable() == a.comparable(), req
+            else:
+                assert f.headers == a.headers or [h for h in f.headers if h[0] != "Date"] == [
+                    h for h in a.headers if h[0] != "Date"], req
+                assert set(json.loads(f.body)) == set(json.loads(a.body)) == {"Id", "Warnings"}
+        # the body in pieces, then a plain GET on the same connection
+        req = post("/v1.41/containers/create?name=pieces", b'{"Image":"tiny:1","Cmd":["/bin/true"]}')
+        reader, writer = await asyncio.open_unix_connection(fast)
+        before = runner.server.requests_count
+        for i in range(0, len(req), 7):
+            writer.write(req[i:i + 7])
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        made = await read_response(reader)
+        writer.write(get("/v1.41/containers/pieces/json"))
+        got = await read_response(reader)
+        writer.close()
+        assert made.status == 201 and got.status == 200 and runner.server.requests_count == before
+        assert json.loads(got.body)["Id"] == json.loads(made.body)["Id"]
+        # a body over the fast path's limit is aiohttp's
+        big = json.dumps({"Image": "tiny:1", "Cmd": ["/bin/true"], "Labels": {"x": "y" * 70000}}).encode()
+        before = runner.server.requests_count
+        [r] = await exchange(fast, post("/v1.41/containers/create", big))
+        assert r.status == 201 and runner.server.requests_count == before + 1
 
     run(tmp, scenario)

@@ -7,8 +7,10 @@ read only the URL and write one JSON body, so each unix-socket connection is rea
 `FastProtocol`, which frames every request itself and answers the plain ones:
 
 - GET, HEAD, or a POST or DELETE without a body (start, remove: two of the four
-  requests of every `docker run --rm`), HTTP/1.1, a path that needs no cleaning or
-  decoding, an API version in range, a route whose handler is marked `@plain_reply`;
+  requests of every `docker run --rm`), or with a body of known length up to 64 KiB to a
+  handler marked as reading one (`@plain_reply_with_body`: create, a third), HTTP/1.1,
+  a path that needs no cleaning or decoding, an API version in range, a route whose
+  handler is marked `@plain_reply`;
 - the handler is the one aiohttp would call (routes stay written once), given a small
   `PlainRequest`; errors are rendered by the same `server.call_handler`; the answer is
   written with exactly the headers aiohttp and the version middleware would write.
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("berth.api")
 
 _PLAIN_ATTR = "__berth_plain_reply__"
+_WITH_BODY = 2
+# a body buffered by the fast path (a container's config is a few kB); a larger one is aiohttp's
+_MAX_PLAIN_BODY = 64 * 1024
 # aiohttp's default max_line_size/max_field_size; a longer head goes to aiohttp to refuse.
 _MAX_HEAD = 8190
 
@@ -56,17 +61,31 @@ def plain_reply(handler: Handler) -> Handler:
     return handler
 
 
+def plain_reply_with_body(handler: Handler) -> Handler:
+    """plain_reply for a handler that also reads the request's body, whole (`await
+    request.read()`; body_exists, content_length): the fast path buffers it first."""
+    setattr(handler, _PLAIN_ATTR, _WITH_BODY)
+    return handler
+
+
 def is_plain(handler: Any) -> bool:
-    return getattr(handler, _PLAIN_ATTR, False)
+    return bool(getattr(handler, _PLAIN_ATTR, False))
+
+
+def reads_body(handler: Any) -> bool:
+    return getattr(handler, _PLAIN_ATTR, False) == _WITH_BODY
 
 
 class PlainRequest:
     """The part of web.Request a @plain_reply handler and the error renderer use."""
 
-    __slots__ = ("method", "path", "match_info", "headers", "app", "transport", "_raw_query", "_query", "_values")
+    __slots__ = ("method", "path", "match_info", "headers", "app", "transport", "_raw_query", "_query", "_values",
+                 "_body")
 
     def __init__(self, app: web.Application, transport: asyncio.Transport, method: str, path: str,
-                 raw_query: str, match_info: dict[str, str], headers: CIMultiDictProxy[str]) -> None:
+                 raw_query: str, match_info: dict[str, str], headers: CIMultiDictProxy[str],
+                 body: bytes = b"") -> None:
+        self._body = body
         self.method = method
         self.app = app
         self.transport = transport
@@ -79,9 +98,17 @@ class PlainRequest:
 
     @property
     def content_length(self) -> int | None:
-        """As web.Request's: the Content-Length header (a plain request has no body)."""
+        """As web.Request's: the Content-Length header (checked by parse_head)."""
         raw = self.headers.get("Content-Length")
         return None if raw is None else int(raw)
+
+    @property
+    def body_exists(self) -> bool:
+        return bool(self._body)
+
+    async def read(self) -> bytes:
+        """The whole body, buffered before the handler was called."""
+        return self._body
 
     @property
     def query(self) -> MultiDictProxy[str]:
@@ -128,8 +155,8 @@ class RequestHead:
         self.headers = headers
         # None: a body whose end only aiohttp can find (chunked), or an upgrade.
         self.body_length = body_length
-        self.plain = (method in _PLAIN_METHODS and version == "HTTP/1.1" and body_length == 0
-                      and "expect" not in headers)
+        self.plain = (method in _PLAIN_METHODS and version == "HTTP/1.1" and body_length is not None
+                      and body_length <= (_MAX_PLAIN_BODY if method == "POST" else 0) and "expect" not in headers)
 
 
 def parse_head(head: bytes) -> RequestHead | None:
@@ -309,6 +336,14 @@ class FastProtocol(FrontProtocol):
             self._hand_off()
             return False
         plain = self._site.plain_route(head, t) if head.plain else None
+        if plain is not None and head.body_length:
+            if not reads_body(plain[0]):
+                plain = None  # a body the handler would not read: aiohttp's
+            elif len(self._buf) < end + 4 + head.body_length:
+                return False  # the rest of the body comes with the next data_received
+            else:
+                plain[1]._body = bytes(self._buf[end + 4:end + 4 + head.body_length])
+                del self._buf[end + 4:end + 4 + head.body_length]
         if plain is not None:
             del self._buf[:end + 4]
             self._busy = True

@@ -17,7 +17,7 @@ from ...types.filters import Args
 from ...types.gojson_decode import GoJSONError
 from .. import versions
 from ..backend import BACKEND
-from ..fastpath import plain_reply
+from ..fastpath import plain_reply, plain_reply_with_body
 from ..httputils import (
     bool_value,
     check_for_json,
@@ -28,6 +28,7 @@ from ..httputils import (
 )
 
 
+@plain_reply_with_body
 async def post_containers_create(request: web.Request) -> web.StreamResponse:
     check_for_json(request)
     name = request.query.get("name", "")
