@@ -12,23 +12,9 @@ import os
 import queue
 import secrets
 import shutil
-import subprocess
 import threading
 
 TRASH = ".trash"
-
-
-def _delete(paths: list[str]) -> None:
-    """`rm -rf` in a process of its own: a tree of small files unlinked from Python
-    takes the GIL back after every system call, which the event loop's thread pays
-    for; a process costs one spawn for the whole batch. `--one-file-system`: a mount
-    left inside (a leaked rootfs) is not emptied through. shutil.rmtree if rm is missing."""
-    try:
-        subprocess.run(["rm", "-rf", "--one-file-system", "--", *paths], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=False)
-    except OSError:
-        for path in paths:
-            shutil.rmtree(path, ignore_errors=True)
 
 
 class Trash:
@@ -79,15 +65,9 @@ class Trash:
                         self._thread = None
                         return
                 continue
-            batch = [path]
-            while True:  # whatever else is queued goes in the same `rm`
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            _delete(batch)
+            shutil.rmtree(path, ignore_errors=True)
             with self._lock:
-                self._pending -= len(batch)
+                self._pending -= 1
                 if not self._pending:
                     self._idle.notify_all()
 
