@@ -390,6 +390,7 @@ def toggled(a: argparse.Namespace) -> None:
                                       ("run", a.rounds // 2, max(1, a.block // 5), run))[:1 if a.creates_only else 2]:
             cpu: dict[bool, list[float]] = {True: [], False: []}
             gc0 = gc_totals()
+            exp0 = groups[1].ms() if len(groups) > 1 else 0.0
             lat: dict[bool, list[float]] = {True: [], False: []}
             loop_cpu: dict[bool, list[float]] = {True: [], False: []}
             for _ in range(rounds * 2):
@@ -402,6 +403,8 @@ def toggled(a: argparse.Namespace) -> None:
                 loop_cpu[on].append((_loop_ms(proc.pid) - l0) / block)
                 on = not on
             gc1 = gc_totals()
+            time.sleep(0.3)  # the exporter child's last batch
+            exp_ms = (groups[1].ms() - exp0) if len(groups) > 1 else 0.0
             pairs = list(zip(cpu[True], cpu[False], strict=False))
             d = sorted(x - y for x, y in pairs)
             p50 = {k: statistics.median(v) for k, v in lat.items()}
@@ -417,6 +420,9 @@ def toggled(a: argparse.Namespace) -> None:
                   f" on-off paired median {statistics.median(dl):+.3f} ms [quartiles {pct(dl, .25):+.3f} .."
                   f" {pct(dl, .75):+.3f}], mean {statistics.mean(dl):+.3f} ms")
             n_ops = rounds * block
+            if len(groups) > 1:
+                print(f"        the exporter child (its own cgroup, not in the figures above): CPU per on op"
+                      f" {exp_ms / n_ops:.3f} ms")
             print("        cyclic GC per op (collections gen0/1/2; thread CPU): " + "; ".join(
                 f"{side} " + "/".join(f"{(gc1[side][g][0] - gc0[side][g][0]) / n_ops:.3f}" for g in range(3))
                 + f" {sum(gc1[side][g][1] - gc0[side][g][1] for g in range(3)) / n_ops * 1000:.3f} ms"
