@@ -30,7 +30,7 @@ CLONE_NEWNET = 0x40000000
 MS_BIND = 0x1000
 MS_MOVE = 0x2000
 MNT_DETACH = 0x2
-_FILLER_IDLE = 30.0  # seconds the spares' filler waits for a take before it ends
+_THREAD_IDLE = 30.0  # seconds a background thread here waits for more work before it ends
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
@@ -149,7 +149,7 @@ class Spares:
                 # full: wait for the next take a while, then end (a quiet daemon keeps no thread)
                 if not self._closed and len(self._ready) >= self._size:
                     self._wanted.wait_for(lambda: self._closed or len(self._ready) < self._size,
-                                          _FILLER_IDLE)
+                                          _THREAD_IDLE)
                 if self._closed or len(self._ready) >= self._size:
                     self._thread = None
                     return
@@ -201,10 +201,9 @@ class Retired:
 
     def retire(self, path: str) -> None:
         with self._lock:
-            if self._closed:  # stopping: no thread any more
-                self._paths.append(path)
-                return
             self._paths.append(path)
+            if self._closed:  # stopping: close() removes it, no thread any more
+                return
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="netns-retired", daemon=True)
                 self._thread.start()
@@ -215,7 +214,7 @@ class Retired:
         while True:
             with self._lock:
                 if not self._paths and not self._closed:
-                    self._more.wait_for(lambda: bool(self._paths) or self._closed, _FILLER_IDLE)
+                    self._more.wait_for(lambda: bool(self._paths) or self._closed, _THREAD_IDLE)
                 if not self._paths or self._closed:
                     self._thread = None
                     return
