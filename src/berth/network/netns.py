@@ -202,7 +202,7 @@ class Retired:
     def retire(self, path: str) -> None:
         with self._lock:
             self._paths.append(path)
-            if self._closed:  # stopping: close() removes it, no thread any more
+            if self._closed:  # stopping: no thread any more (one left after close() goes at the next start)
                 return
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="netns-retired", daemon=True)
