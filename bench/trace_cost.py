@@ -77,6 +77,29 @@ def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, 
     raise SystemExit(f"{name}: berthd did not answer")
 
 
+class Collector:
+    """The OTLP receiver (tests/otlp_receiver.py) in a process of its own, counting spans:
+    decoding them in a thread of this process would hold the GIL the client's timed
+    requests need (the 5 ms switch interval) and put the collector's work in the figures."""
+
+    def __init__(self, port: int) -> None:
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "otlp_receiver.py"), str(port)],
+                                     stdout=subprocess.PIPE, start_new_session=True)
+        assert self.proc.stdout is not None
+        if not self.proc.stdout.readline():
+            raise SystemExit("the OTLP receiver did not start")
+
+    def count(self) -> int:
+        from otlp_receiver import span_count
+
+        return span_count(self.endpoint)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
 def _task_ns(pid: int) -> int:
     """CPU time of every thread of `pid` so far, in ns, from the scheduler (schedstat: exact,
     not the sampled clock ticks of /proc/PID/stat). Threads that ended are lost, so the
@@ -243,9 +266,12 @@ def inproc(rounds: int = 5, n: int = 2000) -> None:
     on_us, off_us = asyncio.run(_create_shaped(rounds, n))
     print(f"  a create as the daemon runs it (async layers, a resume, a thread hop's context, every sink"
           f" and the drains): on {on_us:.1f} us, off {off_us:.1f} us, on-off {on_us - off_us:.1f} us")
+    on_us, off_us = asyncio.run(_create_shaped(rounds, n, cold=True))
+    print(f"  the same, each with the CPU's caches emptied before it (medians): on {on_us:.1f} us,"
+          f" off {off_us:.1f} us, on-off {on_us - off_us:.1f} us")
 
 
-async def _create_shaped(rounds: int, n: int) -> tuple[float, float]:
+async def _create_shaped(rounds: int, n: int, cold: bool = False) -> tuple[float, float]:
     """Microseconds per create-shaped request with everything on and with it off, best
     of `rounds` interleaved: the daemon's decorators as the create path has them (the
     request's operation, containerCreate timed as dockerd's action, two async steps, a
@@ -304,6 +330,31 @@ async def _create_shaped(rounds: int, n: int) -> tuple[float, float]:
     enc = msgspec.msgpack.Encoder()
     sinks = [lambda ops: enc.encode([exporter.pack(op) for op in ops]), metrics.observe_operations]
     ring = page.Ring()
+    if cold:
+        # Each request with the CPU's caches emptied before it (8 MB copied), as in the
+        # daemon, where the request's own work (aiohttp, msgspec, the daemon's code, the
+        # I/O pool's thread) leaves the recorder cold: medians of single requests, on and
+        # off in turn, the flushes' batches included (every FLUSH_AT: what they cost per request).
+        src, dst = bytearray(8 << 20), bytearray(8 << 20)
+        times: dict[bool, list[float]] = {True: [], False: []}
+        answered: dict[bool, list[float]] = {True: [], False: []}
+        for i in range(n * 2):
+            on = i % 2 == 0
+            core.state.on, core.state.sinks = on, sinks
+            core.state.action_sink = metrics.observe_action if on else None
+            core.state.keeper = ring.add if on else None
+            dst[:] = src
+            t = time.perf_counter()
+            await handler()
+            t1 = time.perf_counter()
+            await asyncio.sleep(0)  # what waits for the loop after the answer
+            times[on].append((time.perf_counter() - t) * 1e6)
+            answered[on].append((t1 - t) * 1e6)
+        trace.flush()
+        core.state.on, core.state.sinks, core.state.action_sink, core.state.keeper = False, [], None, None
+        print(f"  (cold, up to the answer: on {statistics.median(answered[True]):.1f} us,"
+              f" off {statistics.median(answered[False]):.1f} us)")
+        return statistics.median(times[True]), statistics.median(times[False])
     best = {True: 1e9, False: 1e9}
     for _ in range(rounds * 2):
         for on in (True, False):
@@ -322,8 +373,6 @@ async def _create_shaped(rounds: int, n: int) -> tuple[float, float]:
 def toggled(a: argparse.Namespace) -> None:
     """One traced daemon (bench/trace_toggle.py), tracing switched on and off every block:
     on and off in the same process and heap, asked in turn; CPU per operation of its cgroup."""
-    from otlp_receiver import OTLPReceiver
-
     from berth.tools import busybox
 
     tmp = tempfile.mkdtemp(prefix="berth-trace-toggle-")
@@ -343,12 +392,14 @@ def toggled(a: argparse.Namespace) -> None:
             except FileNotFoundError:
                 time.sleep(0.01)
         return {"on": [[0, 0.0]] * 3, "off": [[0, 0.0]] * 3}
-    receiver = OTLPReceiver(port=a.port + 1)
+    receiver = Collector(a.port + 1)
     tar = os.path.join(tmp, "busybox.tar")
     with open(tar, "wb") as f:
         f.write(busybox.save_tar("busybox:latest"))
-    proc, sock = start("toggle", os.path.join(ROOT, "src"), tmp, ["--metrics-addr", f"127.0.0.1:{a.port}"],
-                       {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "TRACE_TOGGLE_GC": gc_file},
+    otlp_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint} if a.on in ("both", "otlp") else {}
+    proc, sock = start("toggle", os.path.join(ROOT, "src"), tmp,
+                       ["--metrics-addr", f"127.0.0.1:{a.port}"] if a.on in ("both", "metrics") else [],
+                       {**otlp_env, "TRACE_TOGGLE_GC": gc_file},
                        program=[sys.executable, os.path.join(HERE, "trace_toggle.py")])
     group = CpuGroup("toggle") if os.path.isdir(CPUACCT) else None
     groups = [group] if group is not None else []
@@ -428,7 +479,8 @@ def toggled(a: argparse.Namespace) -> None:
                 + f" {sum(gc1[side][g][1] - gc0[side][g][1] for g in range(3)) / n_ops * 1000:.3f} ms"
                 for side in ("on", "off")))
         load1 = os.getloadavg()
-        print(f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end ({os.cpu_count()} CPUs)")
+        print(f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end ({os.cpu_count()} CPUs);"
+              f" spans received so far: {receiver.count()}")
     finally:
         for cid in made:
             try:
@@ -485,8 +537,6 @@ def main() -> None:
         toggled(a)
         return
 
-    from otlp_receiver import OTLPReceiver
-
     from berth.tools import busybox
 
     tmp = tempfile.mkdtemp(prefix="berth-trace-cost-")
@@ -497,7 +547,7 @@ def main() -> None:
         strip(os.path.join(base_src, "src", "berth", "trace", "core.py"))
     else:
         subprocess.run(f"git -C {ROOT} archive {a.base} src | tar -x -C {base_src}", shell=True, check=True)
-    receiver = OTLPReceiver(port=a.port + 1)
+    receiver = Collector(a.port + 1)
     tar = os.path.join(tmp, "busybox.tar")
     with open(tar, "wb") as f:
         f.write(busybox.save_tar("busybox:latest"))
@@ -601,7 +651,7 @@ def main() -> None:
                 print(f"{op:<8}{x}-{y}: {med:+.3f} ms [{pct(d, .25):+.3f} .. {pct(d, .75):+.3f}] over {len(d)} rounds"
                       f" = {med / p50_off * 100:+.1f}% of off's p50 {p50_off:.2f} ms")
         print(f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end ({os.cpu_count()} CPUs)")
-        print(f"(n={a.n} creates, {a.runs} runs per daemon; spans received: {len(receiver.snapshot())})")
+        print(f"(n={a.n} creates, {a.runs} runs per daemon; spans received: {receiver.count()})")
     finally:
         for side, ids in made.items():
             for cid in ids:

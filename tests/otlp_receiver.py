@@ -1,5 +1,10 @@
 """A small OTLP/HTTP trace receiver for the tests: POST /v1/traces, protobuf
-(opentelemetry-proto's ExportTraceServiceRequest), gzip or not; keeps every span."""
+(opentelemetry-proto's ExportTraceServiceRequest), gzip or not; keeps every span.
+
+`python3 tests/otlp_receiver.py PORT` runs one in a process of its own that only counts
+the spans (GET /count): the benches' collector, kept out of the client's process and GIL
+(a collector is not Berth's cost, and one decoding spans in the client's process delays
+the requests the client times)."""
 from __future__ import annotations
 
 import gzip
@@ -32,8 +37,9 @@ def _value(v: Any) -> Any:
 
 
 class OTLPReceiver:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, keep: bool = True) -> None:
         self.spans: list[ReceivedSpan] = []
+        self.count = 0  # spans received (kept or not)
         self.requests = 0
         self._lock = threading.Lock()
         receiver = self
@@ -54,6 +60,13 @@ class OTLPReceiver:
                     return
                 req = ExportTraceServiceRequest()
                 req.ParseFromString(body)
+                if not keep:
+                    n = sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
+                    with receiver._lock:
+                        receiver.count += n
+                        receiver.requests += 1
+                    self._answer(ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
+                    return
                 got = []
                 for rs in req.resource_spans:
                     res = {kv.key: _value(kv.value) for kv in rs.resource.attributes}
@@ -65,10 +78,21 @@ class OTLPReceiver:
                                 {kv.key: _value(kv.value) for kv in s.attributes}, s.status.code, res))
                 with receiver._lock:
                     receiver.spans.extend(got)
+                    receiver.count += len(got)
                     receiver.requests += 1
-                out = ExportTraceServiceResponse().SerializeToString()
+                self._answer(ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
+
+            def do_GET(self) -> None:  # http.server's name
+                if self.path != "/count":
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                with receiver._lock:
+                    self._answer(str(receiver.count).encode(), "text/plain")
+
+            def _answer(self, out: bytes, content_type: str) -> None:
                 self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)
@@ -101,3 +125,21 @@ class OTLPReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def span_count(endpoint: str) -> int:
+    """The spans a receiver at `endpoint` got so far (its GET /count)."""
+    import urllib.request
+
+    with urllib.request.urlopen(endpoint + "/count", timeout=10) as r:
+        return int(r.read())
+
+
+if __name__ == "__main__":
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    receiver = OTLPReceiver(port=int(sys.argv[1]), keep=False)
+    print(receiver.endpoint, flush=True)
+    receiver.thread.join()

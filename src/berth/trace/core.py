@@ -5,10 +5,14 @@ The daemon's step functions carry `@traced("verifyContainerSettings")` or a
 --metrics-addr) both are a flag test and nothing else. When something does, a step is
 two clock reads and a list append on the operation the current context belongs to
 (a ContextVar, so tasks and the I/O pool's threads each see their own). At its end an
-operation's spans are frozen (while they are in the CPU's caches) and the operation is
-queued; the sinks (OTLP export, metrics, the page's ring) get the queue in batches
-(`flush`: every FLUSH_DELAY seconds or FLUSH_AT operations, and before a reader looks),
-so a sink's work runs back to back over many operations, off the requests' path.
+operation is only marked ended and queued; its spans are frozen once the loop is done
+with the callback that ended it (its answer written), and the page's ring and the sinks
+(OTLP export, metrics) get the queue in batches (`flush`: every FLUSH_DELAY seconds or
+FLUSH_AT operations, and before a reader looks), so that work runs back to back over
+many operations, off the requests' path. (Measured in the daemon: what a request does
+for its trace costs it mostly cache misses, the recorder's code and data being cold
+after the request's own work, about ten times what the same code costs in a loop; so
+the request's path does as little of it as it can.)
 
 Nothing here reads request bodies, environments or command lines: a span holds a name,
 times, and the few attributes its caller passes (IDs, route templates, statuses).
@@ -40,8 +44,7 @@ class _State:
     on = False
     # each gets the finished operations of a batch, oldest first
     sinks: list[Callable[[list[Operation]], None]] = []
-    # gets each finished operation at its end (the page's ring: it lets the oldest go at
-    # once, so what tracing keeps alive stays the same and the cyclic GC runs no more often)
+    # gets each finished operation, with its batch, before the sinks (the page's ring)
     keeper: Callable[[Operation], None] | None = None
     # (kind, action, seconds) of a finished dockerd action, e.g. ("container", "create", 0.004)
     action_sink: Callable[[str, str, float], None] | None = None
@@ -55,9 +58,8 @@ _clock = time.perf_counter_ns
 # (times from perf_counter_ns; end 0 while open; the root's index 0, its parent -1): the
 # cheapest object to make and to fill in from the loop and the I/O pool's threads alike
 # (list.append and next() on the operation's counter are atomic, so no lock).
-# end_operation freezes an operation's spans into seven columns (tuples of strings and
-# ints) with one zip, a handful of objects whatever the number of spans, which the garbage
-# collector stops tracking; `Operation.spans` reads them as FrozenSpans.
+# An ended operation's spans are frozen into seven columns (`Operation.columns`) with one
+# zip; `Operation.spans` reads them as FrozenSpans.
 _NAME, _PARENT, _START, _END, _KIND, _ATTRS, _ERROR, _INDEX = range(8)
 
 
@@ -86,19 +88,34 @@ Columns = tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[int, ..
 class Operation:
     """An API request (or another root) with its spans; the first is the root."""
 
-    __slots__ = ("columns", "containers", "id", "live", "mono", "remote_parent", "seq", "status", "token", "wall")
+    __slots__ = ("_columns", "containers", "id", "live", "mono", "n", "remote_parent", "seq", "status", "wall")
 
     def __init__(self, name: str, kind: str, attrs: dict[str, Any] | None) -> None:
         self.id = next(_ids)
         self.mono = _clock()
         self.wall = time.time_ns()
-        self.live: list[list[Any]] = [[name, -1, self.mono, 0, kind, attrs, "", 0]]  # emptied when it ends
+        self.live: list[list[Any]] = [[name, -1, self.mono, 0, kind, attrs, "", 0]]  # emptied when frozen
         self.seq = itertools.count(1)  # the next span's index
-        self.columns: Columns = _NO_COLUMNS  # filled when it ends
+        self.n = 0  # the spans it had when it ended (what a thread adds later is left out)
+        self._columns: Columns | None = None  # made from `live` at the first read after the end
         self.containers: list[str] = []
         self.status = 0
         self.remote_parent: str = ""  # a W3C traceparent the client sent, for OTLP
-        self.token: contextvars.Token[Any] | None = None
+
+    @property
+    def columns(self) -> Columns:
+        """The spans of the ended operation as seven columns (tuples of strings and ints):
+        a handful of objects whatever the number of spans, which the garbage collector
+        stops tracking. Made at the first read (end_operation only marks the end)."""
+        columns = self._columns
+        if columns is None:
+            columns = self._columns = _freeze(self.live[:self.n])
+            self.live = []
+        return columns
+
+    @columns.setter
+    def columns(self, columns: Columns) -> None:
+        self._columns = columns
 
     @property
     def spans(self) -> list[FrozenSpan]:
@@ -119,20 +136,24 @@ def begin_operation(name: str, attrs: dict[str, Any] | None = None, kind: str = 
     if not state.on:
         return None
     op = Operation(name, kind, attrs)
-    op.token = _current.set((op, op.live[0]))
+    _current.set((op, op.live[0]))
     return op
 
 
-_NO_COLUMNS: Columns = ((), (), (), (), (), (), ())
 FLUSH_DELAY = 0.25
 FLUSH_AT = 256
 _finished: collections.deque[Operation] = collections.deque()
 _flusher: list[asyncio.TimerHandle | None] = [None]
 _loop: list[asyncio.AbstractEventLoop | None] = [None]  # the one the flushes run in
+_answered: list[Operation] = []  # ended in the loop, not frozen yet (see _after_answers)
 
 
 def end_operation(op: Operation | None, status: int = 0, error: str = "") -> None:
-    """Close the root and queue the operation for the sinks."""
+    """Close the root and queue the operation for the keeper and the sinks.
+
+    The context keeps the ended operation as its current one (no reset: a context ends
+    with its request, and aiohttp's next request on the connection begins its own); a
+    step that starts after the end sees it ended and records nothing."""
     if op is None:
         return
     live = op.live
@@ -141,41 +162,61 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
     if error:
         root[_ERROR] = error
     root[_END] = _clock()  # from here no step adds itself (a step looks)
-    live = live[:]  # one that was already past the look is left out
-    op.live = []
-    # frozen now, while its spans are in the CPU's caches
-    names, parents, starts, ends, kinds, attrs, errors, order = zip(*live, strict=True)
-    if order != _indices(len(order)):  # threads of one operation crossed, or one was left out
-        names, parents, starts, ends, kinds, attrs, errors = _reordered(live)
-    op.columns = (names, parents, starts, ends, kinds, attrs, errors)
-    if op.token is not None:
-        try:  # aiohttp answers a connection's requests in one task: the next starts clean
-            _current.reset(op.token)
-        except ValueError:
-            _current.set(None)
-        op.token = None
-    if state.keeper is not None:
-        try:
-            state.keeper(op)
-        except Exception:  # a broken keeper must not break the request
-            logging.getLogger("berth.trace").exception("trace keeper %r", state.keeper)
-    if not state.sinks:
-        return
-    _finished.append(op)
-    if _flusher[0] is None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # a thread: the sinks run in the loop's thread, or at once without one
-            known = _loop[0]
-            if known is not None and known.is_running():
-                known.call_soon_threadsafe(flush)
-            else:
-                flush()
+    op.n = len(live)  # one that was already past the look is left out
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # a thread: kept now; the sinks run in the loop's thread, or at once without one
+        if state.keeper is not None:
+            _keep(state.keeper, op)
+        if not state.sinks:
             return
+        _finished.append(op)
+        known = _loop[0]
+        if known is not None and known.is_running():
+            known.call_soon_threadsafe(flush)
+        else:
+            flush()
+        return
+    _answered.append(op)
+    if state.sinks:
+        _finished.append(op)
+    if len(_answered) == 1:  # else it is due already
+        loop.call_soon(_after_answers, loop)
+
+
+def _after_answers(loop: asyncio.AbstractEventLoop) -> None:
+    """Once the loop is done with what it was doing when operations ended (their requests'
+    answers written, so no client waits for this): their spans frozen, which lets their
+    live lists go before the cyclic GC sees them, and the next flush armed."""
+    keeper = state.keeper
+    for op in _answered:
+        if keeper is None:
+            op.columns  # noqa: B018  # the property freezes
+        else:
+            _keep(keeper, op)  # reads its columns
+    _answered.clear()
+    if not _finished:
+        return
+    if _flusher[0] is None:
         _loop[0] = loop
         _flusher[0] = loop.call_later(FLUSH_DELAY, flush)
     if len(_finished) >= FLUSH_AT:
         flush()
+
+
+def _freeze(live: list[list[Any]]) -> Columns:
+    """The columns of an ended operation's spans (`live` as it was at the end)."""
+    names, parents, starts, ends, kinds, attrs, errors, order = zip(*live, strict=True)
+    if order != _indices(len(order)):  # threads of one operation crossed, or one was left out
+        names, parents, starts, ends, kinds, attrs, errors = _reordered(live)
+    return (names, parents, starts, ends, kinds, attrs, errors)
+
+
+def _keep(keeper: Callable[[Operation], None], op: Operation) -> None:
+    try:
+        keeper(op)
+    except Exception:  # a broken keeper must not break the request or the others' turn
+        logging.getLogger("berth.trace").exception("trace keeper %r", keeper)
 
 
 def flush() -> None:
@@ -455,5 +496,8 @@ class ContextExecutor(ThreadPoolExecutor):
 
 
 def current_operation() -> Operation | None:
+    """The operation in progress in this context (None: none, or it ended)."""
     cur = _current.get()
-    return cur[0] if cur is not None else None
+    if cur is None or not cur[0].live or cur[0].live[0][_END]:
+        return None
+    return cur[0]

@@ -39,7 +39,7 @@ def pack(op: Operation) -> list[Any]:
 def unpack(raw: list[Any]) -> Operation:
     op = Operation.__new__(Operation)
     op.wall, op.mono, op.status, op.remote_parent, op.containers, columns = raw
-    op.id, op.token, op.live = 0, None, []
+    op.id, op.live, op.n = 0, [], 0
     names, parents, starts, ends, kinds, attrs, errors = (tuple(c) for c in columns)
     op.columns = (names, parents, starts, ends, kinds, attrs, errors)
     return op
