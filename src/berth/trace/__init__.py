@@ -27,6 +27,7 @@ from .core import (
     ContextExecutor,
     Operation,
     begin_operation,
+    begin_request,
     current_operation,
     end_operation,
     flush,
@@ -50,19 +51,6 @@ __all__ = [
 ]
 
 _otlp: Any = None
-
-
-def begin_request(method: str, route: str, version: str, traceparent: str = "") -> Operation | None:
-    """The span of one API request: `POST /containers/create` with the route template,
-    never the path's values or the query (they can carry names a user keeps private)."""
-    if not state.on:
-        return None
-    attrs: dict[str, Any] = {"http.request.method": method, "http.route": route,
-                             "docker.api.version": version or "default"}
-    op = begin_operation(f"{method} {route}", attrs)
-    if op is not None and traceparent:
-        op.remote_parent = traceparent
-    return op
 
 
 def setup(metrics: bool) -> bool:

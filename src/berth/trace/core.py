@@ -109,8 +109,7 @@ class Operation:
         stops tracking. Made at the first read (end_operation only marks the end)."""
         columns = self._columns
         if columns is None:
-            columns = self._columns = _freeze(self.live[:self.n])
-            self.live = []
+            columns = _freeze(self)
         return columns
 
     @columns.setter
@@ -140,12 +139,40 @@ def begin_operation(name: str, attrs: dict[str, Any] | None = None, kind: str = 
     return op
 
 
+_new = object.__new__
+
+
+def begin_request(method: str, route: str, version: str, traceparent: str = "") -> Operation | None:
+    """The operation of one API request: `POST /containers/create` with the route template,
+    never the path's values or the query (they can carry names a user keeps private).
+
+    Operation.__init__ written out, and the wall clock left for the end: every Python
+    call on a request's path is paid in cold caches."""
+    if not state.on:
+        return None
+    op = _new(Operation)
+    op.id = next(_ids)
+    op.mono = mono = _clock()
+    op.wall = 0
+    op.live = [[f"{method} {route}", -1, mono, 0, REQUEST, {
+        "http.request.method": method, "http.route": route, "docker.api.version": version or "default"}, "", 0]]
+    op.seq = itertools.count(1)
+    op.n = 0
+    op._columns = None
+    op.containers = []
+    op.status = 0
+    op.remote_parent = traceparent
+    _current.set((op, op.live[0]))
+    return op
+
+
 FLUSH_DELAY = 0.25
 FLUSH_AT = 256
 _finished: collections.deque[Operation] = collections.deque()
 _flusher: list[asyncio.TimerHandle | None] = [None]
 _loop: list[asyncio.AbstractEventLoop | None] = [None]  # the one the flushes run in
 _answered: list[Operation] = []  # ended in the loop, not frozen yet (see _after_answers)
+_due: list[asyncio.AbstractEventLoop | None] = [None]  # the loop _after_answers is due in
 
 
 def end_operation(op: Operation | None, status: int = 0, error: str = "") -> None:
@@ -166,6 +193,7 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # a thread: kept now; the sinks run in the loop's thread, or at once without one
+        _freeze(op)
         if state.keeper is not None:
             _keep(state.keeper, op)
         if not state.sinks:
@@ -180,7 +208,8 @@ def end_operation(op: Operation | None, status: int = 0, error: str = "") -> Non
     _answered.append(op)
     if state.sinks:
         _finished.append(op)
-    if len(_answered) == 1:  # else it is due already
+    if _due[0] is not loop:  # else it is due already
+        _due[0] = loop
         loop.call_soon(_after_answers, loop)
 
 
@@ -188,13 +217,8 @@ def _after_answers(loop: asyncio.AbstractEventLoop) -> None:
     """Once the loop is done with what it was doing when operations ended (their requests'
     answers written, so no client waits for this): their spans frozen, which lets their
     live lists go before the cyclic GC sees them, and the next flush armed."""
-    keeper = state.keeper
-    for op in _answered:
-        if keeper is None:
-            op.columns  # noqa: B018  # the property freezes
-        else:
-            _keep(keeper, op)  # reads its columns
-    _answered.clear()
+    _due[0] = None
+    _settle()
     if not _finished:
         return
     if _flusher[0] is None:
@@ -204,12 +228,34 @@ def _after_answers(loop: asyncio.AbstractEventLoop) -> None:
         flush()
 
 
-def _freeze(live: list[list[Any]]) -> Columns:
-    """The columns of an ended operation's spans (`live` as it was at the end)."""
+def _settle() -> None:
+    """The operations ended in the loop since the last time: frozen, and to the keeper."""
+    if not _answered:
+        return
+    keeper = state.keeper
+    ended = _answered[:]  # only the loop's thread (or a flush with no loop running) gets here
+    _answered.clear()
+    for op in ended:
+        _freeze(op)
+        if keeper is not None:
+            _keep(keeper, op)
+
+
+def _freeze(op: Operation) -> Columns:
+    """The ended operation's columns, made from its spans as they were at its end; the
+    live lists go. Its wall clock too, when it has none yet."""
+    live = op.live
+    n = op.n
+    if len(live) != n:
+        live = live[:n]
     names, parents, starts, ends, kinds, attrs, errors, order = zip(*live, strict=True)
-    if order != _indices(len(order)):  # threads of one operation crossed, or one was left out
+    if order != _indices(n):  # threads of one operation crossed, or one was left out
         names, parents, starts, ends, kinds, attrs, errors = _reordered(live)
-    return (names, parents, starts, ends, kinds, attrs, errors)
+    op._columns = columns = (names, parents, starts, ends, kinds, attrs, errors)
+    op.live = []
+    if not op.wall:  # soon after its end: the offset between the clocks is the same
+        op.wall = time.time_ns() - (_clock() - op.mono)
+    return columns
 
 
 def _keep(keeper: Callable[[Operation], None], op: Operation) -> None:
@@ -225,6 +271,7 @@ def flush() -> None:
     timer, _flusher[0] = _flusher[0], None
     if timer is not None:
         timer.cancel()
+    _settle()
     batch: list[Operation] = []
     while True:
         try:

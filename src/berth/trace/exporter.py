@@ -33,7 +33,8 @@ _HEAD = struct.Struct("!I")
 
 
 def pack(op: Operation) -> list[Any]:
-    return [op.wall, op.mono, op.status, op.remote_parent, op.containers, op.columns]
+    columns = op.columns  # first: frozen now if not yet, with its wall clock
+    return [op.wall, op.mono, op.status, op.remote_parent, op.containers, columns]
 
 
 def unpack(raw: list[Any]) -> Operation:

@@ -30,8 +30,10 @@ class Ring:
         self.ops: collections.deque[Operation] = collections.deque(maxlen=size)
 
     def add(self, op: Operation) -> None:
-        """The page's trace keeper: each finished operation but the plain reads."""
-        if not _plain_read(op):
+        """The page's trace keeper: each finished operation but the plain reads (a GET or
+        HEAD with no step)."""
+        names, _parents, _starts, _ends, kinds, attrs, _errors = op.columns
+        if len(names) > 1 or kinds[0] != REQUEST or (attrs[0] or {}).get("http.request.method") not in ("GET", "HEAD"):
             self.ops.append(op)  # deque.append is atomic: no lock against the page's reads
 
     def snapshot(self) -> list[Operation]:
@@ -42,12 +44,6 @@ class Ring:
             if op.id == op_id:
                 return op
         return None
-
-
-def _plain_read(op: Operation) -> bool:
-    names, _parents, _starts, _ends, kinds, attrs, _errors = op.columns
-    return len(names) == 1 and kinds[0] == REQUEST and (attrs[0] or {}).get(
-        "http.request.method") in ("GET", "HEAD")
 
 
 RING = Ring()
