@@ -158,7 +158,7 @@ class Container(Struct, RuntimeState, dict=True):
     def name_without_slash(self) -> str:
         return self.Name[1:] if self.Name.startswith("/") else self.Name
 
-    @traced("ToDisk")
+    @traced("ToDisk", leaf=True)
     def to_disk(self) -> None:
         """Write config.v2.json and hostconfig.json atomically (container.CheckpointTo).
 

@@ -102,7 +102,7 @@ def _platform_warning(img: Image) -> str:
     )
 
 
-@traced("verifyNetworkingConfig")
+@traced("verifyNetworkingConfig", leaf=True)
 def verify_networking_config(nc: NetworkingConfig | None) -> None:
     if nc is None or not nc.EndpointsConfig:
         return
@@ -139,7 +139,7 @@ def _is_ipv6(s: str) -> bool:
     return isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is None and "." not in s
 
 
-@traced("adaptContainerSettings")
+@traced("adaptContainerSettings", leaf=True)
 def adapt_container_settings(d: Daemon, hc: HostConfig, adjust_cpu_shares: bool) -> None:
     platform.adapt_container_settings(
         hc, adjust_cpu_shares, d.sysinfo, d.config.default_ipc_mode, d.config.default_cgroupns_mode or None
@@ -206,7 +206,7 @@ async def create(d: Daemon, params: ContainerCreateConfig) -> Container:
     return ctr
 
 
-@traced("newContainer")
+@traced("newContainer", leaf=True)
 def new_container(d: Daemon, name: str, config: Config, hc: HostConfig, img: Image | None) -> Container:
     """newContainer: ID and name, hostname, Path/Args, the base record."""
     id_, full_name = names.generate_id_and_name(d, name)
@@ -237,7 +237,7 @@ def get_entrypoint_and_args(entrypoint: list[str] | None, cmd: list[str] | None)
     return cmd[0], list(cmd[1:])
 
 
-@traced("setSecurityOptions")
+@traced("setSecurityOptions", leaf=True)
 def set_security_options(d: Daemon, ctr: Container, hc: HostConfig) -> None:
     """parseSecurityOpt (daemon_unix.go); its errors are untyped: 500."""
     ctr.NoNewPrivileges = d.config.no_new_privileges

@@ -154,7 +154,7 @@ class Daemon:
             raise errdefs.NotFound(f"No such container: {prefix_or_name}")
         return self.containers[id_]
 
-    @trace.traced("Register")
+    @trace.traced("Register", leaf=True)
     def register(self, ctr: Container) -> None:
         """Make a container visible: in the map and the ID index (its name is reserved already)."""
         trace.touch(ctr.ID)

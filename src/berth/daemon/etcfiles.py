@@ -37,7 +37,7 @@ def filter_resolv_dns(content: str, ipv6: bool = False) -> str:
     return out
 
 
-@traced("writeNetworkFiles")
+@traced("writeNetworkFiles", leaf=True)
 def write_network_files(d: Daemon, ctr: Container) -> None:
     """Write hostname, hosts and resolv.conf into the container directory (blocking);
     `container:` network mode shares the other container's files instead."""

@@ -87,7 +87,7 @@ def merge(user: Config, image: Config) -> None:
         user.StopSignal = image.StopSignal
 
 
-@traced("mergeAndVerifyConfig")
+@traced("mergeAndVerifyConfig", leaf=True)
 def merge_and_verify_config(config: Config, image_config: Config | None) -> None:
     if image_config is not None:
         merge(config, image_config)
@@ -102,7 +102,7 @@ _BUILTIN_OPTS = {"mode", "max-buffer-size", "cache-disabled", "cache-max-file", 
 _CACHE_KEYS = ("cache-disabled", "cache-max-file", "cache-max-size", "cache-compress")
 
 
-@traced("mergeAndVerifyLogConfig")
+@traced("mergeAndVerifyLogConfig", leaf=True)
 def merge_and_verify_log_config(cfg: LogConfig, default_type: str, default_opts: dict[str, str]) -> None:
     if not cfg.Type:
         cfg.Type = default_type

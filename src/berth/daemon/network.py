@@ -135,7 +135,7 @@ def network_name(d: Daemon, mode: str) -> str:
     return mode
 
 
-@traced("updateContainerNetworkSettings")
+@traced("updateContainerNetworkSettings", leaf=True)
 def update_container_network_settings(d: Daemon, ctr: Container, nc: NetworkingConfig | None) -> None:
     hc = ctr.host_config
     if not hc.NetworkMode:

@@ -339,7 +339,7 @@ async def _start_locked(d: Daemon, ctr: Container, reset_restart_manager: bool) 
     health.init_health_monitor(d, ctr)
 
 
-@traced("setupIpcDirs")
+@traced("setupIpcDirs", leaf=True)
 def setup_ipc_dirs(d: Daemon, ctr: Container) -> None:
     """setupIpcDirs (blocking): a `shareable` container gets a tmpfs of ShmSize at
     `<root>/mounts/shm`; `container:<id>` uses the donor's, which must be shareable."""

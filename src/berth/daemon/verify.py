@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 MINIMUM_DURATION = 1_000_000  # container.MinimumDuration: 1ms in nanoseconds
 
 
-@traced("verifyContainerSettings")
+@traced("verifyContainerSettings", leaf=True)
 def verify_container_settings(
     hc: HostConfig | None, config: Config | None, sysinfo: SysInfo, default_runtime: str, runtimes: set[str],
     update: bool = False, systemd_cgroup: bool = False,

@@ -112,7 +112,7 @@ def plan_mount_points(d: Daemon, ctr: Container, hc: HostConfig) -> MountPlan:
     return plan
 
 
-@traced("setHostConfig")
+@traced("setHostConfig", leaf=True)
 def register_mount_points(d: Daemon, ctr: Container, plan: MountPlan) -> None:
     """Create or reuse the named volumes of the plan and attach them (blocking)."""
     for dest, name, driver, opts, labels in plan.volumes:

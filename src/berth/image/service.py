@@ -209,7 +209,7 @@ class ImageService:
 
     # -- lookups -------------------------------------------------------------------------
 
-    @traced("GetImage")
+    @traced("GetImage", leaf=True)
     def get_image(self, ref_or_id: str, platform: Platform | None = None) -> Image:
         """GetImage: digest/ID, then tag or digest reference, then unique ID prefix.
 

@@ -122,12 +122,12 @@ class RWLayer:
             self._gdd = cached
         return dict(cached) if cached is not None else None
 
-    @traced("Mount")
+    @traced("Mount", leaf=True)
     def mount(self) -> str:
         """Mount (refcounted) and return the root filesystem path."""
         return self._store.driver.get(self.mount_id)
 
-    @traced("Unmount")
+    @traced("Unmount", leaf=True)
     def unmount(self) -> None:
         self._store.driver.put(self.mount_id)
 

@@ -122,7 +122,7 @@ class Netavark:
     def _ep_file(self, container_id: str, network_id: str) -> str:
         return os.path.join(self.ep_dir, f"{container_id}-{network_id[:12]}.json")
 
-    @traced(lambda self, cmd, *a: f"netavark {cmd}", kind=PROCESS)
+    @traced(lambda self, cmd, *a: f"netavark {cmd}", kind=PROCESS, leaf=True)
     def _run(self, cmd: str, netns: str, data: bytes) -> dict[str, Any]:
         if self.binary is None:
             raise errdefs.System("netavark binary not found: install the netavark package")
@@ -257,7 +257,7 @@ class Netavark:
                 keeper.ensure(info.get("network_interface") or "", net_name)
         return res.get(net_name, {})
 
-    @traced("netlink veth")
+    @traced("netlink veth", leaf=True)
     def _setup_veth(self, netns: str, opts: dict[str, Any], path: str) -> bool:
         """An endpoint on a bridge this daemon has set up with netavark before and whose
         keeper holds it (so its firewall chains are there): the veth made in-process

@@ -294,7 +294,7 @@ class PendingContainer:
             raise RuntimeError("conmon launch already used")
         self._used = True
 
-    @traced(lambda self: f"conmon ({self._runtime.name} create)", kind=PROCESS)
+    @traced(lambda self: f"conmon ({self._runtime.name} create)", kind=PROCESS, leaf=True)
     async def create(self) -> ContainerProcess:
         """Let conmon run `runtime create`; returns once the container is created. Raises
         OCIRuntimeError with the runtime's message if create fails; the caller then
@@ -509,7 +509,7 @@ class Conmon:
         rt = runtime or OCIRuntime(state.runtime_path, state.runtime_name, state.runtime_root)
         return ContainerProcess(state, rt)
 
-    @traced(lambda self, container, *a, **kw: f"conmon ({container.runtime.name} exec)", kind=PROCESS)
+    @traced(lambda self, container, *a, **kw: f"conmon ({container.runtime.name} exec)", kind=PROCESS, leaf=True)
     async def exec(
         self,
         container: ContainerProcess,

@@ -198,7 +198,7 @@ class OCIRuntime:
         `--systemd-cgroup`: cgroupsPath is `slice:prefix:name` and systemd makes the scope."""
         return ["--root", self.root, "--systemd-cgroup"] if self.systemd_cgroup else ["--root", self.root]
 
-    @traced(lambda self, *args, **kw: f"{self.name} {args[0]}", kind=PROCESS)
+    @traced(lambda self, *args, **kw: f"{self.name} {args[0]}", kind=PROCESS, leaf=True)
     async def _run(self, *args: str, stdin: bytes | None = None) -> bytes:
         rc, out, err = await run_process(self.path, *self.global_args(), *args, stdin=stdin)
         if rc != 0:
@@ -212,7 +212,7 @@ class OCIRuntime:
         """`runtime state`: status is created, running, paused or stopped."""
         return msgspec.json.decode(await self._run("state", id), type=specs.State)
 
-    @traced(lambda self, id: f"{self.name} start", kind=PROCESS)
+    @traced(lambda self, id: f"{self.name} start", kind=PROCESS, leaf=True)
     async def start(self, id: str) -> None:
         """`runtime start`. runc's start only reads the container's exec fifo (runc init
         waits to exec the process until a reader opens it): Berth reads it itself, which
