@@ -3,6 +3,7 @@
 
     sudo python3 bench/trace_cost.py [--base main] [--n 300] [--runs 60] [--block 20]
     sudo python3 bench/trace_cost.py --toggle [--rounds 100] [--block 20] [--port 15690] [--creates-only]
+    sudo python3 bench/trace_cost.py --instructions [--n 100] [--on metrics]
     python3 bench/trace_cost.py --inproc
 
 - `base`: this repository's `--base` revision (default `main`), exported with `git archive`;
@@ -26,6 +27,11 @@ SIGUSR1 after every block: on against off in one process and heap, paired by rou
 the CPU of the daemon's event-loop thread alone (where the recording and the sinks run;
 far less noisy than the I/O pool's disk work) and the cyclic GC's collections and time
 per operation in each state.
+
+--instructions: the same daemon under valgrind's callgrind, instructions counted per
+create on and off: noise-free (two runs agree to about a percent), so a change to the
+recorder can be judged in one run of about two minutes, where times on a shared 2-core
+machine need many rounds; what the counts do not show is the cost of cold caches.
 """
 from __future__ import annotations
 
@@ -50,7 +56,7 @@ from engine_bench import Client, pct, timed
 
 
 def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, str],
-          program: list[str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+          program: list[str] | None = None, timeout: float = 30) -> tuple[subprocess.Popen[bytes], str]:
     d = os.path.join(tmp, name)
     os.makedirs(d)
     sock = os.path.join(d, "berth.sock")
@@ -64,7 +70,7 @@ def start(name: str, src: str, tmp: str, extra: list[str], env_extra: dict[str, 
                               "--data-root", f"{d}/root", "--exec-root", f"{d}/exec", "--pidfile", f"{d}/exec/berthd.pid",
                               "--config-file", f"{d}/daemon.json", *extra],
                              stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=d)
-    deadline = time.time() + 30
+    deadline = time.time() + timeout
     while time.time() < deadline:
         if p.poll() is not None:
             with open(log_path) as f:
@@ -500,6 +506,99 @@ def toggled(a: argparse.Namespace) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def instructions(a: argparse.Namespace) -> None:
+    """The instructions (and simulated cache misses) the daemon's process runs per create,
+    on and off: one daemon with tracing switched by SIGUSR1 (bench/trace_toggle.py) under
+    valgrind's callgrind, counting only while a block of creates runs (callgrind_control),
+    on, off, on, off. Unlike time, the same on any machine and at any load, to within a
+    percent: what a change to the recorder saves shows in one run. Tracing's batch (the
+    flush) is in its block: the flush delay is made long and turning off flushes. Only the
+    daemon's own process is counted (not conmon, runc, the exporter child)."""
+    from berth.tools import busybox
+
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    tmp = tempfile.mkdtemp(prefix="berth-trace-instr-")
+    tar = os.path.join(tmp, "busybox.tar")
+    with open(tar, "wb") as f:
+        f.write(busybox.save_tar("busybox:latest"))
+    out = os.path.join(tmp, "callgrind.out")
+    proc, sock = start("instr", os.path.join(ROOT, "src"), tmp,
+                       ["--metrics-addr", f"127.0.0.1:{a.port}"] if a.on in ("both", "metrics") else [],
+                       {"TRACE_TOGGLE_FLUSH_DELAY": "600", **({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{a.port + 1}"}
+                                                              if a.on in ("both", "otlp") else {})},
+                       program=["valgrind", "--tool=callgrind", "--cache-sim=yes", "--instr-atstart=no",
+                                f"--callgrind-out-file={out}", sys.executable, os.path.join(HERE, "trace_toggle.py")],
+                       timeout=600)
+    receiver = Collector(a.port + 1) if a.on in ("both", "otlp") else None
+    made: list[str] = []
+    try:
+        subprocess.run(["docker", "-H", f"unix://{sock}", "load", "-i", tar], check=True, capture_output=True)
+        c = Client(sock)
+        body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}
+
+        def create() -> None:
+            st, got = c.call("POST", "/containers/create", body)
+            assert st == 201, got
+            made.append(json.loads(got)["Id"])
+
+        def control(*args: str) -> None:
+            subprocess.run(["callgrind_control", *args, str(proc.pid)], check=True, capture_output=True)
+
+        for _ in range(30):
+            create()
+        blocks = ("on", "off", "on", "off")
+        for i, state in enumerate(blocks):
+            time.sleep(0.5)
+            control("-z")
+            control("-i", "on")
+            for _ in range(a.n):
+                create()
+            if state == "on":  # turning off flushes the block's batch: counted with it
+                os.kill(proc.pid, signal.SIGUSR1)
+                time.sleep(1.5)
+            control("-i", "off")
+            control("-d", f"block{i}")
+            if state == "off":
+                os.kill(proc.pid, signal.SIGUSR1)
+                time.sleep(0.5)
+        counts: dict[str, list[dict[str, int]]] = {"on": [], "off": []}
+        for i, state in enumerate(blocks):
+            (path,) = [p for p in os.listdir(tmp) if p.startswith("callgrind.out") and p.endswith(f".{i + 1}")]
+            events: list[str] = []
+            totals: list[int] = []
+            with open(os.path.join(tmp, path)) as f:
+                for line in f:
+                    if line.startswith("events:"):
+                        events = line.split()[1:]
+                    elif line.startswith("totals:"):
+                        totals = [int(x) for x in line.split()[1:]]
+            counts[state].append(dict(zip(events, totals, strict=True)))
+        for ev, what in (("Ir", "instructions"), ("I1mr", "L1 instruction misses"), ("D1mr", "L1 data read misses")):
+            on = statistics.mean(x[ev] for x in counts["on"]) / a.n
+            off = statistics.mean(x[ev] for x in counts["off"]) / a.n
+            print(f"{what:<24} per create: on {on:,.0f}, off {off:,.0f}, on-off {on - off:+,.0f} ({(on - off) / off * 100:+.1f}%)"
+                  f"  [blocks: on {', '.join(f'{x[ev] / a.n:,.0f}' for x in counts['on'])};"
+                  f" off {', '.join(f'{x[ev] / a.n:,.0f}' for x in counts['off'])}]")
+        print(f"(berthd's own process under callgrind, {a.n} creates per block, `{a.on}` on; simulated caches)")
+    finally:
+        for cid in made:
+            try:
+                Client(sock).call("DELETE", f"/containers/{cid}?force=1&v=1")
+            except Exception:
+                pass
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if receiver is not None:
+            receiver.close()
+        subprocess.run(["sh", "-c", f"grep ' {tmp}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def strip(core_py: str) -> None:
     """`--base stripped`: @traced and @touches give back the function itself, untouched."""
     with open(core_py) as f:
@@ -527,6 +626,8 @@ def main() -> None:
                     help="one traced daemon, tracing switched on/off every block (bench/trace_toggle.py)")
     ap.add_argument("--rounds", type=int, default=100, help="--toggle: on/off pairs of create blocks (runs: half)")
     ap.add_argument("--creates-only", action="store_true", help="--toggle: no run-to-exit blocks")
+    ap.add_argument("--instructions", action="store_true",
+                    help="instructions per create on and off, under valgrind's callgrind (--n creates per block)")
     ap.add_argument("--port", type=int, default=15690,
                     help="loopback port of `on`'s --metrics-addr; the OTLP receiver takes the next one")
     a = ap.parse_args()
@@ -535,6 +636,9 @@ def main() -> None:
         return
     if a.toggle:
         toggled(a)
+        return
+    if a.instructions:
+        instructions(a)
         return
 
     from berth.tools import busybox

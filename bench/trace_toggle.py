@@ -68,6 +68,8 @@ def dump_gc(_sig: int, _frame: Any) -> None:
 
 
 if __name__ == "__main__":
+    if os.environ.get("TRACE_TOGGLE_FLUSH_DELAY"):  # trace_cost --instructions: one batch per block
+        core.FLUSH_DELAY = float(os.environ["TRACE_TOGGLE_FLUSH_DELAY"])
     signal.signal(signal.SIGUSR1, toggle)
     signal.signal(signal.SIGUSR2, dump_gc)
     gc.callbacks.append(_gc_timer)

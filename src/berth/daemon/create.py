@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .. import errdefs
 from ..container.container import Container, NetworkSettings
 from ..pkg import symlink
-from ..trace import step, traced
+from ..trace import traced
 from ..types import gojson
 from ..types.backend import ContainerCreateConfig
 from ..types.container import (
@@ -289,9 +289,7 @@ def _create_on_disk(d: Daemon, ctr: Container, img: Image | None, plan: volumes.
     """
     made_layer = made_root = False
     try:
-        with step("setRWLayer"):
-            d.layers.create_rw_layer(ctr.ID, img.top_layer if img is not None else None,
-                                     ctr.host_config.StorageOpt or None)
+        set_rw_layer(d, ctr, img)
         made_layer = True
         os.mkdir(ctr.root, 0o710)
         made_root = True
@@ -311,6 +309,13 @@ def _create_on_disk(d: Daemon, ctr: Container, img: Image | None, plan: volumes.
             except Exception:
                 log.exception("cleanup of layer for %s failed", ctr.ID)
         raise
+
+
+@traced("setRWLayer", leaf=True)
+def set_rw_layer(d: Daemon, ctr: Container, img: Image | None) -> None:
+    """The container's RW layer (and its -init layer) on the image's top layer."""
+    d.layers.create_rw_layer(ctr.ID, img.top_layer if img is not None else None,
+                             ctr.host_config.StorageOpt or None)
 
 
 @traced("createContainerOSSpecificSettings")
