@@ -106,6 +106,31 @@ class Collector:
         self.proc.wait()
 
 
+def stop(procs: list[subprocess.Popen[bytes]], made: dict[str, list[str]], timeout: float = 30) -> None:
+    """Remove what the bench made (`made`: socket → container IDs), then stop the daemons by
+    pid: SIGTERM to all, then wait for each (killed after `timeout`)."""
+    for sock, ids in made.items():
+        for cid in ids:
+            try:
+                Client(sock).call("DELETE", f"/containers/{cid}?force=1&v=1")
+            except Exception:
+                pass
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def remove_tree(tmp: str) -> None:
+    """The bench's directory, after what is still mounted under it."""
+    subprocess.run(["sh", "-c", f"grep ' {tmp}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"])
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _task_ns(pid: int) -> int:
     """CPU time of every thread of `pid` so far, in ns, from the scheduler (schedstat: exact,
     not the sampled clock ticks of /proc/PID/stat). Threads that ended are lost, so the
@@ -488,22 +513,11 @@ def toggled(a: argparse.Namespace) -> None:
         print(f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end ({os.cpu_count()} CPUs);"
               f" spans received so far: {receiver.count()}")
     finally:
-        for cid in made:
-            try:
-                Client(sock).call("DELETE", f"/containers/{cid}?force=1&v=1")
-            except Exception:
-                pass
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop([proc], {sock: made})
         receiver.close()
         for g in groups:
             g.remove()
-        subprocess.run(["sh", "-c", f"grep ' {tmp}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"])
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
 
 
 def instructions(a: argparse.Namespace) -> None:
@@ -582,21 +596,10 @@ def instructions(a: argparse.Namespace) -> None:
                   f" off {', '.join(f'{x[ev] / a.n:,.0f}' for x in counts['off'])}]")
         print(f"(berthd's own process under callgrind, {a.n} creates per block, `{a.on}` on; simulated caches)")
     finally:
-        for cid in made:
-            try:
-                Client(sock).call("DELETE", f"/containers/{cid}?force=1&v=1")
-            except Exception:
-                pass
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop([proc], {sock: made}, timeout=120)
         if receiver is not None:
             receiver.close()
-        subprocess.run(["sh", "-c", f"grep ' {tmp}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"])
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
 
 
 def strip(core_py: str) -> None:
@@ -757,25 +760,11 @@ def main() -> None:
         print(f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end ({os.cpu_count()} CPUs)")
         print(f"(n={a.n} creates, {a.runs} runs per daemon; spans received: {receiver.count()})")
     finally:
-        for side, ids in made.items():
-            for cid in ids:
-                try:
-                    Client(socks[side]).call("DELETE", f"/containers/{cid}?force=1&v=1")
-                except Exception:
-                    pass
-        for p in procs.values():
-            p.send_signal(signal.SIGTERM)
-        for p in procs.values():
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop(list(procs.values()), {socks[side]: ids for side, ids in made.items() if side in socks})
         receiver.close()
         for g in groups.values():
             g.remove()
-        subprocess.run(["sh", "-c", f"grep ' {tmp}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"])
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
 
 
 if __name__ == "__main__":
