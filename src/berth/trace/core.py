@@ -9,10 +9,10 @@ operation is only marked ended and queued; its spans are frozen once the loop is
 with the callback that ended it (its answer written), and the page's ring and the sinks
 (OTLP export, metrics) get the queue in batches (`flush`: every FLUSH_DELAY seconds or
 FLUSH_AT operations, and before a reader looks), so that work runs back to back over
-many operations, off the requests' path. (Measured in the daemon: what a request does
-for its trace costs it mostly cache misses, the recorder's code and data being cold
-after the request's own work, about ten times what the same code costs in a loop; so
-the request's path does as little of it as it can.)
+many operations, off the requests' path. (Under callgrind, bench/trace_cost.py
+--instructions: what a create's trace costs the daemon is interpreter work, about 5,000
+instructions a span and as much again for the request's operation and the sinks; so the
+request's path does as little of it as it can.)
 
 Nothing here reads request bodies, environments or command lines: a span holds a name,
 times, and the few attributes its caller passes (IDs, route templates, statuses).
@@ -44,7 +44,7 @@ class _State:
     on = False
     # each gets the finished operations of a batch, oldest first
     sinks: list[Callable[[list[Operation]], None]] = []
-    # gets each finished operation, with its batch, before the sinks (the page's ring)
+    # gets each finished operation once frozen, soon after its end (the page's ring)
     keeper: Callable[[Operation], None] | None = None
     # (kind, action, seconds) of a finished dockerd action, e.g. ("container", "create", 0.004)
     action_sink: Callable[[str, str, float], None] | None = None
@@ -146,8 +146,8 @@ def begin_request(method: str, route: str, version: str, traceparent: str = "") 
     """The operation of one API request: `POST /containers/create` with the route template,
     never the path's values or the query (they can carry names a user keeps private).
 
-    Operation.__init__ written out, and the wall clock left for the end: every Python
-    call on a request's path is paid in cold caches."""
+    Operation.__init__ written out, and the wall clock left for the freeze: every Python
+    call on a request's path adds to its answer's time."""
     if not state.on:
         return None
     op = _new(Operation)
@@ -233,8 +233,8 @@ def _settle() -> None:
     if not _answered:
         return
     keeper = state.keeper
-    ended = _answered[:]  # only the loop's thread (or a flush with no loop running) gets here
-    _answered.clear()
+    ended = _answered[:]
+    del _answered[:len(ended)]  # not clear(): one the loop ended meanwhile stays for the next
     for op in ended:
         _freeze(op)
         if keeper is not None:
