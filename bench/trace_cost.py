@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -104,6 +105,24 @@ class Collector:
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait()
+
+
+# What the benches create: busybox `true`, without a network (the run-to-exit of engine_bench.py).
+BODY = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}
+
+
+def creator(sock: str, tar: str, made: list[str]) -> tuple[Client, Any]:
+    """The busybox image loaded into the daemon at `sock`; a client, and a function making
+    one container of `true` with `--network none` (its ID into `made`)."""
+    subprocess.run(["docker", "-H", f"unix://{sock}", "load", "-i", tar], check=True, capture_output=True)
+    c = Client(sock)
+
+    def create() -> None:
+        st, out = c.call("POST", "/containers/create", BODY)
+        assert st == 201, out
+        made.append(json.loads(out)["Id"])
+
+    return c, create
 
 
 def stop(procs: list[subprocess.Popen[bytes]], made: dict[str, list[str]], timeout: float = 30) -> None:
@@ -438,17 +457,10 @@ def toggled(a: argparse.Namespace) -> None:
     try:
         if group is not None:
             group.add(proc.pid)
-        subprocess.run(["docker", "-H", f"unix://{sock}", "load", "-i", tar], check=True, capture_output=True)
-        c = Client(sock)
-        body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}
-
-        def create() -> None:
-            st, out = c.call("POST", "/containers/create", body)
-            assert st == 201, out
-            made.append(json.loads(out)["Id"])
+        c, create = creator(sock, tar, made)
 
         def run() -> None:
-            c.run_to_exit(body)
+            c.run_to_exit(BODY)
 
         for _ in range(50):
             create()
@@ -547,14 +559,7 @@ def instructions(a: argparse.Namespace) -> None:
     receiver = Collector(a.port + 1) if a.on in ("both", "otlp") else None
     made: list[str] = []
     try:
-        subprocess.run(["docker", "-H", f"unix://{sock}", "load", "-i", tar], check=True, capture_output=True)
-        c = Client(sock)
-        body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}
-
-        def create() -> None:
-            st, got = c.call("POST", "/containers/create", body)
-            assert st == 201, got
-            made.append(json.loads(got)["Id"])
+        _, create = creator(sock, tar, made)
 
         def control(*args: str) -> None:
             subprocess.run(["callgrind_control", *args, str(proc.pid)], check=True, capture_output=True)
@@ -677,15 +682,14 @@ def main() -> None:
                            capture_output=True)
             made[name] = []
         clients = {n: Client(s) for n, s in socks.items()}
-        body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}
 
         def create(side: str) -> None:
-            st, out = clients[side].call("POST", "/containers/create", body)
+            st, out = clients[side].call("POST", "/containers/create", BODY)
             assert st == 201, out
             made[side].append(json.loads(out)["Id"])
 
         def run(side: str) -> None:
-            clients[side].run_to_exit(body)
+            clients[side].run_to_exit(BODY)
 
         for side in clients:  # warm up: first imports, caches, the first full GC of a grown heap
             for _ in range(50):
