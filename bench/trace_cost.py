@@ -125,6 +125,19 @@ def creator(sock: str, tar: str, made: list[str]) -> tuple[Client, Any]:
     return c, create
 
 
+# Containers the toggle bench lets pile up before removing them between two rounds: a
+# daemon holding tens of thousands makes each full GC longer, noise that lands in either state.
+KEEP_AT_MOST = 400
+
+
+def remove_made(c: Client, made: list[str]) -> None:
+    for cid in made:
+        st, out = c.call("DELETE", f"/containers/{cid}?force=1&v=1")
+        assert st == 204, out
+    made.clear()
+    time.sleep(0.05)
+
+
 def stop(procs: list[subprocess.Popen[bytes]], made: dict[str, list[str]], timeout: float = 30) -> None:
     """Remove what the bench made (`made`: socket → container IDs), then stop the daemons by
     pid: SIGTERM to all, then wait for each (killed after `timeout`)."""
@@ -486,16 +499,20 @@ def toggled(a: argparse.Namespace) -> None:
             gc0 = gc_totals()
             exp0 = groups[1].ms() if len(groups) > 1 else 0.0
             lat: dict[bool, list[float]] = {True: [], False: []}
+            block_p50: dict[bool, list[float]] = {True: [], False: []}
             loop_cpu: dict[bool, list[float]] = {True: [], False: []}
             for _ in range(rounds * 2):
                 c0, l0 = ms(), _loop_ms(proc.pid)
-                for _ in range(block):
-                    lat[on].append(timed(fn))
+                times = [timed(fn) for _ in range(block)]
+                lat[on] += times
+                block_p50[on].append(statistics.median(times))
                 os.kill(proc.pid, signal.SIGUSR1)
                 time.sleep(0.02)
                 cpu[on].append((ms() - c0) / block)
                 loop_cpu[on].append((_loop_ms(proc.pid) - l0) / block)
                 on = not on
+                if on and len(made) >= KEEP_AT_MOST:  # a round done: its containers go, between the blocks
+                    remove_made(c, made)
             gc1 = gc_totals()
             time.sleep(0.3)  # the exporter child's last batch
             exp_ms = (groups[1].ms() - exp0) if len(groups) > 1 else 0.0
@@ -509,6 +526,12 @@ def toggled(a: argparse.Namespace) -> None:
             print(f"        on-off paired: median {med:+.3f} ms [quartiles {pct(d, .25):+.3f} .. {pct(d, .75):+.3f}],"
                   f" mean {statistics.mean(d):+.3f} ms over {len(d)} rounds of {block}"
                   f" = {med / p50[False] * 100:+.2f}% of off's p50 (mean: {statistics.mean(d) / p50[False] * 100:+.2f}%)")
+            # each off block against the mean of the on blocks either side: a drift (the
+            # containers made meanwhile, the machine) cancels out
+            on50, off50 = block_p50[True], block_p50[False]
+            ratios = sorted((on50[i] + on50[i + 1]) / 2 / off50[i] for i in range(min(len(off50), len(on50) - 1)))
+            print(f"        p50 on/off by block (each off block's p50 against the on blocks either side): median"
+                  f" {statistics.median(ratios):.3f} [quartiles {pct(ratios, .25):.3f} .. {pct(ratios, .75):.3f}]")
             dl = sorted(x - y for x, y in zip(loop_cpu[True], loop_cpu[False], strict=False))
             print(f"        the event loop's thread alone: CPU per op off {statistics.median(loop_cpu[False]):.3f} ms,"
                   f" on-off paired median {statistics.median(dl):+.3f} ms [quartiles {pct(dl, .25):+.3f} .."

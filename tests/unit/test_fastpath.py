@@ -8,6 +8,7 @@ pipelining, chunked bodies and `Connection: close` must be answered in order.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import os
 import sys
@@ -415,3 +416,26 @@ def test_create_with_a_body_is_plain(tmp: str) -> None:
         assert r.status == 201 and runner.server.requests_count == before + 1
 
     run(tmp, scenario)
+
+
+def test_an_eagerly_started_answer_keeps_one_context_of_its_own() -> None:
+    """A context variable set before the answer's first wait is reset after it without
+    error (the trace's current step), and the connection's context never sees it."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("step", default="none")
+    seen: list[str] = []
+
+    async def answer() -> None:
+        token = var.set("create")
+        await asyncio.sleep(0)  # the first real wait: the rest runs in a task
+        seen.append(var.get())
+        var.reset(token)  # ValueError if the task's context were another
+        seen.append(var.get())
+
+    async def main() -> None:
+        task = fastpath.start_eagerly(answer())
+        assert task is not None
+        seen.append(var.get())  # the connection's context, between the two parts
+        await task
+
+    asyncio.run(main())
+    assert seen == ["none", "create", "none"]

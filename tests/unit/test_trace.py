@@ -273,23 +273,24 @@ def test_exporter_pipe_survives_its_child(recorder: list[core.Operation], caplog
     assert len([r for r in caplog.records if "exporter process gone" in r.getMessage()]) == 1
 
 
-def test_spans_counted_out_of_order_are_put_back_in_order(recorder: list[core.Operation]) -> None:
-    """Two threads of one operation can take their indices in one order and append in the
-    other, and a span opened as the operation ends is left out: the columns are by index,
-    parents as positions."""
+def test_spans_appended_out_of_order_are_put_back_in_order(recorder: list[core.Operation]) -> None:
+    """Leaf steps are appended at their end, the others at their start, and two threads of
+    one operation can append in any order; what a step appends after the operation's end
+    is left out. The spans are in the order they started, parents as positions."""
     op = trace.begin_request("POST", "/containers/{name}/start", "")
     assert op is not None
     with trace.step("containerStart"):
         parent = op.live[1]
-        a = ["allocateNetwork", parent[core._INDEX], 10, 20, core.STEP, None, "", next(op.seq)]
-        b = ["createSpec", parent[core._INDEX], 11, 21, core.STEP, None, "", next(op.seq)]
-        lost = ["netavark setup", a[core._INDEX], 12, 0, core.PROCESS, None, "", next(op.seq)]
-        op.live.append(b)  # b counted after a, appended before it
+        t = parent[core._START]
+        a = ["allocateNetwork", parent[core._INDEX], t + 10, 0, core.STEP, None, "", next(op.seq)]
         op.live.append(a)
-        child = ["netlink veth", a[core._INDEX], 13, 14, core.PROCESS, None, "", next(op.seq)]
-        op.live.append(child)
-        del lost  # never appended: opened as the operation ended
+        leaf = ("netlink veth", a[core._INDEX], t + 13, t + 14, core.PROCESS, None, "", core._LEAF)
+        b = ("createSpec", parent[core._INDEX], t + 11, t + 21, core.STEP, None, "", core._LEAF)
+        op.live.append(b)  # another thread's leaf, started after a, ended before a's child
+        op.live.append(leaf)
+        a[core._END] = t + 20
     trace.end_operation(op, 204)
+    op.live.append(("setupIpcDirs", 0, op.mono + 1, op.mono + 2, core.STEP, None, "", core._LEAF))  # after the end
     spans = recorder[-1].spans
     assert [(s.name, spans[s.parent].name if s.parent >= 0 else None) for s in spans] == [
         ("POST /containers/{name}/start", None), ("containerStart", "POST /containers/{name}/start"),
@@ -337,7 +338,7 @@ def test_step_histograms_of_a_batch_are_those_of_each_operation(recorder: list[c
             ends[2] = 0  # still open when the operation ended
         o.columns = (("POST /batch", "batchStep", "batch prog"), (-1, 0, 1), (100, 100, 100), tuple(ends),
                      (core.REQUEST, core.STEP, core.PROCESS),
-                     ({"http.request.method": "POST", "http.route": "/batch"}, None, None), ("", "", ""))
+                     ({"http.request.method": "POST", "http.route": "/batch"}, None, None), ("", "", ""), (0, 1, 2))
         return o
 
     ops = [op(i) for i in range(200)]

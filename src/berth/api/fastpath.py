@@ -24,6 +24,7 @@ answered in order.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sys
 import time
@@ -190,12 +191,16 @@ else:
         """Run `coro` now, up to its first real wait; the task that goes on from there.
 
         Python 3.11 has no eager tasks: a plain answer (ping, a cached inspect) finishes
-        without ever waiting, and a task for it would cost more than the answer."""
+        without ever waiting, and a task for it would cost more than the answer. Both
+        parts run in one context of the request's own, as in an eager task: a context
+        variable set before the wait (the trace's current step) can be reset after it,
+        and nothing set leaks into the connection's next request."""
+        context = contextvars.copy_context()
         try:
-            waiting_on = coro.send(None)
+            waiting_on = context.run(coro.send, None)
         except StopIteration:
             return None
-        return asyncio.get_running_loop().create_task(_resume(coro, waiting_on))
+        return asyncio.get_running_loop().create_task(_resume(coro, waiting_on), context=context)
 
     async def _resume(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
         """Drive `coro` on from the future it yielded, as a Task would have."""

@@ -3,16 +3,18 @@
 The daemon's step functions carry `@traced("verifyContainerSettings")` or a
 `with step("setRWLayer"):`; while nothing consumes traces (no OTLP endpoint, no
 --metrics-addr) both are a flag test and nothing else. When something does, a step is
-two clock reads and a list append on the operation the current context belongs to
-(a ContextVar, so tasks and the I/O pool's threads each see their own). At its end an
+two clock reads and an append to the operation the current context belongs to (a
+ContextVar, so tasks and the I/O pool's threads each see their own); its wrapper is
+written for the function's own parameters (`_wrapper_source`). At its end an
 operation is only marked ended and queued; its spans are frozen once the loop is done
 with the callback that ended it (its answer written), and the page's ring and the sinks
 (OTLP export, metrics) get the queue in batches (`flush`: every FLUSH_DELAY seconds or
 FLUSH_AT operations, and before a reader looks), so that work runs back to back over
 many operations, off the requests' path. (Under callgrind, bench/trace_cost.py
---instructions: what a create's trace costs the daemon is interpreter work, about 5,000
-instructions a span and as much again for the request's operation and the sinks; so the
-request's path does as little of it as it can.)
+--instructions: what a create's trace costs the daemon is interpreter work, about 2,700
+instructions a leaf step, 6,500 a step with children, as much again after the answer
+for the freeze, the page and the metrics; so the request's path does as little of it as
+it can.)
 
 Nothing here reads request bodies, environments or command lines: a span holds a name,
 times, and the few attributes its caller passes (IDs, route templates, statuses).
@@ -54,13 +56,16 @@ state = _State()
 _ids = itertools.count(1)
 _clock = time.perf_counter_ns
 
-# A live span is a list, [name, parent's index, start, end, kind, attrs, error, index]
-# (times from perf_counter_ns; end 0 while open; the root's index 0, its parent -1): the
-# cheapest object to make and to fill in from the loop and the I/O pool's threads alike
-# (list.append and next() on the operation's counter are atomic, so no lock).
-# An ended operation's spans are frozen into seven columns (`Operation.columns`) with one
-# zip; `Operation.spans` reads them as FrozenSpans.
+# A live span is [name, parent's index, start, end, kind, attrs, error, index] (times
+# from perf_counter_ns; the root's index 0, its parent -1). One that can have children is
+# a list appended at its start (end 0 while open) with an index from the operation's
+# counter, which its children name; a leaf step's is a tuple appended at its end, with
+# index _LEAF: the least work for the most numerous spans. list.append and next() are
+# atomic, so the loop and the I/O pool's threads need no lock. An ended operation's spans
+# are frozen into seven columns (`Operation.columns`), in the order they started;
+# `Operation.spans` reads them as FrozenSpans.
 _NAME, _PARENT, _START, _END, _KIND, _ATTRS, _ERROR, _INDEX = range(8)
+_LEAF = -2  # the index of a leaf step's span (no span names it as its parent)
 
 
 class FrozenSpan(NamedTuple):
@@ -80,9 +85,10 @@ class FrozenSpan(NamedTuple):
         return self.end - self.start
 
 
-# The columns of a finished operation's spans: names, parents, starts, ends, kinds, attrs, errors.
+# The columns of a finished operation's spans, as recorded (the root first; see `_freeze`):
+# names, parents' indices, starts, ends, kinds, attrs, errors, indices.
 Columns = tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[str, ...],
-                tuple[dict[str, Any] | None, ...], tuple[str, ...]]
+                tuple[dict[str, Any] | None, ...], tuple[str, ...], tuple[int, ...]]
 
 
 class Operation:
@@ -104,9 +110,11 @@ class Operation:
 
     @property
     def columns(self) -> Columns:
-        """The spans of the ended operation as seven columns (tuples of strings and ints):
-        a handful of objects whatever the number of spans, which the garbage collector
-        stops tracking. Made at the first read (end_operation only marks the end)."""
+        """The spans of the ended operation as eight columns (tuples of strings and ints)
+        in the order they were recorded, the root first, parents by index: a handful of
+        objects whatever the number of spans, which the garbage collector stops tracking.
+        Made at the first read (end_operation only marks the end). What needs order and
+        nesting reads `spans`; the metrics need neither."""
         columns = self._columns
         if columns is None:
             columns = _freeze(self)
@@ -118,16 +126,39 @@ class Operation:
 
     @property
     def spans(self) -> list[FrozenSpan]:
-        """The spans of the finished operation, the root first (made at each read)."""
-        return [FrozenSpan._make(row) for row in zip(*self.columns, strict=True)]
+        """The spans of the finished operation in the order they started, the root first,
+        parents as positions (made at each read: by the page and the exporter's child).
+
+        A leaf step's span was recorded at its end, the others at their start, before any
+        child of theirs: sorted by start, a tie keeps the recorded order, a parent first.
+        A parent left out (it began as the operation ended) becomes the root."""
+        names, parents, starts, ends, kinds, attrs, errors, indices = self.columns
+        order = sorted(range(len(names)), key=starts.__getitem__)
+        order.remove(0)
+        order.insert(0, 0)  # the root first, whatever the clock
+        position = {indices[i]: p for p, i in enumerate(order)}
+        position[-1] = -1
+        return [FrozenSpan(names[i], position.get(parents[i], 0), starts[i], ends[i], kinds[i], attrs[i], errors[i])
+                for i in order]
 
     def wall_ns(self, mono: int) -> int:
         """A perf_counter reading of this operation as Unix nanoseconds."""
         return self.wall + (mono - self.mono)
 
 
-_current: contextvars.ContextVar[tuple[Operation, list[Any]] | None] = contextvars.ContextVar(
-    "berth_trace_span", default=None)
+# The context's current span, as the steps under it need it: (the operation's live spans,
+# the span's index, the operation's next-index function, the operation). An ended
+# operation's live list is emptied when it is frozen: a step that sees it empty records
+# nothing (one that sees it between the end and the freeze is cut off by `Operation.n`).
+Cursor = tuple[list[list[Any]], int, Callable[[], int], Operation]
+_current: contextvars.ContextVar[Cursor | None] = contextvars.ContextVar("berth_trace_span", default=None)
+
+
+def _open(cur: Cursor | None) -> Operation | None:
+    """The operation of `cur` if it has not ended."""
+    if cur is None or not cur[0] or cur[0][0][_END]:
+        return None
+    return cur[3]
 
 
 def begin_operation(name: str, attrs: dict[str, Any] | None = None, kind: str = REQUEST) -> Operation | None:
@@ -135,7 +166,7 @@ def begin_operation(name: str, attrs: dict[str, Any] | None = None, kind: str = 
     if not state.on:
         return None
     op = Operation(name, kind, attrs)
-    _current.set((op, op.live[0]))
+    _current.set((op.live, 0, op.seq.__next__, op))
     return op
 
 
@@ -156,13 +187,13 @@ def begin_request(method: str, route: str, version: str, traceparent: str = "") 
     op.wall = 0
     op.live = [[f"{method} {route}", -1, mono, 0, REQUEST, {
         "http.request.method": method, "http.route": route, "docker.api.version": version or "default"}, "", 0]]
-    op.seq = itertools.count(1)
+    op.seq = seq = itertools.count(1)
     op.n = 0
     op._columns = None
     op.containers = []
     op.status = 0
     op.remote_parent = traceparent
-    _current.set((op, op.live[0]))
+    _current.set((op.live, 0, seq.__next__, op))
     return op
 
 
@@ -242,17 +273,14 @@ def _settle() -> None:
 
 
 def _freeze(op: Operation) -> Columns:
-    """The ended operation's columns, made from its spans as they were at its end; the
-    live lists go. Its wall clock too, when it has none yet."""
+    """The ended operation's columns, made from its spans as they were at its end (in
+    the order they were recorded: `Operation.spans` puts them in order); the live lists
+    go. Its wall clock too, when it has none yet."""
     live = op.live
-    n = op.n
-    if len(live) != n:
-        live = live[:n]
-    names, parents, starts, ends, kinds, attrs, errors, order = zip(*live, strict=True)
-    if order != _indices(n):  # threads of one operation crossed, or one was left out
-        names, parents, starts, ends, kinds, attrs, errors = _reordered(live)
-    op._columns = columns = (names, parents, starts, ends, kinds, attrs, errors)
-    op.live = []
+    spans = live if len(live) == op.n else live[:op.n]  # what a step appended after the end is left out
+    columns: Columns = tuple(zip(*spans, strict=True))  # type: ignore[assignment]  # zip's eight columns
+    op._columns = columns
+    live.clear()  # emptied, not replaced: the contexts that still hold it see the end
     if not op.wall:  # soon after its end: the offset between the clocks is the same
         op.wall = time.time_ns() - (_clock() - op.mono)
     return columns
@@ -288,27 +316,7 @@ def flush() -> None:
             logging.getLogger("berth.trace").exception("trace sink %r", sink)
 
 
-_INDICES: list[tuple[int, ...]] = [tuple(range(n)) for n in range(64)]
-
-
-def _indices(n: int) -> tuple[int, ...]:
-    """(0, 1, ..., n-1), kept for the usual sizes."""
-    return _INDICES[n] if n < 64 else tuple(range(n))
-
-
-def _reordered(live: list[list[Any]]) -> tuple[tuple[Any, ...], ...]:
-    """The columns of spans whose list order is not their index order (two threads of the
-    operation appended in the other order than they counted) or with an index missing (a
-    span opened as the operation ended is left out): by index, parents as positions (a
-    parent left out: the root)."""
-    live = sorted(live, key=lambda s: s[_INDEX])
-    position = {s[_INDEX]: i for i, s in enumerate(live)}
-    cols = list(zip(*live, strict=True))
-    cols[_PARENT] = tuple(-1 if p < 0 else position.get(p, 0) for p in cols[_PARENT])
-    return tuple(cols[:_INDEX])
-
-
-def _restore(token: contextvars.Token[Any], cur: tuple[Operation, list[Any]]) -> None:
+def _restore(token: contextvars.Token[Any], cur: Cursor) -> None:
     """Back to the span `cur` after one of its children."""
     try:
         _current.reset(token)
@@ -343,13 +351,13 @@ class _Step:
 
     def __enter__(self) -> None:
         cur = _current.get()
-        if cur is None or not (live := cur[0].live) or live[0][_END]:  # no operation, or it ended
+        if cur is None or not (live := cur[0]):  # no operation, or it ended
             return
-        op = cur[0]
-        self.span = span = [self.name, cur[1][_INDEX], _clock(), 0, self.kind, self.attrs, "", next(op.seq)]
+        index = cur[2]()
+        self.span = span = [self.name, cur[1], _clock(), 0, self.kind, self.attrs, "", index]
         live.append(span)
         self.cur = cur
-        self.token = _current.set((op, span))
+        self.token = _current.set((live, index, cur[2], cur[3]))
 
     def __exit__(self, et: object, ev: BaseException | None, tb: object) -> None:
         span = self.span
@@ -390,122 +398,164 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
     (also outside any API request: a restart policy's start counts); `count_errors` times
     failed calls too (dockerd's pull and push call UpdateSince before looking at the error).
 
-    The span is opened and closed in the wrapper itself (a call costs the wrapper and two
-    clock reads), and a timed call's duration is its span's. A `leaf` step records no
-    step of its own (a step it ran would become its parent's child): it is not made the
-    context's current span, which saves a ContextVar set and reset, a sixth of a span's
-    cost."""
+    A `leaf` step records no step of its own (a step it ran would become its parent's
+    child): it is not made the context's current span, which saves a ContextVar set and
+    reset, a third of a span's cost. The wrapper is written for the function (see
+    `_wrapper_source`): a span costs the call, two clock reads and a list."""
     timed = (("container", action) if action else ("network", network_action) if network_action
              else ("image", image_action) if image_action else None)
 
     def deco(fn: F) -> F:
-        def span_name(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-            if not callable(name):
-                return name
+        def act(ns: int) -> None:
+            _act(timed, ns)  # type: ignore[arg-type]  # only called when timed
+
+        def span_name(*args: Any, **kwargs: Any) -> str:
             try:
-                return name(*args, **kwargs)
+                return name(*args, **kwargs)  # type: ignore[operator]  # only called when callable
             except Exception:  # a call shaped otherwise: the function's own name
                 return fn.__name__
 
-        fixed = name if isinstance(name, str) else ""
-
-        if inspect.iscoroutinefunction(fn):
-            @functools.wraps(fn)
-            async def astep(*args: Any, **kwargs: Any) -> Any:
-                if not state.on:
-                    return await fn(*args, **kwargs)
-                cur = _current.get()
-                if cur is None or not (live := cur[0].live) or live[0][_END]:  # no operation, or it ended
-                    if timed is None:
-                        return await fn(*args, **kwargs)
-                    t0 = _clock()
-                    try:
-                        r = await fn(*args, **kwargs)
-                    except BaseException:
-                        if count_errors:
-                            _act(timed, _clock() - t0)
-                        raise
-                    _act(timed, _clock() - t0)
-                    return r
-                op = cur[0]
-                span = [fixed or span_name(args, kwargs), cur[1][_INDEX], _clock(), 0, kind, None, "", next(op.seq)]
-                live.append(span)
-                token = None if leaf else _current.set((op, span))
-                try:
-                    r = await fn(*args, **kwargs)
-                except BaseException as e:
-                    span[_END] = _clock()
-                    span[_ERROR] = type(e).__name__
-                    if token is not None:
-                        _restore(token, cur)
-                    if timed is not None and count_errors:
-                        _act(timed, span[_END] - span[_START])
-                    raise
-                span[_END] = end = _clock()
-                if token is not None:
-                    try:
-                        _current.reset(token)
-                    except ValueError:  # closed in another context than it was opened (a moved task)
-                        _current.set(cur)
-                if timed is not None:
-                    _act(timed, end - span[_START])
-                return r
-
-            return astep  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
-
-        @functools.wraps(fn)
-        def step_(*args: Any, **kwargs: Any) -> Any:
-            if not state.on:
-                return fn(*args, **kwargs)
-            cur = _current.get()
-            if cur is None or not (live := cur[0].live) or live[0][_END]:  # no operation, or it ended
-                if timed is None:
-                    return fn(*args, **kwargs)
-                t0 = _clock()
-                try:
-                    r = fn(*args, **kwargs)
-                except BaseException:
-                    if count_errors:
-                        _act(timed, _clock() - t0)
-                    raise
-                _act(timed, _clock() - t0)
-                return r
-            op = cur[0]
-            span = [fixed or span_name(args, kwargs), cur[1][_INDEX], _clock(), 0, kind, None, "", next(op.seq)]
-            live.append(span)
-            token = None if leaf else _current.set((op, span))
-            try:
-                r = fn(*args, **kwargs)
-            except BaseException as e:
-                span[_END] = _clock()
-                span[_ERROR] = type(e).__name__
-                if token is not None:
-                    _restore(token, cur)
-                if timed is not None and count_errors:
-                    _act(timed, span[_END] - span[_START])
-                raise
-            span[_END] = end = _clock()
-            if token is not None:
-                try:
-                    _current.reset(token)
-                except ValueError:  # the function switched contexts and did not switch back
-                    _current.set(cur)
-            if timed is not None:
-                _act(timed, end - span[_START])
-            return r
-
-        return step_  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy sees a _Wrapped
+        is_async = inspect.iscoroutinefunction(fn)
+        params, call, defaults = _signature_source(fn)
+        source = _wrapper_source(fn.__name__, params, call, is_async=is_async, leaf=leaf,
+                                 named=callable(name), timed=timed is not None, count_errors=count_errors)
+        namespace: dict[str, Any] = {
+            **defaults, "_t_fn": fn, "_t_name": name, "_t_named": span_name, "_t_kind": kind, "_t_act": act,
+            "_t_state": state, "_t_get": _current.get, "_t_set": _current.set, "_t_restore": _restore,
+            "_t_reset": _current.reset, "_t_clock": _clock,
+        }
+        exec(compile(source, f"<berth.trace wrapper of {fn.__module__}.{fn.__qualname__}>", "exec"), namespace)
+        return functools.wraps(fn)(namespace[fn.__name__])  # type: ignore[return-value]  # fn's signature, exec'd
 
     return deco
+
+
+def _signature_source(fn: Callable[..., Any]) -> tuple[str, str, dict[str, Any]]:
+    """`fn`'s parameter list as source, the call passing them on, and the defaults the
+    parameter list names (`_t_d0`, ...): the wrapper takes exactly what `fn` takes, so a
+    call of it is a plain call (a `*args, **kwargs` wrapper costs a fifth of a span)."""
+    params: list[str] = []
+    call: list[str] = []
+    defaults: dict[str, Any] = {}
+    star = slash = False
+    for p in inspect.signature(fn).parameters.values():
+        if p.name.startswith("_t_"):
+            raise TypeError(f"{fn.__qualname__}: parameter {p.name!r} would shadow the trace wrapper's names")
+        if slash and p.kind is not p.POSITIONAL_ONLY:
+            params.append("/")
+            slash = False
+        text = p.name
+        if p.default is not p.empty:
+            defaults[f"_t_d{len(defaults)}"] = p.default
+            text += f"=_t_d{len(defaults) - 1}"
+        if p.kind is p.POSITIONAL_ONLY:
+            slash = True
+            call.append(p.name)
+        elif p.kind is p.POSITIONAL_OR_KEYWORD:
+            call.append(p.name)
+        elif p.kind is p.VAR_POSITIONAL:
+            star = True
+            text = "*" + p.name
+            call.append(text)
+        elif p.kind is p.KEYWORD_ONLY:
+            if not star:
+                params.append("*")
+                star = True
+            call.append(f"{p.name}={p.name}")
+        else:
+            text = "**" + p.name
+            call.append(text)
+        params.append(text)
+    if slash:
+        params.append("/")
+    return ", ".join(params), ", ".join(call), defaults
+
+
+def _wrapper_source(fn_name: str, params: str, call: str, *, is_async: bool, leaf: bool, named: bool,
+                    timed: bool, count_errors: bool) -> str:
+    """The source of a step's wrapper, with only the lines its options need.
+
+    Off, or outside any operation (or in an ended one), it calls the function (timed for
+    dockerd's action metrics if `timed`). Else the span is a list appended to the
+    operation's live spans, [name, parent, start, end, kind, attrs, error, index], its end
+    filled in at return; a step that can have steps of its own is made the context's
+    current span meanwhile."""
+    aw = "await " if is_async else ""
+    run = f"{aw}_t_fn({call})"
+    lines = [
+        f"{'async ' if is_async else ''}def {fn_name}({params}):",
+        "    if not _t_state.on:",
+        f"        return {run}",
+        "    _t_cur = _t_get()",
+        "    if _t_cur is None or not (_t_live := _t_cur[0]):",  # no operation, or it ended
+    ]
+    if timed and count_errors:
+        lines += [
+            "        _t_t0 = _t_clock()",
+            "        try:",
+            f"            _t_r = {run}",
+            "        except BaseException:",
+            "            _t_act(_t_clock() - _t_t0)",
+            "            raise",
+            "        _t_act(_t_clock() - _t_t0)",
+            "        return _t_r",
+        ]
+    elif timed:
+        lines += [
+            "        _t_t0 = _t_clock()",
+            f"        _t_r = {run}",
+            "        _t_act(_t_clock() - _t_t0)",
+            "        return _t_r",
+        ]
+    else:
+        lines.append(f"        return {run}")
+    span_name = "_t_n" if named else "_t_name"
+    if named:  # from the arguments as they came
+        lines.append(f"    _t_n = _t_named({call})")
+    if leaf:  # one tuple at the end
+        lines += [
+            "    _t_t0 = _t_clock()",
+            "    try:",
+            f"        _t_r = {run}",
+            "    except BaseException as _t_e:",
+            f"        _t_live.append(({span_name}, _t_cur[1], _t_t0, _t_t1 := _t_clock(), _t_kind, None,"
+            f" type(_t_e).__name__, {_LEAF}))",
+            *(["        _t_act(_t_t1 - _t_t0)"] if timed and count_errors else []),
+            "        raise",
+            f"    _t_live.append(({span_name}, _t_cur[1], _t_t0, _t_t1 := _t_clock(), _t_kind, None, '', {_LEAF}))",
+            *(["    _t_act(_t_t1 - _t_t0)"] if timed else []),
+        ]
+    else:  # a list at the start, the context's current span until the end
+        lines += [
+            f"    _t_span = [{span_name}, _t_cur[1], _t_clock(), 0, _t_kind, None, '', _t_cur[2]()]",
+            "    _t_live.append(_t_span)",
+            "    _t_token = _t_set((_t_live, _t_span[7], _t_cur[2], _t_cur[3]))",
+            "    try:",
+            f"        _t_r = {run}",
+            "    except BaseException as _t_e:",
+            "        _t_span[3] = _t_clock()",
+            "        _t_span[6] = type(_t_e).__name__",
+            "        _t_restore(_t_token, _t_cur)",
+            *(["        _t_act(_t_span[3] - _t_span[2])"] if timed and count_errors else []),
+            "        raise",
+            f"    _t_span[3] = {'_t_end = ' if timed else ''}_t_clock()",
+            "    try:",
+            "        _t_reset(_t_token)",
+            "    except ValueError:",  # closed in another context than it was opened in
+            "        _t_set(_t_cur)",
+            *(["    _t_act(_t_end - _t_span[2])"] if timed else []),
+        ]
+    lines.append("    return _t_r")
+    return "\n".join(lines) + "\n"
 
 
 def touch(container_id: str) -> None:
     """Note that the current operation touched this container (the page links them)."""
     if not state.on:
         return
-    cur = _current.get()
-    if cur is not None and cur[0].live and not cur[0].live[0][_END] and container_id not in cur[0].containers:
-        cur[0].containers.append(container_id)
+    op = _open(_current.get())
+    if op is not None and container_id not in op.containers:
+        op.containers.append(container_id)
 
 
 def touches(fn: F) -> F:
@@ -552,7 +602,4 @@ class ContextExecutor(ThreadPoolExecutor):
 
 def current_operation() -> Operation | None:
     """The operation in progress in this context (None: none, or it ended)."""
-    cur = _current.get()
-    if cur is None or not cur[0].live or cur[0].live[0][_END]:
-        return None
-    return cur[0]
+    return _open(_current.get())

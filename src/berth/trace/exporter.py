@@ -41,8 +41,8 @@ def unpack(raw: list[Any]) -> Operation:
     op = Operation.__new__(Operation)
     op.wall, op.mono, op.status, op.remote_parent, op.containers, columns = raw
     op.id, op.live, op.n = 0, [], 0
-    names, parents, starts, ends, kinds, attrs, errors = (tuple(c) for c in columns)
-    op.columns = (names, parents, starts, ends, kinds, attrs, errors)
+    names, parents, starts, ends, kinds, attrs, errors, indices = (tuple(c) for c in columns)
+    op.columns = (names, parents, starts, ends, kinds, attrs, errors, indices)
     return op
 
 

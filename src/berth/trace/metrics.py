@@ -174,7 +174,7 @@ def _observe(ops: list[Operation]) -> None:
     method and route): a group's kinds and the request's labels are its first operation's."""
     groups: dict[tuple[str, ...], tuple[Operation, list[tuple[int, ...]]]] = {}
     for op in ops:
-        names, _parents, starts, ends, _kinds, _attrs, _errors = op.columns
+        names, _parents, starts, ends, _kinds, _attrs, _errors, _indices = op.columns
         durations = tuple(map(_sub, ends, starts))  # negative: still open when its operation ended
         group = groups.get(names)
         if group is None:

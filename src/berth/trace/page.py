@@ -32,7 +32,7 @@ class Ring:
     def add(self, op: Operation) -> None:
         """The page's trace keeper: each finished operation but the plain reads (a GET or
         HEAD with no step)."""
-        names, _parents, _starts, _ends, kinds, attrs, _errors = op.columns
+        names, _parents, _starts, _ends, kinds, attrs, _errors, _indices = op.columns
         if len(names) > 1 or kinds[0] != REQUEST or (attrs[0] or {}).get("http.request.method") not in ("GET", "HEAD"):
             self.ops.append(op)  # deque.append is atomic: no lock against the page's reads
 
