@@ -400,8 +400,9 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
 
     A `leaf` step records no step of its own (a step it ran would become its parent's
     child): it is not made the context's current span, which saves a ContextVar set and
-    reset, a third of a span's cost. The wrapper is written for the function (see
-    `_wrapper_source`): a span costs the call, two clock reads and a list."""
+    reset, half of what a step with children costs. The wrapper is written for the
+    function (see `_wrapper_source`): a leaf's span costs the call, two clock reads and a
+    tuple."""
     timed = (("container", action) if action else ("network", network_action) if network_action
              else ("image", image_action) if image_action else None)
 
