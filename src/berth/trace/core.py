@@ -530,21 +530,21 @@ def _wrapper_source(fn_name: str, params: str, call: str, *, is_async: bool, lea
         lines += [
             f"    _t_span = [{span_name}, _t_cur[1], _t_clock(), 0, _t_kind, None, '', _t_cur[2]()]",
             "    _t_live.append(_t_span)",
-            "    _t_token = _t_set((_t_live, _t_span[7], _t_cur[2], _t_cur[3]))",
+            f"    _t_token = _t_set((_t_live, _t_span[{_INDEX}], _t_cur[2], _t_cur[3]))",
             "    try:",
             f"        _t_r = {run}",
             "    except BaseException as _t_e:",
-            "        _t_span[3] = _t_clock()",
-            "        _t_span[6] = type(_t_e).__name__",
+            f"        _t_span[{_END}] = _t_clock()",
+            f"        _t_span[{_ERROR}] = type(_t_e).__name__",
             "        _t_restore(_t_token, _t_cur)",
-            *(["        _t_act(_t_span[3] - _t_span[2])"] if timed and count_errors else []),
+            *([f"        _t_act(_t_span[{_END}] - _t_span[{_START}])"] if timed and count_errors else []),
             "        raise",
-            f"    _t_span[3] = {'_t_end = ' if timed else ''}_t_clock()",
+            f"    _t_span[{_END}] = {'_t_end = ' if timed else ''}_t_clock()",
             "    try:",
             "        _t_reset(_t_token)",
             "    except ValueError:",  # closed in another context than it was opened in
             "        _t_set(_t_cur)",
-            *(["    _t_act(_t_end - _t_span[2])"] if timed else []),
+            *([f"    _t_act(_t_end - _t_span[{_START}])"] if timed else []),
         ]
     lines.append("    return _t_r")
     return "\n".join(lines) + "\n"
