@@ -32,6 +32,8 @@ per operation in each state.
 create on and off: noise-free (two runs agree to about a percent), so a change to the
 recorder can be judged in one run of about two minutes, where times on a shared 2-core
 machine need many rounds; what the counts do not show is the cost of cold caches.
+`--keep-profiles DIR` keeps each block's profile: `callgrind_annotate` on an on and an off
+block shows which C functions the difference is in (the bytecode's own share included).
 """
 from __future__ import annotations
 
@@ -623,6 +625,11 @@ def instructions(a: argparse.Namespace) -> None:
                   f"  [blocks: on {', '.join(f'{x[ev] / a.n:,.0f}' for x in counts['on'])};"
                   f" off {', '.join(f'{x[ev] / a.n:,.0f}' for x in counts['off'])}]")
         print(f"(berthd's own process under callgrind, {a.n} creates per block, `{a.on}` on; simulated caches)")
+        if a.keep_profiles:  # for callgrind_annotate: which functions the difference is in
+            os.makedirs(a.keep_profiles, exist_ok=True)
+            for i, state in enumerate(blocks):
+                (path,) = [p for p in os.listdir(tmp) if p.startswith("callgrind.out") and p.endswith(f".{i + 1}")]
+                shutil.copy(os.path.join(tmp, path), os.path.join(a.keep_profiles, f"block{i}-{state}.callgrind"))
     finally:
         stop([proc], {sock: made}, timeout=120)
         if receiver is not None:
@@ -657,6 +664,8 @@ def main() -> None:
                     help="one traced daemon, tracing switched on/off every block (bench/trace_toggle.py)")
     ap.add_argument("--rounds", type=int, default=100, help="--toggle: on/off pairs of create blocks (runs: half)")
     ap.add_argument("--creates-only", action="store_true", help="--toggle: no run-to-exit blocks")
+    ap.add_argument("--keep-profiles", metavar="DIR", default="",
+                    help="with --instructions: keep each block's callgrind profile in DIR")
     ap.add_argument("--instructions", action="store_true",
                     help="instructions per create on and off, under valgrind's callgrind (--n creates per block)")
     ap.add_argument("--port", type=int, default=15690,

@@ -9,7 +9,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import errdefs, trace
@@ -95,7 +94,8 @@ class Daemon:
         self.default_runtime = config.default_runtime or "runc"
         self.runtimes: set[str] = {"runc", "crun", *config.runtimes.keys()}
         # Blocking disk work goes here, bounded, as trio's to_thread limiter.
-        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="berth-io")
+        # What a step sends here runs in its context: the steps it runs there nest under it.
+        self.executor = trace.ContextExecutor(max_workers=16, thread_name_prefix="berth-io")
         # Services made on first use or by init_lifecycle; None until then.
         self.shutting_down = False  # shutdown_lifecycle began: an exit now is no user's stop
         self._lifecycle: Runtimes | None = None  # the OCI runtimes and the OOM watch (lifecycle)
@@ -110,7 +110,7 @@ class Daemon:
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking `fn` on the I/O pool; the awaiting task waits for it even when
         cancelled, so an undo never races the work it undoes."""
-        fut = asyncio.get_running_loop().run_in_executor(self.executor, trace.in_context(fn), *args)
+        fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:

@@ -11,10 +11,11 @@ with the callback that ended it (its answer written), and the page's ring and th
 (OTLP export, metrics) get the queue in batches (`flush`: every FLUSH_DELAY seconds or
 FLUSH_AT operations, and before a reader looks), so that work runs back to back over
 many operations, off the requests' path. (Under callgrind, bench/trace_cost.py
---instructions: what a create's trace costs the daemon is interpreter work, about 2,700
-instructions a leaf step, 6,500 a step with children, as much again after the answer
+--instructions: what a create's trace costs the daemon is interpreter work, about 2,500
+instructions a leaf step, 6,300 a step with children, as much again after the answer
 for the freeze, the page and the metrics; so the request's path does as little of it as
-it can.)
+it can. The freeze stays right after each answer: deferred to the batches, the live spans
+held for FLUSH_DELAY cost the cyclic GC and the cache more than the freeze saved.)
 
 Nothing here reads request bodies, environments or command lines: a span holds a name,
 times, and the few attributes its caller passes (IDs, route templates, statuses).
@@ -60,10 +61,11 @@ _clock = time.perf_counter_ns
 # from perf_counter_ns; the root's index 0, its parent -1). One that can have children is
 # a list appended at its start (end 0 while open) with an index from the operation's
 # counter, which its children name; a leaf step's is a tuple appended at its end, with
-# index _LEAF: the least work for the most numerous spans. list.append and next() are
-# atomic, so the loop and the I/O pool's threads need no lock. An ended operation's spans
-# are frozen into seven columns (`Operation.columns`), in the order they started;
-# `Operation.spans` reads them as FrozenSpans.
+# index _LEAF, and only its first four fields for a STEP that returned: the least work
+# for the most numerous spans. list.append and next() are atomic, so the loop and the I/O
+# pool's threads need no lock. An ended operation's spans are frozen into eight columns
+# (`Operation.columns`) in the order they were recorded; `Operation.spans` reads them as
+# FrozenSpans in the order they started.
 _NAME, _PARENT, _START, _END, _KIND, _ATTRS, _ERROR, _INDEX = range(8)
 _LEAF = -2  # the index of a leaf step's span (no span names it as its parent)
 
@@ -86,9 +88,10 @@ class FrozenSpan(NamedTuple):
 
 
 # The columns of a finished operation's spans, as recorded (the root first; see `_freeze`):
-# names, parents' indices, starts, ends, kinds, attrs, errors, indices.
-Columns = tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[str, ...],
-                tuple[dict[str, Any] | None, ...], tuple[str, ...], tuple[int, ...]]
+# names, parents' indices, starts, ends, kinds, attrs, errors, indices; a plain leaf's kind,
+# error and index are None (STEP, "", _LEAF).
+Columns = tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[str | None, ...],
+                tuple[dict[str, Any] | None, ...], tuple[str | None, ...], tuple[int | None, ...]]
 
 
 class Operation:
@@ -138,8 +141,8 @@ class Operation:
         order.insert(0, 0)  # the root first, whatever the clock
         position = {indices[i]: p for p, i in enumerate(order)}
         position[-1] = -1
-        return [FrozenSpan(names[i], position.get(parents[i], 0), starts[i], ends[i], kinds[i], attrs[i], errors[i])
-                for i in order]
+        return [FrozenSpan(names[i], position.get(parents[i], 0), starts[i], ends[i], kinds[i] or STEP, attrs[i],
+                           errors[i] or "") for i in order]
 
     def wall_ns(self, mono: int) -> int:
         """A perf_counter reading of this operation as Unix nanoseconds."""
@@ -177,24 +180,32 @@ def begin_request(method: str, route: str, version: str, traceparent: str = "") 
     """The operation of one API request: `POST /containers/create` with the route template,
     never the path's values or the query (they can carry names a user keeps private).
 
-    Operation.__init__ written out, and the wall clock left for the freeze: every Python
-    call on a request's path adds to its answer's time."""
+    Operation.__init__ written out, and the root's name and attributes, like the wall
+    clock, left for the freeze (`_name_root`): every Python call on a request's path adds to
+    its answer's time."""
     if not state.on:
         return None
     op = _new(Operation)
     op.id = next(_ids)
     op.mono = mono = _clock()
     op.wall = 0
-    op.live = [[f"{method} {route}", -1, mono, 0, REQUEST, {
-        "http.request.method": method, "http.route": route, "docker.api.version": version or "default"}, "", 0]]
+    op.live = live = [[None, -1, mono, 0, REQUEST, (method, route, version), "", 0]]
     op.seq = seq = itertools.count(1)
     op.n = 0
     op._columns = None
     op.containers = []
     op.status = 0
     op.remote_parent = traceparent
-    _current.set((op.live, 0, seq.__next__, op))
+    _current.set((live, 0, seq.__next__, op))
     return op
+
+
+def _name_root(root: list[Any]) -> None:
+    """A request's root as begin_request left it, named: `POST /containers/create` and the
+    method, route and API version as attributes."""
+    method, route, version = root[_ATTRS]
+    root[_NAME] = f"{method} {route}"
+    root[_ATTRS] = {"http.request.method": method, "http.route": route, "docker.api.version": version or "default"}
 
 
 FLUSH_DELAY = 0.25
@@ -277,8 +288,12 @@ def _freeze(op: Operation) -> Columns:
     the order they were recorded: `Operation.spans` puts them in order); the live lists
     go. Its wall clock too, when it has none yet."""
     live = op.live
+    if live[0][_NAME] is None:  # a request's root, as begin_request left it
+        _name_root(live[0])
     spans = live if len(live) == op.n else live[:op.n]  # what a step appended after the end is left out
-    columns: Columns = tuple(zip(*spans, strict=True))  # type: ignore[assignment]  # zip's eight columns
+    # A plain leaf's four missing fields come out None (read as STEP, no attributes, no
+    # error, _LEAF); zip_longest, not a pass to fill them in: one C call whatever the spans.
+    columns: Columns = tuple(itertools.zip_longest(*spans))  # type: ignore[assignment]  # eight columns
     op._columns = columns
     live.clear()  # emptied, not replaced: the contexts that still hold it see the end
     if not op.wall:  # soon after its end: the offset between the clocks is the same
@@ -419,7 +434,8 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
         is_async = inspect.iscoroutinefunction(fn)
         params, call, defaults = _signature_source(fn)
         source = _wrapper_source(fn.__name__, params, call, is_async=is_async, leaf=leaf,
-                                 named=callable(name), timed=timed is not None, count_errors=count_errors)
+                                 named=callable(name), timed=timed is not None, count_errors=count_errors,
+                                 plain=kind == STEP)
         namespace: dict[str, Any] = {
             **defaults, "_t_fn": fn, "_t_name": name, "_t_named": span_name, "_t_kind": kind, "_t_act": act,
             "_t_state": state, "_t_get": _current.get, "_t_set": _current.set, "_t_restore": _restore,
@@ -473,20 +489,24 @@ def _signature_source(fn: Callable[..., Any]) -> tuple[str, str, dict[str, Any]]
 
 
 def _wrapper_source(fn_name: str, params: str, call: str, *, is_async: bool, leaf: bool, named: bool,
-                    timed: bool, count_errors: bool) -> str:
+                    timed: bool, count_errors: bool, plain: bool = False) -> str:
     """The source of a step's wrapper, with only the lines its options need.
 
     Off, or outside any operation (or in an ended one), it calls the function (timed for
-    dockerd's action metrics if `timed`). Else the span is a list appended to the
-    operation's live spans, [name, parent, start, end, kind, attrs, error, index], its end
-    filled in at return; a step that can have steps of its own is made the context's
-    current span meanwhile."""
+    dockerd's action metrics if `timed`). Else a step that can have steps of its own is a
+    list appended to the operation's live spans at its start, [name, parent, start, end,
+    kind, attrs, error, index], its end filled in at return, and the context's current
+    span meanwhile; a leaf is a tuple appended at its end: (name, parent, start, end) for
+    a `plain` one (a STEP that returned; the freeze reads the rest as None), all eight
+    fields otherwise."""
     aw = "await " if is_async else ""
     run = f"{aw}_t_fn({call})"
     lines = [
         f"{'async ' if is_async else ''}def {fn_name}({params}):",
-        "    if not _t_state.on:",
-        f"        return {run}",
+        # Off, an untimed step needs no test of its own: begin_request and begin_operation
+        # make no operation, so no context holds an open one (one begun before the switch
+        # went off records to its end); the next line's test is the one.
+        *(["    if not _t_state.on:", f"        return {run}"] if timed else []),
         "    _t_cur = _t_get()",
         "    if _t_cur is None or not (_t_live := _t_cur[0]):",  # no operation, or it ended
     ]
@@ -523,7 +543,8 @@ def _wrapper_source(fn_name: str, params: str, call: str, *, is_async: bool, lea
             f" type(_t_e).__name__, {_LEAF}))",
             *(["        _t_act(_t_t1 - _t_t0)"] if timed and count_errors else []),
             "        raise",
-            f"    _t_live.append(({span_name}, _t_cur[1], _t_t0, _t_t1 := _t_clock(), _t_kind, None, '', {_LEAF}))",
+            (f"    _t_live.append(({span_name}, _t_cur[1], _t_t0, _t_t1 := _t_clock()))" if plain else
+             f"    _t_live.append(({span_name}, _t_cur[1], _t_t0, _t_t1 := _t_clock(), _t_kind, None, '', {_LEAF}))"),
             *(["    _t_act(_t_t1 - _t_t0)"] if timed else []),
         ]
     else:  # a list at the start, the context's current span until the end
@@ -554,9 +575,11 @@ def touch(container_id: str) -> None:
     """Note that the current operation touched this container (the page links them)."""
     if not state.on:
         return
-    op = _open(_current.get())
-    if op is not None and container_id not in op.containers:
-        op.containers.append(container_id)
+    cur = _current.get()
+    if cur is not None and (live := cur[0]) and not live[0][_END]:  # _open, written out
+        ids = cur[3].containers
+        if container_id not in ids:
+            ids.append(container_id)
 
 
 def touches(fn: F) -> F:
@@ -590,15 +613,19 @@ def in_context(fn: F) -> F:
     return functools.partial(ctx.run, fn)  # type: ignore[return-value]  # ctx.run(fn, ...) calls fn: the same signature
 
 
+_submit = ThreadPoolExecutor.submit
+
+
 class ContextExecutor(ThreadPoolExecutor):
-    """The loop's default executor while tracing is on: what a step sends to a thread with
-    `loop.run_in_executor(None, ...)` runs in the step's context, so the steps it runs
-    (a layer's applyTar, Register) nest under it. Asyncio's own default otherwise."""
+    """A thread pool whose work runs in the context of the step that sent it while that
+    context is in an operation, so the steps it runs (a layer's applyTar, ToDisk) nest
+    under it: the daemon's I/O pool, and the loop's default executor while tracing is on.
+    Otherwise a plain submit, after one ContextVar read."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         if _current.get() is not None:
-            return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
-        return super().submit(fn, *args, **kwargs)
+            return _submit(self, contextvars.copy_context().run, fn, *args, **kwargs)
+        return _submit(self, fn, *args, **kwargs)
 
 
 def current_operation() -> Operation | None:
