@@ -196,3 +196,33 @@ def test_resume_inside_a_long_line(tmp: str) -> None:
     p = rest[0].partial
     assert p is not None and (p.id, p.ordinal, p.last) == (first[0].partial.id, 2, True)
     assert rest[0].ts == first[0].ts
+
+
+def test_a_batch_written_but_not_committed_is_written_once(tmp: str) -> None:
+    """berthd killed between a batch's write to json-file and its commit: the next pump reads
+    the batch again from the committed position, and first cuts json-file back to the size
+    the commit noted, so each line is there once (dockerd's copier never reads a line twice)."""
+    from berth.logger.config import LogFileConfig
+    from berth.logger.pump import Pump
+
+    path = os.path.join(tmp, ".conmon-k8s.log")
+    out = os.path.join(tmp, "ctr-json.log")
+    spec = (LogFileConfig(out, -1, 1, False, True), b"")
+    with open(path, "wb") as f:
+        f.write(rec(1, "F", b"a"))
+    first = Pump("c" * 64, path, spec, None, None, None)  # type: ignore[arg-type]  # no thread hop here
+    first._step(False)  # "a": written and committed
+    with open(path, "ab") as f:
+        f.write(rec(2, "F", b"b"))
+    reader = first._open()
+    got, _ = reader.read(False, first._fast)
+    assert isinstance(got, bytes) and first.sink is not None
+    first.sink.writer.write_raw(got)  # "b" written ... and the daemon killed before the commit
+    with open(out, "rb") as f:
+        assert f.read().count(b'"log":"') == 2
+    again = Pump("c" * 64, path, spec, None, None, None)  # type: ignore[arg-type]
+    again._step(True)
+    again._close(False)
+    first._close(False)
+    with open(out, "rb") as f:
+        assert [line.split(b'"log":"')[1][:1] for line in f.read().splitlines()] == [b"a", b"b"]

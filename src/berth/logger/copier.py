@@ -181,6 +181,9 @@ class PrivateReader:
         self.ino = 0
         self.off = 0  # offset just past the last complete record read
         self.asked_trim = False
+        # the sink's file as the last commit left it, [inode, size] (Pump._open cuts back
+        # to it what a daemon killed between a write and its commit wrote past it)
+        self.saved_sink: list[int] | None = None
         self._open_at_resume()
 
     def _open_at_resume(self) -> None:
@@ -189,6 +192,8 @@ class PrivateReader:
                 st = json.loads(f.read())
         except (FileNotFoundError, ValueError):
             st = None
+        if st is not None and isinstance(st.get("sink"), list) and len(st["sink"]) == 2:
+            self.saved_sink = [int(st["sink"][0]), int(st["sink"][1])]
         old_ino, cur_ino = _ino(self.old), _ino(self.path)
         if st is not None and st.get("ino") in (old_ino, cur_ino):
             which = self.old if st["ino"] == old_ino else self.path
@@ -310,10 +315,13 @@ class PrivateReader:
         self.asked_trim = False
         return True
 
-    def commit(self) -> None:
-        """Record what was delivered (after the sinks have it): temp file and rename, no
-        fsync — a machine crash loses the lines not yet on disk anyway."""
+    def commit(self, sink: tuple[int, int] | None = None) -> None:
+        """Record what was delivered (after the sinks have it) and, for a file sink, its
+        file's inode and size: temp file and rename, no fsync — a machine crash loses the
+        lines not yet on disk anyway."""
         st = self.splitter.state(self.off) | {"ino": self.ino}
+        if sink is not None:
+            st["sink"] = list(sink)
         tmp = self.pos_path + ".tmp"
         with open(tmp, "wb") as f:
             f.write(json.dumps(st).encode())
@@ -365,6 +373,18 @@ class LogWriter:
         self.fd = os.open(cfg.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         self.size = os.fstat(self.fd).st_size
         self.last_ts = b""
+
+    def mark(self) -> tuple[int, int]:
+        """The current file's inode and size, for the pump's commit."""
+        return os.fstat(self.fd).st_ino, self.size
+
+    def cut_back(self, mark: list[int]) -> None:
+        """Back to `mark` (a commit's): what was written after it was never committed, and
+        the pump delivers it again. A file rotated since is left as it is."""
+        ino, size = mark
+        if os.fstat(self.fd).st_ino == ino and 0 <= size < self.size:
+            os.ftruncate(self.fd, size)
+            self.size = size
 
     def _append(self, data: bytes) -> None:
         """All of `data` or nothing: on an error (a full disk) the file is cut back to

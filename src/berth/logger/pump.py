@@ -142,6 +142,10 @@ class Pump:
             if self.sink_spec is not None:
                 self.sink = FileSink(*self.sink_spec)
                 self._fast = self.sink.fast()
+                if self.reader.saved_sink is not None:
+                    # A daemon killed between a batch's write and its commit: the batch is
+                    # read again from the committed position, so its first write goes.
+                    self.sink.writer.cut_back(self.reader.saved_sink)
         return self.reader
 
     def _read(self, final: bool) -> tuple[list[Message], bool]:
@@ -157,7 +161,9 @@ class Pump:
                 self.sink.writer.write_raw(msgs)
             else:
                 self.sink.write(msgs)
-        self.reader.commit()
+            self.reader.commit(self.sink.writer.mark())
+        else:
+            self.reader.commit()
         if self.reopen is not None and self.reader.want_trim():
             try:
                 self.reopen()
