@@ -183,7 +183,7 @@ class PrivateReader:
         self.asked_trim = False
         # the sink's file as the last commit left it, [inode, size] (Pump._open cuts back
         # to it what a daemon killed between a write and its commit wrote past it)
-        self.saved_sink: list[int] | None = None
+        self.saved_sink: tuple[int, int] | None = None
         self._open_at_resume()
 
     def _open_at_resume(self) -> None:
@@ -192,8 +192,9 @@ class PrivateReader:
                 st = json.loads(f.read())
         except (FileNotFoundError, ValueError):
             st = None
-        if st is not None and isinstance(st.get("sink"), list) and len(st["sink"]) == 2:
-            self.saved_sink = [int(st["sink"][0]), int(st["sink"][1])]
+        sink = st.get("sink") if isinstance(st, dict) else None
+        if isinstance(sink, list) and len(sink) == 2 and all(isinstance(v, int) for v in sink):
+            self.saved_sink = (sink[0], sink[1])
         old_ino, cur_ino = _ino(self.old), _ino(self.path)
         if st is not None and st.get("ino") in (old_ino, cur_ino):
             which = self.old if st["ino"] == old_ino else self.path
@@ -378,7 +379,7 @@ class LogWriter:
         """The current file's inode and size, for the pump's commit."""
         return os.fstat(self.fd).st_ino, self.size
 
-    def cut_back(self, mark: list[int]) -> None:
+    def cut_back(self, mark: tuple[int, int]) -> None:
         """Back to `mark` (a commit's): what was written after it was never committed, and
         the pump delivers it again. A file rotated since is left as it is."""
         ino, size = mark

@@ -58,13 +58,11 @@ def _html(text: str, status: int = 200) -> web.Response:
 
 
 async def _index(request: web.Request) -> web.Response:
-    flush()  # operations ended in the loop's current turn reach the ring first
     return _html(page.render_index())
 
 
 async def _op(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    flush()
     op = page.RING.find(int(raw)) if raw.isdigit() else None
     if op is None:
         return _html(page._doc("not found", "<p>That operation is no longer in the ring. "
@@ -73,7 +71,6 @@ async def _op(request: web.Request) -> web.Response:
 
 
 async def _container(request: web.Request) -> web.Response:
-    flush()
     return _html(page.render_container(request.match_info["id"]))
 
 
