@@ -406,7 +406,7 @@ async def _create_shaped(rounds: int, n: int, cold: bool = False) -> tuple[float
         for i in range(n * 2):
             on = i % 2 == 0
             core.state.on, core.state.sinks = on, sinks
-            core.state.action_sink = metrics.observe_action if on else None
+            core.state.action_sink = metrics.queue_action if on else None
             core.state.keeper = ring.add if on else None
             dst[:] = src
             t = time.perf_counter()
@@ -424,7 +424,7 @@ async def _create_shaped(rounds: int, n: int, cold: bool = False) -> tuple[float
     for _ in range(rounds * 2):
         for on in (True, False):
             core.state.on, core.state.sinks = on, sinks
-            core.state.action_sink = metrics.observe_action if on else None
+            core.state.action_sink = metrics.queue_action if on else None
             core.state.keeper = ring.add if on else None
             t = time.perf_counter()
             for _ in range(n):

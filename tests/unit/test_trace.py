@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
+import inspect
 import logging
+import os
 from typing import Any
 
 import pytest
@@ -96,7 +99,7 @@ def test_a_task_that_outlives_its_request_adds_nothing(recorder: list[core.Opera
 
 def test_errors_are_marked_and_actions_timed(recorder: list[core.Operation]) -> None:
     seen: list[tuple[str, str]] = []
-    core.state.action_sink = lambda kind, action, secs: seen.append((kind, action))
+    core.state.action_sink = lambda timed: seen.append(timed[:2])
 
     @trace.traced("containerCreate", action="create")
     def bad() -> None:
@@ -173,8 +176,8 @@ def test_metrics_sink(recorder: list[core.Operation]) -> None:
     from berth.trace import metrics
 
     metrics.observe_operations([_op(recorder)])
-    metrics.observe_action("network", "connect", 0.01)
-    metrics.observe_action("image", "history", 0.01)
+    metrics.queue_action(("network", "connect", 10_000_000))
+    metrics.queue_action(("image", "history", 10_000_000))
     text = generate_latest(metrics.REGISTRY).decode()
     assert 'berth_step_seconds_count{step="fast"}' in text
     assert 'berth_process_seconds_count{program="runc start"}' in text
@@ -353,3 +356,196 @@ def test_step_histograms_of_a_batch_are_those_of_each_operation(recorder: list[c
                                       metrics.process_seconds.series[("batch prog",)])]
     assert both == [[2 * v for v in b] for b in batch]
     assert batch[2][-1] == 160  # the open ones left out
+
+
+def _compiler_and_headers() -> bool:
+    import shutil
+    import sysconfig
+
+    return bool(shutil.which("cc")) and os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
+
+
+def test_the_c_step_wrapper_is_built_where_it_can_be() -> None:
+    """scripts/install-deps builds src/berth/trace/_speedups.c when a compiler and Python's
+    headers are there; the Python wrapper stands in only where they are not."""
+    if not _compiler_and_headers() or os.environ.get("BERTH_NO_EXTENSIONS"):
+        pytest.skip("no compiler or headers here: the Python wrapper is the one")
+    from berth.trace import _speedups
+
+    assert core._CStep is _speedups.Step
+
+
+def _steps_of_both_wrappers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The same steps decorated by the C wrapper and by the Python one."""
+    if core._CStep is None:
+        pytest.skip("the C step wrapper is not built here")
+    made = []
+    for c_step in (core._CStep, None):
+        monkeypatch.setattr(core, "_CStep", c_step)
+
+        @trace.traced("leafStep", leaf=True)
+        def leaf(a: int, b: int = 2, *rest: int, k: int = 3, **more: int) -> tuple[Any, ...]:
+            """The leaf's own doc."""
+            return a, b, rest, k, more
+
+        @trace.traced("failingLeaf", leaf=True)
+        def failing_leaf() -> None:
+            raise KeyError("x")
+
+        @trace.traced("netlink veth", kind=trace.PROCESS, leaf=True)
+        def program() -> int:
+            return 7
+
+        @trace.traced("parentStep")
+        def parent(fail: bool) -> int:
+            leaf(1)
+            program()
+            with trace.step("block"):
+                pass
+            if fail:
+                failing_leaf()
+            return 5
+
+        class Store:
+            @trace.traced("Register", leaf=True)
+            def register(self, x: int) -> tuple[Store, int]:
+                return self, x
+
+        @trace.traced("containerCreate", action="create", count_errors=True)
+        async def timed_parent(fail: bool) -> int:  # the Python wrapper's, in both
+            await asyncio.sleep(0)
+            leaf(1)
+            if fail:
+                raise OSError("no")
+            return 6
+
+        made.append((leaf, failing_leaf, parent, Store, timed_parent))
+    assert type(made[0][0]) is not type(made[1][0])  # C, then Python
+    return made
+
+
+def test_the_c_and_python_step_wrappers_record_the_same(recorder: list[core.Operation],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    both = _steps_of_both_wrappers(monkeypatch)
+    seen, actions = [], []
+    core.state.action_sink = actions.append
+    for leaf, failing_leaf, parent, store_type, timed_parent in both:
+        assert leaf.__name__ == "leaf" and leaf.__doc__ == "The leaf's own doc." and leaf.__wrapped__ is not None
+        assert str(inspect.signature(leaf)) == "(a: 'int', b: 'int' = 2, *rest: 'int', k: 'int' = 3, **more: 'int') -> 'tuple[Any, ...]'"
+        assert leaf(1) == (1, 2, (), 3, {})  # off: passed through
+        op = trace.begin_request("POST", "/containers/create", "1.41")
+        assert op is not None
+        assert leaf(1, 4, 5, 6, k=7, z=8) == (1, 4, (5, 6), 7, {"z": 8})
+        assert parent(False) == 5
+        with pytest.raises(KeyError):
+            parent(True)
+        with pytest.raises(KeyError):
+            failing_leaf()
+        store = store_type()
+        assert store.register(9) == (store, 9)  # a method, bound as a function is
+        assert store_type.register(store, 10) == (store, 10)
+
+        async def in_a_task(timed_parent: Any, op: core.Operation) -> None:
+            assert await timed_parent(False) == 6
+            with pytest.raises(OSError):
+                await timed_parent(True)
+            assert trace.current_operation() is op
+
+        asyncio.run(in_a_task(timed_parent, op))  # a copy of this context: its cursor too
+        assert trace.current_operation() is op  # the context's span is the root again
+        trace.end_operation(op, 201)
+        leaf(2)  # after the end: nothing recorded
+        core.flush()
+        spans = recorder[-1].spans
+        seen.append([(s.name, spans[s.parent].name if s.parent >= 0 else None, s.kind, s.attrs, s.error)
+                     for s in spans])
+        assert all(0 < s.start <= s.end for s in spans[1:])
+    assert seen[0] == seen[1]
+    assert seen[0][1:] == [
+        ("leafStep", "POST /containers/create", "step", None, ""),
+        ("parentStep", "POST /containers/create", "step", None, ""),
+        ("leafStep", "parentStep", "step", None, ""),
+        ("netlink veth", "parentStep", "process", None, ""),
+        ("block", "parentStep", "step", None, ""),
+        ("parentStep", "POST /containers/create", "step", None, "KeyError"),
+        ("leafStep", "parentStep", "step", None, ""),
+        ("netlink veth", "parentStep", "process", None, ""),
+        ("block", "parentStep", "step", None, ""),
+        ("failingLeaf", "parentStep", "step", None, "KeyError"),
+        ("failingLeaf", "POST /containers/create", "step", None, "KeyError"),
+        ("Register", "POST /containers/create", "step", None, ""),
+        ("Register", "POST /containers/create", "step", None, ""),
+        ("containerCreate", "POST /containers/create", "step", None, ""),
+        ("leafStep", "containerCreate", "step", None, ""),
+        ("containerCreate", "POST /containers/create", "step", None, "OSError"),
+        ("leafStep", "containerCreate", "step", None, ""),
+    ]
+    assert [a[:2] for a in actions] == [("container", "create")] * 4  # twice each, errors counted
+    assert all(isinstance(a[2], int) and a[2] > 0 for a in actions)
+
+
+def test_the_c_step_wrapper_times_with_perf_counter(recorder: list[core.Operation],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its clock is the one the Python side reads (a span it times nests in one timed in
+    Python, in a thread of the I/O pool too)."""
+    leaf = _steps_of_both_wrappers(monkeypatch)[0][0]
+
+    def in_thread() -> None:
+        with trace.step("outerInThread"):
+            leaf(1)
+
+    op = trace.begin_request("POST", "/x", "")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(contextvars.copy_context().run, in_thread).result()
+    trace.end_operation(op, 200)
+    core.flush()
+    outer, inner = recorder[-1].spans[1:]
+    assert (outer.name, inner.name, recorder[-1].spans[inner.parent].name) == ("outerInThread", "leafStep", "outerInThread")
+    assert outer.start <= inner.start <= inner.end <= outer.end
+
+
+def test_the_c_and_python_span_counts_agree() -> None:
+    """metrics.count_spans (C when built) counts as metrics._count_spans: the same buckets
+    (a duration on a bound goes to that bound's bucket), sums and counts, open spans left
+    out, a series that two spans share (GetImage twice) counted for both."""
+    import random
+
+    from berth.trace import metrics
+
+    if metrics.count_spans is metrics._count_spans:
+        pytest.skip("the C counter is not built here")
+    rnd = random.Random(16)
+    bounds = tuple(round(b * 1e9) for b in metrics.STEP_BUCKETS)
+    rows = []
+    for _ in range(300):
+        starts = tuple(rnd.randrange(10**12) for _ in range(5))
+        ends = tuple(s + rnd.choice([*bounds, 0, 1, -5, 10**12, rnd.randrange(10**10)]) for s in starts)
+        rows.append(((), (), starts, ends, (), (), (), ()))
+    results = []
+    for count in (metrics.count_spans, metrics._count_spans):
+        hs = [[[0] * (len(bounds) + 1), 7, 1] for _ in range(4)]
+        count(rows, [hs[0], hs[1], hs[2], hs[1], hs[3]], bounds)
+        count([], hs[:0], bounds)
+        results.append(hs)
+    assert results[0] == results[1]
+    assert results[0][1][2] > 300  # two spans' worth
+    with pytest.raises(ValueError):
+        metrics.count_spans(rows, [[[0] * (len(bounds) + 1), 0, 0]], bounds)  # five spans, one series
+
+
+def test_the_c_freeze_is_zip_longest_and_untracks_names_and_times() -> None:
+    import gc
+    import itertools
+
+    if core._c_freeze is None:
+        pytest.skip("the C freeze is not built here")
+    spans: list[Any] = [["POST /x", -1, 10, 20, core.REQUEST, {"a": 1}, "", 0],
+                        ("leafStep", 0, 11, 12), ("failed", 0, 12, 13, core.STEP, None, "KeyError", core._LEAF),
+                        ["parent", 0, 13, 0, core.STEP, None, "", 1]]
+    columns = core._c_freeze(spans, 8)
+    assert columns == tuple(itertools.zip_longest(*spans))
+    tracked = [gc.is_tracked(c) for c in columns]
+    assert tracked == [False, False, False, False, False, True, False, False]  # attrs hold a dict
+    assert core._c_freeze([], 8) == ((),) * 8
+    with pytest.raises(ValueError):
+        core._c_freeze([(1,) * 9], 8)

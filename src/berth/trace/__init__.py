@@ -71,7 +71,7 @@ def setup(metrics: bool) -> bool:
         from . import metrics as _metrics
         state.sinks.append(_metrics.observe_operations)
         state.keeper = page.RING.add
-        state.action_sink = _metrics.observe_action
+        state.action_sink = _metrics.queue_action
     state.on = bool(state.sinks)
     if state.on:
         try:  # blocking work sent to the loop's default pool keeps its place in the trace

@@ -5,16 +5,18 @@ The daemon's step functions carry `@traced("verifyContainerSettings")` or a
 --metrics-addr) both are a flag test and nothing else. When something does, a step is
 two clock reads and an append to the operation the current context belongs to (a
 ContextVar, so tasks and the I/O pool's threads each see their own); its wrapper is
-written for the function's own parameters (`_wrapper_source`). At its end an
+written for the function's own parameters (`_wrapper_source`), or for a synchronous
+step, when it was built, is `_speedups.Step`, the same wrapper in C. At its end an
 operation is only marked ended and queued; its spans are frozen once the loop is done
 with the callback that ended it (its answer written), and the page's ring and the sinks
 (OTLP export, metrics) get the queue in batches (`flush`: every FLUSH_DELAY seconds or
 FLUSH_AT operations, and before a reader looks), so that work runs back to back over
 many operations, off the requests' path. (Under callgrind, bench/trace_cost.py
---instructions: what a create's trace costs the daemon is interpreter work, about 2,500
-instructions a leaf step, 6,300 a step with children, as much again after the answer
-for the freeze, the page and the metrics; so the request's path does as little of it as
-it can. The freeze stays right after each answer: deferred to the batches, the live spans
+--instructions: what a create's trace costs the daemon is interpreter work: a leaf step
+about 2,100 instructions more than off in the Python wrapper, 1,100 in C, one with
+children 5,900 (its ContextVar set and reset are most of it), and more than the request's
+path takes after the answer for the freeze, the page and the metrics; so the request's
+path does as little of it as it can. The freeze stays right after each answer: deferred to the batches, the live spans
 held for FLUSH_DELAY cost the cyclic GC and the cache more than the freeze saved.)
 
 Nothing here reads request bodies, environments or command lines: a span holds a name,
@@ -29,6 +31,7 @@ import functools
 import inspect
 import itertools
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,8 +52,9 @@ class _State:
     sinks: list[Callable[[list[Operation]], None]] = []
     # gets each finished operation once frozen, soon after its end (the page's ring)
     keeper: Callable[[Operation], None] | None = None
-    # (kind, action, seconds) of a finished dockerd action, e.g. ("container", "create", 0.004)
-    action_sink: Callable[[str, str, float], None] | None = None
+    # gets (kind, action, nanoseconds) of each finished dockerd action, e.g. ("container",
+    # "create", 4_000_000), from any thread: the metrics' queue's append, no Python call
+    action_sink: Callable[[tuple[str, str, int]], None] | None = None
 
 
 state = _State()
@@ -292,8 +296,12 @@ def _freeze(op: Operation) -> Columns:
         _name_root(live[0])
     spans = live if len(live) == op.n else live[:op.n]  # what a step appended after the end is left out
     # A plain leaf's four missing fields come out None (read as STEP, no attributes, no
-    # error, _LEAF); zip_longest, not a pass to fill them in: one C call whatever the spans.
-    columns: Columns = tuple(itertools.zip_longest(*spans))  # type: ignore[assignment]  # eight columns
+    # error, _LEAF); one C call whatever the spans: _speedups.freeze, which also takes the
+    # columns of names and times out of the cyclic GC's sight, else zip_longest.
+    if _c_freeze is not None:
+        columns: Columns = _c_freeze(spans, 8)
+    else:
+        columns = tuple(itertools.zip_longest(*spans))  # type: ignore[assignment]  # eight columns
     op._columns = columns
     live.clear()  # emptied, not replaced: the contexts that still hold it see the end
     if not op.wall:  # soon after its end: the offset between the clocks is the same
@@ -397,12 +405,6 @@ def process(name: str, **attrs: Any) -> Any:
     return _Step(name, PROCESS, attrs or None)
 
 
-def _act(timed: tuple[str, str], ns: int) -> None:
-    sink = state.action_sink
-    if sink is not None:
-        sink(timed[0], timed[1], ns / 1e9)
-
-
 def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
            network_action: str = "", image_action: str = "", count_errors: bool = False,
            leaf: bool = False) -> Callable[[F], F]:
@@ -417,14 +419,12 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
     child): it is not made the context's current span, which saves a ContextVar set and
     reset, half of what a step with children costs. The wrapper is written for the
     function (see `_wrapper_source`): a leaf's span costs the call, two clock reads and a
-    tuple."""
+    tuple; for a synchronous untimed step that is C (`_speedups.Step`, when built), the
+    same spans for a fraction of the Python wrapper's cost."""
     timed = (("container", action) if action else ("network", network_action) if network_action
              else ("image", image_action) if image_action else None)
 
     def deco(fn: F) -> F:
-        def act(ns: int) -> None:
-            _act(timed, ns)  # type: ignore[arg-type]  # only called when timed
-
         def span_name(*args: Any, **kwargs: Any) -> str:
             try:
                 return name(*args, **kwargs)  # type: ignore[operator]  # only called when callable
@@ -432,12 +432,15 @@ def traced(name: str | Callable[..., str], kind: str = STEP, action: str = "",
                 return fn.__name__
 
         is_async = inspect.iscoroutinefunction(fn)
+        if _CStep is not None and not is_async and timed is None and isinstance(name, str):
+            return functools.wraps(fn)(_CStep(fn, name, kind, leaf, _current))  # type: ignore[return-value]  # fn's signature
         params, call, defaults = _signature_source(fn)
         source = _wrapper_source(fn.__name__, params, call, is_async=is_async, leaf=leaf,
                                  named=callable(name), timed=timed is not None, count_errors=count_errors,
                                  plain=kind == STEP)
         namespace: dict[str, Any] = {
-            **defaults, "_t_fn": fn, "_t_name": name, "_t_named": span_name, "_t_kind": kind, "_t_act": act,
+            **defaults, "_t_fn": fn, "_t_name": name, "_t_named": span_name, "_t_kind": kind,
+            "_t_action_kind": timed[0] if timed else "", "_t_action": timed[1] if timed else "",
             "_t_state": state, "_t_get": _current.get, "_t_set": _current.set, "_t_restore": _restore,
             "_t_reset": _current.reset, "_t_clock": _clock,
         }
@@ -499,6 +502,10 @@ def _wrapper_source(fn_name: str, params: str, call: str, *, is_async: bool, lea
     span meanwhile; a leaf is a tuple appended at its end: (name, parent, start, end) for
     a `plain` one (a STEP that returned; the freeze reads the rest as None), all eight
     fields otherwise."""
+    def _act(indent: str, ns: str) -> list[str]:  # the action's time to the sink, if one is set
+        return [f"{indent}if (_t_s := _t_state.action_sink) is not None:",
+                f"{indent}    _t_s((_t_action_kind, _t_action, {ns}))"]
+
     aw = "await " if is_async else ""
     run = f"{aw}_t_fn({call})"
     lines = [
@@ -516,16 +523,16 @@ def _wrapper_source(fn_name: str, params: str, call: str, *, is_async: bool, lea
             "        try:",
             f"            _t_r = {run}",
             "        except BaseException:",
-            "            _t_act(_t_clock() - _t_t0)",
+            *_act("            ", "_t_clock() - _t_t0"),
             "            raise",
-            "        _t_act(_t_clock() - _t_t0)",
+            *_act("        ", "_t_clock() - _t_t0"),
             "        return _t_r",
         ]
     elif timed:
         lines += [
             "        _t_t0 = _t_clock()",
             f"        _t_r = {run}",
-            "        _t_act(_t_clock() - _t_t0)",
+            *_act("        ", "_t_clock() - _t_t0"),
             "        return _t_r",
         ]
     else:
@@ -541,11 +548,11 @@ def _wrapper_source(fn_name: str, params: str, call: str, *, is_async: bool, lea
             "    except BaseException as _t_e:",
             f"        _t_live.append(({span_name}, _t_cur[1], _t_t0, _t_t1 := _t_clock(), _t_kind, None,"
             f" type(_t_e).__name__, {_LEAF}))",
-            *(["        _t_act(_t_t1 - _t_t0)"] if timed and count_errors else []),
+            *(_act("        ", "_t_t1 - _t_t0") if timed and count_errors else []),
             "        raise",
             (f"    _t_live.append(({span_name}, _t_cur[1], _t_t0, _t_t1 := _t_clock()))" if plain else
              f"    _t_live.append(({span_name}, _t_cur[1], _t_t0, _t_t1 := _t_clock(), _t_kind, None, '', {_LEAF}))"),
-            *(["    _t_act(_t_t1 - _t_t0)"] if timed else []),
+            *(_act("    ", "_t_t1 - _t_t0") if timed else []),
         ]
     else:  # a list at the start, the context's current span until the end
         lines += [
@@ -558,14 +565,14 @@ def _wrapper_source(fn_name: str, params: str, call: str, *, is_async: bool, lea
             f"        _t_span[{_END}] = _t_clock()",
             f"        _t_span[{_ERROR}] = type(_t_e).__name__",
             "        _t_restore(_t_token, _t_cur)",
-            *([f"        _t_act(_t_span[{_END}] - _t_span[{_START}])"] if timed and count_errors else []),
+            *(_act("        ", f"_t_span[{_END}] - _t_span[{_START}]") if timed and count_errors else []),
             "        raise",
             f"    _t_span[{_END}] = {'_t_end = ' if timed else ''}_t_clock()",
             "    try:",
             "        _t_reset(_t_token)",
             "    except ValueError:",  # closed in another context than it was opened in
             "        _t_set(_t_cur)",
-            *([f"    _t_act(_t_end - _t_span[{_START}])"] if timed else []),
+            *(_act("    ", f"_t_end - _t_span[{_START}]") if timed else []),
         ]
     lines.append("    return _t_r")
     return "\n".join(lines) + "\n"
@@ -614,6 +621,17 @@ def in_context(fn: F) -> F:
 
 
 _submit = ThreadPoolExecutor.submit
+
+# The C step wrapper (see _speedups.c), unless it was not built or BERTH_NO_EXTENSIONS is
+# set (as aiohttp's AIOHTTP_NO_EXTENSIONS): then every step has the Python wrapper.
+_CStep: Callable[..., Any] | None = None
+_c_freeze: Callable[[list[Any], int], Any] | None = None
+if not os.environ.get("BERTH_NO_EXTENSIONS"):
+    try:
+        from ._speedups import Step as _CStep
+        from ._speedups import freeze as _c_freeze
+    except ImportError:  # no compiler at install time: the Python wrapper does the same
+        pass
 
 
 class ContextExecutor(ThreadPoolExecutor):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import collections
 import operator
+import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -44,7 +45,7 @@ ProcessCollector(registry=REGISTRY)  # process_cpu_seconds_total, process_reside
 class ActionHistograms(Collector):
     """dockerd's action timers (seconds, Go's default buckets), as prometheus_client's
     Histogram with an `action` label writes them (the same text), without its lock per
-    observation: observations are queued (`observe_action`) and counted by `drain`."""
+    observation: observations are queued (`queue_action`) and counted by `drain`."""
 
     def __init__(self, name: str, doc: str) -> None:
         self.name, self.doc = name, doc
@@ -91,7 +92,7 @@ class SpanHistograms(Collector):
 
     def __init__(self, name: str, doc: str, labels: list[str]) -> None:
         self.name, self.doc, self.labels = name, doc, labels
-        self.bounds = [round(b * 1e9) for b in STEP_BUCKETS]  # integer nanoseconds, as spans measure
+        self.bounds = tuple(round(b * 1e9) for b in STEP_BUCKETS)  # integer nanoseconds, as spans measure
         self.series: dict[tuple[str, ...], list[Any]] = {}  # labels → [bucket counts, sum ns, count]
         REGISTRY.register(self)
 
@@ -125,15 +126,12 @@ request_seconds = SpanHistograms("berth_api_request_seconds",
                                  "Seconds each Engine API request takes, by route template", ["method", "route"])
 
 
-def observe_action(kind: str, action: str, seconds: float) -> None:
-    """A finished dockerd action (the core's action sink; any thread): queued, counted
-    by the next drain."""
-    _actions.append((kind, action, seconds))
+# dockerd's actions, (kind, action, nanoseconds), wait here (from any thread) and go into
+# the histograms in batches: with the next batch of operations, and before each scrape.
+_actions: collections.deque[tuple[str, str, int]] = collections.deque(maxlen=50_000)
+# The core's action sink: a step's wrapper queues its action with no Python call.
+queue_action = _actions.append
 
-
-# dockerd's actions (from any thread) wait here and go into the histograms in batches:
-# with the next batch of operations, and before each scrape.
-_actions: collections.deque[tuple[str, str, float]] = collections.deque(maxlen=50_000)
 _drain_lock = threading.Lock()
 
 
@@ -153,67 +151,95 @@ def drain() -> None:
 def _drain_actions() -> None:
     while True:
         try:
-            kind, action, seconds = _actions.popleft()
+            kind, action, ns = _actions.popleft()
         except IndexError:
             return
-        _ACTIONS[kind].observe(action, seconds)
+        _ACTIONS[kind].observe(action, ns / 1e9)
 
 
 # The series of a span's name, by kind: found once per name.
 _by_step: dict[str, list[Any]] = {}
 _by_program: dict[str, list[Any]] = {}
 _by_request: dict[str, list[Any]] = {}
+# The series of each span of an operation, by its span names: found once per sequence
+# (a create is mostly the same seventeen steps); dropped whole when it grows past
+# _SEQUENCES (routes and their error paths make a few hundred at most).
+_by_names: dict[tuple[str, ...], list[list[Any]]] = {}
+_SEQUENCES = 4096
 _sub = operator.sub
 
 
 def _observe(ops: list[Operation]) -> None:
     """The spans of finished operations into the step/process/request histograms. The
-    operations are grouped by their spans' names (a create is mostly the same eighteen
-    steps), and each step's durations counted at once: sorted, each bucket a bisection.
-    A name decides its kind (dockerd's step names, programs, and a request's name is its
-    method and route): a group's kinds and the request's labels are its first operation's."""
-    groups: dict[tuple[str, ...], tuple[Operation, list[tuple[int, ...]]]] = {}
+    operations are grouped by their spans' names and each group counted at once
+    (`count_spans`: C when built). A name decides its kind (dockerd's step names,
+    programs, and a request's name is its method and route): a group's kinds and the
+    request's labels are its first operation's."""
+    groups: dict[tuple[str, ...], list[Any]] = {}
     for op in ops:
-        names, _parents, starts, ends, _kinds, _attrs, _errors, _indices = op.columns
-        durations = tuple(map(_sub, ends, starts))  # negative: still open when its operation ended
-        group = groups.get(names)
-        if group is None:
-            groups[names] = (op, [durations])
+        columns = op.columns
+        rows = groups.get(columns[0])
+        if rows is None:
+            groups[columns[0]] = [columns]
         else:
-            group[1].append(durations)
+            rows.append(columns)
     bounds = step_seconds.bounds
-    for names, (first, rows) in groups.items():
-        kinds, attrs = first.columns[4], first.columns[5]
-        for i, values in enumerate(zip(*rows, strict=True)):
-            name, kind = names[i], kinds[i]
-            if kind == REQUEST:
-                h = _by_request.get(name)
-                if h is None:
-                    a = attrs[i] or {}
-                    h = _by_request[name] = request_seconds.series_of(
-                        (a.get("http.request.method", ""), a.get("http.route", "")))
-            else:
-                by = _by_program if kind == PROCESS else _by_step
-                h = by.get(name)
-                if h is None:
-                    h = by[name] = (process_seconds if kind == PROCESS else step_seconds).series_of((name,))
-            counts = h[0]
-            if len(values) < 8:
-                for ns in values:
-                    if ns >= 0:
-                        counts[bisect.bisect_left(bounds, ns)] += 1
-                        h[1] += ns
-                        h[2] += 1
-                continue
-            vals = sorted(values)
-            lo = below = bisect.bisect_left(vals, 0)
-            for j, bound in enumerate(bounds):  # bucket j: bounds[j-1] < ns <= bounds[j]
-                upto = bisect.bisect_right(vals, bound, below)
-                counts[j] += upto - below
-                below = upto
-            counts[-1] += len(vals) - below
-            h[1] += sum(vals[lo:]) if lo else sum(vals)
-            h[2] += len(vals) - lo
+    for names, rows in groups.items():
+        series = _by_names.get(names)
+        if series is None:
+            if len(_by_names) >= _SEQUENCES:
+                _by_names.clear()
+            series = _by_names[names] = _series_of_spans(rows[0])
+        count_spans(rows, series, bounds)
+
+
+def _series_of_spans(columns: Any) -> list[list[Any]]:
+    """The histogram series of each span of an operation's columns."""
+    names, kinds, attrs = columns[0], columns[4], columns[5]
+    series = []
+    for name, kind, a in zip(names, kinds, attrs, strict=True):
+        if kind == REQUEST:
+            h = _by_request.get(name)
+            if h is None:
+                a = a or {}
+                h = _by_request[name] = request_seconds.series_of(
+                    (a.get("http.request.method", ""), a.get("http.route", "")))
+        else:
+            by = _by_program if kind == PROCESS else _by_step
+            h = by.get(name)
+            if h is None:
+                h = by[name] = (process_seconds if kind == PROCESS else step_seconds).series_of((name,))
+        series.append(h)
+    return series
+
+
+def _count_spans(rows: list[Any], series: list[list[Any]], bounds: tuple[int, ...]) -> None:
+    """count_spans in Python: rows are operations' columns with the same span names
+    (starts column 2, ends column 3), series[i] the [bucket counts, sum ns, count] of span
+    i; a span still open when its operation ended is left out. Each span's durations are
+    sorted and each bucket is a bisection."""
+    if not rows:
+        return
+    durations = zip(*(map(_sub, columns[3], columns[2]) for columns in rows), strict=True)
+    for h, values in zip(series, durations, strict=True):
+        counts = h[0]
+        vals = sorted(values)
+        lo = below = bisect.bisect_left(vals, 0)
+        for j, bound in enumerate(bounds):  # bucket j: bounds[j-1] < ns <= bounds[j]
+            upto = bisect.bisect_right(vals, bound, below)
+            counts[j] += upto - below
+            below = upto
+        counts[-1] += len(vals) - below
+        h[1] += sum(vals[lo:]) if lo else sum(vals)
+        h[2] += len(vals) - lo
+
+
+count_spans: Callable[[list[Any], list[list[Any]], tuple[int, ...]], None] = _count_spans
+if not os.environ.get("BERTH_NO_EXTENSIONS"):
+    try:
+        from ._speedups import count_spans
+    except ImportError:  # not built: the Python one counts the same
+        pass
 
 
 class _Callback(Collector):
