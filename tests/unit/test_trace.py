@@ -529,6 +529,10 @@ def test_the_c_and_python_span_counts_agree() -> None:
         results.append(hs)
     assert results[0] == results[1]
     assert results[0][1][2] > 300  # two spans' worth
+    many = [[[0] * (len(bounds) + 1), 0, 0] for _ in range(2)]
+    wide = ((), (), tuple(range(600)), tuple(range(1, 601)), (), (), (), ())  # a pull of many layers
+    metrics.count_spans([wide], [many[i % 2] for i in range(600)], bounds)
+    assert [h[1:] for h in many] == [[300, 300], [300, 300]]
     with pytest.raises(ValueError):
         metrics.count_spans(rows, [[[0] * (len(bounds) + 1), 0, 0]], bounds)  # five spans, one series
 

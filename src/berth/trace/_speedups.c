@@ -366,18 +366,12 @@ count_spans(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    long long add_sum[256], add_n[256];  /* per series, written back once */
-    long long *counts = NULL;
-    if (nseries > 256) {
-        PyErr_SetString(PyExc_ValueError, "count_spans: more than 256 spans");
-        return NULL;
-    }
-    counts = PyMem_Calloc((size_t)nseries * (size_t)(nbounds + 1), sizeof(long long));
+    /* per series: its bucket counts, then the sums, then the counts, written back once */
+    long long *counts = PyMem_Calloc((size_t)nseries * (size_t)(nbounds + 3) + 1, sizeof(long long));
     if (counts == NULL) {
         return PyErr_NoMemory();
     }
-    memset(add_sum, 0, sizeof(add_sum));
-    memset(add_n, 0, sizeof(add_n));
+    long long *add_sum = counts + nseries * (nbounds + 1), *add_n = add_sum + nseries;
     Py_ssize_t nrows = PyList_GET_SIZE(rows);
     for (Py_ssize_t r = 0; r < nrows; r++) {
         PyObject *columns = PyList_GET_ITEM(rows, r);
