@@ -1,4 +1,8 @@
-/* The step wrapper of berth.trace.core in C, for the daemon's synchronous steps.
+/* berth.trace's hot parts in C: the step wrapper of the daemon's synchronous steps
+ * (Step), and after an operation's end its freeze into columns (freeze) and the step
+ * histograms' counting (count_spans). Each has its Python counterpart (core.py,
+ * metrics.py), which runs when this module was not built (no compiler) or
+ * BERTH_NO_EXTENSIONS is set; the unit tests check both give the same.
  *
  * `Step(fn, name, kind, leaf, current)` behaves as the wrapper core._wrapper_source
  * writes for a synchronous, untimed step whose name is a string: outside an operation
@@ -14,9 +18,7 @@
  *
  * Why C: in Python a step's span is some thirty bytecodes and a frame; on a create's
  * path of seventeen steps that was most of what tracing cost the request (bench/README.md).
- * Here it is two clock reads, a tuple and an append. core.py keeps the Python wrapper,
- * which is what runs when this module was not built (no compiler) or
- * BERTH_NO_EXTENSIONS is set, and the tests run both.
+ * Here it is two clock reads, a tuple and an append.
  *
  * Times are CLOCK_MONOTONIC nanoseconds: what time.perf_counter_ns() reads on Linux
  * (CPython's perf counter is its monotonic clock there), so they mix with the spans

@@ -14,10 +14,10 @@ FLUSH_AT operations, and before a reader looks), so that work runs back to back 
 many operations, off the requests' path. (Under callgrind, bench/trace_cost.py
 --instructions: what a create's trace costs the daemon is interpreter work: a leaf step
 about 2,100 instructions more than off in the Python wrapper, 1,100 in C, one with
-children 5,900 (its ContextVar set and reset are most of it), and more than the request's
-path takes after the answer for the freeze, the page and the metrics; so the request's
-path does as little of it as it can. The freeze stays right after each answer: deferred to the batches, the live spans
-held for FLUSH_DELAY cost the cyclic GC and the cache more than the freeze saved.)
+children 5,900 (its ContextVar set and reset are most of it), then after the answer the
+freeze, the page and the metrics; so the request's path does as little of it as it can.
+The freeze stays right after each answer: deferred to the batches, the live spans held
+for FLUSH_DELAY cost the cyclic GC and the cache more than the freeze saved.)
 
 Nothing here reads request bodies, environments or command lines: a span holds a name,
 times, and the few attributes its caller passes (IDs, route templates, statuses).
