@@ -622,16 +622,23 @@ def in_context(fn: F) -> F:
 
 _submit = ThreadPoolExecutor.submit
 
-# The C step wrapper (see _speedups.c), unless it was not built or BERTH_NO_EXTENSIONS is
-# set (as aiohttp's AIOHTTP_NO_EXTENSIONS): then every step has the Python wrapper.
-_CStep: Callable[..., Any] | None = None
-_c_freeze: Callable[[list[Any], int], Any] | None = None
-if not os.environ.get("BERTH_NO_EXTENSIONS"):
+
+def _load_speedups() -> Any:
+    """The C parts (_speedups.c), unless they were not built (no compiler at install
+    time) or BERTH_NO_EXTENSIONS is set (as aiohttp's AIOHTTP_NO_EXTENSIONS): then the
+    Python code, which does the same, runs (here and in metrics)."""
+    if os.environ.get("BERTH_NO_EXTENSIONS"):
+        return None
     try:
-        from ._speedups import Step as _CStep
-        from ._speedups import freeze as _c_freeze
-    except ImportError:  # no compiler at install time: the Python wrapper does the same
-        pass
+        from . import _speedups
+    except ImportError:
+        return None
+    return _speedups
+
+
+speedups = _load_speedups()
+_CStep: Callable[..., Any] | None = speedups.Step if speedups is not None else None
+_c_freeze: Callable[[list[Any], int], Any] | None = speedups.freeze if speedups is not None else None
 
 
 class ContextExecutor(ThreadPoolExecutor):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import collections
 import operator
-import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -29,7 +28,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from .core import PROCESS, REQUEST, Operation
+from .core import PROCESS, REQUEST, Operation, speedups
 
 # Go's prometheus.DefBuckets (go-metrics timers use them).
 GO_DEF_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -157,10 +156,6 @@ def _drain_actions() -> None:
         _ACTIONS[kind].observe(action, ns / 1e9)
 
 
-# The series of a span's name, by kind: found once per name.
-_by_step: dict[str, list[Any]] = {}
-_by_program: dict[str, list[Any]] = {}
-_by_request: dict[str, list[Any]] = {}
 # The series of each span of an operation, by its span names: found once per sequence
 # (a create is mostly the same seventeen steps); dropped whole when it grows past
 # _SEQUENCES (routes and their error paths make a few hundred at most).
@@ -195,21 +190,13 @@ def _observe(ops: list[Operation]) -> None:
 
 def _series_of_spans(columns: Any) -> list[list[Any]]:
     """The histogram series of each span of an operation's columns."""
-    names, kinds, attrs = columns[0], columns[4], columns[5]
     series = []
-    for name, kind, a in zip(names, kinds, attrs, strict=True):
+    for name, kind, a in zip(columns[0], columns[4], columns[5], strict=True):
         if kind == REQUEST:
-            h = _by_request.get(name)
-            if h is None:
-                a = a or {}
-                h = _by_request[name] = request_seconds.series_of(
-                    (a.get("http.request.method", ""), a.get("http.route", "")))
+            a = a or {}
+            series.append(request_seconds.series_of((a.get("http.request.method", ""), a.get("http.route", ""))))
         else:
-            by = _by_program if kind == PROCESS else _by_step
-            h = by.get(name)
-            if h is None:
-                h = by[name] = (process_seconds if kind == PROCESS else step_seconds).series_of((name,))
-        series.append(h)
+            series.append((process_seconds if kind == PROCESS else step_seconds).series_of((name,)))
     return series
 
 
@@ -234,12 +221,8 @@ def _count_spans(rows: list[Any], series: list[list[Any]], bounds: tuple[int, ..
         h[2] += len(vals) - lo
 
 
-count_spans: Callable[[list[Any], list[list[Any]], tuple[int, ...]], None] = _count_spans
-if not os.environ.get("BERTH_NO_EXTENSIONS"):
-    try:
-        from ._speedups import count_spans
-    except ImportError:  # not built: the Python one counts the same
-        pass
+count_spans: Callable[[list[Any], list[list[Any]], tuple[int, ...]], None] = (
+    speedups.count_spans if speedups is not None else _count_spans)
 
 
 class _Callback(Collector):
